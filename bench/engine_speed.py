@@ -31,12 +31,30 @@ def evals_per_second(model_id: str, chip_id: str, repeats: int = 20) -> tuple[in
     return n // repeats, n / (time.perf_counter() - t0)
 
 
+def pool_evals_per_second(model_id: str, chip_id: str, repeats: int = 10) -> tuple[int, float]:
+    """Points/s of the disaggregated search: the prefill and decode pool grids (`mapping.modes`)."""
+    from tokenfab.mapping import modes
+    from tokenfab.specs.cache import KV_TIERS
+    model, chip = catalog.load_model(model_id), catalog.load_chip(chip_id)
+    system, eff = SystemSpec.for_chip(chip), efficiency_for(chip.id, chip.vendor)
+    n = 0
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        n += len(modes.decode_pool(model, chip, system, eff, CHAT, SearchSpace(), 320))
+        n += len(modes.prefill_pool(model, chip, system, eff, CHAT, SearchSpace(), 64, KV_TIERS["ssd"], 50.0))
+    return n // repeats, n / (time.perf_counter() - t0)
+
+
 def main() -> None:
     print("mapping evaluations per second (one process, one core):")
     for model_id, chip_id in [("llama-3.1-70b", "h100-sxm"), ("deepseek-v3", "h200-sxm"),
                               ("qwen3-235b-a22b", "b200"), ("gpt-oss-120b", "mi300x")]:
         points, rate = evals_per_second(model_id, chip_id)
         print(f"  {model_id:18s} on {chip_id:9s}: {points:6d} points/grid  {rate:12,.0f} evals/s")
+    print("disaggregated pools (prefill + decode grids), points per second:")
+    for model_id, chip_id in [("llama-3.1-70b", "h100-sxm"), ("deepseek-v3", "h800-sxm")]:
+        points, rate = pool_evals_per_second(model_id, chip_id)
+        print(f"  {model_id:18s} on {chip_id:9s}: {points:6d} points/search {rate:12,.0f} evals/s")
     times = []
     for _ in range(3):
         t0 = time.perf_counter()

@@ -15,6 +15,12 @@ from tokenfab.specs.traffic import CHAT
 BOUND_NAMES = ("compute", "memory", "communication")
 DEFAULT_MODELS = ("deepseek-v3", "llama-3.1-70b")
 DEFAULT_CHIPS = ("h100-sxm", "h200-sxm", "h20", "b200", "mi300x", "ascend-910b", "ascend-910c", "mlu590")
+MODES = ("auto", "aggregated", "disaggregated")
+DEFAULT_MTP_ACCEPTANCE = 0.85
+"""Acceptance of DeepSeek-V3's one MTP draft token: "between 85% and 90%" (DeepSeek-V3 technical
+report, arXiv:2412.19437, section 5.4.3); the low end is the default."""
+WIDE_EP_MAX_CHIPS = 320
+"""Largest decode pool the search tries for MoE models (wide expert parallelism, EP up to 320)."""
 
 
 class MemoryBreakdown(BaseModel):
@@ -63,6 +69,23 @@ class Estimate(BaseModel):
     efficiency_source: str
     fidelity: str = "roofline"
     time_breakdown_ms: dict[str, dict[str, float]] = Field(default_factory=dict)
+    mode: Literal["aggregated", "disaggregated"] = "aggregated"
+    """Deployment mode the search chose: one pool for prefill and decode, or separate pools."""
+    pools: list[dict] = Field(default_factory=list)
+    """One entry per role (prefill, decode; `aggregated` for one pool): chip, chips per instance,
+    instances in the smallest balanced deployment, tp/pp/ep/dp, batch, precisions, its rate per chip."""
+    pd_ratio: float | None = None
+    """Prefill chips per decode chip that balance the two pools for this traffic (disaggregated)."""
+    kv_transfer_ms: float = 0.0
+    """KV-cache transfer from the prefill to the decode pool, included in TTFT (disaggregated)."""
+    prefix_cache_hit: float = 0.0
+    draft_tokens: int = 0
+    """MTP / speculative draft tokens per decode step (0: off)."""
+    draft_acceptance: float = 0.0
+    kv_tier: str | None = None
+    """Where prefix-cache hits are read from (`specs.cache.KV_TIERS`), when there are hits."""
+    kv_bytes_per_token: float = 0.0
+    """KV-cache bytes one token holds over all layers (what a cached token stores)."""
 
 
 _RESOLVED_CHIPS: dict[str, ChipSpec] = {}
@@ -81,11 +104,42 @@ def resolve_model(model: str | ModelSpec) -> ModelSpec:
     return model if isinstance(model, ModelSpec) else catalog.load_model(model)
 
 
+def with_mtp(model: ModelSpec, traffic: Traffic, mtp: bool | None = None,
+             acceptance: float | None = None) -> Traffic:
+    """The traffic with multi-token prediction set: on by default for a model that ships MTP
+    modules (DeepSeek-V3/R1/V3.2: one draft token per step at `DEFAULT_MTP_ACCEPTANCE`), unless
+    the traffic already sets draft tokens or `mtp` is False. `acceptance` overrides the rate."""
+    if acceptance is not None and not 0 <= acceptance <= 1:
+        raise SpecError(f"MTP acceptance must be in [0, 1], got {acceptance}")
+    if mtp is False or acceptance == 0:  # a drafter never accepted is not run
+        return traffic.model_copy(update={"draft_tokens": 0, "draft_acceptance": 0.0})
+    if traffic.draft_tokens:
+        return traffic if acceptance is None else traffic.model_copy(update={"draft_acceptance": acceptance})
+    if mtp is None and not model.mtp_layers:
+        return traffic
+    if mtp and not model.mtp_layers and acceptance is None:
+        raise SpecError(f"{model.id} ships no MTP module: set draft tokens and an acceptance rate "
+                        f"(--set draft_tokens=1 --set draft_acceptance=0.7) for a separate drafter")
+    return traffic.model_copy(update={"draft_tokens": max(model.mtp_layers, 1),
+                                      "draft_acceptance": DEFAULT_MTP_ACCEPTANCE if acceptance is None else acceptance})
+
+
 def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CHAT, num_chips: int | None = None,
              tp: int | None = None, pp: int | None = None, ep: int | None = None, batch: int | None = None,
              precision: str | None = None, kv_precision: str | None = None,
-             system: SystemSpec | None = None, max_chips: int = 64, fidelity: str = "roofline") -> Estimate:
+             system: SystemSpec | None = None, max_chips: int | None = None, fidelity: str = "roofline",
+             mode: str = "auto", prefill_chip: str | ChipSpec | None = None,
+             decode_chip: str | ChipSpec | None = None, mtp: bool | None = None,
+             mtp_acceptance: float | None = None, kv_tier: str = "ssd",
+             attention_precision: str | None = None, overlap: bool = False) -> Estimate:
     """The best deployment (highest output tok/s per chip meeting the SLOs) over what is left free.
+
+    `mode`: `auto` tries aggregated serving and prefill/decode disaggregation and keeps the
+    better (aggregated only when a mapping argument fixes the pool); `aggregated` or `disaggregated` fixes it. `prefill_chip` / `decode_chip` put the
+    pools on other chips (disaggregated; ranked by cost per output token where both are priced).
+    MTP is on by default for models that ship it (`with_mtp`). `overlap`: credit the two-micro-batch
+    overlap of MoE communication with compute (off by default: see `SearchSpace.overlap`). Mapping arguments (tp, batch, …)
+    fix the aggregated pool or, disaggregated, the decode pool.
 
     Raises SpecError when no mapping fits in memory, saying how much is missing. Diffusion and
     recommendation models have no prefill/decode: use `estimate_any` (what the CLI calls), or
@@ -94,19 +148,72 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
     m, c = resolve_model(model), resolve_chip(chip)
     if m.kind != "llm":
         raise SpecError(f"{m.id} is a {m.kind} model: use tokenfab.api.estimate_any or tokenfab.workloads")
+    if mode not in MODES:
+        raise SpecError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    from tokenfab.specs.cache import KV_TIERS
+    if kv_tier not in KV_TIERS:
+        raise SpecError(f"KV tier {kv_tier!r} is not one of {', '.join(KV_TIERS)}")
     from tokenfab.graph.requests import request_shape
     if request_shape(m, traffic).input_len + traffic.output_len > m.max_context:
         raise SpecError(f"input {traffic.input_len} + output {traffic.output_len} tokens exceed {m.id}'s context of "
                         f"{m.max_context} tokens")
-    system = system or SystemSpec.for_chip(c)
-    eff = efficiency_for(c.id, c.vendor)
+    if m.is_moe and ep and ep > m.num_experts * 2:
+        raise SpecError(f"--ep {ep} exceeds {m.id}'s {m.num_experts} experts × 2 (one redundant copy each)")
+    traffic = with_mtp(m, traffic, mtp, mtp_acceptance)
+    hetero = prefill_chip is not None or decode_chip is not None
+    if mode == "auto" and not hetero and any(v is not None for v in (num_chips, tp, pp, ep, batch)):
+        mode = "aggregated"  # a mapping the user fixed describes one pool
+    if hetero and mode == "aggregated":
+        raise SpecError("--prefill-chip / --decode-chip need separate pools: drop --mode aggregated")
     if batch is None and traffic.concurrency:
         batch = traffic.concurrency
     space = SearchSpace(
         num_chips=(num_chips,) if num_chips else None, tp=(tp,) if tp else None, pp=(pp,) if pp else None,
         ep=(ep,) if ep else None, batch=(batch,) if batch else None,
         precisions=(precision,) if precision else None, kv_precision=kv_precision,
+        attention_precision=attention_precision, overlap=bool(overlap),
     )
+    agg = agg_error = None
+    if mode in ("auto", "aggregated") and not hetero:
+        try:
+            agg = _aggregated(m, c, traffic, space, system, max_chips or 64, fidelity)
+        except SpecError as exc:
+            if mode == "aggregated" or num_chips:
+                raise
+            agg_error = exc
+    dis = None
+    if mode in ("auto", "disaggregated") or hetero:
+        from tokenfab import deployment
+        pc = resolve_chip(prefill_chip) if prefill_chip is not None else c
+        dc = resolve_chip(decode_chip) if decode_chip is not None else c
+        try:
+            dis = deployment.disaggregated(m, pc, dc, traffic, space, max_chips, fidelity, kv_tier,
+                                           None if hetero else system)
+        except SpecError:
+            if agg is None:
+                if agg_error is not None:
+                    raise agg_error from None
+                raise
+    if dis is None:
+        return agg
+    if agg is None or _better(dis, agg):
+        return dis
+    return agg
+
+
+def _better(dis: Estimate, agg: Estimate) -> bool:
+    """Disaggregation wins only where it meets the SLOs as well and serves more per chip."""
+    if dis.meets_slo != agg.meets_slo:
+        return dis.meets_slo
+    return dis.output_tok_s_per_chip > agg.output_tok_s_per_chip * (1 + 1e-9)
+
+
+def _aggregated(m: ModelSpec, c: ChipSpec, traffic: Traffic, space: SearchSpace, system: SystemSpec | None,
+                max_chips: int, fidelity: str) -> Estimate:
+    """The best aggregated deployment (one pool does prefill and decode)."""
+    system = system or SystemSpec.for_chip(c)
+    eff = efficiency_for(c.id, c.vendor)
+    num_chips = space.num_chips[0] if space.num_chips else None
     result = evaluate(m, c, system, eff, traffic, space, max_chip_count=max_chips, fidelity=fidelity)
     if len(result) == 0:
         raise SpecError(f"no valid mapping of {m.id} on {num_chips or 'up to ' + str(max_chips)} × {c.id} "
@@ -121,7 +228,24 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
             f"pp={int(a['pp'][i])}, {result.precisions[int(a['prec'][i])]}) needs {a['weights_gb'][i]:.1f} GB weights + "
             f"{a['kv_cache_gb'][i]:.1f} GB KV per chip, {short[i]:.1f} GB more than the {c.hbm_gb:g} GB chip leaves free; "
             f"use more chips (--chips), lower precision or shorter sequences")
-    return _to_estimate(m, c, traffic, result, idx, ok, eff.source).model_copy(update={"fidelity": fidelity})
+    est = _to_estimate(m, c, traffic, result, idx, ok, eff.source).model_copy(update={"fidelity": fidelity})
+    p = result.point(idx)
+    pool = {"role": "aggregated", "chip": c.id, "num_chips": p["num_chips"], "instances": 1, "tp": p["tp"],
+            "pp": p["pp"], "ep": p["ep"], "dp": p["dp"], "batch": p["batch"],
+            "weight_precision": est.weight_precision, "kv_precision": est.kv_precision,
+            "output_tok_s_per_chip": est.output_tok_s_per_chip, "chip_share": 1.0}
+    return est.model_copy(update={"pools": [pool], **traffic_fields(m, traffic, est.kv_precision)})
+
+
+def traffic_fields(m: ModelSpec, traffic: Traffic, kv_precision: str, kv_tier: str = "ssd") -> dict:
+    """Estimate fields that echo the traffic's cache and MTP settings."""
+    from tokenfab.specs import bytes_per_element
+    from tokenfab.mapping.memory import kv_bytes_per_sequence
+    b = bytes_per_element(kv_precision)  # marginal bytes per token (a recurrent state is per sequence)
+    per_token = float(kv_bytes_per_sequence(m, 1.0, 1.0, 1001.0, b) - kv_bytes_per_sequence(m, 1.0, 1.0, 1.0, b)) / 1000
+    return {"prefix_cache_hit": traffic.prefix_cache_hit, "draft_tokens": traffic.draft_tokens,
+            "draft_acceptance": traffic.draft_acceptance, "kv_bytes_per_token": per_token,
+            "kv_tier": kv_tier if traffic.prefix_cache_hit > 0 else None}
 
 
 def _to_estimate(m: ModelSpec, c: ChipSpec, traffic: Traffic, result, i: int, ok: bool, eff_source: str) -> Estimate:
@@ -184,30 +308,76 @@ def compare(models: list[str] | None = None, chips: list[str] | None = None, tra
     return estimates, failures
 
 
-def with_cost(est: Estimate, economics=None, market_rental: bool = False) -> dict:
-    """The estimate as a dict with $/Mtoken (input, output) added where the chip has a price.
+def compare_pairs(models: list[str] | None = None, chips: list[str] | None = None, traffic: Traffic = CHAT,
+                  **kwargs) -> tuple[list, list[dict]]:
+    """Every ordered (prefill chip, decode chip) pair of `chips` as separate pools, per LLM model
+    (same-chip pairs included: plain disaggregation). Returns (estimates, failures) like `compare`."""
+    kwargs = {k: v for k, v in kwargs.items() if k != "mode"}
+    estimates, failures = [], []
+    ids = chips or DEFAULT_CHIPS
+    for mid in models or DEFAULT_MODELS:
+        m = resolve_model(mid)
+        if m.kind != "llm":
+            failures.append({"model": m.id, "chip": "-", "error": f"{m.id} is a {m.kind} model: no prefill/decode pools"})
+            continue
+        for p_id in ids:
+            for d_id in ids:
+                p, d = resolve_chip(p_id), resolve_chip(d_id)
+                try:
+                    estimates.append(estimate(m, d, traffic, mode="disaggregated", prefill_chip=p, decode_chip=d,
+                                              **kwargs))
+                except SpecError as exc:
+                    failures.append({"model": m.id, "chip": f"{p.id}+{d.id}", "error": str(exc)})
+    return estimates, failures
 
-    Costs come from `tokenfab.cost.tco` (owned TCO per chip-hour, or a rental price when the
-    economics set one); with `market_rental`, the chip's dated market rental quote from the
-    shipped cost data where there is one. Rows for chips without a price carry None and say why
-    in `cost_basis`.
+
+def with_cost(est: Estimate, economics=None, market_rental: bool = False,
+              output_tokens_per_day: float | None = None) -> dict:
+    """The estimate as a dict with $/Mtoken added where its chips have a price, split three ways
+    as API price sheets are: `usd_per_mtok_input` (an uncached prompt token), `usd_per_mtok_cached_input`
+    (a prefix-cache hit: holding its KV in the cache tier), `usd_per_mtok_output`.
+
+    Chip time is split between prompt and generated tokens by the prefill share of chip cost (for
+    separate pools, each pool's chip-hours at its own chip's price). Costs come from
+    `tokenfab.cost.tco` (owned TCO per chip-hour, or a rental price when the economics set one);
+    with `market_rental`, each chip's dated market rental quote. With `output_tokens_per_day`, the
+    chips that volume needs (`fleet_chips`, by pool) and `usd_per_day`. Rows for chips without a
+    price carry None and say why in `cost_basis`.
     """
     if getattr(est, "kind", "llm") != "llm":
         from tokenfab import workloads
         return workloads.with_cost(est, _RESOLVED_CHIPS.get(est.chip) or resolve_chip(est.chip), economics,
                                    market_rental)
     row = est.model_dump(mode="json")
-    row.update(usd_per_mtok_input=None, usd_per_mtok_output=None, usd_per_chip_hour=None, cost_basis=None)
+    row.update(usd_per_mtok_input=None, usd_per_mtok_cached_input=None, usd_per_mtok_output=None,
+               usd_per_chip_hour=None, cost_basis=None)
+    if output_tokens_per_day is not None:
+        if not (output_tokens_per_day > 0 and output_tokens_per_day < float("inf")):
+            raise SpecError(f"tokens per day must be a positive number, got {output_tokens_per_day}")
+        chips = output_tokens_per_day / 86400.0 / est.output_tok_s_per_chip
+        row["fleet_chips"] = {p["role"]: chips * p["chip_share"] for p in est.pools} if est.pools else {"aggregated": chips}
+        row["usd_per_day"] = None
     from tokenfab.cost import tco
+    from tokenfab.specs.cache import KV_TIERS
 
-    chip = _RESOLVED_CHIPS.get(est.chip) or resolve_chip(est.chip)
+    pools = est.pools or [{"role": "aggregated", "chip": est.chip, "chip_share": 1.0}]
     try:
-        hourly = tco.chip_hour_cost_for(chip, economics, market_rental)
-        split = tco.usd_per_mtok(hourly.total_usd_per_hour, est.input_tok_s_per_chip, est.output_tok_s_per_chip,
-                                 est.prefill_time_share)
+        hours = {p["role"]: tco.chip_hour_cost_for(_RESOLVED_CHIPS.get(p["chip"]) or resolve_chip(p["chip"]),
+                                                   economics, market_rental) for p in pools}
+        hourly = sum(p["chip_share"] * hours[p["role"]].total_usd_per_hour for p in pools)
+        prefill_cost_share = (est.prefill_time_share if est.mode == "aggregated" else
+                              pools[0]["chip_share"] * hours["prefill"].total_usd_per_hour / hourly)
+        split = tco.usd_per_mtok(hourly, est.input_tok_s_per_chip, est.output_tok_s_per_chip, prefill_cost_share)
     except (SpecError, ValueError) as exc:
         row["cost_basis"] = f"no cost: {exc}"
         return row
-    row.update(usd_per_mtok_input=split.input_usd_per_mtok, usd_per_mtok_output=split.output_usd_per_mtok,
-               usd_per_chip_hour=hourly.total_usd_per_hour, cost_basis=hourly.basis)
+    hit = est.prefix_cache_hit
+    tier = KV_TIERS[est.kv_tier or "ssd"]
+    row.update(usd_per_mtok_input=split.input_miss_usd_per_mtok / (1.0 - hit),
+               usd_per_mtok_cached_input=tier.storage_usd_per_token(est.kv_bytes_per_token) * 1e6,
+               usd_per_mtok_output=split.output_usd_per_mtok, usd_per_chip_hour=hourly,
+               cost_basis=" + ".join(sorted({h.basis for h in hours.values()})))
+    if output_tokens_per_day is not None:
+        chips = sum(row["fleet_chips"].values())
+        row["usd_per_day"] = chips * hourly * 24.0
     return row

@@ -37,16 +37,29 @@ def estimate(
     economics: Optional[Path] = o.EconomicsFile, rental_usd_per_hour: Optional[float] = o.Rental,
     market_rental: bool = o.MarketRental,
     settings: Optional[list[str]] = o.Settings,
+    mode: str = o.Mode,
+    prefill_chip: Optional[str] = typer.Option(None, "--prefill-chip", help="Chip of the prefill pool (disaggregated; default: --chip)."),
+    decode_chip: Optional[str] = typer.Option(None, "--decode-chip", help="Chip of the decode pool (disaggregated; default: --chip)."),
+    mtp: Optional[bool] = o.Mtp, mtp_acceptance: Optional[float] = o.MtpAcceptance,
+    attention_precision: Optional[str] = o.AttentionPrecision, kv_tier: str = o.KvTier, overlap: bool = o.Overlap,
+    tokens_per_day: Optional[float] = typer.Option(None, "--tokens-per-day", help="Output tokens per day to serve: "
+                                                   "adds the fleet (chips per pool) and $/day."),
     json_out: bool = o.Json,
 ) -> None:
     """Predict one deployment; what you leave out, the mapping search chooses. Diffusion and
     recommendation models get their own estimate (seconds and $ per video; samples/s)."""
     _check_precision(precision, kv_precision)
+    _check_precision(attention_precision, None, "--attention-precision")
     traffic, workload = _requests(model, o.traffic_from(isl, osl, slo_ttft_ms, slo_tpot_ms, prefix_hit), settings)
     est = api.estimate_any(model, chip, traffic, workload=workload, num_chips=chips, tp=tp, pp=pp, ep=ep,
                            batch=batch, precision=precision, kv_precision=kv_precision, max_chips=max_chips,
-                           fidelity=fidelity.value)
-    row = api.with_cost(est, o.economics_from(economics, rental_usd_per_hour), market_rental)
+                           fidelity=fidelity.value, **_deployment_kwargs(mode, mtp, mtp_acceptance, attention_precision,
+                                                                         kv_tier, overlap, prefill_chip, decode_chip))
+    if getattr(est, "kind", "llm") != "llm":
+        row = api.with_cost(est, o.economics_from(economics, rental_usd_per_hour), market_rental)
+    else:
+        row = api.with_cost(est, o.economics_from(economics, rental_usd_per_hour), market_rental,
+                            output_tokens_per_day=tokens_per_day)
     if json_out:
         print_json(row)
         return
@@ -70,6 +83,11 @@ def compare(
     economics: Optional[Path] = o.EconomicsFile, rental_usd_per_hour: Optional[float] = o.Rental,
     market_rental: bool = o.MarketRental,
     settings: Optional[list[str]] = o.Settings,
+    mode: str = o.Mode,
+    pairs: bool = typer.Option(False, "--pairs", help="Rank (prefill chip, decode chip) pairs of the --chips: every "
+                               "ordered pair as separate pools, cheapest output token first."),
+    mtp: Optional[bool] = o.Mtp, mtp_acceptance: Optional[float] = o.MtpAcceptance, kv_tier: str = o.KvTier,
+    overlap: bool = o.Overlap,
     json_out: bool = o.Json,
 ) -> None:
     """Best deployment per (model, chip) under the SLOs. No arguments: the built-in chat scenario.
@@ -78,10 +96,17 @@ def compare(
     ids = split_csv(models) or None
     traffic, workload = _requests(ids[0] if ids else None, o.traffic_from(isl, osl, slo_ttft_ms, slo_tpot_ms, prefix_hit),
                                   settings)
-    estimates, failures = api.compare(ids, split_csv(chips) or None, traffic, precision=precision,
-                                      max_chips=max_chips, fidelity=fidelity.value, workload=workload)
+    kw = _deployment_kwargs(mode, mtp, mtp_acceptance, None, kv_tier, overlap)
+    if pairs:
+        estimates, failures = api.compare_pairs(ids, split_csv(chips) or None, traffic, precision=precision,
+                                                max_chips=max_chips, fidelity=fidelity.value, **kw)
+    else:
+        estimates, failures = api.compare(ids, split_csv(chips) or None, traffic, precision=precision,
+                                          max_chips=max_chips, fidelity=fidelity.value, workload=workload, **kw)
     econ = o.economics_from(economics, rental_usd_per_hour)
     rows = [api.with_cost(e, econ, market_rental) for e in estimates]
+    if pairs:
+        rows.sort(key=lambda r: (r.get("usd_per_mtok_output") is None, r.get("usd_per_mtok_output") or 0.0))
     llm_rows = [r for r in rows if r.get("kind", "llm") == "llm"]
     other = [r for r in rows if r.get("kind", "llm") != "llm"]
     if html:
@@ -156,15 +181,40 @@ def _print_workloads(rows: list[dict]) -> None:
         console.print(t)
 
 
-def _check_precision(precision, kv_precision):
+def _deployment_kwargs(mode, mtp, mtp_acceptance, attention_precision, kv_tier, overlap,
+                       prefill_chip=None, decode_chip=None) -> dict:
+    """LLM deployment options as `api.estimate` keywords (only those set, so other kinds ignore them)."""
+    if mode not in api.MODES:
+        raise ValueError(f"--mode {mode!r} is not one of {', '.join(api.MODES)}")
+    kw = {"mode": mode, "kv_tier": kv_tier, "overlap": overlap}
+    for key, value in (("mtp", mtp), ("mtp_acceptance", mtp_acceptance), ("attention_precision", attention_precision),
+                       ("prefill_chip", prefill_chip), ("decode_chip", decode_chip)):
+        if value is not None:
+            kw[key] = value
+    return kw
+
+
+def _check_precision(precision, kv_precision, first="--precision"):
     from tokenfab.specs import PRECISIONS
-    for name, value in (("--precision", precision), ("--kv-precision", kv_precision)):
+    for name, value in ((first, precision), ("--kv-precision", kv_precision)):
         if value is not None and value not in PRECISIONS:
             raise ValueError(f"{name} {value!r} is not a precision; expected one of {', '.join(PRECISIONS)}")
 
 
 def _fmt_usd(v) -> str:
     return "—" if v is None else f"{v:,.2f}"
+
+
+def _fmt_usd3(v) -> str:
+    return "—" if v is None else f"{v:,.3f}"
+
+
+def _pool_line(p: dict) -> str:
+    rate = (f"{p['input_tok_s_per_chip']:,.0f} input tok/s/chip" if p["role"] == "prefill"
+            else f"{p['output_tok_s_per_chip']:,.0f} output tok/s/chip")
+    per = "prompts per forward" if p["role"] == "prefill" else "seqs per DP rank"
+    return (f"{p['instances']} × {p['num_chips']} {p['chip']}: TP {p['tp']} · PP {p['pp']} · EP {p['ep']} · DP {p['dp']}, "
+            f"{p['batch']} {per}, {p['weight_precision']}/{p['kv_precision']}; {rate}; {p['bound']}-bound")
 
 
 def _print_compare(rows: list[dict], failures: list[dict], traffic) -> None:
@@ -176,7 +226,7 @@ def _print_compare(rows: list[dict], failures: list[dict], traffic) -> None:
     title = f"Best deployment per model × chip — ISL {traffic.input_len}, OSL {traffic.output_len}" + (
         f", {', '.join(slo)}" if slo else "")
     t = Table(title=title, title_justify="left")
-    for col, just in [("model", "left"), ("chip", "left"), ("chips", "right"), ("TP/PP/EP/DP", "left"),
+    for col, just in [("model", "left"), ("chip", "left"), ("mode", "left"), ("chips", "right"), ("TP/PP/EP/DP", "left"),
                       ("batch", "right"), ("prec w/kv", "left"), ("TTFT ms", "right"), ("TPOT ms", "right"),
                       ("out tok/s/chip", "right"), ("$/Mtok in", "right"), ("$/Mtok out", "right"),
                       ("bound p/d", "left")]:
@@ -184,7 +234,8 @@ def _print_compare(rows: list[dict], failures: list[dict], traffic) -> None:
     for r in rows:
         chip = r["chip"] + (" [yellow]*[/]" if r["spec_confidence"] != "datasheet" else "")
         style = None if r["meets_slo"] else "red"
-        t.add_row(r["model"], chip, str(r["num_chips"]), f"{r['tp']}/{r['pp']}/{r['ep']}/{r['dp']}", str(r["batch"]),
+        mode = {"aggregated": "agg", "disaggregated": "P/D"}.get(r.get("mode", "aggregated"), "agg")
+        t.add_row(r["model"], chip, mode, str(r["num_chips"]), f"{r['tp']}/{r['pp']}/{r['ep']}/{r['dp']}", str(r["batch"]),
                   f"{r['weight_precision']}/{r['kv_precision']}", f"{r['ttft_ms']:,.0f}", f"{r['tpot_ms']:,.1f}",
                   f"{r['output_tok_s_per_chip']:,.0f}", _fmt_usd(r.get("usd_per_mtok_input")),
                   _fmt_usd(r.get("usd_per_mtok_output")),
@@ -211,8 +262,13 @@ def _print_estimate(r: dict) -> None:
     t.add_column("")
     mem = r["memory_gb_per_chip"]
     rows = [
+        ("mode", r.get("mode", "aggregated") + (f"; {r['pd_ratio']:.2f} prefill chips per decode chip, KV transfer "
+                                                  f"{r['kv_transfer_ms']:.1f} ms" if r.get("pd_ratio") else "")),
+        *[(f"{p['role']} pool", _pool_line(p)) for p in r.get("pools", []) if p["role"] != "aggregated"],
         ("mapping", f"TP {r['tp']} · PP {r['pp']} · EP {r['ep']} · DP {r['dp']}; batch {r['batch']} per DP rank "
-                    f"(concurrency {r['concurrency']})"),
+                    f"(concurrency {r['concurrency']})" + (" — decode pool" if r.get("mode") == "disaggregated" else "")),
+        ("MTP", f"{r['draft_tokens']} draft token(s), acceptance {r['draft_acceptance']:.2f}" if r.get("draft_tokens")
+                else "off"),
         ("precision", f"weights {r['weight_precision']}, KV cache {r['kv_precision']}"),
         ("traffic", f"ISL {r['input_len']}, OSL {r['output_len']}"),
         ("TTFT", f"{r['ttft_ms']:,.1f} ms" + (f" (SLO {r['slo_ttft_ms']:g})" if r["slo_ttft_ms"] else "")),
@@ -223,8 +279,11 @@ def _print_estimate(r: dict) -> None:
         ("memory/chip", f"weights {mem['weights']:.1f} + KV {mem['kv_cache']:.1f} + act {mem['activations']:.1f} "
                         f"+ reserve {mem['reserve']:.1f} + free {mem['free']:.1f} = {mem['capacity']:g} GB"),
         ("bound", f"prefill {r['bound']['prefill']}, decode {r['bound']['decode']}"),
-        ("$/Mtok", f"input {_fmt_usd(r.get('usd_per_mtok_input'))}, output {_fmt_usd(r.get('usd_per_mtok_output'))}"
+        ("$/Mtok", f"input {_fmt_usd(r.get('usd_per_mtok_input'))}, cached input "
+                   f"{_fmt_usd3(r.get('usd_per_mtok_cached_input'))}, output {_fmt_usd(r.get('usd_per_mtok_output'))}"
                    + (f" ({r['cost_basis']})" if r.get("cost_basis") else "")),
+        *([("fleet", ", ".join(f"{k} {v:,.0f} chips" for k, v in r["fleet_chips"].items())
+            + (f"; ${r['usd_per_day']:,.0f}/day" if r.get("usd_per_day") is not None else ""))] if r.get("fleet_chips") else []),
         ("spec", r["spec_confidence"] + ("" if r["spec_confidence"] == "datasheet" else " [yellow](estimate)[/]")),
         ("efficiency", r["efficiency_source"]),
     ]

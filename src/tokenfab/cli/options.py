@@ -16,6 +16,18 @@ SloTtft = typer.Option(None, "--slo-ttft-ms", help=f"TTFT limit, ms (default {CH
 SloTpot = typer.Option(None, "--slo-tpot-ms", help=f"TPOT limit, ms (default {CHAT.slo_tpot_ms:g}; 0 = none).")
 PrefixHit = typer.Option(0.0, "--prefix-hit", help="Fraction of input tokens served from a prefix cache.")
 Json = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
+Mode = typer.Option("auto", "--mode", help="Deployment mode: auto (the better of the two), aggregated, disaggregated "
+                    "(separate prefill and decode pools).")
+Mtp = typer.Option(None, "--mtp/--no-mtp", help="Multi-token prediction (default: on for models that ship an MTP "
+                   "module, at 85% acceptance).")
+MtpAcceptance = typer.Option(None, "--mtp-acceptance", min=0.0, max=1.0,
+                             help="Acceptance rate of each MTP draft token (default 0.85, DeepSeek-V3 report).")
+AttentionPrecision = typer.Option(None, "--attention-precision",
+                                  help="Format attention computes in (default: fp8 for MLA decode over an fp8 KV "
+                                       "cache, else bf16).")
+KvTier = typer.Option("ssd", "--kv-tier", help="Where prefix-cache hits are read from: ssd (3FS-like) or dram.")
+Overlap = typer.Option(False, "--overlap", help="Credit two-micro-batch overlap of MoE communication with compute "
+                       "(uncalibrated: off by default).")
 
 
 def traffic_from(isl: Optional[int], osl: Optional[int], slo_ttft_ms: Optional[float],

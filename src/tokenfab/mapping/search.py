@@ -10,6 +10,7 @@ rank one cycle of `output_len` decode steps also prefills `batch` prompts.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,9 @@ from tokenfab.specs import ChipSpec, ModelSpec, SystemSpec, Traffic, bytes_per_e
 
 DEFAULT_BATCHES = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
 DEFAULT_CHIP_COUNTS = (1, 2, 4, 8, 16, 32, 64)
+WIDE_EP_CHIP_COUNTS = (96, 128, 144, 192, 256, 320)
+"""Counts past 64 a MoE model may take (wide expert parallelism across nodes: DeepSeek's decode
+unit is 144 H800s, EP144) when the search's chip limit allows them."""
 POW2 = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
@@ -41,6 +45,16 @@ class SearchSpace:
     prefill_chunk_tokens: int | None = None
     """Token budget of one prefill forward (None: `memory.PREFILL_CHUNK_TOKENS`); a lighter load
     than saturation leaves fewer prompts waiting per step (see validate's offered-load path)."""
+    attention_precision: str | None = None
+    """Format attention computes in (None: fp8 with an fp8 KV cache on chips with fp8 math, else
+    bf16; `attention_precision_for`)."""
+    overlap: bool = False
+    """Two-micro-batch overlap of MoE communication with compute where experts span data-parallel
+    ranks (`step_seconds`); False runs each step in one piece. Off by default: wide-EP deployments
+    do run it (DeepSeek's dual micro-batch, SGLang's two-batch overlap), but no measured kernel
+    timing of an overlapped step calibrates how much it hides, and with the ideal overlap credited
+    the measured rows move away (Mixtral on H100 +47% -> +53%, DeepSeek's day-6 decode -28% ->
+    +55%, day-6 prefill/decode pools +60%/+77%). An option for what-if studies."""
 
 
 @dataclass
@@ -95,7 +109,8 @@ def _axis(values, default):
 
 def build_grid(model: ModelSpec, chip: ChipSpec, space: SearchSpace, max_chip_count: int = 64) -> dict[str, np.ndarray]:
     """All valid combinations as flat integer arrays (tp, pp, dp, ep, num_chips, prec, batch)."""
-    counts = space.num_chips or tuple(sorted({n for n in DEFAULT_CHIP_COUNTS if n <= max_chip_count}
+    wide = WIDE_EP_CHIP_COUNTS if model.is_moe else ()
+    counts = space.num_chips or tuple(sorted({n for n in DEFAULT_CHIP_COUNTS + wide if n <= max_chip_count}
                                              | ({chip.scaleup_domain} if chip.scaleup_domain <= 512 else set())))
     precisions = space.precisions or default_precisions(chip)
     # MoE layouts: ep = 1 (experts tensor-parallel over tp) or ep = tp × dp (data-parallel
@@ -123,25 +138,70 @@ def build_grid(model: ModelSpec, chip: ChipSpec, space: SearchSpace, max_chip_co
             "prec": pr[sel], "batch": b[sel]}, tuple(precisions)
 
 
-def evaluate(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficiency, traffic: Traffic,
-             space: SearchSpace = SearchSpace(), max_chip_count: int = 64,
-             fidelity: str = "roofline") -> GridResult:
-    """Memory, latency and throughput of every point of the search space.
+@dataclass
+class Prepared:
+    """The grid and the per-point figures every phase's timing shares (see `prepare`)."""
 
-    `fidelity`: `roofline` (shape-aware roofline) or `tiled` (tiles through the SRAM levels,
-    `perf/tiled.py`; slower, closer on awkward GEMM shapes and for designs)."""
+    model: ModelSpec
+    chip: ChipSpec
+    system: SystemSpec
+    eff: Efficiency
+    grid: dict[str, np.ndarray]
+    precisions: tuple[str, ...]
+    kv_names: tuple[str, ...]
+    hw: Hardware
+    w_bytes: np.ndarray
+    kv_bytes: np.ndarray
+    a_bytes: float
+    tp: np.ndarray
+    pp: np.ndarray
+    dp: np.ndarray
+    ep: np.ndarray
+    batch: np.ndarray
+    isl: float
+    osl: float
+    draft_tokens: float
+    tokens_per_step: float
+    vision_items: float
+    vision_patches: float
+    overlap: bool
+    decode_hw: Hardware
+    """`hw` with the attention peak decode runs at (`attention_precision_for`)."""
+
+    @property
+    def crosses(self) -> np.ndarray:
+        """Points whose tp × pp group spans more than one node (pipeline sends go over the NIC)."""
+        return self.tp * self.pp > self.system.chips_per_node
+
+
+def attention_precision_for(model: ModelSpec, chip: ChipSpec, kv_precision: str, phase: str,
+                            override: str | None) -> str:
+    """Format the attention kernels compute in. By default FP8 only where a deployed kernel does
+    it: MLA decode over an FP8 latent cache on a chip with FP8 math (FlashMLA's FP8 kernel, as
+    SGLang serves DeepSeek on H20/H200); everything else bf16 — measured TensorRT-LLM prefill
+    rows run at the bf16 rate (an FP8 default made them 10-30% optimistic). `override` sets
+    both phases (e.g. fp8 for FlashAttention-3 FP8 / FP8 context FMHA)."""
+    if override:
+        return override
+    if phase == "decode" and model.attention == "mla" and kv_precision == "fp8" and chip.fp8_tflops:
+        return "fp8"
+    return "bf16"
+
+
+def prepare(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficiency, traffic: Traffic,
+            space: SearchSpace = SearchSpace(), max_chip_count: int = 64, fidelity: str = "roofline") -> Prepared:
+    """Build the grid and the chip figures per point (precision-dependent peaks and fractions)."""
     g, precisions = build_grid(model, chip, space, max_chip_count)
     kv_names = tuple(kv_precision_for(chip, p, space.kv_precision) for p in precisions)
     w_bytes = np.array([bytes_per_element(p) for p in precisions])[g["prec"]]
     kv_bytes = np.array([bytes_per_element(p) for p in kv_names])[g["prec"]]
     peak = np.array([compute_tflops(chip, p) for p in precisions])[g["prec"]]
+    attn_peak = {phase: np.array([chip.peak_tflops(attention_precision_for(model, chip, kv, phase,
+                                                                           space.attention_precision))
+                                  or chip.bf16_tflops for kv in kv_names])[g["prec"]]
+                 for phase in ("prefill", "decode")}
     # FP8/FP4 GEMMs sustain a different share of their (doubled) peak than BF16 ones.
     gemm_frac = np.array([eff.gemm_frac(compute_precision(chip, p)) for p in precisions])[g["prec"]]
-    a_bytes = 2.0
-    tp, pp, dp, ep, batch = (g[k].astype(float) for k in ("tp", "pp", "dp", "ep", "batch"))
-    # Prompt tokens include image/video tokens; decode steps verify draft tokens (graph/requests.py).
-    rq = request_shape(model, traffic)
-    isl, osl = float(rq.input_len), float(traffic.output_len)
     thw = None
     if fidelity == "tiled":
         from tokenfab.perf import tiled
@@ -152,28 +212,95 @@ def evaluate(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficien
     elif fidelity != "roofline":
         raise ValueError(f"fidelity {fidelity!r} is not one of roofline, tiled")
     bf16_frac = eff.gemm_frac("bf16") if thw is None else tiled.achievable_frac(eff, thw, "bf16")
-    hw = Hardware(gemm_tflops=peak, attention_tflops=chip.bf16_tflops, hbm_tb_s=chip.hbm_tb_s,
+    hw = Hardware(gemm_tflops=peak, attention_tflops=attn_peak["prefill"], hbm_tb_s=chip.hbm_tb_s,
                   cores=chip.cores or 100, eff=eff, system=system, gemm_frac=gemm_frac, tiled=thw,
                   bf16_tflops=chip.bf16_tflops, bf16_frac=bf16_frac)
+    # Prompt tokens include image/video tokens; decode steps verify draft tokens (graph/requests.py).
+    rq = request_shape(model, traffic)
+    tp, pp, dp, ep, batch = (g[k].astype(float) for k in ("tp", "pp", "dp", "ep", "batch"))
+    return Prepared(model=model, chip=chip, system=system, eff=eff, grid=g, precisions=tuple(precisions),
+                    kv_names=kv_names, hw=hw, w_bytes=w_bytes, kv_bytes=kv_bytes, a_bytes=2.0,
+                    tp=tp, pp=pp, dp=dp, ep=ep, batch=batch, isl=float(rq.input_len), osl=float(traffic.output_len),
+                    draft_tokens=float(rq.draft_tokens), tokens_per_step=rq.tokens_per_step,
+                    vision_items=rq.vision_items, vision_patches=rq.vision_patches, overlap=space.overlap,
+                    decode_hw=dataclasses.replace(hw, attention_tflops=attn_peak["decode"]))
+
+
+def step_seconds(p: Prepared, shape: StepShape, micro_tokens) -> tuple[np.ndarray, list]:
+    """Seconds of one step through all stages at the slowest stage's pace, and its op times.
+
+    Two-micro-batch overlap (DeepSeek's dual micro-batch, SGLang's two-batch overlap): where the
+    experts are spread over data-parallel ranks (ep > 1, dp > 1, one stage) the step is split in
+    two halves and one half's all-to-all and all-reduce run while the other computes, so a step
+    takes 2 × max(compute, communication) of a half — taken where it is faster than running the
+    whole step in one piece (a half reads the weights again)."""
+    hw = p.decode_hw if shape.phase == "decode" else p.hw
+    times = time_ops(step_ops(p.model, shape), hw)
+    t = pipeline.pipelined_seconds(times, p.model.num_layers, p.pp)
+    if not (p.overlap and p.model.is_moe):
+        return t, times
+    use = (p.ep > 1) & (p.dp > 1) & (p.pp == 1) & (np.asarray(micro_tokens) >= 2)
+    if not use.any():
+        return t, times
+    half = dataclasses.replace(shape, tokens=shape.tokens / 2.0, seqs=shape.seqs / 2.0,
+                               vision_items=np.asarray(shape.vision_items) / 2.0)
+    halves = time_ops(step_ops(p.model, half), hw)
+    secs = np.broadcast_arrays(*[h.seconds for h in halves])
+    comm_half = sum(np.where(np.broadcast_to(h.bound, s.shape) == 2, s, 0.0) for h, s in zip(halves, secs))
+    comp_half = sum(secs) - comm_half
+    t_tbo = 2.0 * np.maximum(comp_half, comm_half)
+    return np.where(use, np.minimum(t, t_tbo), t), times
+
+
+def decode_step(p: Prepared, batch=None) -> tuple[np.ndarray, list]:
+    """Seconds of one decode step of `batch` sequences per data-parallel rank (a micro-batch of
+    batch / pp per stage), and its op times. Context: the prompt plus half the output."""
+    batch = p.batch if batch is None else batch
+    micro = batch / p.pp
+    ctx = p.isl + p.osl / 2.0
+    dec = StepShape("decode", tokens=micro * (1 + p.draft_tokens), seqs=micro, ctx=np.full_like(micro, ctx),
+                    kv_len=np.full_like(micro, ctx), tp=p.tp, dp=p.dp, ep=p.ep, w_bytes=p.w_bytes,
+                    a_bytes=p.a_bytes, kv_bytes=p.kv_bytes, draft_tokens=p.draft_tokens)
+    t, times = step_seconds(p, dec, micro)
+    p2p = (p.pp - 1) * comm.p2p_time_s(micro * p.model.hidden_size * p.a_bytes, p.crosses, p.system, p.eff)
+    return t + p2p + p.eff.step_overhead_ms * 1e-3, times
+
+
+def prefill_chunk(p: Prepared, new: float, k) -> tuple[np.ndarray, np.ndarray, list]:
+    """One prefill forward of `k` prompts of `new` uncached tokens each (the rest of the prompt is
+    a prefix-cache hit: attended to, not recomputed). Returns (latency through all stages in turn,
+    time per chunk at the slowest stage's pace, op times)."""
+    pre = StepShape("prefill", tokens=new * k, seqs=k, ctx=(p.isl - new + new / 2.0) * np.ones_like(p.tp),
+                    kv_len=p.isl * np.ones_like(p.tp), tp=p.tp, dp=p.dp, ep=p.ep, w_bytes=p.w_bytes,
+                    a_bytes=p.a_bytes, kv_bytes=p.kv_bytes, vision_items=k * p.vision_items,
+                    vision_patches=p.vision_patches)
+    t_pipe, times = step_seconds(p, pre, new * k)
+    p2p = (p.pp - 1) * comm.p2p_time_s(k * new * p.model.hidden_size * p.a_bytes, p.crosses, p.system, p.eff)
+    overhead = p.eff.step_overhead_ms * 1e-3
+    # Latency: the stages run one after another (the overlapped variant applies to one stage only).
+    t_chunk = np.where(p.pp > 1, total_seconds(times), t_pipe) + p2p + overhead
+    return t_chunk, t_pipe + p2p + overhead, times
+
+
+def evaluate(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficiency, traffic: Traffic,
+             space: SearchSpace = SearchSpace(), max_chip_count: int = 64,
+             fidelity: str = "roofline") -> GridResult:
+    """Memory, latency and throughput of every point of the search space (aggregated serving:
+    prefill and decode share the chips).
+
+    `fidelity`: `roofline` (shape-aware roofline) or `tiled` (tiles through the SRAM levels,
+    `perf/tiled.py`; slower, closer on awkward GEMM shapes and for designs)."""
+    p = prepare(model, chip, system, eff, traffic, space, max_chip_count, fidelity)
+    g, tp, pp, dp, batch, isl, osl = p.grid, p.tp, p.pp, p.dp, p.batch, p.isl, p.osl
 
     # Memory fit.
-    weights = memory.weight_bytes_per_chip(model, tp, pp, ep, dp, w_bytes)
-    kv = batch * memory.kv_bytes_per_sequence(model, tp, pp, isl + osl, kv_bytes)
-    act = memory.activation_bytes(model, tp, batch, isl, a_bytes)
-    usable = memory.usable_bytes(chip.hbm_gb)
-    free = usable - weights - kv - act
+    weights = memory.weight_bytes_per_chip(model, tp, pp, p.ep, dp, p.w_bytes)
+    kv = batch * memory.kv_bytes_per_sequence(model, tp, pp, isl + osl, p.kv_bytes)
+    act = memory.activation_bytes(model, tp, batch, isl, p.a_bytes)
+    free = memory.usable_bytes(chip.hbm_gb) - weights - kv - act
 
     # Decode: a micro-batch of batch/pp sequences traverses all layers once per token.
-    micro = batch / pp
-    ctx = isl + osl / 2.0
-    dec = StepShape("decode", tokens=micro * (1 + rq.draft_tokens), seqs=micro, ctx=np.full_like(micro, ctx),
-                    kv_len=np.full_like(micro, ctx), tp=tp, dp=dp, ep=ep, w_bytes=w_bytes, a_bytes=a_bytes,
-                    kv_bytes=kv_bytes, draft_tokens=float(rq.draft_tokens))
-    dec_times = time_ops(step_ops(model, dec), hw)
-    crosses = tp * pp > system.chips_per_node
-    p2p_dec = (pp - 1) * comm.p2p_time_s(micro * model.hidden_size * a_bytes, crosses, system, eff)
-    # Through a pipeline the slowest stage sets the pace (mapping.pipeline); pp = 1: the plain sum.
-    t_dec = pipeline.pipelined_seconds(dec_times, model.num_layers, pp) + p2p_dec + eff.step_overhead_ms * 1e-3
+    t_dec, dec_times = decode_step(p)
 
     # Prefill. Continuous-batching servers (vLLM, TRT-LLM, SGLang) run the prompts waiting for
     # admission together, up to a token budget per forward (max_num_batched_tokens), so the
@@ -182,18 +309,12 @@ def evaluate(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficien
     new = max(isl * (1 - traffic.prefix_cache_hit), 1.0)
     budget = space.prefill_chunk_tokens or memory.PREFILL_CHUNK_TOKENS
     k = np.clip(np.floor(budget / new), 1.0, batch)
-    pre = StepShape("prefill", tokens=new * k, seqs=k, ctx=(isl - new + new / 2.0) * np.ones_like(tp),
-                    kv_len=isl * np.ones_like(tp), tp=tp, dp=dp, ep=ep, w_bytes=w_bytes, a_bytes=a_bytes,
-                    kv_bytes=kv_bytes, vision_items=k * rq.vision_items, vision_patches=rq.vision_patches)
-    pre_times = time_ops(step_ops(model, pre), hw)
-    p2p_pre = (pp - 1) * comm.p2p_time_s(k * new * model.hidden_size * a_bytes, crosses, system, eff)
-    t_chunk = total_seconds(pre_times) + p2p_pre + eff.step_overhead_ms * 1e-3  # latency: stages in turn
-    t_chunk_pipe = pipeline.pipelined_seconds(pre_times, model.num_layers, pp) + p2p_pre + eff.step_overhead_ms * 1e-3
+    t_chunk, t_chunk_pipe, pre_times = prefill_chunk(p, new, k)
     t_pre = t_chunk_pipe / k  # per prompt, amortized over the chunk, at the slowest stage's pace
 
     # Each round the pipeline waits for the micro-batch with the most prompts to prefill.
     t_pre_round = batch * t_pre / pp * pipeline.prefill_straggler_factor(batch, pp, osl, new / budget)
-    cycle = osl / rq.tokens_per_step * t_dec + t_pre_round  # speculative decoding: fewer steps
+    cycle = osl / p.tokens_per_step * t_dec + t_pre_round  # speculative decoding: fewer steps
     n_chips = g["num_chips"].astype(float)
     arrays = dict(g)
     arrays.update(
@@ -212,7 +333,7 @@ def evaluate(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficien
     arrays["total_tok_s_per_chip"] = arrays["output_tok_s_per_chip"] + arrays["input_tok_s_per_chip"]
     arrays["decode_bound"] = np.argmax(bound_shares(dec_times), axis=0)
     arrays["prefill_bound"] = np.argmax(bound_shares(pre_times), axis=0)
-    result = GridResult(arrays, precisions, kv_names)
+    result = GridResult(arrays, p.precisions, p.kv_names)
     result.extras = {"decode_times": dec_times, "prefill_times": pre_times}
     return result
 

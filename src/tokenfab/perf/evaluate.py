@@ -22,8 +22,8 @@ class Hardware:
 
     gemm_tflops: np.ndarray | float
     """Dense peak for the linear layers' compute precision, TFLOP/s."""
-    attention_tflops: float
-    """Dense peak attention runs at (bf16), TFLOP/s."""
+    attention_tflops: np.ndarray | float
+    """Dense peak attention runs at, TFLOP/s (bf16, or fp8 with an fp8 KV cache: per point)."""
     hbm_tb_s: float
     cores: int
     eff: Efficiency

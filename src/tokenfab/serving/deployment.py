@@ -39,8 +39,9 @@ def choose_mapping(model: ModelSpec, chip: ChipSpec, mean_in: float, mean_out: f
 
     traffic = Traffic(input_len=max(int(round(mean_in)), 1), output_len=max(int(round(mean_out)), 1),
                       slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms, prefix_cache_hit=min(max(prefix_hit, 0.0), 0.95))
+    # The simulator runs one aggregated pool (its own --disagg splits it) without MTP.
     est = api.estimate(model, chip, traffic, num_chips=num_chips, tp=tp, batch=batch, precision=precision,
-                       max_chips=max_chips)
+                       max_chips=max_chips, mode="aggregated", mtp=False)
     return Mapping.from_estimate(est)
 
 
