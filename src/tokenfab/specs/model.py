@@ -347,6 +347,7 @@ class _HFConfig(BaseModel):
     linear_key_head_dim: int | None = Field(default=None, gt=0)
     linear_value_head_dim: int | None = Field(default=None, gt=0)
     linear_conv_kernel_dim: int | None = Field(default=None, gt=0)
+    attn_output_gate: bool | None = None
     # vision-language models
     vision_config: dict[str, Any] | None = None
 
@@ -366,7 +367,8 @@ class _HFConfig(BaseModel):
             out["gated_mlp"] = False
             out["intermediate_size"] = self.n_inner or 4 * d
         else:
-            out["intermediate_size"] = _need(self.intermediate_size, "intermediate_size")
+            # All-MoE configs (Qwen3.5-MoE) state no dense MLP width; no layer uses it then.
+            out["intermediate_size"] = _need(self.intermediate_size or self.moe_intermediate_size, "intermediate_size")
         if self.kv_lora_rank:
             nope = _need(self.qk_nope_head_dim, "qk_nope_head_dim")
             rope = _need(self.qk_rope_head_dim, "qk_rope_head_dim")
@@ -425,7 +427,7 @@ class _HFConfig(BaseModel):
             num_value_heads=self.linear_num_value_heads, key_head_dim=self.linear_key_head_dim,
             value_head_dim=self.linear_value_head_dim or self.linear_key_head_dim,
             conv_kernel=self.linear_conv_kernel_dim or 4)
-        out["attention_output_gate"] = self.model_type == "qwen3_next"
+        out["attention_output_gate"] = self.model_type == "qwen3_next" or bool(self.attn_output_gate)
 
 
 GEMMA_SLIDING = {"gemma2": 2, "gemma3": 6, "gemma3_text": 6}
