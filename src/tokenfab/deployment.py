@@ -56,7 +56,7 @@ def disaggregated(m: ModelSpec, prefill_chip: ChipSpec, decode_chip: ChipSpec, t
     share = ratio / (1 + ratio)
     pools = [
         {"role": "prefill", "chip": prefill_chip.id, "num_chips": pp_["num_chips"], "instances": n_p,
-         "tp": pp_["tp"], "pp": pp_["pp"], "ep": pp_["ep"], "dp": pp_["dp"], "batch": pp_["batch"],
+         "tp": pp_["tp"], "pp": pp_["pp"], "ep": pp_["ep"], "dp": pp_["dp"], "cp": pp_["cp"], "batch": pp_["batch"],
          "weight_precision": pre.precisions[pp_["prec"]], "kv_precision": pre.kv_precisions[pp_["prec"]],
          "input_tok_s_per_chip": P, "prefill_ms": pp_["prefill_ms"], "cache_read_ms": pp_["cache_read_ms"],
          "chip_share": share, "bound": BOUND_NAMES[pp_["bound"]], "weights_gb": pp_["weights_gb"]},

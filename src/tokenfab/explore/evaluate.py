@@ -211,6 +211,7 @@ def deploy(chip: ChipSpec, scen: ResolvedScenario, max_chips: int, fidelity: str
         "total_tok_s_per_chip": est.total_tok_s_per_chip, "prefill_time_share": est.prefill_time_share,
         "bound": dict(est.bound), "weights_gb": mem.weights, "kv_cache_gb": mem.kv_cache,
         "capacity_gb": mem.capacity, "efficiency_source": est.efficiency_source,
+        "mode": est.mode, "pools": est.pools,
     }
 
 

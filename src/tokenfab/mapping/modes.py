@@ -21,12 +21,14 @@ its chunk) + the cache tier read of its hits + the KV transfer + one decode step
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from tokenfab.mapping import memory
-from tokenfab.mapping.search import GridResult, SearchSpace, decode_step, prefill_chunk, prepare
+from tokenfab.mapping.search import GridResult, Prepared, SearchSpace, decode_step, prefill_chunk, prepare
+from tokenfab.perf import comm
 from tokenfab.perf.efficiency import Efficiency
 from tokenfab.perf.evaluate import bound_shares
 from tokenfab.specs import ChipSpec, ModelSpec, SystemSpec, Traffic
@@ -53,41 +55,68 @@ def kv_transfer_s(model: ModelSpec, tokens, kv_bytes, senders, gb_s: float, late
     return latency_us * 1e-6 + total / (np.asarray(senders, float) * gb_s * 1e9)
 
 
+CP_DEGREES = (1, 2, 4, 8, 16)
+"""Context-parallel degrees a prompt longer than one forward's token budget may be split over."""
+
+
 def prefill_pool(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficiency, traffic: Traffic,
                  space: SearchSpace, max_chip_count: int, tier: KVTier, link_gb_s: float,
                  fidelity: str = "roofline") -> GridResult:
     """Every prefill-pool point: input tokens/s per chip (cache hits included), prompt latency
-    and memory. The batch axis is the number of prompts per forward."""
+    and memory. The batch axis is the number of prompts per forward; a prompt longer than the
+    token budget may also be split over `cp` of the data-parallel ranks (context parallelism:
+    1/cp of the tokens each, the prompt's KV all-gathered among them layer by layer), which cuts
+    its TTFT at some cost in throughput (the `cp` array says which)."""
     space = replace(space, batch=space.batch or PROMPTS_PER_FORWARD)
     p = prepare(model, chip, system, eff, traffic, space, max_chip_count, fidelity)
     budget = space.prefill_chunk_tokens or memory.PREFILL_CHUNK_TOKENS
     new = max(p.isl * (1 - traffic.prefix_cache_hit), 1.0)
+    degrees = [cp for cp in CP_DEGREES if cp == 1 or new > budget]
+    parts = [_prefill_points(p, chip, traffic, tier, link_gb_s, budget, new, cp) for cp in degrees]
+    arrays = {key: np.concatenate([a[key] for a, _ in parts]) for key in parts[0][0]}
+    times = [dataclasses.replace(t, seconds=np.concatenate([np.broadcast_to(ts[i].seconds, a["tp"].shape)
+                                                            for a, ts in parts]),
+                                 bound=np.concatenate([np.broadcast_to(ts[i].bound, a["tp"].shape) for a, ts in parts]))
+             for i, t in enumerate(parts[0][1])]
+    out = GridResult(arrays, p.precisions, p.kv_names)
+    out.extras = {"prefill_times": times}
+    return out
+
+
+def _prefill_points(p: Prepared, chip: ChipSpec, traffic: Traffic, tier: KVTier, link_gb_s: float, budget: float,
+                    new: float, cp: int) -> tuple[dict, list]:
+    model, eff = p.model, p.eff
     k = p.batch
-    t_chunk, t_pipe, times = prefill_chunk(p, new, k)
+    t_chunk, t_pipe, times = prefill_chunk(p, new, k, cp)
+    valid = (k == 1) | (k * new <= budget)  # a forward holds what its budget admits; a long prompt runs alone
+    if cp > 1:
+        # Each rank gathers the others' share of the prompt's KV for every layer (ring attention
+        # would hide part of it behind the attention compute: counted in full here).
+        per_layer = p.isl * memory.kv_bytes_per_sequence(model, p.tp, 1.0, 1.0, p.kv_bytes) / model.num_layers
+        gather = model.num_layers / p.pp * comm.allgather_time_s(per_layer, cp, p.system, eff)
+        t_chunk, t_pipe = t_chunk + gather, t_pipe + gather
+        valid &= (k == 1) & (p.dp % cp == 0)
     # Cache hits come from the tier into HBM while the forward runs (overlapped across forwards).
-    hit_bytes = k * memory.kv_bytes_per_sequence(model, p.tp, p.pp, p.isl - new, p.kv_bytes) * (p.isl > new)
+    hit_bytes = k * memory.kv_bytes_per_sequence(model, p.tp, p.pp, p.isl - new, p.kv_bytes) * (p.isl > new) / cp
     t_load = hit_bytes / (tier.read_gb_s_per_chip * 1e9)
     t_cycle = np.maximum(t_pipe, t_load)
     weights = memory.weight_bytes_per_chip(model, p.tp, p.pp, p.ep, p.dp, p.w_bytes)
     kv = k * memory.kv_bytes_per_sequence(model, p.tp, p.pp, p.isl, p.kv_bytes)
     act = memory.activation_bytes(model, p.tp, k, p.isl, p.a_bytes)
     free = memory.usable_bytes(chip.hbm_gb) - weights - kv - act
-    # A forward holds the prompts its token budget admits; one longer prompt runs alone.
-    valid = (k == 1) | (k * new <= budget)
-    transfer = kv_transfer_s(model, p.isl, p.kv_bytes, p.tp * p.pp, link_gb_s, eff.scaleout_latency_us)
+    transfer = kv_transfer_s(model, p.isl, p.kv_bytes, p.tp * p.pp * cp, link_gb_s, eff.scaleout_latency_us)
     n = p.grid["num_chips"].astype(float)
     arrays = dict(p.grid)
     arrays.update(
+        cp=np.full_like(p.grid["tp"], cp),
         weights_gb=weights / 1e9, kv_cache_gb=kv / 1e9, activations_gb=act / 1e9, free_gb=free / 1e9,
         fits=(free >= 0) & valid,
         prefill_ms=t_chunk * 1e3, cache_read_ms=t_load / np.maximum(k, 1.0) * 1e3, kv_transfer_ms=transfer * 1e3,
         ttft_ms=(t_chunk + t_load / np.maximum(k, 1.0) + transfer) * 1e3,
-        input_tok_s_per_chip=p.dp * k * p.isl / t_cycle / n,
+        input_tok_s_per_chip=p.dp / cp * k * p.isl / t_cycle / n,
         bound=np.argmax(bound_shares(times), axis=0),
     )
-    out = GridResult(arrays, p.precisions, p.kv_names)
-    out.extras = {"prefill_times": times}
-    return out
+    return arrays, times
 
 
 def decode_pool(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficiency, traffic: Traffic,

@@ -266,16 +266,20 @@ def decode_step(p: Prepared, batch=None) -> tuple[np.ndarray, list]:
     return t + p2p + p.eff.step_overhead_ms * 1e-3, times
 
 
-def prefill_chunk(p: Prepared, new: float, k) -> tuple[np.ndarray, np.ndarray, list]:
+def prefill_chunk(p: Prepared, new: float, k, cp=1.0) -> tuple[np.ndarray, np.ndarray, list]:
     """One prefill forward of `k` prompts of `new` uncached tokens each (the rest of the prompt is
     a prefix-cache hit: attended to, not recomputed). Returns (latency through all stages in turn,
-    time per chunk at the slowest stage's pace, op times)."""
-    pre = StepShape("prefill", tokens=new * k, seqs=k, ctx=(p.isl - new + new / 2.0) * np.ones_like(p.tp),
+    time per chunk at the slowest stage's pace, op times). With context parallelism `cp` > 1 the
+    forward's tokens are split evenly over `cp` data-parallel ranks (load-balanced causal
+    halves), each doing 1/cp of the work; the KV exchange between them is the caller's
+    (`mapping.modes`)."""
+    cp = np.asarray(cp, float)
+    pre = StepShape("prefill", tokens=new * k / cp, seqs=k / cp, ctx=(p.isl - new + new / 2.0) * np.ones_like(p.tp),
                     kv_len=p.isl * np.ones_like(p.tp), tp=p.tp, dp=p.dp, ep=p.ep, w_bytes=p.w_bytes,
-                    a_bytes=p.a_bytes, kv_bytes=p.kv_bytes, vision_items=k * p.vision_items,
+                    a_bytes=p.a_bytes, kv_bytes=p.kv_bytes, vision_items=k * p.vision_items / cp,
                     vision_patches=p.vision_patches)
-    t_pipe, times = step_seconds(p, pre, new * k)
-    p2p = (p.pp - 1) * comm.p2p_time_s(k * new * p.model.hidden_size * p.a_bytes, p.crosses, p.system, p.eff)
+    t_pipe, times = step_seconds(p, pre, new * k / cp)
+    p2p = (p.pp - 1) * comm.p2p_time_s(k * new / cp * p.model.hidden_size * p.a_bytes, p.crosses, p.system, p.eff)
     overhead = p.eff.step_overhead_ms * 1e-3
     # Latency: the stages run one after another (the overlapped variant applies to one stage only).
     t_chunk = np.where(p.pp > 1, total_seconds(times), t_pipe) + p2p + overhead

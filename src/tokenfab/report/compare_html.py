@@ -45,6 +45,7 @@ def write_compare_html(rows: list[dict], failures: list[dict], traffic, path: Pa
     parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
     table = "".join(
         f"<tr><td>{_html.escape(r['model'])}</td><td>{_html.escape(r['chip'])}{'*' if r['spec_confidence'] != 'datasheet' else ''}</td>"
+        f"<td>{_html.escape(deployment_label(r))}</td>"
         f"<td>{r['num_chips']}</td><td>{r['tp']}/{r['pp']}/{r['ep']}/{r['dp']}</td><td>{r['batch']}</td>"
         f"<td>{r['weight_precision']}/{r['kv_precision']}</td><td>{r['ttft_ms']:,.0f}</td><td>{r['tpot_ms']:,.1f}</td>"
         f"<td>{r['output_tok_s_per_chip']:,.0f}</td><td>{'yes' if r['meets_slo'] else 'no'}</td></tr>"
@@ -57,8 +58,16 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td
 </head><body><h1>tokenfab compare</h1>
 <p>Traffic: ISL {traffic.input_len}, OSL {traffic.output_len}; SLOs: TTFT {traffic.slo_ttft_ms or '—'} ms,
 TPOT {traffic.slo_tpot_ms or '—'} ms. Predictions are first-principles estimates; * marks chips whose specs are partly estimated.</p>
-<table><tr><th>model</th><th>chip</th><th>chips</th><th>TP/PP/EP/DP</th><th>batch</th><th>precision</th>
+<table><tr><th>model</th><th>chip</th><th>mode / pools</th><th>chips</th><th>TP/PP/EP/DP</th><th>batch</th><th>precision</th>
 <th>TTFT ms</th><th>TPOT ms</th><th>out tok/s/chip</th><th>meets SLO</th></tr>{table}</table>
 {'<h3>Does not fit</h3><ul>' + fails + '</ul>' if fails else ''}
 {''.join(parts)}</body></html>"""
     Path(path).write_text(doc)
+
+
+def deployment_label(r: dict) -> str:
+    """'aggregated', or the pools of a disaggregated deployment: 'P 2×16 h800 EP16 · D 1×32 h800 EP32'."""
+    if r.get("mode", "aggregated") != "disaggregated":
+        return "aggregated"
+    return " · ".join(f"{p['role'][0].upper()} {p['instances']}×{p['num_chips']} {p['chip']} TP{p['tp']} EP{p['ep']}"
+                      + (f" CP{p['cp']}" if p.get("cp", 1) > 1 else "") for p in r.get("pools", []))

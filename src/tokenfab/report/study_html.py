@@ -156,6 +156,9 @@ class _Report:
                     continue
                 dep = (f"{r['num_chips']} · {r['tp']}/{r['pp']}/{r['ep']}/{r['dp']} · {r['batch']} · "
                        f"{r['weight_precision']}/{r['kv_precision']}")
+                if r.get("mode") == "disaggregated":
+                    from tokenfab.report.compare_html import deployment_label
+                    dep += f" — {deployment_label(r)}"
                 cost_note = "" if r.get("usd_per_chip_hour") is not None else \
                     f' <span class="tag" title="{_e(r.get("cost_basis"))}">no price</span>'
                 cells = [_num(r["ttft_ms"]), _num(r["tpot_ms"], 1), _num(r["output_tok_s_per_chip"]),

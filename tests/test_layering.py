@@ -1,0 +1,62 @@
+"""The layering rule written in README.md (Architecture), kept by reading every import."""
+
+import ast
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1] / "src" / "tokenfab"
+LAYERS = [
+    {"specs", "jsonsafe"},
+    {"catalog"},
+    {"graph", "cost"},
+    {"perf"},
+    {"mapping"},
+    {"design", "workloads"},
+    {"api", "deployment"},
+    {"serving", "explore", "study", "validate", "report"},
+    {"cli", "__main__", "__init__"},
+]
+"""Bottom to top, as README.md's Architecture section states them."""
+UPWARD_LAZY = {("catalog", "design"), ("perf", "design")}
+"""The only imports that reach up, from inside functions: a chip id may name a ChipDesign file, so
+the catalog and the tiled model load designs (issue 16 asks for one hardware description)."""
+RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+
+
+def _imports():
+    for f in ROOT.rglob("*.py"):
+        rel = f.relative_to(ROOT)
+        pkg = rel.parts[0].removesuffix(".py")
+        tree = ast.parse(f.read_text())
+        top = {id(n) for n in tree.body}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "tokenfab":
+                parts = node.module.split(".")
+                targets = [parts[1]] if len(parts) > 1 else [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name.split(".")[1] for a in node.names if a.name.startswith("tokenfab.")]
+            else:
+                continue
+            for t in targets:
+                if t != pkg:
+                    yield str(rel), node.lineno, pkg, t, id(node) in top
+
+
+def test_every_package_has_a_layer():
+    names = {p.name.removesuffix(".py") for p in ROOT.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
+    assert names - {"__init__"} <= set(RANK), sorted(names - set(RANK))
+
+
+def test_imports_point_down_the_layers():
+    bad = []
+    for where, line, src, dst, at_top in _imports():
+        up = RANK[dst] > RANK[src]
+        if up and (at_top or (src, dst) not in UPWARD_LAZY):
+            bad.append(f"{where}:{line} {src} -> {dst}")
+    assert not bad, "imports against the layering rule: " + "; ".join(bad)
+
+
+def test_the_engine_imports_no_consumer():
+    engine = {"graph", "perf", "mapping"}
+    consumers = {"api", "deployment", "serving", "explore", "study", "validate", "report", "cli", "workloads", "cost"}
+    hits = [f"{w}:{l}" for w, l, s, d, _ in _imports() if s in engine and d in consumers]
+    assert not hits, hits
