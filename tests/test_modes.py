@@ -205,3 +205,39 @@ def test_compare_ranks_chip_pairs_by_output_cost():
     assert {x["chip"] for x in rows} == {"h100-sxm", "h20", "h100-sxm+h20", "h20+h100-sxm"}
     costs = [x["usd_per_mtok_output"] for x in rows]
     assert costs == sorted(costs)
+
+
+def test_af_step_is_the_slowest_side_times_the_micro_batches():
+    from tokenfab.mapping import af
+    from tokenfab.perf.efficiency import efficiency_for
+    m, c = api.resolve_model("deepseek-v3"), api.resolve_chip("h800-sxm")
+    eff = efficiency_for(c.id, c.vendor)
+    r = af.af_decode(m, c, c, CHAT, eff, eff, precisions=("fp8",), batches=(96,), latency_us=eff.scaleout_latency_us)
+    a = r.arrays
+    slowest = np.maximum(np.maximum(a["attention_ms"], a["experts_ms"]), a["alltoall_ms"])
+    assert np.allclose(a["decode_step_ms"], slowest + eff.step_overhead_ms)
+    # The all-to-all of one point worked by hand: 16 attention and 16 expert chips, 32 sequences a
+    # micro-batch, 8 experts a token, 7,168 wide, fp8 out and bf16 back: 32 × 8 × 7168 × 3 B = 5.5 MB
+    # each way per chip per layer over 50 GB/s × the link fraction, plus two latencies, × 58 layers.
+    i = int(np.flatnonzero((a["attention_chips"] == 16) & (a["expert_chips"] == 16))[0])
+    per_layer = 2 * eff.scaleout_latency_us * 1e-6 + 32 * 8 * 7168 * 3.0 / (c.scaleout_gb_s * 1e9 * eff.comm_bw_frac)
+    assert a["alltoall_ms"][i] == pytest.approx(af.MICRO_BATCHES * 58 * per_layer * 1e3)
+    # Output tokens per chip of either side.
+    assert a["output_tok_s_per_chip"][i] == pytest.approx(16 * 96 / (a["decode_step_ms"][i] / 1e3) / 32)
+
+
+def test_af_pools_price_each_side_on_its_own_chip():
+    e = api.estimate("deepseek-v3", "h20", CHAT, ffn_chip="b200")
+    assert e.mode == "af-disaggregated"
+    assert [p["role"] for p in e.pools] == ["prefill", "attention", "ffn"]
+    assert [p["chip"] for p in e.pools] == ["h20", "h20", "b200"]
+    assert sum(p["chip_share"] for p in e.pools) == pytest.approx(1.0)
+    from tokenfab.cost import tco
+    row = api.with_cost(e)
+    hours = {cid: tco.chip_hour_cost_for(api.resolve_chip(cid)).total_usd_per_hour for cid in ("h20", "b200")}
+    assert row["usd_per_chip_hour"] == pytest.approx(sum(p["chip_share"] * hours[p["chip"]] for p in e.pools))
+
+
+def test_af_needs_a_moe_model():
+    r = runner.invoke(app, ["estimate", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--mode", "af-disaggregated"])
+    assert r.exit_code == 2 and "experts" in r.output

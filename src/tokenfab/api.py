@@ -15,7 +15,7 @@ from tokenfab.specs.traffic import CHAT
 BOUND_NAMES = ("compute", "memory", "communication")
 DEFAULT_MODELS = ("deepseek-v3", "llama-3.1-70b")
 DEFAULT_CHIPS = ("h100-sxm", "h200-sxm", "h20", "b200", "mi300x", "ascend-910b", "ascend-910c", "mlu590")
-MODES = ("auto", "aggregated", "disaggregated")
+MODES = ("auto", "aggregated", "disaggregated", "af-disaggregated")
 DEFAULT_MTP_ACCEPTANCE = 0.85
 """Acceptance of DeepSeek-V3's one MTP draft token: "between 85% and 90%" (DeepSeek-V3 technical
 report, arXiv:2412.19437, section 5.4.3); the low end is the default."""
@@ -69,10 +69,11 @@ class Estimate(BaseModel):
     efficiency_source: str
     fidelity: str = "roofline"
     time_breakdown_ms: dict[str, dict[str, float]] = Field(default_factory=dict)
-    mode: Literal["aggregated", "disaggregated"] = "aggregated"
-    """Deployment mode the search chose: one pool for prefill and decode, or separate pools."""
+    mode: Literal["aggregated", "disaggregated", "af-disaggregated"] = "aggregated"
+    """Deployment mode the search chose: one pool for prefill and decode, separate prefill and
+    decode pools, or a prefill pool plus a decode pool split into attention and expert chips."""
     pools: list[dict] = Field(default_factory=list)
-    """One entry per role (prefill, decode; `aggregated` for one pool): chip, chips per instance,
+    """One entry per role (prefill, decode; attention and ffn; `aggregated` for one pool): chip, chips per instance,
     instances in the smallest balanced deployment, tp/pp/ep/dp, batch, precisions, its rate per chip."""
     pd_ratio: float | None = None
     """Prefill chips per decode chip that balance the two pools for this traffic (disaggregated)."""
@@ -131,7 +132,8 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
              mode: str = "auto", prefill_chip: str | ChipSpec | None = None,
              decode_chip: str | ChipSpec | None = None, mtp: bool | None = None,
              mtp_acceptance: float | None = None, kv_tier: str = "ssd",
-             attention_precision: str | None = None, overlap: bool = False) -> Estimate:
+             attention_precision: str | None = None, overlap: bool = False,
+             ffn_chip: str | ChipSpec | None = None) -> Estimate:
     """The best deployment (highest output tok/s per chip meeting the SLOs) over what is left free.
 
     `mode`: `auto` tries aggregated serving and prefill/decode disaggregation and keeps the
@@ -160,7 +162,11 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
     if m.is_moe and ep and ep > m.num_experts * 2:
         raise SpecError(f"--ep {ep} exceeds {m.id}'s {m.num_experts} experts × 2 (one redundant copy each)")
     traffic = with_mtp(m, traffic, mtp, mtp_acceptance)
-    hetero = prefill_chip is not None or decode_chip is not None
+    hetero = prefill_chip is not None or decode_chip is not None or ffn_chip is not None
+    if ffn_chip is not None and mode not in ("auto", "af-disaggregated"):
+        raise SpecError("--ffn-chip splits the decode pool into attention and expert chips: use --mode af-disaggregated")
+    if ffn_chip is not None:
+        mode = "af-disaggregated"
     if mode == "auto" and not hetero and any(v is not None for v in (num_chips, tp, pp, ep, batch)):
         mode = "aggregated"  # a mapping the user fixed describes one pool
     if hetero and mode == "aggregated":
@@ -182,7 +188,7 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
                 raise
             agg_error = exc
     dis = None
-    if mode in ("auto", "disaggregated") or hetero:
+    if mode in ("auto", "disaggregated") or (hetero and mode != "af-disaggregated"):
         from tokenfab import deployment
         pc = resolve_chip(prefill_chip) if prefill_chip is not None else c
         dc = resolve_chip(decode_chip) if decode_chip is not None else c
@@ -194,18 +200,34 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
                 if agg_error is not None:
                     raise agg_error from None
                 raise
-    if dis is None:
-        return agg
-    if agg is None or _better(dis, agg):
-        return dis
-    return agg
+    af = None
+    if mode == "af-disaggregated" or (mode == "auto" and m.is_moe):
+        from tokenfab import deployment
+        pc = resolve_chip(prefill_chip) if prefill_chip is not None else c
+        dc = resolve_chip(decode_chip) if decode_chip is not None else c
+        fc = resolve_chip(ffn_chip) if ffn_chip is not None else dc
+        try:
+            af = deployment.disaggregated(m, pc, dc, traffic, space, max_chips, fidelity, kv_tier, None, ffn_chip=fc)
+        except SpecError:
+            if mode == "af-disaggregated":
+                raise
+    best = None
+    for cand in (agg, dis, af):
+        if cand is not None and (best is None or _better(cand, best)):
+            best = cand
+    if best is None:
+        if agg_error is not None:
+            raise agg_error
+        raise SpecError(f"no deployment of {m.id} on {c.id} fits")
+    return best
 
 
-def _better(dis: Estimate, agg: Estimate) -> bool:
-    """Disaggregation wins only where it meets the SLOs as well and serves more per chip."""
-    if dis.meets_slo != agg.meets_slo:
-        return dis.meets_slo
-    return dis.output_tok_s_per_chip > agg.output_tok_s_per_chip * (1 + 1e-9)
+def _better(new: Estimate, old: Estimate) -> bool:
+    """A mode replaces another only where it meets the SLOs as well and serves more per chip
+    (aggregated, disaggregated, attention-FFN: tried in that order, so ties keep the simpler)."""
+    if new.meets_slo != old.meets_slo:
+        return new.meets_slo
+    return new.output_tok_s_per_chip > old.output_tok_s_per_chip * (1 + 1e-9)
 
 
 def _aggregated(m: ModelSpec, c: ChipSpec, traffic: Traffic, space: SearchSpace, system: SystemSpec | None,

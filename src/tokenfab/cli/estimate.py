@@ -40,6 +40,8 @@ def estimate(
     mode: str = o.Mode,
     prefill_chip: Optional[str] = typer.Option(None, "--prefill-chip", help="Chip of the prefill pool (disaggregated; default: --chip)."),
     decode_chip: Optional[str] = typer.Option(None, "--decode-chip", help="Chip of the decode pool (disaggregated; default: --chip)."),
+    ffn_chip: Optional[str] = typer.Option(None, "--ffn-chip", help="Chip of the expert side of an attention-FFN split "
+                                           "decode pool (MoE; implies --mode af-disaggregated)."),
     mtp: Optional[bool] = o.Mtp, mtp_acceptance: Optional[float] = o.MtpAcceptance,
     attention_precision: Optional[str] = o.AttentionPrecision, kv_tier: str = o.KvTier, overlap: bool = o.Overlap,
     tokens_per_day: Optional[float] = typer.Option(None, "--tokens-per-day", help="Output tokens per day to serve: "
@@ -54,7 +56,8 @@ def estimate(
     est = api.estimate_any(model, chip, traffic, workload=workload, num_chips=chips, tp=tp, pp=pp, ep=ep,
                            batch=batch, precision=precision, kv_precision=kv_precision, max_chips=max_chips,
                            fidelity=fidelity.value, **_deployment_kwargs(mode, mtp, mtp_acceptance, attention_precision,
-                                                                         kv_tier, overlap, prefill_chip, decode_chip))
+                                                                         kv_tier, overlap, prefill_chip, decode_chip,
+                                                                         ffn_chip))
     if getattr(est, "kind", "llm") != "llm":
         row = api.with_cost(est, o.economics_from(economics, rental_usd_per_hour), market_rental)
     else:
@@ -182,13 +185,13 @@ def _print_workloads(rows: list[dict]) -> None:
 
 
 def _deployment_kwargs(mode, mtp, mtp_acceptance, attention_precision, kv_tier, overlap,
-                       prefill_chip=None, decode_chip=None) -> dict:
+                       prefill_chip=None, decode_chip=None, ffn_chip=None) -> dict:
     """LLM deployment options as `api.estimate` keywords (only those set, so other kinds ignore them)."""
     if mode not in api.MODES:
         raise ValueError(f"--mode {mode!r} is not one of {', '.join(api.MODES)}")
     kw = {"mode": mode, "kv_tier": kv_tier, "overlap": overlap}
     for key, value in (("mtp", mtp), ("mtp_acceptance", mtp_acceptance), ("attention_precision", attention_precision),
-                       ("prefill_chip", prefill_chip), ("decode_chip", decode_chip)):
+                       ("prefill_chip", prefill_chip), ("decode_chip", decode_chip), ("ffn_chip", ffn_chip)):
         if value is not None:
             kw[key] = value
     return kw
@@ -212,9 +215,12 @@ def _fmt_usd3(v) -> str:
 def _pool_line(p: dict) -> str:
     rate = (f"{p['input_tok_s_per_chip']:,.0f} input tok/s/chip" if p["role"] == "prefill"
             else f"{p['output_tok_s_per_chip']:,.0f} output tok/s/chip")
-    per = "prompts per forward" if p["role"] == "prefill" else "seqs per DP rank"
-    return (f"{p['instances']} × {p['num_chips']} {p['chip']}: TP {p['tp']} · PP {p['pp']} · EP {p['ep']} · DP {p['dp']}, "
-            f"{p['batch']} {per}, {p['weight_precision']}/{p['kv_precision']}; {rate}; {p['bound']}-bound")
+    per = {"prefill": "prompts per forward", "ffn": "seqs routed per step"}.get(p["role"], "seqs per DP rank")
+    cp = f" · CP {p['cp']}" if p.get("cp", 1) > 1 else ""
+    tail = f"; {p['bound']}-bound" if "bound" in p else (f"; {p['step_ms']:,.1f} ms a step on this side"
+                                                          if "step_ms" in p else "")
+    return (f"{p['instances']} × {p['num_chips']} {p['chip']}: TP {p['tp']} · PP {p['pp']} · EP {p['ep']} · DP {p['dp']}{cp}, "
+            f"{p['batch']} {per}, {p['weight_precision']}/{p['kv_precision']}; {rate}{tail}")
 
 
 def _print_compare(rows: list[dict], failures: list[dict], traffic) -> None:
@@ -234,7 +240,7 @@ def _print_compare(rows: list[dict], failures: list[dict], traffic) -> None:
     for r in rows:
         chip = r["chip"] + (" [yellow]*[/]" if r["spec_confidence"] != "datasheet" else "")
         style = None if r["meets_slo"] else "red"
-        mode = {"aggregated": "agg", "disaggregated": "P/D"}.get(r.get("mode", "aggregated"), "agg")
+        mode = {"aggregated": "agg", "disaggregated": "P/D", "af-disaggregated": "P/A/F"}.get(r.get("mode"), "agg")
         t.add_row(r["model"], chip, mode, str(r["num_chips"]), f"{r['tp']}/{r['pp']}/{r['ep']}/{r['dp']}", str(r["batch"]),
                   f"{r['weight_precision']}/{r['kv_precision']}", f"{r['ttft_ms']:,.0f}", f"{r['tpot_ms']:,.1f}",
                   f"{r['output_tok_s_per_chip']:,.0f}", _fmt_usd(r.get("usd_per_mtok_input")),
@@ -262,11 +268,11 @@ def _print_estimate(r: dict) -> None:
     t.add_column("")
     mem = r["memory_gb_per_chip"]
     rows = [
-        ("mode", r.get("mode", "aggregated") + (f"; {r['pd_ratio']:.2f} prefill chips per decode chip, KV transfer "
+        ("mode", r.get("mode", "aggregated") + (f"; {r['pd_ratio']:.2f} prefill chips per decode-side chip, KV transfer "
                                                   f"{r['kv_transfer_ms']:.1f} ms" if r.get("pd_ratio") else "")),
         *[(f"{p['role']} pool", _pool_line(p)) for p in r.get("pools", []) if p["role"] != "aggregated"],
         ("mapping", f"TP {r['tp']} · PP {r['pp']} · EP {r['ep']} · DP {r['dp']}; batch {r['batch']} per DP rank "
-                    f"(concurrency {r['concurrency']})" + (" — decode pool" if r.get("mode") == "disaggregated" else "")),
+                    f"(concurrency {r['concurrency']})" + (" — decode pool" if r.get("mode") != "aggregated" else "")),
         ("MTP", f"{r['draft_tokens']} draft token(s), acceptance {r['draft_acceptance']:.2f}" if r.get("draft_tokens")
                 else "off"),
         ("precision", f"weights {r['weight_precision']}, KV cache {r['kv_precision']}"),

@@ -16,8 +16,8 @@ SloTtft = typer.Option(None, "--slo-ttft-ms", help=f"TTFT limit, ms (default {CH
 SloTpot = typer.Option(None, "--slo-tpot-ms", help=f"TPOT limit, ms (default {CHAT.slo_tpot_ms:g}; 0 = none).")
 PrefixHit = typer.Option(0.0, "--prefix-hit", help="Fraction of input tokens served from a prefix cache.")
 Json = typer.Option(False, "--json", help="Print JSON for scripts instead of a table.")
-Mode = typer.Option("auto", "--mode", help="Deployment mode: auto (the better of the two), aggregated, disaggregated "
-                    "(separate prefill and decode pools).")
+Mode = typer.Option("auto", "--mode", help="Deployment mode: auto (the best), aggregated, disaggregated (separate "
+                    "prefill and decode pools), af-disaggregated (MoE: decode split into attention and expert chips).")
 Mtp = typer.Option(None, "--mtp/--no-mtp", help="Multi-token prediction (default: on for models that ship an MTP "
                    "module, at 85% acceptance).")
 MtpAcceptance = typer.Option(None, "--mtp-acceptance", min=0.0, max=1.0,

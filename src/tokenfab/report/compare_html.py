@@ -66,8 +66,9 @@ TPOT {traffic.slo_tpot_ms or '—'} ms. Predictions are first-principles estimat
 
 
 def deployment_label(r: dict) -> str:
-    """'aggregated', or the pools of a disaggregated deployment: 'P 2×16 h800 EP16 · D 1×32 h800 EP32'."""
-    if r.get("mode", "aggregated") != "disaggregated":
+    """'aggregated', or the pools of a disaggregated deployment: 'P 2×16 h800 EP16 · D 1×32 h800 EP32'
+    (attention-FFN: P, A and F pools)."""
+    if r.get("mode", "aggregated") == "aggregated":
         return "aggregated"
     return " · ".join(f"{p['role'][0].upper()} {p['instances']}×{p['num_chips']} {p['chip']} TP{p['tp']} EP{p['ep']}"
                       + (f" CP{p['cp']}" if p.get("cp", 1) > 1 else "") for p in r.get("pools", []))

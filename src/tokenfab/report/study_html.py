@@ -156,7 +156,7 @@ class _Report:
                     continue
                 dep = (f"{r['num_chips']} · {r['tp']}/{r['pp']}/{r['ep']}/{r['dp']} · {r['batch']} · "
                        f"{r['weight_precision']}/{r['kv_precision']}")
-                if r.get("mode") == "disaggregated":
+                if r.get("mode", "aggregated") != "aggregated":
                     from tokenfab.report.compare_html import deployment_label
                     dep += f" — {deployment_label(r)}"
                 cost_note = "" if r.get("usd_per_chip_hour") is not None else \
