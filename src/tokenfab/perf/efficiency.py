@@ -34,6 +34,23 @@ class Efficiency(Spec):
     shared-memory/TMEM feeding becomes the limit, and the denser math pushes the chip into its power
     cap (lower sustained clock): measured block-scaled FP4 GEMMs on B200 reach ~45-55% of the FP4
     peak where FP8 GEMMs reach ~65-75% of theirs (rows M0468-M0471)."""
+    gemm_hbm_frac: float | None = Field(default=None, gt=0, le=1)
+    """Fraction of peak HBM bandwidth a BF16 GEMM sustains while streaming its weights (small M);
+    None = `hbm_frac`. A GEMM's weight stream is split over output tiles and K slices and does not
+    reach a plain copy's bandwidth (fitted from measured GEMM tables, `--source aiconfigurator`)."""
+    lowp_gemm_hbm_frac: float | None = Field(default=None, gt=0, le=1)
+    """Weight-streaming HBM fraction of FP8/INT8 GEMMs; None = `gemm_hbm_frac`."""
+    fp4_gemm_hbm_frac: float | None = Field(default=None, gt=0, le=1)
+    """Weight-streaming HBM fraction of 4-bit-weight GEMMs (block-scaled FP4, or weight-only kernels
+    that dequantize to the compute format); None = `lowp_gemm_hbm_frac`."""
+    gemm_fixed_us: float | None = Field(default=None, ge=0)
+    """Fixed cost of one BF16 GEMM, µs (launch, prologue, epilogue); None = `kernel_launch_us`."""
+    lowp_gemm_fixed_us: float | None = Field(default=None, ge=0)
+    """Fixed cost of one FP8/INT8 GEMM, µs, including the activation quantization and scale
+    handling the low-precision path adds; None = `gemm_fixed_us`."""
+    fp4_gemm_fixed_us: float | None = Field(default=None, ge=0)
+    """Fixed cost of one 4-bit-weight GEMM, µs (activation quantization and block-scale layout
+    included); None = `lowp_gemm_fixed_us`."""
     attention_compute_frac: float = Field(default=0.60, gt=0, le=1)
     """Fraction of dense peak a fused (flash) attention kernel sustains in prefill."""
     hbm_frac: float = Field(default=0.85, gt=0, le=1)
@@ -50,6 +67,13 @@ class Efficiency(Spec):
     """Fraction of link bandwidth a collective achieves (bus bandwidth / link bandwidth)."""
     comm_latency_us: float = Field(default=4.0, ge=0)
     """Latency of one collective step inside the scale-up domain, µs."""
+    allreduce_latency_us: float | None = Field(default=None, ge=0)
+    """Latency of the custom (one/two-shot) all-reduce serving stacks run inside one scale-up domain,
+    µs, flat in the group size; an all-reduce inside a domain takes the faster of it and the NCCL
+    estimate (2·ceil(log2 p)·`comm_latency_us` + ring at `comm_bw_frac`). None = NCCL only."""
+    allreduce_bw_frac: float | None = Field(default=None, gt=0, le=1)
+    """Share of the scale-up link the custom all-reduce sustains (it runs with few thread blocks);
+    None = `comm_bw_frac`."""
     scaleout_latency_us: float = Field(default=12.0, ge=0)
     """Latency of one collective step across the scale-out network, µs."""
     step_overhead_ms: float = Field(default=0.3, ge=0)
@@ -64,6 +88,20 @@ class Efficiency(Spec):
         if precision in LOW_PRECISION_COMPUTE and self.lowp_gemm_compute_frac is not None:
             return self.lowp_gemm_compute_frac
         return self.gemm_compute_frac
+
+    def gemm_stream_frac(self, kernel: str) -> float:
+        """HBM fraction a GEMM of kernel class `kernel` (bf16, lowp, fp4) sustains on its weights."""
+        bf16 = self.hbm_frac if self.gemm_hbm_frac is None else self.gemm_hbm_frac
+        lowp = bf16 if self.lowp_gemm_hbm_frac is None else self.lowp_gemm_hbm_frac
+        return {"bf16": bf16, "lowp": lowp, "fp4": lowp if self.fp4_gemm_hbm_frac is None
+                else self.fp4_gemm_hbm_frac}[kernel]
+
+    def gemm_fixed_s(self, kernel: str) -> float:
+        """Fixed seconds of one GEMM of kernel class `kernel` (bf16, lowp, fp4)."""
+        bf16 = self.kernel_launch_us if self.gemm_fixed_us is None else self.gemm_fixed_us
+        lowp = bf16 if self.lowp_gemm_fixed_us is None else self.lowp_gemm_fixed_us
+        fp4 = lowp if self.fp4_gemm_fixed_us is None else self.fp4_gemm_fixed_us
+        return {"bf16": bf16, "lowp": lowp, "fp4": fp4}[kernel] * 1e-6
 
 
 LOW_PRECISION_COMPUTE = ("fp8", "fp4", "int8", "int4")

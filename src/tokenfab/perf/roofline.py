@@ -2,7 +2,11 @@
 a numpy array (one element per mapping/batch point) or a scalar.
 
 time = max(compute time, memory time) + kernel launch, where compute time divides FLOPs by the
-dense peak × achievable fraction × tile utilization (M/N padding to the kernel's tile).
+dense peak × achievable fraction × tile utilization (M/N padding to the kernel's tile). A GEMM's
+memory time and fixed cost depend on its kernel class (bf16, FP8/INT8, 4-bit weights): the weight
+stream of decode-sized GEMMs and the per-GEMM fixed cost are fitted per class from measured kernel
+tables (`tokenfab calibrate --source aiconfigurator`; unfitted chips use `hbm_frac` and
+`kernel_launch_us` as before).
 """
 
 from __future__ import annotations
@@ -35,23 +39,47 @@ def tile_utilization(m, n, cores: int, eff: Efficiency, ragged: bool = False):
     return pad_m * (n / (tiles_n * eff.tile_n))
 
 
+def kernel_class(w_bytes):
+    """GEMM kernel class by stored weight bytes per element: `bf16` (≥ 2 B), `lowp` (FP8/INT8,
+    ≥ 1 B), `fp4` (4-bit weights: block-scaled FP4, or a weight-only kernel that dequantizes them to
+    the compute format). The class picks the weight-streaming fraction and fixed cost
+    (`Efficiency.gemm_stream_frac`, `gemm_fixed_s`); the compute side is the caller's (peak and
+    fraction of the compute precision), so 4-bit weights on a chip without FP4 math are costed as
+    4-bit weight bytes computed at the wider precision, never at an FP4 rate."""
+    w = np.asarray(w_bytes, dtype=float)
+    return np.where(w >= 2.0, "bf16", np.where(w >= 1.0, "lowp", "fp4"))
+
+
+def gemm_kernel_terms(w_bytes, eff: Efficiency):
+    """(HBM fraction, fixed seconds) of GEMMs with `w_bytes` weights (scalar or per point)."""
+    w = np.asarray(w_bytes, dtype=float)
+    hbm = np.where(w >= 2.0, eff.gemm_stream_frac("bf16"),
+                   np.where(w >= 1.0, eff.gemm_stream_frac("lowp"), eff.gemm_stream_frac("fp4")))
+    fixed = np.where(w >= 2.0, eff.gemm_fixed_s("bf16"),
+                     np.where(w >= 1.0, eff.gemm_fixed_s("lowp"), eff.gemm_fixed_s("fp4")))
+    return hbm, fixed
+
+
 def gemm_time_s(m, n, k, peak_tflops, hbm_tb_s, w_bytes, a_bytes, cores: int, eff: Efficiency,
                 batch=1.0, compute_frac=None, ragged: bool = False):
     """Seconds for `batch` independent GEMMs (M×K)·(K×N), weights of `w_bytes`/element.
 
-    Bytes moved: the weight matrix once per GEMM, input activations (M×K) and output (M×N).
-    `compute_frac` (scalar or per point) overrides `eff.gemm_compute_frac`, e.g. with the
+    Bytes moved: the weight matrix once per GEMM, input activations (M×K) and output (M×N), at the
+    weight-streaming fraction of the kernel class (`kernel_class`); plus the class's fixed cost per
+    GEMM. `compute_frac` (scalar or per point) overrides `eff.gemm_compute_frac`, e.g. with the
     low-precision path's fraction (`Efficiency.gemm_frac`). `ragged`: the `batch` GEMMs have
-    random row counts around `m` (MoE experts), see `tile_utilization`.
+    random row counts around `m` (MoE experts), see `tile_utilization`. A grouped GEMM (`batch` > 1)
+    is one kernel: its fixed cost is paid once.
     """
     m = np.asarray(m, dtype=float)
     flops = 2.0 * m * n * k * batch
     bytes_ = batch * (n * k * w_bytes + m * (k + n) * a_bytes)
     util = tile_utilization(m, n, cores, eff, ragged=ragged)
     frac = eff.gemm_compute_frac if compute_frac is None else np.asarray(compute_frac)
+    hbm_frac, fixed_s = gemm_kernel_terms(w_bytes, eff)
     t_compute = flops / (np.asarray(peak_tflops) * 1e12 * frac * util)
-    t_memory = bytes_ / (np.asarray(hbm_tb_s) * 1e12 * eff.hbm_frac)
-    return np.maximum(t_compute, t_memory) + eff.kernel_launch_us * 1e-6, t_compute >= t_memory
+    t_memory = bytes_ / (np.asarray(hbm_tb_s) * 1e12 * hbm_frac)
+    return np.maximum(t_compute, t_memory) + fixed_s, t_compute >= t_memory
 
 
 def stream_time_s(bytes_, hbm_tb_s, eff: Efficiency, kernels=1.0):

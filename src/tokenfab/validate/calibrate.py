@@ -299,5 +299,84 @@ def write_calibration(fit: ChipFit, label: str, digest: str, out_dir: Path | Non
     """Write the chip's calibration file (default: the package's catalog/calibration/<chip>.yaml)."""
     path = (Path(out_dir) / f"{fit.chip}.yaml") if out_dir else calibration_path(fit.chip)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(calibration_yaml(fit, label, digest))
+    text = calibration_yaml(fit, label, digest)
+    old = _read_doc(path)
+    if old and old.get("aiconfigurator"):  # keep the kernel-table fit on top of the refreshed one
+        doc = yaml.safe_load(text)
+        sec = old["aiconfigurator"]
+        doc["efficiency"], doc["aiconfigurator"] = _apply_aic(doc["efficiency"], sec.get("applied") or {}, sec)
+        text = AIC_HEADER.format(chip=fit.chip) + yaml.safe_dump(doc, sort_keys=False, width=110, allow_unicode=True)
+    path.write_text(text)
+    return path
+
+
+# --- Kernel-table calibration (`tokenfab calibrate --source aiconfigurator`) ------------------------
+# The microbenchmark fit above owns the `fit` section of a calibration file; the kernel-table fit
+# (validate/aic_fit.py) owns an `aiconfigurator` section: the Efficiency fields it applied and the
+# values they replaced. Each writer keeps the other's section, so either may be re-run alone.
+
+AIC_HEADER = ("# {chip}: Efficiency fitted by `tokenfab calibrate` from microbenchmark rows and/or measured kernel\n"
+              "# tables (aiconfigurator). Versioned data: re-run `tokenfab calibrate` to refresh;\n"
+              "# do not edit by hand.\n")
+
+
+def _read_doc(path: Path) -> dict | None:
+    from tokenfab.specs.base import load_yaml
+
+    if not Path(path).exists():
+        return None
+    doc = load_yaml(Path(path))
+    return doc if isinstance(doc, dict) else None
+
+
+def _strip_aic(eff_map: dict, section: dict | None) -> dict:
+    """The efficiency mapping with the kernel-table fit's values put back to what they replaced."""
+    out = dict(eff_map)
+    for k, v in ((section or {}).get("replaced") or {}).items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = v
+    if section and "source_before" in section:
+        out["source"] = section["source_before"]
+    return out
+
+
+def base_efficiency(chip_id: str, vendor: str, out_dir: Path | None = None) -> Efficiency:
+    """The chip's efficiency without the kernel-table fit (where that fit starts: reruns are idempotent)."""
+    path = (Path(out_dir) / f"{chip_id}.yaml") if out_dir else calibration_path(chip_id)
+    if not path.exists():
+        path = calibration_path(chip_id)
+    doc = _read_doc(path)
+    if doc is None or "efficiency" not in doc:
+        return family_default(vendor)
+    return Efficiency.from_mapping(_strip_aic(doc["efficiency"], doc.get("aiconfigurator")), origin=str(path))
+
+
+def _apply_aic(eff_map: dict, applied: dict, section: dict) -> tuple[dict, dict]:
+    """(efficiency mapping with `applied` on top, section with `replaced` and `source_before`)."""
+    out = dict(eff_map)
+    section = dict(section)
+    section["replaced"] = {k: out.get(k) for k in applied}
+    section["source_before"] = out.get("source", "family default")
+    out.update(applied)
+    if applied:
+        out["source"] = (f"{section['source_before']}; GEMM curves and all-reduce from aiconfigurator-core "
+                         f"{section.get('package_version')} kernel tables ({section.get('framework')})")
+    Efficiency.from_mapping(out, origin="aiconfigurator fit")  # validate before writing
+    return out, section
+
+
+def write_aiconfigurator(chip_id: str, vendor: str, applied: dict, section: dict,
+                         out_dir: Path | None = None) -> Path:
+    """Merge a kernel-table fit into the chip's calibration file (created from the family default)."""
+    path = (Path(out_dir) / f"{chip_id}.yaml") if out_dir else calibration_path(chip_id)
+    doc = _read_doc(path) or _read_doc(calibration_path(chip_id)) or {"chip": chip_id,
+                              "efficiency": family_default(vendor).model_dump(mode="json", exclude_none=True)}
+    eff_map, section = _apply_aic(_strip_aic(doc["efficiency"], doc.get("aiconfigurator")), applied, section)
+    doc["efficiency"] = eff_map
+    doc["aiconfigurator"] = section
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(AIC_HEADER.format(chip=chip_id) + yaml.safe_dump(doc, sort_keys=False, width=110,
+                                                                    allow_unicode=True))
     return path

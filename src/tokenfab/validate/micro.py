@@ -203,8 +203,14 @@ def _op_row(row, chip: ChipSpec, eff: Efficiency) -> float:
     raise Unpredictable(f"operator {op} not modelled")
 
 
+_SERVING_ALLREDUCE = ("tensorrt", "trt-llm", "trtllm", "vllm", "sglang", "custom")
+
+
 def predict_micro(row, chip: ChipSpec, eff: Efficiency) -> float:
     """Predicted value of a microbenchmark row in its metric unit (raises Unpredictable)."""
+    if eff.allreduce_latency_us is not None and not any(s in row.framework.lower() for s in _SERVING_ALLREDUCE):
+        # nccl-tests / plain PyTorch measure NCCL's all-reduce, not a serving stack's custom kernel.
+        eff = eff.model_copy(update={"allreduce_latency_us": None, "allreduce_bw_frac": None})
     if row.scenario == "gemm":
         return _gemm_row(row, chip, eff)
     if row.scenario == "bandwidth":

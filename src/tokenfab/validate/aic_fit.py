@@ -1,0 +1,355 @@
+"""Fit a chip's GEMM curves and collective alpha/beta from aiconfigurator's measured kernel tables.
+
+Physical and small, per chip:
+- GEMM, per kernel precision (bf16, fp8 per-tensor, fp8 block-scaled, nvfp4): three numbers in the
+  engine's own roofline (`perf.roofline.gemm_time_s`, tile padding of M and N included):
+  the compute fraction a large GEMM sustains, the HBM fraction the weight stream sustains (what
+  sets small-M, decode-sized GEMMs) and a fixed cost per GEMM (launch, prologue/epilogue, and for
+  the low-precision paths the activation quantization and scale handling they add).
+- All-reduce inside the scale-up domain: `allreduce_latency_us` (alpha, flat in the group size) and
+  `allreduce_bw_frac` (beta: the share of the link its ring/two-shot phase sustains), in the
+  engine's `perf.comm.allreduce_time_s`,
+  fitted on the custom all-reduce table (what tensor-parallel serving runs); the NCCL all-reduce
+  table is scored with the fitted values (reported, not fitted).
+Least squares on log(predicted / measured), logistic bounds, deterministic Levenberg-Marquardt from
+the current calibration (same inputs, same numbers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tokenfab.perf import comm, roofline
+from tokenfab.perf.efficiency import Efficiency
+from tokenfab.specs import ChipSpec, SystemSpec
+from tokenfab.validate import aiconfigurator as aic
+
+GEMM_BOUNDS = {"compute_frac": (0.05, 1.0), "hbm_frac": (0.1, 1.0), "fixed_us": (0.2, 60.0)}
+"""Physical ranges of the per-precision GEMM parameters."""
+COMM_BOUNDS = {"allreduce_latency_us": (0.2, 50.0), "allreduce_bw_frac": (0.05, 1.0)}
+"""Physical ranges of the collective parameters. The other collectives' share of the link
+(`comm_bw_frac`, fitted on large-message nccl-tests rows) is not touched."""
+PEAK_PRECISION = {"bf16": "bf16", "fp8": "fp8", "fp8_block": "fp8", "fp4": "fp4", "int8": "int8",
+                  "w4a16": "bf16", "w8a16": "bf16"}
+"""The matrix path each kernel precision computes on (weight-only kernels: BF16)."""
+WEIGHT_ONLY = ("w4a16", "w8a16")
+"""Weight-only kernels: their compute fraction is BF16's (kept); the fit sets their weight stream and
+fixed cost, which include dequantizing the weights to the compute format."""
+WEIGHT_BYTES = {"bf16": 2.0, "fp8": 1.0, "fp8_block": 1.0 + 4.0 / (128 * 128), "fp4": 4.5 / 8, "int8": 1.0,
+                "w4a16": 4.5 / 8, "w8a16": 1.0}
+"""Stored weight bytes per element of each kernel precision (block scales included)."""
+ACT_IN_BYTES = {"bf16": 2.0, "fp8": 1.0, "fp8_block": 1.0 + 4.0 / 128, "fp4": 4.5 / 8, "int8": 1.0,
+                "w4a16": 2.0, "w8a16": 2.0}
+EFFICIENCY_FIELDS = {
+    "bf16": ("gemm_compute_frac", "gemm_hbm_frac", "gemm_fixed_us"),
+    "fp8": ("lowp_gemm_compute_frac", "lowp_gemm_hbm_frac", "lowp_gemm_fixed_us"),
+    "int8": ("lowp_gemm_compute_frac", "lowp_gemm_hbm_frac", "lowp_gemm_fixed_us"),
+    "fp4": ("fp4_gemm_compute_frac", "fp4_gemm_hbm_frac", "fp4_gemm_fixed_us"),
+    "w4a16": (None, "fp4_gemm_hbm_frac", "fp4_gemm_fixed_us"),
+}
+"""Which Efficiency fields each fitted precision sets. fp8_block and w8a16 are recorded, not used (the
+engine's fp8 is per-tensor and its int8 is W8A8). int8 (SmoothQuant) sets the low-precision class only
+on chips without FP8; w4a16 sets the 4-bit class only on chips without FP4 math."""
+MIN_DIM = 512
+"""GEMMs with N or K below this are left out of the fit: no LLM linear layer has them (the tables
+sweep N, K down to 32), and their launch-bound kernels would drag the curve away from real shapes."""
+SERVING_M = (256, 1024)
+"""Rows fitted: M ≤ 256 (decode batches per rank) or M ≥ 1024 (prefill chunks). The band between
+is where the tables' kernel choice (tile shape, split-K heuristics) varies most from shape to shape;
+it is scored, not fitted."""
+M_BINS = ((1, 16), (17, 64), (65, 256), (257, 1024), (1025, 4096), (4097, 1 << 40))
+
+
+@dataclass
+class GemmFit:
+    precision: str
+    rows: int
+    params: dict
+    median_ape_before: float
+    median_ape_after: float
+    signed_median_before: float
+    signed_median_after: float
+    by_m_after: dict = field(default_factory=dict)
+    """Signed median error per M bin after the fit ('1-16': -0.03, ...)."""
+    by_m_before: dict = field(default_factory=dict)
+    """Signed median error per M bin with the values the engine had before the fit."""
+
+
+@dataclass
+class CommFit:
+    table: str
+    rows: int
+    params: dict
+    median_ape_before: float
+    median_ape_after: float
+    small_msg_signed_before: float | None
+    small_msg_signed_after: float | None
+    """Signed median error on messages under 64 KiB."""
+
+
+def _to_z(x, lo, hi):
+    u = np.clip((x - lo) / (hi - lo), 1e-6, 1 - 1e-6)
+    return np.log(u / (1 - u))
+
+
+def _to_x(z, lo, hi):
+    return lo + (hi - lo) / (1.0 + np.exp(-np.clip(z, -500, 500)))
+
+
+def levenberg_marquardt(fun, z0, iters: int = 80) -> np.ndarray:
+    """Deterministic LM with a forward-difference Jacobian (fixed schedule, no randomness)."""
+    z = np.array(z0, dtype=float)
+    r = fun(z)
+    cost = float(r @ r)
+    lam = 1e-2
+    for _ in range(iters):
+        J = np.empty((r.size, z.size))
+        for j in range(z.size):
+            dz = z.copy()
+            dz[j] += 1e-5
+            J[:, j] = (fun(dz) - r) / 1e-5
+        A, g = J.T @ J, J.T @ r
+        improved, rel = False, 0.0
+        for _ in range(12):
+            z_new = z + np.linalg.solve(A + lam * np.diag(np.diag(A) + 1e-12), -g)
+            r_new = fun(z_new)
+            c_new = float(r_new @ r_new)
+            if c_new < cost:
+                rel = (cost - c_new) / max(cost, 1e-300)
+                z, r, cost, improved = z_new, r_new, c_new, True
+                lam = max(lam / 3.0, 1e-9)
+                break
+            lam *= 4.0
+        if not improved or rel < 1e-10:
+            break
+    return z
+
+
+def gemm_seconds(m, n, k, precision: str, chip: ChipSpec, eff: Efficiency, params: dict) -> np.ndarray:
+    """The engine's roofline time of GEMMs in `precision` with the given (compute, hbm, fixed) values."""
+    w = WEIGHT_BYTES[precision]
+    a_in, out_b = ACT_IN_BYTES[precision], 2.0
+    a = (k * a_in + n * out_b) / (k + n)  # roofline charges m·(k+n)·a: mean of input and output widths
+    cls = str(roofline.kernel_class(w))
+    e = eff.model_copy(update={
+        {"bf16": "gemm_hbm_frac", "lowp": "lowp_gemm_hbm_frac", "fp4": "fp4_gemm_hbm_frac"}[cls]: params["hbm_frac"],
+        {"bf16": "gemm_fixed_us", "lowp": "lowp_gemm_fixed_us", "fp4": "fp4_gemm_fixed_us"}[cls]: params["fixed_us"]})
+    t, _ = roofline.gemm_time_s(m, n, k, chip.peak_tflops(PEAK_PRECISION[precision]), chip.hbm_tb_s, w, a,
+                                chip.cores or 100, e, compute_frac=params["compute_frac"])
+    return np.asarray(t, dtype=float)
+
+
+def current_gemm_params(eff: Efficiency, precision: str) -> dict:
+    """The (compute, hbm, fixed) values the engine uses now for `precision`."""
+    p = PEAK_PRECISION[precision]
+    cls = str(roofline.kernel_class(WEIGHT_BYTES[precision]))
+    return {"compute_frac": eff.gemm_frac(p), "hbm_frac": eff.gemm_stream_frac(cls),
+            "fixed_us": eff.gemm_fixed_s(cls) * 1e6}
+
+
+def _m_bins(m, err) -> dict:
+    out = {}
+    for lo, hi in M_BINS:
+        sel = (m >= lo) & (m <= hi)
+        if sel.any():
+            out[f"{lo}-{hi}" if hi < (1 << 40) else f">{lo - 1}"] = round(float(np.median(err[sel])), 4)
+    return out
+
+
+def fit_gemm(table: aic.Table, chip: ChipSpec, eff: Efficiency, fit_compute: bool = True,
+             min_dim: int = MIN_DIM) -> list[GemmFit]:
+    """One GemmFit per precision of the table that the chip has a matrix path for.
+
+    `fit_compute=False` keeps the compute fraction the chip has now (e.g. fitted on best-shape
+    microbenchmarks) and fits only the weight-streaming fraction and the fixed cost: the small-M,
+    decode-sized regime."""
+    c = table.columns
+    out = []
+    for dtype, prec in aic.GEMM_DTYPES.items():
+        sel = (c["gemm_dtype"] == dtype) & (c["n"] >= min_dim) & (c["k"] >= min_dim)
+        if not sel.any() or not chip.peak_tflops(PEAK_PRECISION[prec]):
+            continue
+        fit_rows = ((c["m"] <= SERVING_M[0]) | (c["m"] >= SERVING_M[1]))[sel]
+        m, n, k = (np.asarray(c[x][sel], float) for x in ("m", "n", "k"))
+        meas = c["latency_s"][sel]
+        start = current_gemm_params(eff, prec)
+        names = [nm for nm in GEMM_BOUNDS if (fit_compute and prec not in WEIGHT_ONLY) or nm != "compute_frac"]
+
+        fm, fn, fk, fmeas = m[fit_rows], n[fit_rows], k[fit_rows], meas[fit_rows]
+
+        def residuals(z, m=fm, n=fn, k=fk, meas=fmeas, prec=prec, names=names, start=start):
+            vals = {**start, **{nm: float(_to_x(zi, *GEMM_BOUNDS[nm])) for nm, zi in zip(names, z)}}
+            return np.log(gemm_seconds(m, n, k, prec, chip, eff, vals) / meas)
+
+        z0 = np.array([_to_z(min(max(start[nm], GEMM_BOUNDS[nm][0] * 1.01), GEMM_BOUNDS[nm][1] * 0.99),
+                             *GEMM_BOUNDS[nm]) for nm in names])
+        z = levenberg_marquardt(residuals, z0)
+        params = {**{nm: float(np.round(v, 4)) for nm, v in start.items()},
+                  **{nm: float(np.round(_to_x(zi, *GEMM_BOUNDS[nm]), 4)) for nm, zi in zip(names, z)}}
+        before = gemm_seconds(m, n, k, prec, chip, eff, start) / meas - 1.0
+        after = gemm_seconds(m, n, k, prec, chip, eff, params) / meas - 1.0
+        out.append(GemmFit(prec, int(sel.sum()), params, float(np.median(np.abs(before))),
+                           float(np.median(np.abs(after))), float(np.median(before)), float(np.median(after)),
+                           _m_bins(m, after), _m_bins(m, before)))
+    return out
+
+
+def _allreduce(table: aic.Table, system: SystemSpec, dtype_col: str, op: str | None = None):
+    c = table.columns
+    sel = c["num_gpus"] <= system.scaleup_domain
+    if op is not None:
+        sel &= c["op_name"] == op
+    b = aic.message_bytes(c[dtype_col][sel], c["message_size"][sel])
+    ok = np.isfinite(b)
+    return b[ok], c["num_gpus"][sel][ok], c["latency_s"][sel][ok]
+
+
+def _score(b, p, meas, system, eff):
+    err = np.asarray(comm.allreduce_time_s(b, p, system, eff), float) / meas - 1.0
+    small = b < 64 * 1024
+    return err, (float(np.median(err[small])) if small.any() else None)
+
+
+def fit_allreduce(table: aic.Table, system: SystemSpec, eff: Efficiency) -> CommFit | None:
+    """Fit alpha (`comm_latency_us`) and beta (`comm_bw_frac`) on a custom all-reduce table."""
+    b, p, meas = _allreduce(table, system, "allreduce_dtype")
+    keep = p > 1
+    b, p, meas = b[keep], p[keep], meas[keep]
+    if b.size < 4:
+        return None
+    names = list(COMM_BOUNDS)
+
+    def residuals(z):
+        e = eff.model_copy(update={nm: float(_to_x(zi, *COMM_BOUNDS[nm])) for nm, zi in zip(names, z)})
+        return np.log(np.asarray(comm.custom_allreduce_time_s(b, p, system, e), float) / meas)
+
+    start = {"allreduce_latency_us": 2.0 * eff.comm_latency_us, "allreduce_bw_frac": eff.comm_bw_frac}
+    z0 = np.array([_to_z(min(max(start[nm], COMM_BOUNDS[nm][0] * 1.01), COMM_BOUNDS[nm][1] * 0.99),
+                         *COMM_BOUNDS[nm]) for nm in names])
+    z = levenberg_marquardt(residuals, z0)
+    params = {nm: float(np.round(_to_x(zi, *COMM_BOUNDS[nm]), 4)) for nm, zi in zip(names, z)}
+    e_before, s_before = _score(b, p, meas, system, eff)
+    e_after, s_after = _score(b, p, meas, system, eff.model_copy(update=params))  # as the engine runs it
+    return CommFit(table.name, int(b.size), params, float(np.median(np.abs(e_before))),
+                   float(np.median(np.abs(e_after))), s_before, s_after)
+
+
+def score_nccl_allreduce(table: aic.Table, system: SystemSpec, eff: Efficiency, fitted: dict) -> CommFit | None:
+    """Score (not fit) the NCCL all-reduce table with the current and the fitted collective values."""
+    b, p, meas = _allreduce(table, system, "nccl_dtype", op="all_reduce")
+    keep = p > 1
+    b, p, meas = b[keep], p[keep], meas[keep]
+    if b.size == 0:
+        return None
+    e_before, s_before = _score(b, p, meas, system, eff)
+    e_after, s_after = _score(b, p, meas, system, eff.model_copy(update=fitted))
+    return CommFit(table.name, int(b.size), {}, float(np.median(np.abs(e_before))),
+                   float(np.median(np.abs(e_after))), s_before, s_after)
+
+
+@dataclass
+class AicChipFit:
+    """One chip's fit from the kernel tables: the Efficiency fields it sets and the record."""
+
+    chip: str
+    system: str
+    applied: dict
+    """Efficiency field -> fitted value (only where the fit lowers the table's median error)."""
+    gemm: list
+    allreduce: CommFit | None
+    nccl_allreduce: CommFit | None
+    tables: list
+    """Provenance of every table read: path under the package's data folder, framework, version, rows."""
+
+
+def fit_system(root, system: str, framework: str = "trtllm", out_dir=None,
+               fit_compute: bool = True) -> AicChipFit | None:
+    """Fit the catalog chip of aiconfigurator system `system` from its kernel tables (None: no chip)."""
+    from tokenfab import catalog
+    from tokenfab.validate.calibrate import base_efficiency
+    from tokenfab.validate.micro import system_for
+
+    cid = aic.SYSTEMS.get(system)
+    if cid is None:
+        return None
+    chip = catalog.load_chip(cid)
+    eff = base_efficiency(cid, chip.vendor, out_dir)
+    applied, tables, gemm, ar, nccl = {}, [], [], None, None
+    t = aic.load(root, system, "gemm_perf", framework)
+    if t is not None:
+        tables.append(t.provenance(root))
+        gemm = fit_gemm(t, chip, eff, fit_compute)
+        for g in gemm:
+            if g.precision not in EFFICIENCY_FIELDS or g.median_ape_after >= g.median_ape_before:
+                continue
+            if (g.precision == "int8" and chip.fp8_tflops) or (g.precision == "w4a16" and chip.fp4_tflops):
+                continue
+            fields = dict(zip(("compute_frac", "hbm_frac", "fixed_us"), EFFICIENCY_FIELDS[g.precision]))
+            applied.update({f: g.params[nm] for nm, f in fields.items()
+                            if f is not None and (fit_compute or nm != "compute_frac")})
+    sysm = system_for(chip)
+    t = aic.load(root, system, "custom_allreduce_perf", framework)
+    if t is not None:
+        tables.append(t.provenance(root))
+        ar = fit_allreduce(t, sysm, eff)
+        if ar is not None and ar.median_ape_after < ar.median_ape_before:
+            applied.update(ar.params)
+    hit = aic.pick_table(root, system, "nccl_perf", "nccl")
+    if hit is not None:
+        t = aic.read_table(hit[2], "nccl_perf", system, hit[0], hit[1])
+        tables.append(t.provenance(root))
+        nccl = score_nccl_allreduce(t, sysm, eff, {k: v for k, v in applied.items() if k in COMM_BOUNDS})
+    if not tables:
+        return None
+    return AicChipFit(cid, system, applied, gemm, ar, nccl, tables)
+
+
+def fit_all(root=None, chips: list[str] | None = None, framework: str = "trtllm", out_dir=None,
+            fit_compute: bool = True) -> list[AicChipFit]:
+    """Fits for every aiconfigurator system with a catalog chip (or only `chips`), in system order."""
+    from pathlib import Path
+
+    root = aic.data_root() if root is None else Path(root)
+    out = []
+    for system, cid in aic.SYSTEMS.items():
+        if chips and cid not in chips:
+            continue
+        f = fit_system(root, system, framework, out_dir, fit_compute)
+        if f is not None:
+            out.append(f)
+    return out
+
+
+def record(fit: AicChipFit, version: str | None, framework: str, fit_compute: bool = True) -> dict:
+    """The `aiconfigurator` section of a calibration file (provenance and fit errors)."""
+    def comm_rec(c):
+        if c is None:
+            return None
+        return {"table": c.table, "rows": c.rows, "params": c.params,
+                "median_ape_before": round(c.median_ape_before, 4), "median_ape_after": round(c.median_ape_after, 4),
+                "small_msg_signed_median_before": None if c.small_msg_signed_before is None
+                else round(c.small_msg_signed_before, 4),
+                "small_msg_signed_median_after": None if c.small_msg_signed_after is None
+                else round(c.small_msg_signed_after, 4)}
+    return {
+        "package": "aiconfigurator-core", "package_version": version, "framework": framework,
+        "system": fit.system, "tables": fit.tables, "gemm_min_n_k": MIN_DIM,
+        "gemm_compute_frac": "fitted" if fit_compute else "kept (microbenchmark fit)",
+        "method": ("least squares on log(predicted/measured) in the engine's own roofline (GEMM rows with N, K >= "
+                   f"{MIN_DIM} and M <= {SERVING_M[0]} or M >= {SERVING_M[1]}; errors reported over all rows with "
+                   f"N, K >= {MIN_DIM}) and custom all-reduce formula (all rows within the scale-up domain); "
+                   "logistic bounds; deterministic Levenberg-Marquardt from the current calibration; a value is "
+                   "applied only where it lowers the table's median |error| (all-reduce scored as the engine "
+                   "runs it: the faster of custom and NCCL)"),
+        "applied": fit.applied,
+        "gemm": [{"precision": g.precision, "rows": g.rows, "params": g.params,
+                  "median_ape_before": round(g.median_ape_before, 4), "median_ape_after": round(g.median_ape_after, 4),
+                  "signed_median_before": round(g.signed_median_before, 4),
+                  "signed_median_after": round(g.signed_median_after, 4), "signed_median_by_m_before": g.by_m_before,
+                  "signed_median_by_m_after": g.by_m_after}
+                 for g in fit.gemm],
+        "allreduce": comm_rec(fit.allreduce),
+        "nccl_allreduce_scored_not_fitted": comm_rec(fit.nccl_allreduce),
+    }

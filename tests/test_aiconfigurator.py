@@ -1,0 +1,254 @@
+"""Kernel-table calibration (`tokenfab calibrate --source aiconfigurator`): the reader on a hand-made
+fixture in the package's layout (tests/data/aic, CSV), fits that recover known parameters, the engine
+terms they set, and the one-line error when the package is missing. None of this needs aiconfigurator."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from tokenfab import catalog
+from tokenfab.cli import app
+from tokenfab.perf import comm, roofline
+from tokenfab.perf.efficiency import Efficiency, load_calibration
+from tokenfab.specs import SystemSpec
+from tokenfab.validate import aic_fit
+from tokenfab.validate import aiconfigurator as aic
+from tokenfab.validate.calibrate import base_efficiency, write_aiconfigurator
+
+FIXTURE = Path(__file__).parent / "data" / "aic"
+runner = CliRunner()
+
+
+# --- reader -----------------------------------------------------------------------------------------
+
+def test_versions_sort_as_numbers_and_the_newest_is_read():
+    assert aic.version_key("1.10.0") > aic.version_key("1.2.0rc5")
+    assert aic.version_key("1.3.0rc20") > aic.version_key("1.3.0rc5")
+    fw, ver, path = aic.pick_table(FIXTURE, "h100_sxm", "gemm_perf", "trtllm")
+    assert (fw, ver, path.name) == ("trtllm", "1.10.0", "gemm_perf.csv")
+
+
+def test_gemm_table_latency_is_read_in_seconds_and_bad_rows_dropped():
+    t = aic.load(FIXTURE, "h100_sxm", "gemm_perf", "trtllm")
+    # 4 rows in the file; the one with latency 0 is dropped. 0.025 ms -> 25 µs.
+    assert t.rows == 3
+    assert list(t.columns["gemm_dtype"]) == ["bfloat16", "fp8", "fp8"]
+    assert t.columns["latency_s"][0] == pytest.approx(25e-6)
+    assert t.columns["m"][2] == 4096
+    assert t.provenance(FIXTURE) == {"table": "h100_sxm/gemm/trtllm/1.10.0/gemm_perf.csv", "framework": "trtllm",
+                                     "version": "1.10.0", "rows": 3}
+
+
+def test_collective_message_size_counts_elements():
+    t = aic.load(FIXTURE, "h100_sxm", "custom_allreduce_perf", "trtllm")
+    # bfloat16: 1024 elements = 2048 bytes; 524288 elements = 1 MiB.
+    b = aic.message_bytes(t.columns["allreduce_dtype"], t.columns["message_size"])
+    assert list(b) == [2048.0, 1048576.0]
+    assert list(aic.message_bytes(np.array(["int8"]), np.array([1000]))) == [1000.0]
+
+
+def test_only_kernel_tables_are_opened():
+    with pytest.raises(ValueError, match="not a kernel table"):
+        aic.find_tables(FIXTURE, "h100_sxm", "e2e_perf")
+    assert aic.load(FIXTURE, "b200_sxm", "gemm_perf", "trtllm") is None  # no such system in the fixture
+
+
+def test_parquet_tables_read_like_csv(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    d = tmp_path / "h100_sxm" / "gemm" / "vllm" / "0.1.0"
+    d.mkdir(parents=True)
+    pq.write_table(pa.table({"gemm_dtype": ["bfloat16"], "m": [2], "n": [512], "k": [512], "latency": [0.004]}),
+                   d / "gemm_perf.parquet")
+    t = aic.load(tmp_path, "h100_sxm", "gemm_perf", "vllm")
+    assert t.rows == 1 and t.columns["latency_s"][0] == pytest.approx(4e-6) and t.columns["n"][0] == 512
+
+
+# --- missing package --------------------------------------------------------------------------------
+
+def _no_aiconfigurator(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith("aiconfigurator") else real(name, *a))
+
+
+def test_missing_package_is_a_one_line_error(monkeypatch):
+    _no_aiconfigurator(monkeypatch)
+    with pytest.raises(aic.AiconfiguratorMissing, match="pip install"):
+        aic.data_root()
+
+
+def test_cli_without_the_package_exits_2_with_one_line(monkeypatch):
+    _no_aiconfigurator(monkeypatch)
+    r = runner.invoke(app, ["calibrate", "--source", "aiconfigurator", "--dry-run"])
+    assert r.exit_code == 2
+    assert "aiconfigurator is not installed" in r.output and "Traceback" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
+def test_cli_rejects_an_unknown_source():
+    r = runner.invoke(app, ["calibrate", "--source", "nope", "--dry-run"])
+    assert r.exit_code == 2 and "not one of microbench, aiconfigurator" in r.output
+
+
+# --- engine terms -----------------------------------------------------------------------------------
+
+def test_gemm_kernel_terms_by_weight_bytes():
+    eff = Efficiency(hbm_frac=0.9, kernel_launch_us=3.0, gemm_hbm_frac=0.8, lowp_gemm_hbm_frac=0.6,
+                     lowp_gemm_fixed_us=12.0)
+    hbm, fixed = roofline.gemm_kernel_terms(np.array([2.0, 1.0, 0.5625]), eff)
+    # bf16: its own 0.8, launch 3 µs; fp8: 0.6, 12 µs; fp4 falls back to the fp8 values.
+    assert list(hbm) == [0.8, 0.6, 0.6]
+    assert list(fixed * 1e6) == pytest.approx([3.0, 12.0, 12.0])
+    # Without the new fields, the old behaviour: hbm_frac and kernel_launch_us for every class.
+    hbm, fixed = roofline.gemm_kernel_terms(np.array([2.0, 1.0]), Efficiency(hbm_frac=0.85, kernel_launch_us=3.0))
+    assert list(hbm) == [0.85, 0.85] and list(fixed * 1e6) == pytest.approx([3.0, 3.0])
+
+
+def test_decode_sized_gemm_is_weight_stream_plus_fixed_cost():
+    # M=1, N=K=4096, bf16 on 3.35 TB/s at 0.5 of it: bytes = 4096·4096·2 + 1·(4096+4096)·2 = 33,570,816;
+    # 33,570,816 / 1.675e12 = 20.042 µs, + 4 µs fixed = 24.042 µs (compute: 33.5 MFLOP, negligible).
+    eff = Efficiency(gemm_hbm_frac=0.5, gemm_fixed_us=4.0)
+    t, compute_bound = roofline.gemm_time_s(1, 4096, 4096, 989.0, 3.35, 2.0, 2.0, 132, eff)
+    assert float(t) * 1e6 == pytest.approx(24.042, abs=1e-3)
+    assert not bool(compute_bound)
+
+
+def test_four_bit_weights_without_fp4_math_stream_4bit_bytes_at_the_wider_compute_rate():
+    # W4A16 on a chip with no FP4 path: the caller passes the bf16 peak and fraction; the weight bytes
+    # are 4.5-bit. M=1, N=K=8192: 8192·8192·0.5625 + 16384·2 = 37,781,504 B / (3.35e12·0.6) = 18.797 µs.
+    eff = Efficiency(lowp_gemm_hbm_frac=0.6, lowp_gemm_fixed_us=5.0)
+    t, _ = roofline.gemm_time_s(1, 8192, 8192, 989.0, 3.35, 0.5625, 2.0, 132, eff, compute_frac=0.7)
+    assert float(t) * 1e6 == pytest.approx(18.797 + 5.0, abs=1e-3)
+    assert str(roofline.kernel_class(0.5625)) == "fp4"
+
+
+def test_custom_allreduce_is_flat_latency_and_the_faster_of_custom_and_nccl():
+    system = SystemSpec(scaleup_gb_s=450, scaleup_domain=8, chips_per_node=8, scaleout_gb_s=50)
+    nccl = Efficiency(comm_latency_us=6.0, comm_bw_frac=1.0)
+    eff = nccl.model_copy(update={"allreduce_latency_us": 3.0, "allreduce_bw_frac": 0.5})
+    # 1 MiB over 8 ranks: custom 3 µs + 1.75·1,048,576 / 225e9 = 11.155 µs; NCCL 2·3·6 µs + 1.75·1,048,576/450e9
+    # = 40.078 µs: the custom one wins. Small message, 2 ranks: custom 3 µs flat vs NCCL 2·1·6 = 12 µs.
+    assert float(comm.allreduce_time_s(1 << 20, 8, system, eff)) * 1e6 == pytest.approx(11.155, abs=1e-3)
+    assert float(comm.allreduce_time_s(1 << 20, 8, system, nccl)) * 1e6 == pytest.approx(40.078, abs=1e-3)
+    assert float(comm.allreduce_time_s(0, 2, system, eff)) * 1e6 == pytest.approx(3.0)
+    # 1 GiB: NCCL's full-link ring (4.18 ms) beats the custom kernel's half-link one (4.18 ms × 2).
+    big = 1 << 30
+    assert float(comm.allreduce_time_s(big, 8, system, eff)) == float(comm.allreduce_time_s(big, 8, system, nccl))
+
+
+# --- fits recover known parameters ------------------------------------------------------------------
+
+def _synthetic_gemm_table(chip, eff, truth: dict[str, dict]) -> aic.Table:
+    grid = np.array(np.meshgrid([1, 8, 64, 256, 1024, 4096], [512, 2048, 8192], [512, 4096, 16384]))
+    m, n, k = (g.ravel().astype(float) for g in grid)
+    dtypes, cols = [], {"m": [], "n": [], "k": [], "latency_s": []}
+    for dtype, prec in (("bfloat16", "bf16"), ("fp8", "fp8")):
+        t = aic_fit.gemm_seconds(m, n, k, prec, chip, eff, truth[prec])
+        dtypes += [dtype] * m.size
+        for c, v in (("m", m), ("n", n), ("k", k), ("latency_s", t)):
+            cols[c].append(v)
+    columns = {c: np.concatenate(v) for c, v in cols.items()}
+    columns["gemm_dtype"] = np.array(dtypes)
+    return aic.Table("h100_sxm", "gemm_perf", "trtllm", "synthetic", Path("synthetic"), columns)
+
+
+def test_gemm_fit_recovers_known_curves():
+    chip = catalog.load_chip("h100-sxm")
+    eff = Efficiency()
+    truth = {"bf16": {"compute_frac": 0.75, "hbm_frac": 0.8, "fixed_us": 3.0},
+             "fp8": {"compute_frac": 0.55, "hbm_frac": 0.6, "fixed_us": 12.0}}
+    fits = {f.precision: f for f in aic_fit.fit_gemm(_synthetic_gemm_table(chip, eff, truth), chip, eff)}
+    assert set(fits) == {"bf16", "fp8"}
+    for prec, want in truth.items():
+        for name, v in want.items():
+            assert fits[prec].params[name] == pytest.approx(v, rel=0.01), (prec, name)
+        assert fits[prec].median_ape_after < 1e-3 < fits[prec].median_ape_before
+
+
+def test_gemm_fit_can_keep_the_compute_fraction():
+    chip = catalog.load_chip("h100-sxm")
+    eff = Efficiency(gemm_compute_frac=0.7)
+    truth = {"bf16": {"compute_frac": 0.7, "hbm_frac": 0.8, "fixed_us": 3.0},
+             "fp8": {"compute_frac": 0.7, "hbm_frac": 0.6, "fixed_us": 12.0}}
+    fits = {f.precision: f for f in aic_fit.fit_gemm(_synthetic_gemm_table(chip, eff, truth), chip, eff,
+                                                     fit_compute=False)}
+    assert fits["bf16"].params["compute_frac"] == 0.7
+    assert fits["bf16"].params["hbm_frac"] == pytest.approx(0.8, rel=0.01)
+    assert fits["fp8"].params["fixed_us"] == pytest.approx(12.0, rel=0.01)
+
+
+def test_allreduce_fit_recovers_known_alpha_beta():
+    chip = catalog.load_chip("h100-sxm")
+    system = SystemSpec.for_chip(chip)
+    eff = Efficiency(comm_latency_us=6.0, comm_bw_frac=0.9)
+    truth = eff.model_copy(update={"allreduce_latency_us": 3.5, "allreduce_bw_frac": 0.6})
+    p, elems = (g.ravel() for g in np.meshgrid([2, 4, 8], 2.0 ** np.arange(7, 25, 2)))
+    lat = np.asarray(comm.custom_allreduce_time_s(elems * 2.0, p, system, truth), float)
+    table = aic.Table("h100_sxm", "custom_allreduce_perf", "trtllm", "synthetic", Path("synthetic"),
+                      {"allreduce_dtype": np.array(["bfloat16"] * p.size), "num_gpus": p.astype(float),
+                       "message_size": elems, "latency_s": lat})
+    fit = aic_fit.fit_allreduce(table, system, eff)
+    assert fit.params["allreduce_latency_us"] == pytest.approx(3.5, rel=0.01)
+    assert fit.params["allreduce_bw_frac"] == pytest.approx(0.6, rel=0.01)
+    # Scored as the engine runs it (the faster of custom and NCCL): where NCCL's full-link ring is
+    # faster the engine takes it, so the table's median error is small but not zero.
+    assert fit.median_ape_after < 0.05 < fit.median_ape_before
+
+
+# --- calibration files ------------------------------------------------------------------------------
+
+def test_written_fit_is_loaded_and_a_rerun_starts_from_the_same_base(tmp_path):
+    chip = catalog.load_chip("h100-sxm")
+    base = base_efficiency("h100-sxm", chip.vendor, tmp_path)  # empty folder: the shipped calibration
+    applied = {"lowp_gemm_fixed_us": 12.5, "allreduce_latency_us": 3.3}
+    path = write_aiconfigurator("h100-sxm", chip.vendor, applied, {"package_version": "x", "applied": applied},
+                                tmp_path)
+    eff = load_calibration(path)
+    assert eff.lowp_gemm_fixed_us == 12.5 and eff.allreduce_latency_us == 3.3
+    assert "aiconfigurator" in eff.source
+    # The next fit starts from the file without the kernel-table values: same base, same result.
+    assert base_efficiency("h100-sxm", chip.vendor, tmp_path) == base
+    write_aiconfigurator("h100-sxm", chip.vendor, {"lowp_gemm_fixed_us": 11.0}, {"applied": {}}, tmp_path)
+    again = load_calibration(path)
+    assert again.lowp_gemm_fixed_us == 11.0 and again.allreduce_latency_us == base.allreduce_latency_us
+
+
+def test_cli_on_the_fixture_records_provenance_and_writes_nothing_on_dry_run(tmp_path):
+    import json
+
+    r = runner.invoke(app, ["calibrate", "--source", "aiconfigurator", "--aic-data", str(FIXTURE), "--chip",
+                            "h100-sxm", "--out", str(tmp_path), "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["written"] == [] and list(tmp_path.iterdir()) == []
+    (chip,) = out["chips"]
+    assert chip["chip"] == "h100-sxm"
+    assert [t["table"] for t in chip["tables"]] == ["h100_sxm/gemm/trtllm/1.10.0/gemm_perf.csv",
+                                                    "h100_sxm/comm/trtllm/1.10.0/custom_allreduce_perf.csv"]
+    assert [g["precision"] for g in chip["gemm"]] == ["bf16", "fp8"]
+
+
+def test_cli_rejects_a_missing_table_folder(tmp_path):
+    r = runner.invoke(app, ["calibrate", "--source", "aiconfigurator", "--aic-data", str(tmp_path / "nope")])
+    assert r.exit_code == 2 and "no such folder" in r.output
+
+
+def test_nccl_microbenchmarks_are_predicted_with_nccl_not_the_serving_custom_allreduce():
+    from tokenfab.specs.measurement import load_measurements
+    from tokenfab.validate.micro import predict_micro
+
+    tiny = Path(__file__).parent / "data" / "measurements_tiny.csv"
+    row = next(r for r in load_measurements(tiny) if r.id == "T03")  # 8-GPU all-reduce, no serving framework
+    row_1m = row.model_copy(update={"message_bytes": 1 << 20})
+    chip = catalog.load_chip("h100-sxm")
+    nccl = Efficiency(comm_latency_us=6.0, comm_bw_frac=0.9)
+    custom = nccl.model_copy(update={"allreduce_latency_us": 3.0, "allreduce_bw_frac": 0.5})
+    assert predict_micro(row_1m, chip, custom) == predict_micro(row_1m, chip, nccl)
+    # The same row measured under a serving stack gets the custom kernel (faster at 1 MiB).
+    trt = row_1m.model_copy(update={"framework": "TensorRT-LLM"})
+    assert predict_micro(trt, chip, custom) > predict_micro(trt, chip, nccl)
