@@ -34,3 +34,15 @@ def test_a_bf16_weight_gemm_runs_at_the_bf16_peak_in_an_fp8_deployment():
     t_quant, t_head = (float(np.ravel(t.seconds)[0]) for t in time_ops([quant, head], _hw(eff)))
     assert t_quant == pytest.approx(2 * n ** 3 / (2000e12 * 0.5))
     assert t_head == pytest.approx(2 * n ** 3 / (1000e12 * 0.8))
+
+
+def test_weight_only_4bit_formats_compute_in_bf16_without_4bit_math():
+    # W4A16 (int4) everywhere and MXFP4 on Hopper: 4-bit weight bytes, bf16 math; NVFP4 on
+    # Blackwell runs at the FP4 rate.
+    from tokenfab.catalog import load_chip
+    from tokenfab.mapping.search import compute_precision
+    h100, b200 = load_chip("h100-sxm"), load_chip("b200")
+    assert compute_precision(h100, "fp4") == "bf16"
+    assert compute_precision(h100, "int4") == "bf16"
+    assert compute_precision(b200, "fp4") == "fp4"
+    assert compute_precision(h100, "fp8") == "fp8"

@@ -83,8 +83,10 @@ def default_precisions(chip: ChipSpec) -> tuple[str, ...]:
 
 
 def compute_precision(chip: ChipSpec, weight_precision: str) -> str:
-    """Format the linear layers compute in for a weight format (weight-only formats compute wider)."""
-    for p in {"fp4": ("fp4", "fp8", "bf16"), "int4": ("int8", "bf16"), "fp8": ("fp8", "bf16"),
+    """Format the linear layers compute in for a weight format. 4-bit weights on a chip without
+    4-bit math are weight-only (W4A16: Marlin/AWQ kernels, MXFP4 on Hopper): their bytes are
+    4-bit, their math bf16 — never an FP4 or FP8 rate the weights do not get."""
+    for p in {"fp4": ("fp4", "bf16"), "int4": ("bf16",), "fp8": ("fp8", "bf16"),
               "int8": ("int8", "bf16")}.get(weight_precision, (weight_precision, "bf16")):
         if chip.peak_tflops(p):
             return p
