@@ -181,8 +181,9 @@ def _moe_ops(model: ModelSpec, s: StepShape, count: int) -> list[Op]:
             Op("shared_down", "gemm", count, m=T, n=d, k=sw, w_bytes=w, a_bytes=a),
         ]
     # Dispatch (activation precision) and combine (bf16) of each token's k expert copies; a tp
-    # rank dispatches its 1/tp share of the rank's tokens.
-    per_rank = T / s.tp * k_top * d
+    # rank dispatches its 1/tp share of the rank's tokens to each of the etp shards of an expert
+    # split over etp chips (etp = 1 in the wide-EP layout).
+    per_rank = T / s.tp * k_top * d * etp
     # With one data-parallel rank (ep = tp) every chip already holds all the tokens: each picks
     # those routed to its own experts locally and the TP all-reduce below sums the expert outputs,
     # so there is nothing to dispatch or combine over an all-to-all.

@@ -30,7 +30,9 @@ def weight_bytes_per_chip(model: ModelSpec, tp, pp, ep, dp, w_bytes):
     if model.num_moe_layers:
         # ep > 1: each chip holds ceil(E / ep) whole experts (redundant copies fill the rest);
         # ep = 1: every expert is split over the tp chips.
-        experts_per_chip = np.where(ep > 1, np.ceil(model.num_experts / np.maximum(ep, 1)), model.num_experts / tp)
+        # ep > 1 with ep < tp × dp: each expert also split over tp × dp / ep chips.
+        etp = np.maximum(tp * dp / np.maximum(ep, 1), 1.0)
+        experts_per_chip = np.where(ep > 1, np.ceil(model.num_experts / np.maximum(ep, 1)) / etp, model.num_experts / tp)
         moe = (experts_per_chip * model.mlp_params(model.moe_intermediate_size)
                + model.num_shared_experts * model.mlp_params(model.shared_intermediate_size) / tp)
         per_layer_moe = attn + moe

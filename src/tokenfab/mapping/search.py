@@ -115,17 +115,19 @@ def build_grid(model: ModelSpec, chip: ChipSpec, space: SearchSpace, max_chip_co
     counts = space.num_chips or tuple(sorted({n for n in DEFAULT_CHIP_COUNTS + wide if n <= max_chip_count}
                                              | ({chip.scaleup_domain} if chip.scaleup_domain <= 512 else set())))
     precisions = space.precisions or default_precisions(chip)
-    # MoE layouts: ep = 1 (experts tensor-parallel over tp) or ep = tp × dp (data-parallel
-    # attention + one expert group per chip, the DeepSeek/SGLang wide-EP layout). An expert
-    # split over both ep and tp would need dispatch to every shard, which we do not model.
-    ep_modes = (0, 1) if model.is_moe else (0,)
+    # MoE layouts (moe_tp × moe_ep = tp × dp): ep = 1 (every expert tensor-parallel over tp),
+    # ep = tp × dp (data-parallel attention + whole experts spread over every chip, the
+    # DeepSeek/SGLang wide-EP layout), or ep = dp (expert groups across the data-parallel
+    # replicas, each expert tensor-parallel over the replica's tp chips; a token goes to every
+    # tp shard of its experts: `graph.transformer._moe_ops`).
+    ep_modes = (0, 1, 2) if model.is_moe else (0,)
     n, tp, pp, mode, pr, b = np.meshgrid(
         _axis(counts, ()), _axis(space.tp, POW2), _axis(space.pp, (1, 2, 4, 8)), np.asarray(ep_modes),
         np.arange(len(precisions)), _axis(space.batch, DEFAULT_BATCHES), indexing="ij")
     n, tp, pp, mode, pr, b = (a.ravel() for a in (n, tp, pp, mode, pr, b))
     ok = (n % (tp * pp) == 0)
     dp = np.where(ok, n // np.maximum(tp * pp, 1), 0)
-    ep = np.where(mode == 1, tp * dp, 1)
+    ep = np.where(mode == 1, tp * dp, np.where(mode == 2, dp, 1))
     ok &= model.num_heads % tp == 0
     ok &= pp <= model.num_layers
     ok &= b >= pp  # each pipeline stage needs a micro-batch
@@ -133,6 +135,7 @@ def build_grid(model: ModelSpec, chip: ChipSpec, space: SearchSpace, max_chip_co
         # ep need not divide the expert count: deployments fill the remainder with redundant
         # copies of hot experts (DeepSeek's EPLB: 288 slots for 256 experts on 144 GPUs).
         ok &= (mode == 0) | (ep > 1)
+        ok &= (mode != 2) | ((tp > 1) & (dp > 1))  # otherwise the same as one of the other two
     if space.ep:
         ok &= np.isin(ep, np.asarray(space.ep))
     sel = np.nonzero(ok)[0]
