@@ -101,7 +101,8 @@ def test_summary_has_exactly_the_documented_keys():
     s = summarize([_result("a", 100, 110)])
     assert set(s) == {"rows", "summary"}
     assert set(s["summary"]) == {"coverage", "n_predicted", "median_ape", "mape", "within_10", "within_25",
-                                 "by_class", "by_scenario", "by_chip", "by_metric"}
+                                 "by_class", "by_scenario", "by_chip", "by_metric", "by_framework",
+                                 "median_error", "skip_reasons"}
 
 
 def test_summary_reports_throughput_latency_and_micro_rows_separately():
@@ -147,12 +148,23 @@ def test_cli_json_on_a_user_file():
     assert out["summary"]["n_predicted"] == 4
 
 
-def test_cli_bad_file_is_one_line_with_exit_code_2(tmp_path):
+def test_cli_bad_file_is_one_line_with_exit_code_2_under_strict(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text(_csv(_row("A1", value="-3")))
-    r = runner.invoke(app, ["validate", "--data", str(bad)])
+    r = runner.invoke(app, ["validate", "--data", str(bad), "--strict"])
     assert r.exit_code == 2
     assert "line 2" in r.output
+    # Without --strict the row is skipped with its reason (issue 14).
+    r = runner.invoke(app, ["validate", "--data", str(bad), "--json"])
+    assert r.exit_code == 0
+    assert "line 2" in json.loads(r.stdout)["rows"][0]["skipped"]
+
+
+def test_cli_bad_header_is_one_line_with_exit_code_2(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,hardware,scenario,metric,value,usable,colour\n")
+    r = runner.invoke(app, ["validate", "--data", str(bad)])
+    assert r.exit_code == 2 and "line 1" in r.output
 
 
 def test_cli_html_is_self_contained(tmp_path):

@@ -25,7 +25,7 @@ def estimate(
     chips: Optional[int] = typer.Option(None, "--chips", min=1, help="Number of chips (searched)."),
     tp: Optional[int] = typer.Option(None, "--tp", min=1, help="Tensor parallelism (searched)."),
     pp: Optional[int] = typer.Option(None, "--pp", min=1, help="Pipeline parallelism (searched)."),
-    ep: Optional[int] = typer.Option(None, "--ep", min=1, help="Expert parallelism: 1 or tp×dp (searched)."),
+    ep: Optional[int] = typer.Option(None, "--ep", min=1, help="Expert parallelism: 1, dp or tp×dp (searched)."),
     batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Sequences in flight per data-parallel rank (searched)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="Weight precision: bf16, fp8, int8, int4, fp4 (searched: bf16, fp8)."),
     kv_precision: Optional[str] = typer.Option(None, "--kv-precision", help="KV-cache precision (fp8 with fp8/fp4 weights, else bf16)."),

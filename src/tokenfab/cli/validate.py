@@ -29,6 +29,20 @@ def _load(data: Optional[list[Path]]):
     return paths, rows
 
 
+def _load_for_validate(data: Optional[list[Path]], strict: bool):
+    """(paths, rows, unreadable rows): a row that does not parse is set aside with its reason
+    (`strict`: it fails the command instead)."""
+    from tokenfab.validate.datasets import public_csv, read_measurements
+
+    paths = [Path(p) for p in data] if data else [public_csv()]
+    rows, bad = [], []
+    for p in paths:
+        r, b = read_measurements(p, strict=strict)
+        rows.extend(r)
+        bad.extend(b)
+    return paths, rows, bad
+
+
 def _label(path: Path) -> str:
     """How a data file is named in reports and calibration sources (shipped file: catalog path)."""
     from tokenfab.validate.datasets import measurements_dir
@@ -52,13 +66,17 @@ def validate(
     server_sim: bool = typer.Option(False, "--server-sim", help="MLPerf server throughput by discrete-event "
                                     "simulation of the chosen mapping (p99 TTFT/TPOT limits; seconds per row) "
                                     "instead of the steady-state queueing estimate."),
+    strict: bool = typer.Option(False, "--strict", help="Fail (exit 2) on the first row that does not parse, "
+                                "instead of skipping it with its reason."),
     json_out: bool = o.Json,
 ) -> None:
     """Predict every usable measurement and report the error: (predicted - measured) / measured."""
     from tokenfab.validate import class_stats, summarize, validate_rows
 
-    paths, rows = _load(data)
-    results = validate_rows(rows, server_sim=server_sim)
+    if show not in ("worst", "all", "none"):
+        raise ValueError(f"--show must be worst, all or none, got {show!r}")
+    paths, rows, unreadable = _load_for_validate(data, strict)
+    results = validate_rows(rows, server_sim=server_sim, unreadable=unreadable)
     report = summarize(results)
     if html:
         from tokenfab.report.validate_html import write_validate_html
@@ -84,7 +102,7 @@ def _print(report: dict, classes: dict, show: str, sources: list[str]) -> None:
         for r in picked:
             style = None if abs(r["error"]) <= 0.25 else "red"
             t.add_row(r["id"], r["hardware"], r["model"] or "—", r["scenario"], r["metric"], f"{r['measured']:,.4g}",
-                      f"{r['predicted']:,.4g}", f"{r['error']:+.1%}", r["detail"][:70], style=style)
+                      f"{r['predicted']:,.4g}", f"{r['error']:+.1%}", r["detail"][:110], style=style)
         console.print(t)
     s = report["summary"]
     g = Table(title=f"Accuracy on {', '.join(sources)}", title_justify="left")
@@ -98,9 +116,25 @@ def _print(report: dict, classes: dict, show: str, sources: list[str]) -> None:
     for name, v in s["by_scenario"].items():
         g.add_row(f"  {name}", str(v["n"]), str(v["n_predicted"]), _pct(v["median_ape"]), _pct(v["mape"]),
                   _pct(v["within_10"]), _pct(v["within_25"]))
+    from tokenfab.validate import metric_class
+    serving = {r.get("framework") or "(not stated)" for r in rows if metric_class(r["metric"]) != "micro"}
+    for name, v in s.get("by_framework", {}).items():
+        if name not in serving:  # kernel harnesses are in --json
+            continue
+        g.add_row(f"  framework {name}", str(v["n"]), str(v["n_predicted"]), _pct(v["median_ape"]), _pct(v["mape"]),
+                  _pct(v["within_10"]), _pct(v["within_25"]))
     console.print(g)
-    console.print(f"coverage {_pct(s['coverage'])} of usable rows; skipped: "
-                  f"{sum(1 for r in rows if r['skipped'])} (reasons in --json, or --show all)")
+    signed = s.get("median_error")
+    console.print(f"coverage {_pct(s['coverage'])} of usable rows; signed median error "
+                  f"{'—' if signed is None else f'{signed:+.1%}'}; skipped: {sum(1 for r in rows if r['skipped'])}")
+    reasons = s.get("skip_reasons") or {}
+    if reasons:
+        t = Table(title="Skipped rows by reason", title_justify="left")
+        t.add_column("rows", justify="right")
+        t.add_column("reason")
+        for reason, count in reasons.items():
+            t.add_row(str(count), reason)
+        console.print(t)
 
 
 @handle_errors
@@ -110,11 +144,31 @@ def calibrate(
     out: Optional[Path] = typer.Option(None, "--out", help="Write calibration files here [the package's "
                                        "catalog/calibration, versioned data]."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Fit and print; write nothing."),
+    source: str = typer.Option("microbench", "--source", help="microbench (rows of the measurement CSVs) or "
+                               "aiconfigurator (the measured kernel tables of the installed aiconfigurator "
+                               "package: GEMM curves by precision and shape, all-reduce alpha/beta)."),
+    aic_data: Optional[Path] = typer.Option(None, "--aic-data", help="aiconfigurator kernel-table folder "
+                                            "(<system>/<op>/<framework>/<version>/) [the installed package's]."),
+    aic_framework: str = typer.Option("trtllm", "--aic-framework", help="Whose kernels to fit from the "
+                                      "aiconfigurator tables: trtllm, vllm or sglang."),
+    gemm_compute: str = typer.Option("fit", "--gemm-compute", help="With --source aiconfigurator: fit the GEMM "
+                                     "compute fractions on the tables too (fit), or keep those fitted on "
+                                     "best-shape microbenchmarks and fit only the small-M terms (keep)."),
     json_out: bool = o.Json,
 ) -> None:
     """Fit chip efficiencies (GEMM, attention, HBM, launch, collectives) from microbenchmark rows
-    only; end-to-end rows never enter the fit. Chips without microbenchmarks keep their family default."""
+    only; end-to-end rows never enter the fit. Chips without microbenchmarks keep their family default.
+    `--source aiconfigurator` fits GEMM curves and all-reduce from measured kernel tables instead."""
     from tokenfab.perf.efficiency import efficiency_for
+
+    if source == "aiconfigurator":
+        if gemm_compute not in ("keep", "fit"):
+            raise ValueError(f"--gemm-compute {gemm_compute!r} is not one of keep, fit")
+        _calibrate_aic(split_csv(chips) or None, out, dry_run, aic_data, aic_framework, gemm_compute == "fit",
+                       json_out)
+        return
+    if source != "microbench":
+        raise ValueError(f"--source {source!r} is not one of microbench, aiconfigurator")
     from tokenfab.validate.calibrate import calibrate as fit_all
     from tokenfab.validate.calibrate import input_digest, write_calibration
 
@@ -145,6 +199,58 @@ def calibrate(
         params = ", ".join(f"{k}={v:g}" for k, v in r["fitted"].items()) or "— (family default)"
         t.add_row(r["chip"], str(len(r["rows"])), params,
                   f"{_pct(r['median_ape_before'])} → {_pct(r['median_ape_after'])}")
+    console.print(t)
+    if written:
+        console.print(f"wrote {len(written)} file(s) under {Path(written[0]).parent}")
+    elif dry_run:
+        console.print("dry run: nothing written")
+
+
+def _calibrate_aic(chips, out, dry_run: bool, root, framework: str, fit_compute: bool, json_out: bool) -> None:
+    import time
+
+    from tokenfab import catalog
+    from tokenfab.perf.efficiency import efficiency_for
+    from tokenfab.validate import aic_fit
+    from tokenfab.validate import aiconfigurator as aic
+    from tokenfab.validate.calibrate import write_aiconfigurator
+
+    if framework not in ("trtllm", "vllm", "sglang"):
+        raise ValueError(f"--aic-framework {framework!r} is not one of trtllm, vllm, sglang")
+    if root is not None and not Path(root).is_dir():
+        raise ValueError(f"--aic-data {root}: no such folder")
+    t0 = time.perf_counter()
+    root = aic.data_root() if root is None else Path(root)
+    version = aic.package_version()
+    fits = aic_fit.fit_all(root, chips, framework, out, fit_compute)
+    written = []
+    records = []
+    for f in fits:
+        rec = aic_fit.record(f, version, framework, fit_compute)
+        records.append({"chip": f.chip, **rec})
+        if not dry_run and f.applied:
+            vendor = catalog.load_chip(f.chip).vendor
+            written.append(str(write_aiconfigurator(f.chip, vendor, f.applied, rec, out)))
+    efficiency_for.cache_clear()
+    seconds = time.perf_counter() - t0
+    if json_out:
+        print_json({"source": "aiconfigurator", "package_version": version, "root": str(root),
+                    "seconds": round(seconds, 2), "written": written, "chips": records})
+        return
+    t = Table(title=f"Kernel-table calibration from aiconfigurator-core {version} ({framework}), {seconds:.1f} s",
+              title_justify="left")
+    for col in ("chip", "table", "rows", "fitted", "median |err| before → after", "signed median after"):
+        t.add_column(col)
+    for f in fits:
+        for g in f.gemm:
+            t.add_row(f.chip, f"gemm {g.precision}", str(g.rows),
+                      ", ".join(f"{k}={v:g}" for k, v in g.params.items()),
+                      f"{_pct(g.median_ape_before)} → {_pct(g.median_ape_after)}", f"{g.signed_median_after:+.1%}")
+        for c in (f.allreduce, f.nccl_allreduce):
+            if c is not None:
+                t.add_row(f.chip, c.table, str(c.rows), ", ".join(f"{k}={v:g}" for k, v in c.params.items())
+                          or "(scored, not fitted)", f"{_pct(c.median_ape_before)} → {_pct(c.median_ape_after)}",
+                          "—" if c.small_msg_signed_after is None else f"{c.small_msg_signed_after:+.1%} (<64 KiB)")
     console.print(t)
     if written:
         console.print(f"wrote {len(written)} file(s) under {Path(written[0]).parent}")

@@ -40,6 +40,8 @@ class RowResult:
     error: float | None
     skipped: str | None
     detail: str = ""
+    framework: str = ""
+    """The row's serving framework or harness (the `framework` column)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,15 +65,18 @@ def predict_row(row: MeasurementRow, server_sim: bool = False) -> tuple[float, s
     return pred.value, pred.detail
 
 
-def validate_rows(rows: list[MeasurementRow], server_sim: bool = False) -> list[RowResult]:
+def validate_rows(rows: list[MeasurementRow], server_sim: bool = False, unreadable=()) -> list[RowResult]:
     """Predict every usable row (unusable rows are left out). `server_sim`: MLPerf server
-    throughput by discrete-event simulation (slower; see `deployment.predict_deployment`)."""
-    out = []
+    throughput by discrete-event simulation (slower; see `deployment.predict_deployment`).
+    `unreadable`: rows that did not parse (`datasets.read_measurements`), reported as skipped
+    with their reason (unless their `usable` cell says 0)."""
+    out = [_unreadable_result(u) for u in unreadable
+           if (u.cells.get("usable") or "").strip() not in ("0", "false", "False", "no")]
     for row in rows:
         if not row.usable:
             continue
         base = dict(id=row.id, scenario=row.scenario, metric=row.metric, hardware=row.hardware, model=row.model,
-                    per=row.per, measured=row.value)
+                    per=row.per, measured=row.value, framework=row.framework)
         try:
             value, detail = predict_row(row, server_sim=server_sim)
         except Unpredictable as exc:
@@ -85,14 +90,28 @@ def validate_rows(rows: list[MeasurementRow], server_sim: bool = False) -> list[
     return out
 
 
+def _unreadable_result(u) -> RowResult:
+    c = u.cells
+    try:
+        measured = float(c.get("value") or "nan")
+    except ValueError:
+        measured = float("nan")
+    return RowResult(id=u.id, scenario=c.get("scenario") or "?", metric=c.get("metric") or "?",
+                     hardware=c.get("hardware") or "?", model=c.get("model") or None, per=c.get("per") or None,
+                     measured=measured, predicted=None, error=None, skipped=u.reason,
+                     framework=c.get("framework") or "")
+
+
 def _stats(results: list[RowResult]) -> dict:
-    errs = np.array([abs(r.error) for r in results if r.error is not None])
+    signed = np.array([r.error for r in results if r.error is not None])
+    errs = np.abs(signed)
     n_pred = int(errs.size)
     return {
         "n": len(results),
         "n_predicted": n_pred,
         "coverage": n_pred / len(results) if results else 0.0,
         "median_ape": float(np.median(errs)) if n_pred else None,
+        "median_error": float(np.median(signed)) if n_pred else None,
         "mape": float(np.mean(errs)) if n_pred else None,
         "within_10": float(np.mean(errs <= 0.10)) if n_pred else None,
         "within_25": float(np.mean(errs <= 0.25)) if n_pred else None,
@@ -125,6 +144,9 @@ def summarize(results: list[RowResult]) -> dict:
         "by_scenario": _grouped(results, lambda r: r.scenario),
         "by_chip": _grouped(results, lambda r: r.hardware),
         "by_metric": _grouped(results, lambda r: r.metric),
+        "by_framework": _grouped(results, lambda r: r.framework or "(not stated)"),
+        "median_error": s["median_error"],
+        "skip_reasons": skip_reasons(results),
     }
     return {"rows": [r.to_dict() for r in results], "summary": summary}
 
@@ -132,3 +154,14 @@ def summarize(results: list[RowResult]) -> dict:
 def class_stats(results: list[RowResult]) -> dict:
     """Summary statistics of end-to-end throughput rows, latency rows and microbenchmarks."""
     return _grouped(results, lambda r: metric_class(r.metric))
+
+
+def skip_reasons(results: list[RowResult]) -> dict[str, int]:
+    """How many rows were skipped for each reason, most frequent first. Unreadable rows count
+    under one reason (their line and detail stay in the row's `skipped`)."""
+    counts: dict[str, int] = {}
+    for r in results:
+        if r.skipped:
+            key = "unreadable row" if r.skipped.startswith("unreadable row") else r.skipped
+            counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

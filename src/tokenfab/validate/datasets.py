@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from tokenfab.specs import SpecError
 from tokenfab.specs.measurement import MeasurementRow
 
 
@@ -39,8 +42,73 @@ def mlperf_benchmark_for(model: str | None) -> tuple[str, dict] | tuple[None, No
 
 
 def is_mlperf(row: MeasurementRow) -> bool:
-    """True for MLPerf Inference results (their lengths come from the benchmark's dataset)."""
-    return row.source.lower().startswith("mlperf") or row.scenario in ("offline", "server", "interactive")
+    """True for MLPerf Inference results (their lengths and latency limits come from the
+    benchmark): the source names MLPerf or MLCommons, or the scenario is MLPerf's `interactive`.
+    A `server` or `offline` row from another benchmark is not one (it must not get MLPerf's
+    dataset lengths and limits)."""
+    src = f"{row.source} {row.source_ref}".lower()
+    return "mlperf" in src or "mlcommons" in src or row.scenario == "interactive"
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A row of a measurement file that does not parse: what is known of it and why."""
+
+    id: str
+    line: int
+    reason: str
+    cells: dict
+
+
+def read_measurements(path: str | Path, strict: bool = False) -> tuple[list[MeasurementRow], list[Unreadable]]:
+    """Rows of a measurement CSV and the rows that could not be read (each with its reason).
+
+    A file whose header is wrong, or that cannot be read, raises SpecError. `strict`: the first
+    unreadable row raises SpecError (line and id) instead of being set aside."""
+    from tokenfab.specs.measurement import parse_measurements
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not UTF-8 text") from None
+    try:
+        return parse_measurements(text, origin=str(path)), []
+    except SpecError:
+        if strict:
+            raise
+    # Row by row: a row's problem is reported on its own, the others are kept.
+    header = text.splitlines()[0] + "\n" if text.strip() else ""
+    parse_measurements(header, origin=str(path))  # header problems fail the whole file
+    rows: list[MeasurementRow] = []
+    bad: list[Unreadable] = []
+    seen: set[str] = set()
+    reader = csv.DictReader(io.StringIO(text))
+    for rec in reader:
+        line = reader.line_num
+        cells = {k: (v or "") for k, v in rec.items() if k is not None}
+        rid = cells.get("id") or f"line {line}"
+        one = header + _csv_line(reader.fieldnames, cells)
+        try:
+            row = parse_measurements(one, origin=str(path))[0]
+        except SpecError as exc:
+            reason = str(exc).split(": ", 1)[-1]
+            bad.append(Unreadable(rid, line, f"unreadable row (line {line}): {reason}", cells))
+            continue
+        if row.id in seen:
+            bad.append(Unreadable(rid, line, f"unreadable row (line {line}): duplicate id {row.id}", cells))
+            continue
+        seen.add(row.id)
+        rows.append(row.model_copy(update={"line": line}))
+    return rows, bad
+
+
+def _csv_line(fields, cells: dict) -> str:
+    buf = io.StringIO()
+    csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore").writerow(cells)
+    return buf.getvalue()
 
 
 @dataclass(frozen=True)

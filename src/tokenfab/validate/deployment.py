@@ -13,7 +13,14 @@
   being amplified by the steep latency-vs-load curve near saturation (the offered-load value is
   reported in the detail).
 - Decode rows (disaggregated decode): decode-only throughput per chip at the stated parallelism,
-  context length and per-user speed.
+  context length and per-user speed, or at the stated batch; a TPOT metric gets the step time.
+- A stated operating point (`operating_point`): a concurrency (the `batch` column or the notes)
+  is predicted in a closed loop (`mapping.closed_loop`: throughput, mean TTFT, TPOT and E2E
+  together); a request rate on a server row outside MLPerf in an open loop (Poisson, the offered
+  load up to the capacity); disaggregated prefill/decode on separate pools. Only what the row
+  leaves open is searched, and the detail string says what was stated and what was searched.
+- Server rows outside MLPerf get neither MLPerf's latency limits nor its dataset lengths; without
+  a stated load or limits they are the benchmark's maximum load.
 Precision: the row's weight format when stated, else every format the chip computes natively
 (the search keeps the fastest, as a submitter would).
 """
@@ -28,9 +35,17 @@ from tokenfab import api, catalog
 from tokenfab.mapping.queueing import tpot_p99_ms, ttft_with_queueing_ms
 from tokenfab.mapping.search import SearchSpace, evaluate
 from tokenfab.perf.efficiency import efficiency_for
+from tokenfab.perf.framework import efficiency_under  # the row's `framework` profile
 from tokenfab.specs import SpecError, SystemSpec, Traffic
-from tokenfab.validate.datasets import Lengths, lengths_for, mlperf_benchmark_for, target_qps
+from tokenfab.validate.datasets import Lengths, is_mlperf, lengths_for, mlperf_benchmark_for, target_qps
 from tokenfab.validate.micro import Unpredictable
+from tokenfab.validate.operating_point import (
+    CLOSED_LOOP_SCENARIOS,
+    TOKEN_BUDGET,
+    OperatingPoint,
+    operating_point,
+    predict_closed_loop,
+)
 
 PERCENTILE_METRICS = ("ttft_ms_p50", "ttft_ms_p90", "tpot_ms_p50", "tpot_ms_p90")
 """Percentiles the queueing approximation does not give (it models the mean and the p99)."""
@@ -58,7 +73,7 @@ def _precisions(row, chip) -> tuple[str, ...]:
 
 def _slo(row) -> tuple[float | None, float | None]:
     ttft, tpot = row.slo_ttft_ms, row.slo_tpot_ms
-    if row.scenario in ("server", "interactive") and not (ttft or tpot):
+    if row.scenario in ("server", "interactive") and not (ttft or tpot) and is_mlperf(row):
         _, entry = mlperf_benchmark_for(row.model)
         limits = (entry or {}).get("slo_ms", {}).get(row.scenario, {})
         ttft, tpot = limits.get("ttft"), limits.get("tpot")
@@ -80,7 +95,8 @@ def _best_estimate(row, model, chip, traffic: Traffic, n: int):
         try:
             est = api.estimate(model, chip, traffic, num_chips=n, tp=row.tp, pp=row.pp, ep=row.ep,
                                batch=row.batch if row.scenario in ("decode", "prefill") else None,
-                               precision=prec, kv_precision=row.kv_precision, max_chips=n)
+                               precision=prec, kv_precision=row.kv_precision, max_chips=n,
+                               mode="aggregated", mtp=False)
         except SpecError as exc:
             errors.append(str(exc))
             continue
@@ -97,7 +113,7 @@ def _grid(row, model, chip, traffic: Traffic, n: int, precisions, tp=None, pp=No
     space = SearchSpace(num_chips=(n,), tp=(tp,) if tp else None, pp=(pp,) if pp else None,
                         ep=(ep,) if ep else None, batch=batches, precisions=tuple(precisions),
                         kv_precision=row.kv_precision, prefill_chunk_tokens=chunk_tokens)
-    eff = efficiency_for(chip.id, chip.vendor)
+    eff = efficiency_under(chip.id, chip.vendor, row.framework, model.is_moe)
     return evaluate(model, chip, SystemSpec.for_chip(chip), eff, traffic, space, max_chip_count=n)
 
 
@@ -136,7 +152,17 @@ def _server(row, model, chip, traffic: Traffic, n: int):
     res.extras["chunk_tokens"] = np.concatenate([np.full(len(p), c) for p, c in zip(parts, CHUNK_BUDGETS)])
     a = res.arrays
     cv, r99 = _queue_shape(row)
-    q = ttft_with_queueing_ms(a, cv, r99)
+    # The p99 TTFT (a bisection per point) only where it can decide: points that fit, meet the
+    # TPOT limit and whose TTFT without any wait is within the TTFT limit; all fitting points
+    # when none of those meets it (the least-missing point is then chosen).
+    cand = a["fits"].copy()
+    if traffic.slo_tpot_ms:
+        cand &= a["tpot_ms"] <= traffic.slo_tpot_ms
+    if traffic.slo_ttft_ms:
+        cand &= a["prefill_ms"] + 2.0 * a["decode_step_ms"] <= traffic.slo_ttft_ms
+    q = _queue_where(a, cand, cv, r99)
+    if traffic.slo_ttft_ms and not (cand & (q["ttft_p99_ms"] <= traffic.slo_ttft_ms)).any():
+        q = _queue_where(a, a["fits"], cv, r99)
     res.extras["queue"] = q
     res.extras["cv"] = cv
     ok = a["fits"].copy()
@@ -156,6 +182,17 @@ def _server(row, model, chip, traffic: Traffic, n: int):
         near = ok & (tput >= TIE_FRACTION * tput.max())
         return res, int(np.argmin(np.where(near, q["ttft_p99_ms"], np.inf))), True
     return res, int(np.argmin(np.where(a["fits"], miss, np.inf))), False
+
+
+def _queue_where(a: dict, mask: np.ndarray, cv: float, r99: float) -> dict:
+    """`ttft_with_queueing_ms` on the points of `mask`; inf elsewhere."""
+    out = {k: np.full(len(mask), np.inf) for k in ("ttft_mean_ms", "ttft_p99_ms", "prefill_wait_mean_ms",
+                                                    "prefill_utilization")}
+    if mask.any():
+        sub = ttft_with_queueing_ms({k: v[mask] for k, v in a.items()}, cv, r99)
+        for k in out:
+            out[k][mask] = sub[k]
+    return out
 
 
 def _describe(res, i: int, met: bool) -> str:
@@ -215,7 +252,7 @@ def _at_offered_load(row, model, chip, traffic: Traffic, res, i: int, n: int, qp
 
 def _decode_only(row, model, chip, traffic: Traffic, n: int) -> DeploymentPrediction:
     """Decode-pool throughput per chip: the largest batch whose step time meets the per-user speed."""
-    eff = efficiency_for(chip.id, chip.vendor)
+    eff = efficiency_under(chip.id, chip.vendor, row.framework, model.is_moe)
     space = SearchSpace(num_chips=(n,), tp=(row.tp,) if row.tp else (1,), pp=(row.pp,) if row.pp else (1,),
                         ep=(row.ep,) if row.ep else None, batch=LOAD_BATCHES,
                         precisions=_precisions(row, chip), kv_precision=row.kv_precision)
@@ -225,14 +262,26 @@ def _decode_only(row, model, chip, traffic: Traffic, n: int) -> DeploymentPredic
         raise Unpredictable("no mapping with the stated parallelism")
     tok_s_chip = a["batch"] * a["dp"] / (a["decode_step_ms"] * 1e-3) / a["num_chips"]
     ok = a["fits"].copy()
-    if row.slo_tpot_ms:
+    stated = ""
+    if row.batch:  # stated concurrent sequences of the pool: per rank batch / dp (nearest tried)
+        want = np.maximum(row.batch / a["dp"], 1.0)
+        tried = np.asarray(LOAD_BATCHES, dtype=float)
+        nearest = tried[np.argmin(np.abs(tried[None, :] - want[:, None]), axis=1)]
+        ok &= a["batch"] == nearest
+        stated = f"stated batch {row.batch}; "
+    elif row.slo_tpot_ms:
         ok &= a["decode_step_ms"] <= row.slo_tpot_ms
     if not ok.any():
         raise Unpredictable("no decode batch fits memory and the per-user speed")
     i = int(np.argmax(np.where(ok, tok_s_chip, -np.inf)))
+    detail = (f"{stated}decode-only tp{int(a['tp'][i])} ep{int(a['ep'][i])} dp{int(a['dp'][i])} "
+              f"batch {int(a['batch'][i])}/rank, step {float(a['decode_step_ms'][i]):.1f} ms")
+    if row.metric in ("tpot_ms_mean", "tpot_ms_p50"):
+        return DeploymentPrediction(float(a["decode_step_ms"][i]), detail)  # one token per step
+    if row.metric not in ("output_tok_s", None):
+        raise Unpredictable(f"metric {row.metric} not modelled for decode rows")
     value = float(tok_s_chip[i]) if row.per == "chip" else float(tok_s_chip[i]) * n
-    return DeploymentPrediction(value, f"decode-only tp{int(a['tp'][i])} ep{int(a['ep'][i])} dp{int(a['dp'][i])} "
-                                       f"batch {int(a['batch'][i])}/rank, step {float(a['decode_step_ms'][i]):.1f} ms")
+    return DeploymentPrediction(value, detail)
 
 
 def _lognormal(mean: float, cv: float):
@@ -283,10 +332,12 @@ def predict_deployment(row, server_sim: bool = False) -> DeploymentPrediction:
 
     `server_sim`: MLPerf server/interactive throughput rows by discrete-event simulation of the
     chosen mapping (`_server_by_simulation`, seconds a row) instead of the M/G/1 steady state."""
-    if row.metric in PERCENTILE_METRICS:
+    op = operating_point(row)
+    closed = bool(op.concurrency) and row.scenario in CLOSED_LOOP_SCENARIOS
+    if row.metric in PERCENTILE_METRICS and not closed:
         raise Unpredictable("p50/p90 latency needs the serving simulator (the queueing model gives mean and p99)")
-    if row.metric == "e2e_latency_ms_mean":
-        raise Unpredictable("end-to-end request latency is not modelled by the steady-state estimate")
+    if row.metric == "e2e_latency_ms_mean" and not closed:
+        raise Unpredictable("end-to-end request latency is modelled at a stated concurrency only")
     try:
         chip = catalog.load_chip(row.hardware)
     except SpecError:
@@ -313,9 +364,22 @@ def predict_deployment(row, server_sim: bool = False) -> DeploymentPrediction:
                       slo_ttft_ms=ttft_slo, slo_tpot_ms=tpot_slo)
     n = _num_chips(row)
     scale = 1.0 if row.per == "chip" else float(n)
-    if row.scenario in ("server", "interactive"):
+    if closed:
+        values, detail = predict_closed_loop(row, model, chip, traffic, n, op, _grid, _precisions(row, chip),
+                                             _queue_shape(row)[0])
+        return _closed_loop_value(row, values, n, detail)
+    if op.disaggregated and row.metric in ("output_tok_s", "input_tok_s", "total_tok_s", "requests_s"):
+        return _disaggregated(row, model, chip, traffic, n, op)
+    if row.scenario in ("server", "interactive") and not is_mlperf(row) and not (ttft_slo or tpot_slo):
+        if op.qps:
+            return _open_loop(row, model, chip, traffic, n, op)
+        if row.metric not in ("output_tok_s", "input_tok_s", "total_tok_s", "requests_s"):
+            raise Unpredictable(f"{row.metric} of a server row needs its load (a concurrency or a request rate)")
+        # No load and no limits stated: the benchmark's default (all requests at once) is maximum load.
+    elif row.scenario in ("server", "interactive"):
         res, i, met = _server(row, model, chip, traffic, n)
-        mapping = _describe(res, i, met)
+        tuned = " (a target_qps tuned to the limits: predicted at the limits' edge)" if op.qps else ""
+        mapping = f"stated: {op.describe()}{tuned}; searched: " + _describe(res, i, met)
         p = res.point(i)
         if row.metric in ("ttft_ms_mean", "tpot_ms_mean", "ttft_ms_p99", "tpot_ms_p99"):
             op = _at_operating_point(res, i)
@@ -339,8 +403,8 @@ def predict_deployment(row, server_sim: bool = False) -> DeploymentPrediction:
             return DeploymentPrediction(p["output_tok_s_per_chip"] * n / traffic.output_len, mapping)
         raise Unpredictable(f"metric {row.metric} not modelled for {row.scenario} rows")
     est = _best_estimate(row, model, chip, traffic, n)
-    mapping = (f"{est.weight_precision} tp{est.tp} pp{est.pp} ep{est.ep} dp{est.dp} batch {est.batch}"
-               + ("" if est.meets_slo else " (misses SLO)"))
+    mapping = (f"stated: {op.describe()}; searched at maximum throughput: {est.weight_precision} tp{est.tp} "
+               f"pp{est.pp} ep{est.ep} dp{est.dp} batch {est.batch}" + ("" if est.meets_slo else " (misses SLO)"))
     if row.metric == "output_tok_s":
         return DeploymentPrediction(est.output_tok_s_per_chip * scale, mapping)
     if row.metric == "input_tok_s":
@@ -350,3 +414,75 @@ def predict_deployment(row, server_sim: bool = False) -> DeploymentPrediction:
     if row.metric == "requests_s":
         return DeploymentPrediction(est.output_tok_s_per_chip * n / traffic.output_len, mapping)
     raise Unpredictable(f"metric {row.metric} not modelled for {row.scenario} rows")
+
+
+def _closed_loop_value(row, values: dict, n: int, detail: str) -> DeploymentPrediction:
+    """The row's metric out of the closed-loop prediction (system totals; per chip where asked)."""
+    latency = {"ttft_ms_mean": "ttft", "tpot_ms_mean": "tpot", "e2e_latency_ms_mean": "e2e", "ttft_ms_p50": "ttft_p50",
+               "tpot_ms_p50": "tpot_p50", "tpot_ms_p90": "tpot_p90", "tpot_ms_p99": "tpot_p99"}
+    if row.metric in latency:
+        return DeploymentPrediction(values[latency[row.metric]], detail)
+    if row.metric in ("output_tok_s", "input_tok_s", "total_tok_s", "requests_s"):
+        per = float(n) if row.per == "chip" else 1.0
+        return DeploymentPrediction(values[row.metric] / per, detail)
+    raise Unpredictable(f"metric {row.metric} not modelled at a stated concurrency (TTFT tails are not modelled)")
+
+
+def _open_loop(row, model, chip, traffic: Traffic, n: int, op: OperatingPoint) -> DeploymentPrediction:
+    """A non-MLPerf server row at its stated request rate (Poisson arrivals): the layout the row
+    states, else the highest-throughput one; throughput is the offered load up to the capacity,
+    mean TTFT/TPOT those at that load (`_at_offered_load`)."""
+    free = traffic.model_copy(update={"slo_ttft_ms": None, "slo_tpot_ms": None})
+    res = _grid(row, model, chip, free, n, _precisions(row, chip), row.tp, row.pp, row.ep, chunk_tokens=TOKEN_BUDGET)
+    if len(res) == 0:
+        raise Unpredictable("no mapping with the stated parallelism")
+    a = res.arrays
+    ok = a["fits"] & ((a["dp"] == row.dp) if row.dp else True)
+    if not ok.any():
+        raise Unpredictable("nothing fits memory at the stated layout")
+    i = int(np.argmax(np.where(ok, a["output_tok_s_per_chip"], -np.inf)))
+    res.extras["chunk_tokens"] = np.full(len(res), TOKEN_BUDGET)
+    p = res.point(i)
+    capacity = p["output_tok_s_per_chip"] * n / traffic.output_len
+    rps = min(float(op.qps), capacity)
+    head = (f"stated: {op.describe()}; searched: {res.precisions[p['prec']]} tp{p['tp']} pp{p['pp']} ep{p['ep']} "
+            f"dp{p['dp']}; open loop, capacity {capacity:.3g} req/s")
+    if row.metric in ("output_tok_s", "input_tok_s", "total_tok_s", "requests_s"):
+        per = float(n) if row.per == "chip" else 1.0
+        tokens = {"output_tok_s": traffic.output_len, "input_tok_s": traffic.input_len,
+                  "total_tok_s": traffic.input_len + traffic.output_len, "requests_s": 1}[row.metric]
+        return DeploymentPrediction(rps * tokens / per, head + (" (saturated)" if op.qps > capacity else ""))
+    if row.metric in ("ttft_ms_mean", "tpot_ms_mean"):
+        at = _at_offered_load(row, model, chip, traffic, res, i, n, float(op.qps))
+        key = "ttft" if row.metric.startswith("ttft") else "tpot"
+        tail = f"; batch {at['batch']:.0f}" + (" (saturated)" if at["saturated"] else "")
+        return DeploymentPrediction(at[key], head + tail)
+    raise Unpredictable(f"metric {row.metric} not modelled at a stated request rate")
+
+
+def _disaggregated(row, model, chip, traffic: Traffic, n: int, op: OperatingPoint) -> DeploymentPrediction:
+    """A row measured on separate prefill and decode pools: the engine's disaggregated deployment
+    (`api.estimate(mode="disaggregated")`, the stated tp/pp/ep fixing the decode pool), whose fleet
+    throughput per chip (pools in the ratio that balances them) scales to the row's chips."""
+    best, errors = None, []
+    for prec in _precisions(row, chip):
+        try:
+            est = api.estimate(model, chip, traffic, tp=row.tp, pp=row.pp, ep=row.ep, precision=prec,
+                               kv_precision=row.kv_precision, max_chips=max(n, 8), mode="disaggregated", mtp=False)
+        except SpecError as exc:
+            errors.append(str(exc))
+            continue
+        key = (est.meets_slo, est.output_tok_s_per_chip)
+        if best is None or key > (best.meets_slo, best.output_tok_s_per_chip):
+            best = est
+    if best is None:
+        raise Unpredictable(f"no disaggregated deployment fits: {errors[0] if errors else 'no precision'}")
+    per_chip = {"output_tok_s": best.output_tok_s_per_chip, "input_tok_s": best.input_tok_s_per_chip,
+                "total_tok_s": best.total_tok_s_per_chip,
+                "requests_s": best.output_tok_s_per_chip / traffic.output_len}[row.metric]
+    scale = 1.0 if row.per == "chip" else float(n)
+    ratio = getattr(best, "pd_ratio", None)
+    detail = (f"stated: {op.describe()}; searched: disaggregated pools, decode {best.weight_precision} tp{best.tp} "
+              f"pp{best.pp} ep{best.ep} dp{best.dp} batch {best.batch}"
+              + (f", prefill:decode chips {ratio:.2f}" if ratio else "") + ("" if best.meets_slo else " (misses SLO)"))
+    return DeploymentPrediction(per_chip * scale, detail)
