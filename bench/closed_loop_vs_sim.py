@@ -1,0 +1,60 @@
+"""Closed-loop model (mapping/closed_loop.py) against the discrete-event simulator run
+closed-loop (serving/closed_loop.py) on the engine's own step-time tables, and the model's speed.
+
+    python bench/closed_loop_vs_sim.py
+
+Prints, per case (Llama-3.1-8B FP8 on one H100, lengths uniform ±10% around the stated means),
+the simulated and modelled output tokens/s, mean TTFT and mean TPOT, and how long the model
+takes over 10,000 points. Prompts of a budget or more wait longer in the model than in the
+simulator by design (see the module docstring: the simulator's clients complete only at step
+ends; measured sweeps show the queue)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from tokenfab import catalog
+from tokenfab.mapping.closed_loop import closed_loop
+from tokenfab.serving.closed_loop import simulate_closed_loop, steady_metrics
+from tokenfab.serving.simulator import Deployment, EngineConfig
+from tokenfab.serving.steptime import Mapping, engine_step_time
+
+CASES = [(16, 1000, 1000), (64, 1000, 1000), (256, 1000, 1000), (64, 2000, 200), (32, 5000, 500)]
+
+
+def main() -> None:
+    model, chip = catalog.load_model("llama-3.1-8b"), catalog.load_chip("h100-sxm")
+    print(f"{'clients':>7} {'isl':>5} {'osl':>5} | {'tok/s sim':>9} {'model':>7} | {'TTFT sim':>8} {'model':>7} ms"
+          f" | {'TPOT sim':>8} {'model':>7} ms | sim s")
+    rng = np.random.default_rng(0)
+    for n, isl, osl in CASES:
+        st = engine_step_time(model, chip, Mapping(num_chips=1, batch=n, weight_precision="fp8", kv_precision="fp8"),
+                              max_ctx=int(1.1 * (isl + osl)) + 16, token_budget=8192)
+        count = max(3000, 12 * n)
+        inp = rng.integers(int(0.9 * isl), int(1.1 * isl) + 1, count)
+        out = rng.integers(int(0.9 * osl), int(1.1 * osl) + 1, count)
+        t0 = time.perf_counter()
+        sim = steady_metrics(simulate_closed_loop(Deployment(steptime=st, engine=EngineConfig(max_num_seqs=n)), n,
+                                                  inp, out), n, count // 5)
+        sim_s = time.perf_counter() - t0
+        ctx = inp.mean() + out.mean() / 2
+        grid = np.arange(1, n + 1)
+        dec = np.array([st.decode(int(b), ctx)[0] for b in grid])
+        c0 = st.mixed(0, 0.0, [(1, 0)])
+        c1 = (st.prefill_s(int(inp.mean())) - c0) / inp.mean()
+        r = closed_loop(n, inp.mean(), out.mean(), grid, dec, c0, c1, 8192, prompt_cv=float(inp.std() / inp.mean()))
+        print(f"{n:>7} {isl:>5} {osl:>5} | {sim['output_tok_s']:>9.0f} {float(r['output_tok_s']):>7.0f} | "
+              f"{sim['ttft_mean_s'] * 1e3:>8.0f} {float(r['ttft_s']) * 1e3:>7.0f}    | "
+              f"{sim['tpot_mean_s'] * 1e3:>8.2f} {float(r['tpot_s']) * 1e3:>7.2f}    | {sim_s:.2f}")
+    pts = 10_000
+    grid = np.arange(1, 257)
+    table = 0.01 + 1e-5 * grid[None, :] * np.linspace(1, 2, pts)[:, None]
+    t0 = time.perf_counter()
+    closed_loop(np.linspace(1, 256, pts), 1000, 1000, grid, table, 0.01, 5e-6, 8192)
+    print(f"model over {pts:,} points: {time.perf_counter() - t0:.3f} s")
+
+
+if __name__ == "__main__":
+    main()

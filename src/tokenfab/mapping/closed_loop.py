@@ -1,0 +1,190 @@
+"""Serving at a fixed concurrency: N clients in a closed loop on a continuous-batching engine.
+
+Each client submits a request, waits for its last token, thinks `think_s` and submits the next
+(benchmarks run this way with `--max-concurrency` / `--concurrency`). Throughput, mean TTFT and
+mean TPOT then follow together from the interactive response-time law (the closed-loop form of
+Little's law),
+
+    N = X · (TTFT + (osl − 1) · TPOT + Z),
+
+where X is the engine's request rate, and from where the engine's time goes. Per engine (one
+data-parallel rank), with the engine's step times as inputs:
+
+- decode: a step of n sequences takes t_d(n) (a table over n); prefill: a step carrying T
+  prompt tokens costs c1 · T more (its weights are read by the decode step it rides on, so a
+  step with prompts and decodes takes max(t_d(n), c0) + c1 · T; c0: a step with prompts only);
+  the engine admits at most `token_budget` tokens per step, decode tokens included
+  (`max_num_batched_tokens` / `max_num_tokens`), so a long prompt is prefilled over several steps;
+- u_p = X · isl · c1 is the share of time spent on prompts; a decoding request sits through the
+  prompts prefilled during its life, so its TPOT is the mean step, t_d(n) / (1 − u_p);
+- n, the mean number of sequences decoding, is X · (osl − 1) · TPOT (Little's law again);
+- TTFT = the step in progress when the request arrives (a whole step for a request sent as its
+  predecessor finishes, half of one after a random think time; with synchronized groups, the
+  previous group's prefill step, as groups finish on consecutive steps) + its own prefill step(s),
+  which carry the prompts that arrived with it (`k` prompts) + a wait for prompts ahead of it:
+  an M/G/1 queue in time, utilization u_p, service one prompt's prefill, divided by the prompts
+  one step can hold (they share a step rather than queue), times (N − 1) / N (a client's own
+  earlier prompt is never ahead of it). The discrete-event simulator's
+  clients complete only at step ends, so its prompts rarely meet (it shows little of this wait
+  for prompts of a budget or more), but measured sweeps do: NVIDIA's NIM table for Llama-3.3-70B
+  FP8 on 2 H100 (TP2, 5000/500 tokens) has mean TTFT 407 / 547 / 689 / 835 ms at 1 / 5 / 25 /
+  50 clients; with the wait the engine (as calibrated in December 2026) predicts 447 / 510 / 691
+  / 877 ms, without it 447 / 477 / 517 / 568 ms.
+
+Two regimes of arrival are modelled:
+- staggered (`synchronized=False`, prompt/output lengths that vary): completions are spread over
+  the steps, so the prompts batched with a request are the Poisson arrivals of one step, 1 + X·τ;
+- synchronized (exactly fixed lengths, all clients starting together, as the simulator runs them;
+  `validate` does not use it, measured sweeps show no such groups: `validate.operating_point`):
+  requests move in groups that were prefilled together and finish together; a group is what fits
+  one step's budget (min(N, budget / isl) prompts) and a decoding request sits through the other
+  groups' prefills only ((G − 1) / G of the prompt work, G = N · isl / budget groups). With all N
+  prompts in one step (N · isl ≤ budget) the engine runs in waves: prefill all, decode all.
+
+More clients than the engine admits (`max_seqs`: its batch cap or KV-cache capacity) queue for
+admission: throughput and TPOT are those of `max_seqs` clients and the extra clients' wait
+lands in TTFT, again by Little's law. Everything is vectorized over points (numpy arrays); the
+fixed point is found by bisection on n. `tpot_percentile_s` and `ttft_median_s` give the TPOT
+percentiles and the median TTFT from the same steady state (TTFT tails are not modelled).
+Checked against the discrete-event simulator run closed-loop (`serving/closed_loop.py`,
+`tests/test_closed_loop.py`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BISECTION_STEPS = 60
+
+
+def interp_rows(x, grid, table) -> np.ndarray:
+    """Linear interpolation of each point's row of `table` (points × G) on the common increasing
+    `grid` (G,) at that point's `x`; clamped to the grid's ends."""
+    grid = np.asarray(grid, dtype=float)
+    table = np.asarray(table, dtype=float)
+    x = np.asarray(x, dtype=float)
+    x, _ = np.broadcast_arrays(x, table[..., 0])
+    if grid.size == 1:
+        return np.broadcast_to(table[..., 0], x.shape).astype(float)
+    xc = np.clip(x, grid[0], grid[-1])
+    j = np.clip(np.searchsorted(grid, xc, side="right") - 1, 0, grid.size - 2)
+    w = (xc - grid[j]) / (grid[j + 1] - grid[j])
+    tb = np.broadcast_to(table, x.shape + (grid.size,))
+    lo = np.take_along_axis(tb, j[..., None], -1)[..., 0]
+    hi = np.take_along_axis(tb, (j + 1)[..., None], -1)[..., 0]
+    return lo + w * (hi - lo)
+
+
+def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefill_fixed_s, prefill_s_per_token,
+                token_budget=8192, max_seqs=np.inf, think_s=0.0, synchronized=False, prompt_cv=0.0) -> dict:
+    """Steady state of `clients` closed-loop clients on one engine, per point (arrays broadcast).
+
+    clients: concurrent requests on this engine; input_len / output_len: mean tokens (output
+    >= 2, the first comes from the prefill); decode_batches (G,) and decode_s (points × G or G):
+    decode step seconds by sequences decoding; prefill_fixed_s (c0) and prefill_s_per_token (c1):
+    a prompt-only step of T tokens takes c0 + c1·T; token_budget: tokens per step; max_seqs:
+    sequences the engine admits; think_s: client think time (s); synchronized: fixed-length
+    clients that started together (groups) instead of staggered arrivals; prompt_cv: coefficient
+    of variation of prompt lengths (the token-channel wait).
+
+    Returns arrays: `throughput_rps` (requests/s), `output_tok_s`, `ttft_s`, `tpot_s`
+    (mean step seen by a decoding request), `e2e_s`, `decoding` (mean sequences decoding),
+    `prefill_share` (u_p), `batched_prompts` (prompts prefilled with a request), `admitted`
+    (clients admitted, min(N, max_seqs))."""
+    N, isl, osl, c0, c1, B, M, Z, sync = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (clients, input_len, output_len, prefill_fixed_s,
+                                               prefill_s_per_token, token_budget, max_seqs, think_s, synchronized)))
+    sync = sync > 0
+    shape = N.shape
+    grid = np.asarray(decode_batches, dtype=float)
+    table = np.broadcast_to(np.asarray(decode_s, dtype=float), shape + (grid.size,))
+    if np.any(N < 1) or np.any(osl < 2) or np.any(isl < 1):
+        raise ValueError("closed loop needs >= 1 client, input_len >= 1 and output_len >= 2")
+    Neff = np.maximum(np.minimum(N, M), 1.0)
+    L = osl - 1.0
+    cv2 = float(prompt_cv) ** 2
+    wave = sync & (Neff * isl <= B)  # every prompt in one step: prefill all, then decode all
+
+    def state(n):
+        seen = np.where(wave, Neff, n)  # in waves the decode steps carry every client
+        td = interp_rows(np.maximum(seen, grid[0]), grid, table)
+        beff = np.where(wave, B, np.maximum(B - n, 1.0))
+        groups = Neff * isl / beff
+        share = np.where(sync, np.clip((groups - 1.0) / np.maximum(groups, 1.0), 0.0, 1.0), 1.0)
+        # y = u_p solves n (1 - y) c = y L td (1 - (1 - share) y), c = isl c1 / 1 (smaller root).
+        a = (1.0 - share) * L * td
+        b = L * td + n * isl * c1
+        c = n * isl * c1
+        y = np.where(c > 0, 2.0 * c / (b + np.sqrt(np.maximum(b * b - 4.0 * a * c, 0.0))), 0.0)
+        y = np.minimum(y, 1.0 - 1e-12)
+        tau = td * (1.0 + share * y / (1.0 - y))
+        X = n / (L * tau)
+        per_step = X * tau  # prompts arriving during one step
+        k = np.where(sync, np.clip(beff / isl, 1.0, Neff), 1.0 + per_step)
+        base = np.where(wave, c0, np.maximum(td, c0))
+        fits = k * isl <= beff
+        steps = np.where(fits, 1.0, np.maximum(1.0, isl * (1.0 + (k - 1.0) / 2.0) / beff))
+        step = base + c1 * np.minimum(k * isl, beff)  # a step carrying the request's prompts
+        own = steps * step
+        # The step in progress on arrival: staggered, a mean step; synchronized, the previous
+        # group's prefill step (groups finish on consecutive steps) but for a burst's first group.
+        # Nothing runs when the request's group is every client (waves) or it is the only client.
+        inflight = np.where(sync, (1.0 - 1.0 / np.maximum(groups, 1.0)) * step + td / np.maximum(groups, 1.0), tau)
+        residual = np.where(wave | (Neff <= 1.0), 0.0, np.where(Z > 0, 0.5, 1.0) * inflight)
+        # Prompts queue for the prefill time (an M/G/1 queue in time: utilization y, the prefill
+        # share; service one prompt's prefill); prompts that fit one step together (m per step)
+        # share it, so only 1/m of the queue is waited for.
+        per_step_max = np.maximum(np.floor(beff / isl), 1.0)
+        service = base + c1 * np.minimum(isl, beff) * np.maximum(isl / beff, 1.0)
+        others = (Neff - 1.0) / Neff  # a client's own earlier prompt is never ahead of it
+        wait = np.where(sync, 0.0, others * y * service * (1.0 + cv2) / (2.0 * (1.0 - y)) / per_step_max)
+        ttft = residual + own + wait
+        return dict(X=X, tau=tau, ttft=ttft, y=y, k=k, td=td, own=own, inflight=inflight, groups=groups,
+                    pop=X * (ttft + L * tau + Z))
+
+    lo = np.zeros(shape)
+    hi = Neff.copy()
+    for _ in range(BISECTION_STEPS):
+        mid = 0.5 * (lo + hi)
+        over = state(mid)["pop"] > Neff
+        hi = np.where(over, mid, hi)
+        lo = np.where(over, lo, mid)
+    n = 0.5 * (lo + hi)
+    s = state(n)
+    X, tau = s["X"], s["tau"]
+    # Clients beyond those admitted wait for admission: Little's law over all N.
+    ttft = np.where(N > Neff, N / X - L * tau - Z, s["ttft"])
+    return {"throughput_rps": X, "output_tok_s": X * osl, "ttft_s": ttft, "tpot_s": tau,
+            "e2e_s": ttft + L * tau, "decoding": n, "prefill_share": s["y"], "batched_prompts": s["k"],
+            "admitted": Neff, "decode_step_s": s["td"], "own_prefill_s": s["own"], "in_progress_s": s["inflight"],
+            "groups": np.where(sync & ~wave, s["groups"], 0.0), "admission_wait_s": ttft - s["ttft"]}
+
+
+Z_QUANTILE = {50: 0.0, 90: 1.2815515655446004, 99: 2.3263478740408408}
+"""Standard normal quantiles for the TPOT percentiles."""
+
+
+def tpot_percentile_s(result: dict, q: int, synchronized, prompt_cv: float = 0.0) -> np.ndarray:
+    """The q-th percentile over requests of per-request TPOT (s), from a `closed_loop` result.
+
+    A request's TPOT is the decode step plus the prefill work interleaved during its decode
+    phase, spread over its tokens. Staggered: the prompts prefilled meanwhile are about Poisson
+    with mean n (Little's law: arrival rate x decode time = sequences decoding), of random length
+    (CV `prompt_cv`), so their work has relative spread sqrt((1 + cv²) / n) (compound Poisson, as
+    `queueing.tpot_p99_ms`). Synchronized groups each sit through the same other groups' prefills:
+    no spread."""
+    td, tau, n = result["decode_step_s"], result["tpot_s"], np.maximum(result["decoding"], 1.0)
+    z = Z_QUANTILE[q]
+    spread = np.where(np.asarray(synchronized, dtype=bool), 0.0, z * np.sqrt((1.0 + prompt_cv ** 2) / n))
+    return td + (tau - td) * (1.0 + spread)
+
+
+def ttft_median_s(result: dict) -> np.ndarray:
+    """Median TTFT (s). Synchronized groups finish on consecutive steps: with two groups or more,
+    all but the first group of a burst wait for the previous group's prefill step, so the median
+    is that step plus the request's own prefill; otherwise (waves, one or two groups, staggered
+    clients) the mean stands in (simulated staggered medians are 5-10% below the mean)."""
+    g = result["groups"]
+    step = (result["in_progress_s"] * g - result["decode_step_s"]) / np.maximum(g - 1.0, 1e-9)
+    synced = result["own_prefill_s"] + step + result["admission_wait_s"]
+    return np.where(g >= 2.0, synced, result["ttft_s"])  # below two groups, no majority: the mean

@@ -1,0 +1,178 @@
+"""What a measurement row states about its operating point, and predictions at that point.
+
+A row may state the load it was measured at:
+- a concurrency (the `batch` column, or `concurrency N` / `max concurrency N` in its notes):
+  N clients in a closed loop (each resubmits when its request finishes), predicted with the
+  closed-loop model `mapping.closed_loop` on the engine's step times;
+- an offered request rate (`target_qps=R`, `request rate R`, `--request-rate R` in its notes):
+  Poisson arrivals at R requests/s (open loop);
+- a layout (tp/pp/ep/dp columns) and, in its notes, disaggregated prefill/decode.
+
+Only what the row leaves open is searched (the layout, the precision when no weight format is
+stated); the detail string says what was stated and what was searched. MLPerf server rows state
+a `target_qps` too, but a submitter tunes it to the latency limits, so those rows keep being
+predicted at the limits' edge (`deployment._server`): predicting them at the logged rate would
+amplify a capacity error through the steep latency-versus-load curve (see deployment's notes).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from tokenfab.mapping.closed_loop import closed_loop, tpot_percentile_s, ttft_median_s
+from tokenfab.specs import Traffic
+from tokenfab.validate.datasets import target_qps
+from tokenfab.validate.micro import Unpredictable
+
+TOKEN_BUDGET = 8192
+"""Tokens per engine step: vLLM V1's `max_num_batched_tokens` default for online serving and
+TensorRT-LLM's `max_num_tokens` default are both 8192 (`serving.deployment.DEFAULT_TOKEN_BUDGET`)."""
+CLOSED_LOOP_SCENARIOS = ("server", "interactive", "throughput", "offline")
+"""Scenarios a stated concurrency turns into a closed loop (decode/prefill rows keep their own paths)."""
+
+_CONCURRENCY = re.compile(r"(?:max(?:imum)?[-_ ]?)?concurrency\s*[=:]?\s*(\d+)", re.I)
+_RATE = re.compile(r"request[-_ ]rate\s*[=:]?\s*([0-9]+(?:\.[0-9]+)?)(?![0-9.]*\s*tok)", re.I)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """The load and layout a row states (None / False where it leaves them open)."""
+
+    concurrency: int | None = None
+    """Concurrent requests over the measured system (closed loop)."""
+    qps: float | None = None
+    """Offered requests/s over the measured system (open loop, Poisson)."""
+    disaggregated: bool = False
+    """Prefill and decode on separate pools (stated in the notes)."""
+    layout: tuple[tuple[str, int], ...] = ()
+    """Stated parallelism, e.g. (("tp", 2), ("dp", 4))."""
+
+    def describe(self) -> str:
+        parts = []
+        if self.concurrency:
+            parts.append(f"concurrency {self.concurrency}")
+        if self.qps:
+            parts.append(f"{self.qps:g} req/s")
+        parts += [f"{k}{v}" for k, v in self.layout]
+        if self.disaggregated:
+            parts.append("disaggregated")
+        return ", ".join(parts) or "nothing"
+
+
+def operating_point(row) -> OperatingPoint:
+    """The operating point `row` states: `batch` or a concurrency in the notes, a request rate
+    (MLPerf `target_qps` or a benchmark's request rate) and the tp/pp/ep/dp columns."""
+    conc = row.batch if row.scenario in CLOSED_LOOP_SCENARIOS else None
+    if conc is None and row.scenario in CLOSED_LOOP_SCENARIOS:
+        m = _CONCURRENCY.search(row.notes or "")
+        conc = int(m.group(1)) if m and int(m.group(1)) > 0 else None
+    qps = target_qps(row)
+    if qps is None:
+        m = _RATE.search(row.notes or "")
+        qps = float(m.group(1)) if m and float(m.group(1)) > 0 else None
+    layout = tuple((k, int(getattr(row, k))) for k in ("tp", "pp", "ep", "dp") if getattr(row, k))
+    disagg = "disaggregat" in (row.notes or "").lower() and row.scenario not in ("prefill", "decode")
+    return OperatingPoint(conc, qps, disagg, layout)
+
+
+SYNCHRONIZED_CLIENTS = False
+"""Whether validate predicts fixed-length clients as synchronized groups (`mapping.closed_loop`).
+The simulator forms such groups with exactly fixed lengths (and a 1% spread of output lengths
+already dissolves them: mean TTFT 814 -> 196 ms at 64 clients, 1000/1000 tokens), but measured
+fixed-length sweeps do not show them: NVIDIA's NIM table for Llama-3.3-70B FP8 on 2 H100 (TP2,
+5000/500 tokens, docs.nvidia.com/nim/benchmarking/llm/1.0.0/performance) has mean TTFT 547 / 689 /
+835 ms at 5 / 25 / 50 clients; synchronized groups predict +121% / +102% / +70%, staggered
+clients -7% / +0% / +5% (with the prompt queue of `mapping.closed_loop`). So clients are taken
+as staggered."""
+
+
+def client_grid(clients: int) -> tuple[int, ...]:
+    """Decode-batch grid for the step-time table: every size to 16, then 20 geometric steps."""
+    small = set(range(1, min(clients, 16) + 1))
+    if clients > 16:
+        small |= set(np.unique(np.round(np.geomspace(16, clients, 20)).astype(int)).tolist())
+    return tuple(sorted(small))
+
+
+def _tables(res, batches: tuple[int, ...]):
+    """Per mapping (tp, pp, ep, dp, precision): decode step seconds by batch, memory fit by batch,
+    and the prefill chunk (ms, prompts) at the largest batch."""
+    a = res.arrays
+    keys = np.stack([a[k] for k in ("tp", "pp", "ep", "dp", "prec")], axis=1)
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    grid = np.asarray(batches)
+    col = np.searchsorted(grid, a["batch"])
+    dec = np.full((len(uniq), grid.size), np.nan)
+    fits = np.zeros((len(uniq), grid.size), dtype=bool)
+    dec[inv, col] = a["decode_step_ms"] * 1e-3
+    fits[inv, col] = a["fits"]
+    # Batches below pp have no point (each stage needs a micro-batch): the smallest one stands in.
+    for j in range(grid.size - 2, -1, -1):
+        dec[:, j] = np.where(np.isnan(dec[:, j]), dec[:, j + 1], dec[:, j])
+    order = np.argsort(col, kind="stable")  # the last assignment (the largest batch) wins
+    pre_ms = np.zeros(len(uniq))
+    pre_k = np.ones(len(uniq))
+    pre_ms[inv[order]] = a["prefill_ms"][order]
+    pre_k[inv[order]] = a["prefill_prompts"][order]
+    return uniq, dec, fits, pre_ms * 1e-3, pre_k
+
+
+def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: OperatingPoint, grid_fn, precisions,
+                        queue_cv: float) -> tuple[dict, str]:
+    """Throughput (output/input/total tokens/s and requests/s of the system), mean TTFT, TPOT and
+    E2E latency (ms) of `op.concurrency` closed-loop clients on `n` chips: the layout the row
+    states, else the one with the highest throughput at that concurrency. `grid_fn` is
+    `deployment._grid` (the engine search with the row's framework profile)."""
+    C = int(op.concurrency)
+    isl, osl = float(traffic.input_len), float(traffic.output_len)
+    if osl < 2:
+        raise Unpredictable("closed-loop prediction needs >= 2 output tokens")
+    batches = client_grid(C)
+    free = traffic.model_copy(update={"slo_ttft_ms": None, "slo_tpot_ms": None})
+    res = grid_fn(row, model, chip, free, n, precisions, row.tp, row.pp, row.ep, batches=batches,
+                  chunk_tokens=TOKEN_BUDGET)
+    if len(res) == 0:
+        raise Unpredictable("no mapping with the stated parallelism")
+    uniq, dec, fits, pre_s, pre_k = _tables(res, batches)
+    grid = np.asarray(batches, dtype=float)
+    dp = uniq[:, 3].astype(float)
+    if row.dp:
+        keep = uniq[:, 3] == row.dp
+        if not keep.any():
+            raise Unpredictable(f"no mapping with the stated dp {row.dp}")
+    else:
+        keep = np.ones(len(uniq), dtype=bool)
+    clients = C / dp
+    max_seqs = np.where(fits.any(axis=1), np.max(np.where(fits, grid, 0.0), axis=1), 0.0)
+    ok = keep & (clients >= 1.0) & (max_seqs >= 1.0)
+    if not ok.any():
+        raise Unpredictable(f"no layout fits memory with {C} concurrent requests on {n} chips")
+    c0 = dec[:, 0]
+    c1 = np.maximum(pre_s - c0, 0.05 * pre_s) / (pre_k * isl)
+    sync = SYNCHRONIZED_CLIENTS
+    out = closed_loop(np.maximum(clients, 1.0), isl, osl, grid, dec, c0, c1, TOKEN_BUDGET, np.maximum(max_seqs, 1.0),
+                      synchronized=sync, prompt_cv=queue_cv)
+    system_rps = out["throughput_rps"] * dp
+    i = int(np.argmax(np.where(ok, system_rps, -np.inf)))
+    t, pp, ep, d, prec = (int(x) for x in uniq[i])
+    rps = float(system_rps[i])
+    values = {"requests_s": rps, "output_tok_s": rps * osl, "input_tok_s": rps * isl,
+              "total_tok_s": rps * (isl + osl), "ttft": float(out["ttft_s"][i]) * 1e3,
+              "tpot": float(out["tpot_s"][i]) * 1e3, "e2e": float(out["e2e_s"][i]) * 1e3,
+              "ttft_p50": float(ttft_median_s(out)[i]) * 1e3}
+    for q in (50, 90, 99):
+        values[f"tpot_p{q}"] = float(tpot_percentile_s(out, q, sync, queue_cv)[i]) * 1e3
+    searched = [f"{k}{v}" for k, v in (("tp", t), ("pp", pp), ("ep", ep), ("dp", d))
+                if k not in dict(op.layout) and (k != "ep" or model.is_moe)]
+    if not row.weight_precision:
+        searched.append(res.precisions[prec])
+    capped = " (admission-capped)" if clients[i] > max_seqs[i] else ""
+    detail = (f"stated: {op.describe()}; searched: {', '.join(searched) or 'nothing'}; "
+              f"{res.precisions[prec]} tp{t} pp{pp} ep{ep} dp{d}; closed loop, {clients[i]:g} clients/engine"
+              f"{capped} ({'synchronized fixed lengths' if sync else 'staggered'}): {rps:.3g} req/s, "
+              f"TTFT {values['ttft']:.0f} ms, TPOT {values['tpot']:.1f} ms")
+    return values, detail

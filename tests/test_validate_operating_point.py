@@ -1,0 +1,210 @@
+"""validate predicts each row at the operating point it states (concurrency, request rate,
+layout) and reports what it skipped and why (issue 14, parts 1 and 5)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tokenfab.cli import app
+from tokenfab.specs.measurement import COLUMNS, parse_measurements
+from tokenfab.validate import summarize, validate_rows
+from tokenfab.validate.datasets import read_measurements
+from tokenfab.validate.operating_point import client_grid, operating_point
+
+HEADER = ",".join(COLUMNS)
+
+
+def _line(rid, **kw) -> str:
+    cells = dict(id=rid, source="a serving benchmark", hardware="h100-sxm", num_chips="1", model="llama-3.1-8b",
+                 scenario="throughput", input_len="1000", output_len="1000", metric="output_tok_s", per="system",
+                 value="1000", usable="1", framework="vllm")
+    cells.update(kw)
+    return ",".join(f'"{cells.get(c, "")}"' for c in COLUMNS)
+
+
+def _rows(*lines):
+    return parse_measurements("\n".join((HEADER,) + lines) + "\n", "test.csv")
+
+
+def _results(*lines):
+    return {r.id: r for r in validate_rows(_rows(*lines))}
+
+
+# --- what a row states ------------------------------------------------------------------------
+
+def test_the_stated_operating_point_is_read_from_columns_and_notes():
+    a, b, c, d = _rows(_line("A", batch=64, tp=2, num_chips=2), _line("B", notes="bench_serving --max-concurrency 16"),
+                       _line("C", scenario="server", notes="client with --request-rate 4.5, 300 prompts"),
+                       _line("D"))
+    assert operating_point(a).concurrency == 64 and operating_point(a).layout == (("tp", 2),)
+    assert operating_point(b).concurrency == 16
+    assert operating_point(c).qps == 4.5 and operating_point(c).concurrency is None
+    assert operating_point(d).describe() == "nothing"
+
+
+def test_the_decode_table_grid_covers_every_small_batch_and_the_concurrency():
+    g = client_grid(256)
+    assert g[:16] == tuple(range(1, 17)) and g[-1] == 256 and len(g) < 40
+    assert client_grid(3) == (1, 2, 3)
+
+
+# --- closed loop at a stated concurrency --------------------------------------------------------
+
+def test_a_stated_concurrency_is_predicted_in_a_closed_loop_not_at_maximum_throughput():
+    r = _results(_line("MAX"), _line("C1", batch=1), _line("C64", batch=64))
+    # One client cannot use the batch the maximum-throughput search picks.
+    assert r["C1"].predicted < 0.05 * r["MAX"].predicted
+    assert r["C1"].predicted < r["C64"].predicted < r["MAX"].predicted
+    assert "stated: concurrency 64" in r["C64"].detail and "searched:" in r["C64"].detail
+    assert "closed loop" in r["C64"].detail
+
+
+def test_throughput_ttft_and_tpot_at_one_concurrency_obey_the_response_time_law():
+    # 64 clients, 1000 output tokens: output tok/s = 64 x 1000 / (TTFT + 999 TPOT) exactly.
+    r = _results(_line("X", batch=64), _line("T", batch=64, metric="ttft_ms_mean"),
+                 _line("P", batch=64, metric="tpot_ms_mean"), _line("E", batch=64, metric="e2e_latency_ms_mean"))
+    ttft, tpot = r["T"].predicted / 1e3, r["P"].predicted / 1e3
+    assert r["X"].predicted == pytest.approx(64 * 1000 / (ttft + 999 * tpot), rel=1e-6)
+    assert r["E"].predicted == pytest.approx(r["T"].predicted + 999 * r["P"].predicted, rel=1e-6)
+
+
+def test_a_stated_layout_is_kept_and_only_the_rest_is_searched():
+    r = _results(_line("L", model="llama-3.1-70b", num_chips=8, tp=8, batch=32))["L"]
+    assert "tp8" in r.detail and "stated: concurrency 32, tp8" in r.detail
+    assert "searched: pp1, dp1" in r.detail  # tp stated, precision searched too
+    assert r.predicted > 0
+
+
+def test_per_chip_rows_divide_the_system_throughput():
+    r = _results(_line("S", num_chips=2, tp=2, batch=32), _line("C", num_chips=2, tp=2, batch=32, per="chip"))
+    assert r["C"].predicted == pytest.approx(r["S"].predicted / 2)
+
+
+# --- open loop, server rows outside MLPerf ---------------------------------------------------
+
+def test_a_stated_request_rate_below_capacity_is_the_throughput():
+    # 4 requests/s of 1000 output tokens on a chip that serves more: 4000 tokens/s.
+    r = _results(_line("R", scenario="server", notes="request rate 4"),
+                 _line("T", scenario="server", notes="request rate 4", metric="ttft_ms_mean"))
+    assert r["R"].predicted == pytest.approx(4000.0)
+    assert "open loop" in r["R"].detail and r["T"].predicted > 0
+
+
+def test_a_server_row_outside_mlperf_gets_no_mlperf_lengths_or_limits():
+    # llama-2-70b is an MLPerf model; a vLLM blog's server row must not take MLPerf's 222-token
+    # prompts nor its 2 s / 200 ms limits.
+    r = _results(_line("N", scenario="server", model="llama-2-70b", num_chips=8, input_len="", output_len=""),
+                 _line("M", scenario="server", model="llama-2-70b", num_chips=8))
+    assert "input length unknown" in r["N"].skipped
+    assert r["M"].skipped is None and "misses" not in r["M"].detail
+
+
+def test_a_decode_row_asking_for_tpot_gets_milliseconds():
+    r = _results(_line("D", scenario="decode", batch=32, metric="tpot_ms_mean", input_len=2000, output_len=""),
+                 _line("T", scenario="decode", batch=32, input_len=2000, output_len=""))
+    step_ms = float(r["D"].detail.split("step ")[1].split(" ms")[0])
+    assert r["D"].predicted == pytest.approx(step_ms, abs=0.05)
+    # ... and the tokens/s row at the same batch is 32 tokens per step.
+    assert r["T"].predicted == pytest.approx(32 / (r["D"].predicted / 1e3), rel=0.01)
+    assert "stated batch 32" in r["D"].detail
+
+
+# --- the harness ------------------------------------------------------------------------------
+
+def _file(tmp_path, *lines):
+    p = tmp_path / "m.csv"
+    p.write_text("\n".join((HEADER,) + lines) + "\n")
+    return p
+
+
+def test_an_unreadable_row_is_skipped_with_its_reason(tmp_path):
+    p = _file(tmp_path, _line("G", batch=8), _line("BAD", value="fast"), _line("G", batch=4))
+    rows, bad = read_measurements(p)
+    assert [r.id for r in rows] == ["G"]
+    assert [b.id for b in bad] == ["BAD", "G"]
+    assert "line 3" in bad[0].reason and "value" in bad[0].reason
+    assert "duplicate id G" in bad[1].reason
+    results = validate_rows(rows, unreadable=bad)
+    s = summarize(results)["summary"]
+    assert s["skip_reasons"] == {"unreadable row": 2}
+    assert s["coverage"] == pytest.approx(1 / 3)
+
+
+def test_strict_fails_on_an_unreadable_row_with_one_line(tmp_path):
+    p = _file(tmp_path, _line("G", batch=8), _line("BAD", value="fast"))
+    res = CliRunner().invoke(app, ["validate", "--data", str(p), "--strict", "--json"])
+    assert res.exit_code == 2
+    assert "line 3 (id BAD)" in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+
+
+def test_the_summary_counts_skip_reasons_and_groups_by_framework(tmp_path):
+    p = _file(tmp_path, _line("G", batch=8), _line("Q", hardware="no-such-chip"),
+              _line("S", framework="sglang", batch=8), _line("BAD", value="fast"))
+    res = CliRunner().invoke(app, ["validate", "--data", str(p), "--json"])
+    assert res.exit_code == 0, res.output
+    s = json.loads(res.stdout)["summary"]
+    assert s["skip_reasons"] == {"chip no-such-chip is not in the catalog": 1, "unreadable row": 1}
+    # vllm: G, Q and the unreadable row (its framework cell is read); 1 of them predicted
+    assert s["by_framework"]["vllm"]["n"] == 3 and s["by_framework"]["vllm"]["n_predicted"] == 1
+    assert s["by_framework"]["sglang"]["n_predicted"] == 1
+    assert s["median_error"] is not None
+    table = CliRunner().invoke(app, ["validate", "--data", str(p), "--show", "none"])
+    assert table.exit_code == 0 and "Skipped rows by reason" in table.output and "framework sglang" in table.output
+
+
+def test_an_unknown_show_value_is_one_line_and_exit_2():
+    res = CliRunner().invoke(app, ["validate", "--show", "everything"])
+    assert res.exit_code == 2 and "--show" in res.output
+
+
+def test_clients_are_staggered_even_with_fixed_lengths():
+    # Measured fixed-length sweeps do not show the simulator's synchronized groups (see
+    # operating_point.SYNCHRONIZED_CLIENTS): a prompt is batched with the few that arrive with it.
+    r = _results(_line("F", batch=64, metric="ttft_ms_mean"))["F"]
+    assert "staggered" in r.detail
+
+
+def test_a_disaggregated_row_is_predicted_on_separate_pools():
+    r = _results(_line("D", model="deepseek-v3", hardware="h800-sxm", num_chips=32, input_len=4000, output_len=1000,
+                       per="chip", notes="disaggregated prefill and decode"))["D"]
+    assert r.skipped is None and "disaggregated pools" in r.detail and "prefill:decode chips" in r.detail
+
+
+def test_the_closed_loop_prediction_agrees_with_the_simulator_on_the_engines_step_times():
+    # The same engine twice: validate's closed-loop model on the search's step times, and the
+    # discrete-event simulator run closed-loop on the engine's step-time tables (64 clients,
+    # Llama-3.1-8B FP8 on one H100, 1000/1000 tokens on average, uniform 900-1100).
+    import numpy as np
+
+    from tokenfab import catalog
+    from tokenfab.serving.closed_loop import simulate_closed_loop, steady_metrics
+    from tokenfab.serving.simulator import Deployment, EngineConfig
+    from tokenfab.serving.steptime import Mapping, engine_step_time
+
+    kw = dict(batch=64, weight_precision="fp8", tp=1, framework="trt-llm")
+    r = _results(_line("X", **kw), _line("T", metric="ttft_ms_mean", **kw), _line("P", metric="tpot_ms_mean", **kw))
+    st = engine_step_time(catalog.load_model("llama-3.1-8b"), catalog.load_chip("h100-sxm"),
+                          Mapping(num_chips=1, batch=64, weight_precision="fp8", kv_precision="fp8"),
+                          max_ctx=2016, token_budget=8192)
+    n = 4000
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(900, 1101, (2, n))
+    sim = steady_metrics(simulate_closed_loop(Deployment(steptime=st, engine=EngineConfig(max_num_seqs=64)), 64,
+                                              lengths[0], lengths[1]), 64, n // 5)
+    assert r["X"].predicted == pytest.approx(sim["output_tok_s"], rel=0.15)
+    assert r["T"].predicted == pytest.approx(sim["ttft_mean_s"] * 1e3, rel=0.15)
+    assert r["P"].predicted == pytest.approx(sim["tpot_mean_s"] * 1e3, rel=0.15)
+
+
+def test_percentiles_at_a_stated_concurrency():
+    # TPOT spreads little over requests (each averages ~1000 steps): p50 <= p90 <= p99, all near
+    # the mean; the TTFT median is taken as the mean; TTFT tails are not modelled.
+    r = _results(*(_line(m, batch=64, metric=m)
+                   for m in ("tpot_ms_mean", "tpot_ms_p50", "tpot_ms_p90", "tpot_ms_p99", "ttft_ms_mean", "ttft_ms_p50",
+                             "ttft_ms_p99")))
+    mean, p50, p90, p99 = (r[k].predicted for k in ("tpot_ms_mean", "tpot_ms_p50", "tpot_ms_p90", "tpot_ms_p99"))
+    assert p50 < p90 < p99 < 1.2 * mean and p50 == pytest.approx(mean, rel=0.05)
+    assert r["ttft_ms_p50"].predicted == pytest.approx(r["ttft_ms_mean"].predicted)
+    assert "tails are not modelled" in r["ttft_ms_p99"].skipped
