@@ -1,4 +1,4 @@
-"""Regression gate on the shipped public measurement set.
+"""Regression gate on the shipped measurement sets (public.csv and deployments.csv).
 
 Fails if the median absolute percentage error over the predicted public rows grows by more than
 2 points over the recorded baseline (`tests/validate_baseline.json`), or if coverage drops by
@@ -20,7 +20,7 @@ import pytest
 
 from tokenfab.specs.measurement import load_measurements
 from tokenfab.validate import class_stats, summarize, validate_rows
-from tokenfab.validate.datasets import public_csv
+from tokenfab.validate.datasets import shipped_csvs
 
 BASELINE = Path(__file__).with_name("validate_baseline.json")
 TOLERANCE = 0.02
@@ -29,7 +29,7 @@ TOLERANCE = 0.02
 
 @pytest.fixture(scope="module")
 def public_summary():
-    results = validate_rows(load_measurements(public_csv()))
+    results = validate_rows([r for p in shipped_csvs() for r in load_measurements(p)])
     return summarize(results)["summary"], class_stats(results)
 
 
@@ -39,7 +39,7 @@ def _current(summary, classes) -> dict:
         **{k: round(summary[k], 4) for k in keep},
         "median_ape_by_class": {k: round(v["median_ape"], 4) for k, v in sorted(classes.items())
                                 if v.get("median_ape") is not None},
-        "data_sha256": hashlib.sha256(Path(public_csv()).read_bytes()).hexdigest(),
+        "data_sha256": hashlib.sha256(b"".join(Path(p).read_bytes() for p in shipped_csvs())).hexdigest(),
     }
 
 
@@ -48,7 +48,7 @@ def test_public_median_error_has_not_grown(public_summary):
     current = _current(summary, classes)
     if os.environ.get("TOKENFAB_UPDATE_VALIDATE_BASELINE"):
         BASELINE.write_text(json.dumps({
-            "what": "tokenfab validate on catalog/measurements/public.csv; fractions, not percents",
+            "what": "tokenfab validate on catalog/measurements/public.csv + deployments.csv; fractions, not percents",
             **current}, indent=2) + "\n")
         pytest.skip("baseline rewritten")
     base = json.loads(BASELINE.read_text())
@@ -56,6 +56,16 @@ def test_public_median_error_has_not_grown(public_summary):
         f"median |error| {summary['median_ape']:.3f} > baseline {base['median_ape']:.3f} + {TOLERANCE}")
     assert summary["coverage"] >= base["coverage"] - TOLERANCE, (
         f"coverage {summary['coverage']:.3f} < baseline {base['coverage']:.3f} - {TOLERANCE}")
+    for cls, median in base.get("median_ape_by_class", {}).items():
+        now = current["median_ape_by_class"].get(cls)
+        assert now is not None and now <= median + TOLERANCE, f"{cls} median |error| {now} > baseline {median} + {TOLERANCE}"
+
+
+def test_baseline_was_recorded_on_the_shipped_data():
+    # A changed measurement file needs a deliberate baseline refresh (see the module docstring).
+    base = json.loads(BASELINE.read_text())
+    now = hashlib.sha256(b"".join(Path(p).read_bytes() for p in shipped_csvs())).hexdigest()
+    assert base.get("data_sha256") == now, "measurement data changed since the baseline: refresh it deliberately"
 
 
 def test_baseline_file_is_well_formed():

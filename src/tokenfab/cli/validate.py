@@ -20,9 +20,9 @@ def register(app: typer.Typer) -> None:
 
 def _load(data: Optional[list[Path]]):
     from tokenfab.specs.measurement import load_measurements
-    from tokenfab.validate.datasets import public_csv
+    from tokenfab.validate.datasets import shipped_csvs
 
-    paths = [Path(p) for p in data] if data else [public_csv()]
+    paths = [Path(p) for p in data] if data else shipped_csvs()
     rows = []
     for p in paths:
         rows.extend(load_measurements(p))
@@ -32,9 +32,9 @@ def _load(data: Optional[list[Path]]):
 def _load_for_validate(data: Optional[list[Path]], strict: bool):
     """(paths, rows, unreadable rows): a row that does not parse is set aside with its reason
     (`strict`: it fails the command instead)."""
-    from tokenfab.validate.datasets import public_csv, read_measurements
+    from tokenfab.validate.datasets import read_measurements, shipped_csvs
 
-    paths = [Path(p) for p in data] if data else [public_csv()]
+    paths = [Path(p) for p in data] if data else shipped_csvs()
     rows, bad = [], []
     for p in paths:
         r, b = read_measurements(p, strict=strict)

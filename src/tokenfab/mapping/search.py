@@ -136,7 +136,16 @@ def build_grid(model: ModelSpec, chip: ChipSpec, space: SearchSpace, max_chip_co
         # copies of hot experts (DeepSeek's EPLB: 288 slots for 256 experts on 144 GPUs).
         ok &= (mode == 0) | (ep > 1)
         ok &= (mode != 2) | ((tp > 1) & (dp > 1))  # otherwise the same as one of the other two
-    if space.ep:
+    if space.ep and model.is_moe:
+        # A stated EP degree may be any divisor of tp × dp (moe_tp × moe_ep = tp × dp, as
+        # TensorRT-LLM's moe_tp_size × moe_ep_size): one point per layout, at that degree.
+        stated = np.asarray(space.ep)[0] if len(space.ep) == 1 else None
+        if stated is not None and stated > 1:
+            ep = np.where(mode == 1, stated, ep)
+            ok &= (mode == 1) & ((tp * dp) % stated == 0)
+        else:
+            ok &= np.isin(ep, np.asarray(space.ep))
+    elif space.ep:
         ok &= np.isin(ep, np.asarray(space.ep))
     sel = np.nonzero(ok)[0]
     return {"num_chips": n[sel], "tp": tp[sel], "pp": pp[sel], "dp": dp[sel], "ep": ep[sel],

@@ -21,6 +21,12 @@ def measurements_dir() -> Path:
     return Path(str(resources.files("tokenfab.catalog").joinpath("measurements")))
 
 
+def shipped_csvs() -> list[Path]:
+    """What `tokenfab validate` scores by default: the public measurement set and the modern
+    deployments set (disaggregated pools, wide EP, MTP: `deployments.csv`)."""
+    return [public_csv(), measurements_dir() / "deployments.csv"]
+
+
 def public_csv() -> Path:
     """The shipped, checked public measurement set."""
     return measurements_dir() / "public.csv"

@@ -35,7 +35,9 @@ from tokenfab import api, catalog
 from tokenfab.mapping.queueing import tpot_p99_ms, ttft_with_queueing_ms
 from tokenfab.mapping.search import SearchSpace, evaluate
 from tokenfab.perf.efficiency import efficiency_for
+from tokenfab.graph.speculative import tokens_per_step
 from tokenfab.perf.framework import efficiency_under  # the row's `framework` profile
+from tokenfab.validate.disaggregated import pools_from_notes, predict_pools_at_concurrency, with_row_mtp
 from tokenfab.specs import SpecError, SystemSpec, Traffic
 from tokenfab.validate.datasets import Lengths, is_mlperf, lengths_for, mlperf_benchmark_for, target_qps
 from tokenfab.validate.micro import Unpredictable
@@ -96,7 +98,7 @@ def _best_estimate(row, model, chip, traffic: Traffic, n: int):
             est = api.estimate(model, chip, traffic, num_chips=n, tp=row.tp, pp=row.pp, ep=row.ep,
                                batch=row.batch if row.scenario in ("decode", "prefill") else None,
                                precision=prec, kv_precision=row.kv_precision, max_chips=n,
-                               mode="aggregated", mtp=False)
+                               mode="aggregated", mtp=bool(traffic.draft_tokens))
         except SpecError as exc:
             errors.append(str(exc))
             continue
@@ -260,7 +262,8 @@ def _decode_only(row, model, chip, traffic: Traffic, n: int) -> DeploymentPredic
     a = res.arrays
     if len(res) == 0:
         raise Unpredictable("no mapping with the stated parallelism")
-    tok_s_chip = a["batch"] * a["dp"] / (a["decode_step_ms"] * 1e-3) / a["num_chips"]
+    tps = tokens_per_step(traffic.draft_tokens, traffic.draft_acceptance)  # MTP: tokens a step emits
+    tok_s_chip = a["batch"] * a["dp"] * tps / (a["decode_step_ms"] * 1e-3) / a["num_chips"]
     ok = a["fits"].copy()
     stated = ""
     if row.batch:  # stated concurrent sequences of the pool: per rank batch / dp (nearest tried)
@@ -270,14 +273,14 @@ def _decode_only(row, model, chip, traffic: Traffic, n: int) -> DeploymentPredic
         ok &= a["batch"] == nearest
         stated = f"stated batch {row.batch}; "
     elif row.slo_tpot_ms:
-        ok &= a["decode_step_ms"] <= row.slo_tpot_ms
+        ok &= a["decode_step_ms"] / tps <= row.slo_tpot_ms
     if not ok.any():
         raise Unpredictable("no decode batch fits memory and the per-user speed")
     i = int(np.argmax(np.where(ok, tok_s_chip, -np.inf)))
     detail = (f"{stated}decode-only tp{int(a['tp'][i])} ep{int(a['ep'][i])} dp{int(a['dp'][i])} "
               f"batch {int(a['batch'][i])}/rank, step {float(a['decode_step_ms'][i]):.1f} ms")
     if row.metric in ("tpot_ms_mean", "tpot_ms_p50"):
-        return DeploymentPrediction(float(a["decode_step_ms"][i]), detail)  # one token per step
+        return DeploymentPrediction(float(a["decode_step_ms"][i]) / tps, detail)
     if row.metric not in ("output_tok_s", None):
         raise Unpredictable(f"metric {row.metric} not modelled for decode rows")
     value = float(tok_s_chip[i]) if row.per == "chip" else float(tok_s_chip[i]) * n
@@ -353,7 +356,7 @@ def predict_deployment(row, server_sim: bool = False) -> DeploymentPrediction:
         isl = lengths.input_len or lengths.output_len
         if not isl:
             raise Unpredictable("decode context length not stated")
-        traffic = Traffic(input_len=max(int(round(isl)), 1), output_len=1)
+        traffic, mtp_note = with_row_mtp(Traffic(input_len=max(int(round(isl)), 1), output_len=1), row.notes)
         return _decode_only(row, model, chip, traffic, _num_chips(row))
     if lengths.input_len is None:
         raise Unpredictable("mean input length unknown (not published for this benchmark)")
@@ -362,8 +365,14 @@ def predict_deployment(row, server_sim: bool = False) -> DeploymentPrediction:
     ttft_slo, tpot_slo = _slo(row)
     traffic = Traffic(input_len=max(int(round(lengths.input_len)), 1), output_len=max(int(round(lengths.output_len)), 1),
                       slo_ttft_ms=ttft_slo, slo_tpot_ms=tpot_slo)
+    traffic, mtp_note = with_row_mtp(traffic, row.notes)
     n = _num_chips(row)
     scale = 1.0 if row.per == "chip" else float(n)
+    if closed and op.disaggregated and pools_from_notes(row.notes):
+        eff = efficiency_under(chip.id, chip.vendor, row.framework, model.is_moe)
+        values, detail = predict_pools_at_concurrency(row, model, chip, traffic, int(op.concurrency),
+                                                      _precisions(row, chip), eff, mtp_note)
+        return _closed_loop_value(row, values, n, detail)
     if closed:
         values, detail = predict_closed_loop(row, model, chip, traffic, n, op, _grid, _precisions(row, chip),
                                              _queue_shape(row)[0])
@@ -468,7 +477,8 @@ def _disaggregated(row, model, chip, traffic: Traffic, n: int, op: OperatingPoin
     for prec in _precisions(row, chip):
         try:
             est = api.estimate(model, chip, traffic, tp=row.tp, pp=row.pp, ep=row.ep, precision=prec,
-                               kv_precision=row.kv_precision, max_chips=max(n, 8), mode="disaggregated", mtp=False)
+                               kv_precision=row.kv_precision, max_chips=max(n, 8), mode="disaggregated",
+                               mtp=bool(traffic.draft_tokens))
         except SpecError as exc:
             errors.append(str(exc))
             continue

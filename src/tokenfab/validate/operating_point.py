@@ -154,8 +154,13 @@ def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: Operatin
     c0 = dec[:, 0]
     c1 = np.maximum(pre_s - c0, 0.05 * pre_s) / (pre_k * isl)
     sync = SYNCHRONIZED_CLIENTS
-    out = closed_loop(np.maximum(clients, 1.0), isl, osl, grid, dec, c0, c1, TOKEN_BUDGET, np.maximum(max_seqs, 1.0),
-                      synchronized=sync, prompt_cv=queue_cv)
+    # MTP / speculative decoding: a decode step emits `tps` tokens, so a request takes osl / tps steps.
+    from tokenfab.graph.speculative import tokens_per_step
+    tps = tokens_per_step(traffic.draft_tokens, traffic.draft_acceptance)
+    out = closed_loop(np.maximum(clients, 1.0), isl, max(osl / tps, 2.0), grid, dec, c0, c1, TOKEN_BUDGET,
+                      np.maximum(max_seqs, 1.0), synchronized=sync, prompt_cv=queue_cv)
+    if tps != 1.0:
+        out = {**out, "tpot_s": out["tpot_s"] / tps}
     system_rps = out["throughput_rps"] * dp
     i = int(np.argmax(np.where(ok, system_rps, -np.inf)))
     t, pp, ep, d, prec = (int(x) for x in uniq[i])
