@@ -133,14 +133,16 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
              decode_chip: str | ChipSpec | None = None, mtp: bool | None = None,
              mtp_acceptance: float | None = None, kv_tier: str = "ssd",
              attention_precision: str | None = None, overlap: bool = False,
-             ffn_chip: str | ChipSpec | None = None) -> Estimate:
+             ffn_chip: str | ChipSpec | None = None, framework: str | None = None) -> Estimate:
     """The best deployment (highest output tok/s per chip meeting the SLOs) over what is left free.
 
     `mode`: `auto` tries aggregated serving and prefill/decode disaggregation and keeps the
     better (aggregated only when a mapping argument fixes the pool); `aggregated` or `disaggregated` fixes it. `prefill_chip` / `decode_chip` put the
     pools on other chips (disaggregated; ranked by cost per output token where both are priced).
     MTP is on by default for models that ship it (`with_mtp`). `overlap`: credit the two-micro-batch
-    overlap of MoE communication with compute (off by default: see `SearchSpace.overlap`). Mapping arguments (tp, batch, …)
+    overlap of MoE communication with compute (off by default: see `SearchSpace.overlap`).
+    `framework`: the serving software's profile (`catalog/frameworks.yaml`: trt-llm, vllm,
+    vllm-rocm, sglang, mindie, ...; None: the calibration as it is, TensorRT-LLM-like). Mapping arguments (tp, batch, …)
     fix the aggregated pool or, disaggregated, the decode pool.
 
     Raises SpecError when no mapping fits in memory, saying how much is missing. Diffusion and
@@ -153,6 +155,9 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
     if mode not in MODES:
         raise SpecError(f"mode {mode!r} is not one of {', '.join(MODES)}")
     from tokenfab.specs.cache import KV_TIERS
+    if framework is not None:
+        from tokenfab.perf.framework import load_framework
+        load_framework(framework, c.vendor)  # an unknown name: one line listing the known ones
     if kv_tier not in KV_TIERS:
         raise SpecError(f"KV tier {kv_tier!r} is not one of {', '.join(KV_TIERS)}")
     from tokenfab.graph.requests import request_shape
@@ -182,7 +187,7 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
     agg = agg_error = None
     if mode in ("auto", "aggregated") and not hetero:
         try:
-            agg = _aggregated(m, c, traffic, space, system, max_chips or 64, fidelity)
+            agg = _aggregated(m, c, traffic, space, system, max_chips or 64, fidelity, framework)
         except SpecError as exc:
             if mode == "aggregated" or num_chips:
                 raise
@@ -194,7 +199,7 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
         dc = resolve_chip(decode_chip) if decode_chip is not None else c
         try:
             dis = deployment.disaggregated(m, pc, dc, traffic, space, max_chips, fidelity, kv_tier,
-                                           None if hetero else system)
+                                           None if hetero else system, framework=framework)
         except SpecError:
             if agg is None:
                 if agg_error is not None:
@@ -207,7 +212,8 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
         dc = resolve_chip(decode_chip) if decode_chip is not None else c
         fc = resolve_chip(ffn_chip) if ffn_chip is not None else dc
         try:
-            af = deployment.disaggregated(m, pc, dc, traffic, space, max_chips, fidelity, kv_tier, None, ffn_chip=fc)
+            af = deployment.disaggregated(m, pc, dc, traffic, space, max_chips, fidelity, kv_tier, None, ffn_chip=fc,
+                                          framework=framework)
         except SpecError:
             if mode == "af-disaggregated":
                 raise
@@ -230,11 +236,19 @@ def _better(new: Estimate, old: Estimate) -> bool:
     return new.output_tok_s_per_chip > old.output_tok_s_per_chip * (1 + 1e-9)
 
 
+def efficiency_of(c: ChipSpec, m: ModelSpec, framework: str | None = None):
+    """The chip's efficiency (calibrated, else family defaults) under a serving framework's profile."""
+    if framework is None:
+        return efficiency_for(c.id, c.vendor)
+    from tokenfab.perf.framework import efficiency_under
+    return efficiency_under(c.id, c.vendor, framework, m.is_moe)
+
+
 def _aggregated(m: ModelSpec, c: ChipSpec, traffic: Traffic, space: SearchSpace, system: SystemSpec | None,
-                max_chips: int, fidelity: str) -> Estimate:
+                max_chips: int, fidelity: str, framework: str | None = None) -> Estimate:
     """The best aggregated deployment (one pool does prefill and decode)."""
     system = system or SystemSpec.for_chip(c)
-    eff = efficiency_for(c.id, c.vendor)
+    eff = efficiency_of(c, m, framework)
     num_chips = space.num_chips[0] if space.num_chips else None
     result = evaluate(m, c, system, eff, traffic, space, max_chip_count=max_chips, fidelity=fidelity)
     if len(result) == 0:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from tokenfab.api import BOUND_NAMES, Estimate, MemoryBreakdown, traffic_fields
+from tokenfab.api import BOUND_NAMES, Estimate, MemoryBreakdown, efficiency_of, traffic_fields
 from tokenfab.mapping import modes
 from tokenfab.mapping.search import SearchSpace
-from tokenfab.perf.efficiency import efficiency_for
 from tokenfab.specs import ChipSpec, ModelSpec, SpecError, SystemSpec, Traffic
 from tokenfab.specs.cache import KV_TIERS
 
@@ -22,16 +21,18 @@ PREFILL_MAX_CHIPS = 64
 
 def disaggregated(m: ModelSpec, prefill_chip: ChipSpec, decode_chip: ChipSpec, traffic: Traffic,
                   space: SearchSpace, max_chips: int | None, fidelity: str, kv_tier: str = "ssd",
-                  system: SystemSpec | None = None, ffn_chip: ChipSpec | None = None) -> Estimate:
+                  system: SystemSpec | None = None, ffn_chip: ChipSpec | None = None,
+                  framework: str | None = None) -> Estimate:
     """The best disaggregated deployment; `space` fixes the decode pool's mapping where set (its
     precision applies to both pools). With `ffn_chip`, the decode pool is split into attention
     chips (`decode_chip`) and expert chips (`ffn_chip`): attention-FFN disaggregation
     (`mapping.af`). Raises SpecError when either pool cannot hold the model."""
     if ffn_chip is not None:
-        return _af(m, prefill_chip, decode_chip, ffn_chip, traffic, space, max_chips, fidelity, kv_tier, system)
+        return _af(m, prefill_chip, decode_chip, ffn_chip, traffic, space, max_chips, fidelity, kv_tier, system,
+                   framework)
     tier = KV_TIERS[kv_tier]
     d_sys = system or SystemSpec.for_chip(decode_chip)
-    d_eff = efficiency_for(decode_chip.id, decode_chip.vendor)
+    d_eff = efficiency_of(decode_chip, m, framework)
     d_max = max_chips or (modes_wide_max() if m.is_moe else 64)
     dec = modes.decode_pool(m, decode_chip, d_sys, d_eff, traffic, space, d_max, fidelity)
     dc = modes.choose_under(dec.arrays, "output_tok_s_per_chip", dec.arrays["tpot_ms"], traffic.slo_tpot_ms)
@@ -40,7 +41,8 @@ def disaggregated(m: ModelSpec, prefill_chip: ChipSpec, decode_chip: ChipSpec, t
     di = dc.index
     d_step_ms = float(dec.arrays["decode_step_ms"][di])
     link_gb_s = min(prefill_chip.scaleout_gb_s, decode_chip.scaleout_gb_s)
-    pre, pc, p_eff = _prefill(m, prefill_chip, traffic, space, max_chips, fidelity, tier, system, link_gb_s, d_step_ms)
+    pre, pc, p_eff = _prefill(m, prefill_chip, traffic, space, max_chips, fidelity, tier, system, link_gb_s, d_step_ms,
+                              framework)
     pi = pc.index
     P, D = float(pre.arrays["input_tok_s_per_chip"][pi]), float(dec.arrays["output_tok_s_per_chip"][di])
     isl, osl = float(traffic.input_len), float(traffic.output_len)
@@ -83,10 +85,10 @@ def disaggregated(m: ModelSpec, prefill_chip: ChipSpec, decode_chip: ChipSpec, t
     )
 
 
-def _prefill(m, prefill_chip, traffic, space, max_chips, fidelity, tier, system, link_gb_s, d_step_ms):
+def _prefill(m, prefill_chip, traffic, space, max_chips, fidelity, tier, system, link_gb_s, d_step_ms, framework=None):
     """(prefill grid, its chosen point) for a decode step of `d_step_ms` after the prefill."""
     p_sys = system or SystemSpec.for_chip(prefill_chip)
-    p_eff = efficiency_for(prefill_chip.id, prefill_chip.vendor)
+    p_eff = efficiency_of(prefill_chip, m, framework)
     p_max = min(max_chips or PREFILL_MAX_CHIPS, PREFILL_MAX_CHIPS)
     p_space = SearchSpace(precisions=space.precisions, kv_precision=space.kv_precision,
                           attention_precision=space.attention_precision, overlap=space.overlap,
@@ -98,12 +100,13 @@ def _prefill(m, prefill_chip, traffic, space, max_chips, fidelity, tier, system,
     return pre, pc, p_eff
 
 
-def _af(m, prefill_chip, attn_chip, ffn_chip, traffic, space, max_chips, fidelity, kv_tier, system) -> Estimate:
+def _af(m, prefill_chip, attn_chip, ffn_chip, traffic, space, max_chips, fidelity, kv_tier, system,
+        framework=None) -> Estimate:
     """Prefill pool + attention-FFN disaggregated decode (`mapping.af`)."""
     from tokenfab.mapping import af
     tier = KV_TIERS[kv_tier]
-    a_eff = efficiency_for(attn_chip.id, attn_chip.vendor)
-    f_eff = efficiency_for(ffn_chip.id, ffn_chip.vendor)
+    a_eff = efficiency_of(attn_chip, m, framework)
+    f_eff = efficiency_of(ffn_chip, m, framework)
     if not m.is_moe:
         raise SpecError(f"{m.id} has no experts: attention-FFN disaggregation needs a MoE model")
     dec = af.af_decode(m, attn_chip, ffn_chip, traffic, a_eff, f_eff, precisions=space.precisions,
@@ -115,7 +118,8 @@ def _af(m, prefill_chip, attn_chip, ffn_chip, traffic, space, max_chips, fidelit
     dp_ = dec.point(dc.index)
     d_step_ms = dp_["decode_step_ms"]
     link = min(prefill_chip.scaleout_gb_s, attn_chip.scaleout_gb_s)
-    pre, pc, p_eff = _prefill(m, prefill_chip, traffic, space, max_chips, fidelity, tier, system, link, d_step_ms)
+    pre, pc, p_eff = _prefill(m, prefill_chip, traffic, space, max_chips, fidelity, tier, system, link, d_step_ms,
+                              framework)
     pp_ = pre.point(pc.index)
     P, D = pp_["input_tok_s_per_chip"], dp_["output_tok_s_per_chip"]
     isl, osl = float(traffic.input_len), float(traffic.output_len)

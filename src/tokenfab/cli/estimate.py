@@ -44,6 +44,7 @@ def estimate(
                                            "decode pool (MoE; implies --mode af-disaggregated)."),
     mtp: Optional[bool] = o.Mtp, mtp_acceptance: Optional[float] = o.MtpAcceptance,
     attention_precision: Optional[str] = o.AttentionPrecision, kv_tier: str = o.KvTier, overlap: bool = o.Overlap,
+    framework: Optional[str] = o.Framework,
     tokens_per_day: Optional[float] = typer.Option(None, "--tokens-per-day", help="Output tokens per day to serve: "
                                                    "adds the fleet (chips per pool) and $/day."),
     json_out: bool = o.Json,
@@ -57,7 +58,7 @@ def estimate(
                            batch=batch, precision=precision, kv_precision=kv_precision, max_chips=max_chips,
                            fidelity=fidelity.value, **_deployment_kwargs(mode, mtp, mtp_acceptance, attention_precision,
                                                                          kv_tier, overlap, prefill_chip, decode_chip,
-                                                                         ffn_chip))
+                                                                         ffn_chip, framework))
     if getattr(est, "kind", "llm") != "llm":
         row = api.with_cost(est, o.economics_from(economics, rental_usd_per_hour), market_rental)
     else:
@@ -90,7 +91,7 @@ def compare(
     pairs: bool = typer.Option(False, "--pairs", help="Rank (prefill chip, decode chip) pairs of the --chips: every "
                                "ordered pair as separate pools, cheapest output token first."),
     mtp: Optional[bool] = o.Mtp, mtp_acceptance: Optional[float] = o.MtpAcceptance, kv_tier: str = o.KvTier,
-    overlap: bool = o.Overlap,
+    overlap: bool = o.Overlap, framework: Optional[str] = o.Framework,
     json_out: bool = o.Json,
 ) -> None:
     """Best deployment per (model, chip) under the SLOs. No arguments: the built-in chat scenario.
@@ -99,7 +100,7 @@ def compare(
     ids = split_csv(models) or None
     traffic, workload = _requests(ids[0] if ids else None, o.traffic_from(isl, osl, slo_ttft_ms, slo_tpot_ms, prefix_hit),
                                   settings)
-    kw = _deployment_kwargs(mode, mtp, mtp_acceptance, None, kv_tier, overlap)
+    kw = _deployment_kwargs(mode, mtp, mtp_acceptance, None, kv_tier, overlap, framework=framework)
     if pairs:
         estimates, failures = api.compare_pairs(ids, split_csv(chips) or None, traffic, precision=precision,
                                                 max_chips=max_chips, fidelity=fidelity.value, **kw)
@@ -185,13 +186,14 @@ def _print_workloads(rows: list[dict]) -> None:
 
 
 def _deployment_kwargs(mode, mtp, mtp_acceptance, attention_precision, kv_tier, overlap,
-                       prefill_chip=None, decode_chip=None, ffn_chip=None) -> dict:
+                       prefill_chip=None, decode_chip=None, ffn_chip=None, framework=None) -> dict:
     """LLM deployment options as `api.estimate` keywords (only those set, so other kinds ignore them)."""
     if mode not in api.MODES:
         raise ValueError(f"--mode {mode!r} is not one of {', '.join(api.MODES)}")
     kw = {"mode": mode, "kv_tier": kv_tier, "overlap": overlap}
     for key, value in (("mtp", mtp), ("mtp_acceptance", mtp_acceptance), ("attention_precision", attention_precision),
-                       ("prefill_chip", prefill_chip), ("decode_chip", decode_chip), ("ffn_chip", ffn_chip)):
+                       ("prefill_chip", prefill_chip), ("decode_chip", decode_chip), ("ffn_chip", ffn_chip),
+                       ("framework", framework)):
         if value is not None:
             kw[key] = value
     return kw

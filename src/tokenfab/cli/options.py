@@ -26,6 +26,8 @@ AttentionPrecision = typer.Option(None, "--attention-precision",
                                   help="Format attention computes in (default: fp8 for MLA decode over an fp8 KV "
                                        "cache, else bf16).")
 KvTier = typer.Option("ssd", "--kv-tier", help="Where prefix-cache hits are read from: ssd (3FS-like) or dram.")
+Framework = typer.Option(None, "--framework", help="Serving software profile (catalog/frameworks.yaml: trt-llm, vllm, "
+                         "vllm-rocm, sglang, mindie, deepseek-inhouse; default: the calibration as it is, TensorRT-LLM-like).")
 Overlap = typer.Option(False, "--overlap", help="Credit two-micro-batch overlap of MoE communication with compute "
                        "(uncalibrated: off by default).")
 

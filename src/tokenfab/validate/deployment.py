@@ -98,7 +98,8 @@ def _best_estimate(row, model, chip, traffic: Traffic, n: int):
             est = api.estimate(model, chip, traffic, num_chips=n, tp=row.tp, pp=row.pp, ep=row.ep,
                                batch=row.batch if row.scenario in ("decode", "prefill") else None,
                                precision=prec, kv_precision=row.kv_precision, max_chips=n,
-                               mode="aggregated", mtp=bool(traffic.draft_tokens))
+                               mode="aggregated", mtp=bool(traffic.draft_tokens),
+                               framework=_framework(row, chip))
         except SpecError as exc:
             errors.append(str(exc))
             continue
@@ -108,6 +109,12 @@ def _best_estimate(row, model, chip, traffic: Traffic, n: int):
     if best is None:
         raise Unpredictable(f"no mapping fits: {errors[0] if errors else 'no precision'}")
     return best
+
+
+def _framework(row, chip) -> str | None:
+    """The row's serving framework as a profile name the API takes (None: unknown harness, neutral)."""
+    from tokenfab.perf.framework import profile_for
+    return profile_for(row.framework, chip.vendor).id if row.framework else None
 
 
 def _grid(row, model, chip, traffic: Traffic, n: int, precisions, tp=None, pp=None, ep=None,
@@ -478,7 +485,7 @@ def _disaggregated(row, model, chip, traffic: Traffic, n: int, op: OperatingPoin
         try:
             est = api.estimate(model, chip, traffic, tp=row.tp, pp=row.pp, ep=row.ep, precision=prec,
                                kv_precision=row.kv_precision, max_chips=max(n, 8), mode="disaggregated",
-                               mtp=bool(traffic.draft_tokens))
+                               mtp=bool(traffic.draft_tokens), framework=_framework(row, chip))
         except SpecError as exc:
             errors.append(str(exc))
             continue

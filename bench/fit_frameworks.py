@@ -1,0 +1,271 @@
+"""Fit the serving-framework profiles on the shipped end-to-end rows, with leave-one-source-out CV.
+
+    python3 bench/fit_frameworks.py [--data CSV ...] [--only vllm-rocm]
+
+Rows: usable end-to-end LLM rows of the measurement CSV (default: the shipped public.csv) that the
+engine predicts, grouped by the profile their `framework` column resolves to on their chip
+(`perf.framework.profile_for`: vLLM on an AMD chip is `vllm-rocm`; harnesses without a profile are
+listed and left out). A source is the `source` column.
+
+Parameters (1 or 2 per framework, physical and bounded): `kernel_quality`, one factor on the
+GEMM, attention and HBM fractions (the framework's kernel library relative to TensorRT-LLM's,
+0.5-1.2), and optionally `step_overhead_ms`, the per-step host time not hidden behind the GPU (the
+chip's own value, or 1-8 ms). The two nested models are compared by leave-one-source-out error and
+the simpler wins a tie. Loss: mean |log(predicted / measured)| over the training rows; grid
+search, ties to the neutral end. Candidates are applied to every chip's Efficiency through a calibration directory
+(`TOKENFAB_CALIBRATION_DIR`), so rows predicted through `api.estimate` see them too, while the
+shipped profiles are held neutral (no double application).
+
+Printed per framework: the in-sample fit, its median |error| and signed median with and without
+the profile, and the same for leave-one-source-out (each source predicted by a fit on the others).
+A framework needs >= 8 rows from >= 2 sources, else it keeps the neutral profile. TensorRT-LLM is
+the reference: its fit is printed as a check of "the calibration is TensorRT-LLM-like" and the
+profile stays neutral. A fitted profile is proposed for shipping only if its LOSO median |error|
+beats the neutral one. Prints the YAML to paste into catalog/frameworks.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from tokenfab import catalog
+from tokenfab.perf.efficiency import efficiency_for
+from tokenfab.perf.framework import NEUTRAL, apply_profile, known_frameworks, override_profiles, profile_for
+from tokenfab.specs import SpecError
+from tokenfab.specs.framework import FrameworkProfile
+from tokenfab.specs.measurement import load_measurements
+from tokenfab.validate import metric_class, predict_row
+from tokenfab.validate.datasets import public_csv
+from tokenfab.validate.micro import Unpredictable
+
+REFERENCE = "trt-llm"
+MIN_ROWS, MIN_SOURCES = 8, 2
+QUALITIES = tuple(np.round(np.arange(0.50, 1.2001, 0.05), 2))
+OVERHEADS = (None, 1.0, 2.0, 4.0, 8.0)
+REF_QUALITIES = tuple(np.round(np.arange(0.80, 1.1001, 0.05), 2))
+REF_OVERHEADS = (None, 1.0, 2.0)
+MISS = math.log(10.0)
+"""Loss of a row the candidate cannot predict (a factor of 10)."""
+
+
+def _neutral_everywhere() -> dict[str, FrameworkProfile]:
+    return {pid: FrameworkProfile(id=pid) for pid in known_frameworks()}
+
+
+def _e2e_rows(paths):
+    rows = []
+    for p in paths:
+        rows.extend(load_measurements(p))
+    out = []
+    for r in rows:
+        if not r.usable or r.is_micro or not r.model:
+            continue
+        try:
+            chip = catalog.load_chip(r.hardware)
+            model = catalog.load_model(r.model)
+        except SpecError:
+            continue
+        if model.kind != "llm":
+            continue
+        out.append((r, chip))
+    return out
+
+
+def _predict(rows) -> np.ndarray:
+    vals = []
+    for r, _ in rows:
+        try:
+            v, _ = predict_row(r)
+        except (Unpredictable, SpecError):
+            v = float("nan")
+        vals.append(v if (v is not None and np.isfinite(v) and v > 0) else float("nan"))
+    return np.array(vals)
+
+
+def _candidate(q: float, overhead: float | None, pid: str) -> FrameworkProfile:
+    return FrameworkProfile(id=pid, gemm_quality=q, attention_quality=q, memory_quality=q, step_overhead_ms=overhead)
+
+
+def _predict_with(rows, prof: FrameworkProfile, tmp: Path) -> np.ndarray:
+    """Predictions of `rows` with `prof` applied to the Efficiency of every chip they use."""
+    os.environ.pop("TOKENFAB_CALIBRATION_DIR", None)
+    efficiency_for.cache_clear()
+    for chip in {c.id: c for _, c in rows}.values():
+        eff = apply_profile(efficiency_for(chip.id, chip.vendor), prof)
+        data = {"efficiency": eff.model_dump(mode="json")}
+        (tmp / f"{chip.id}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    os.environ["TOKENFAB_CALIBRATION_DIR"] = str(tmp)
+    efficiency_for.cache_clear()
+    try:
+        return _predict(rows)
+    finally:
+        os.environ.pop("TOKENFAB_CALIBRATION_DIR", None)
+        efficiency_for.cache_clear()
+
+
+def _log_err(pred, meas):
+    return np.where(np.isfinite(pred), np.log(pred / meas), np.nan)
+
+
+def _loss(logerr, mask) -> float:
+    e = np.abs(logerr[mask])
+    return float(np.mean(np.where(np.isfinite(e), e, MISS))) if e.size else float("inf")
+
+
+def _pick(table, mask, allowed) -> int:
+    """Index (among `allowed`) with the smallest training loss; the grid starts at the neutral end,
+    so ties keep the profile closest to neutral."""
+    losses = [_loss(table[i][1], mask) for i in allowed]
+    return allowed[int(np.argmin(losses))]
+
+
+def _stats(err) -> tuple[float, float, int]:
+    e = err[np.isfinite(err)]
+    if not e.size:
+        return float("nan"), float("nan"), 0
+    return float(np.median(np.abs(e))), float(np.median(e)), int(e.size)
+
+
+def _fmt(st) -> str:
+    return f"median |err| {100 * st[0]:5.1f}%  signed {100 * st[1]:+6.1f}%  (n={st[2]})"
+
+
+def _describe(prof: FrameworkProfile) -> str:
+    oh = "chip's" if prof.step_overhead_ms is None else f"{prof.step_overhead_ms:g} ms"
+    return f"kernel_quality {prof.gemm_quality:.2f}, step_overhead {oh}"
+
+
+PARAMETER_SETS = {
+    "kernel_quality": lambda prof: prof.step_overhead_ms is None,
+    "kernel_quality + step_overhead_ms": lambda prof: True,
+}
+"""Nested models compared by leave-one-source-out; the simpler one wins a tie."""
+
+
+def _assess(table, rows, sources, neutral_err, allowed) -> dict:
+    uniq = sorted(set(sources))
+    all_rows = np.ones(len(rows), bool)
+    i_all = _pick(table, all_rows, allowed)
+    loso = np.full(len(rows), np.nan)
+    folds = []
+    for s in uniq:
+        test = sources == s
+        i = _pick(table, ~test, allowed)
+        loso[test] = np.expm1(table[i][1])[test]
+        folds.append((s, table[i][0]))
+    classes = np.array([metric_class(r.metric) for r, _ in rows])
+    by_class = {c: (_stats(np.where(classes == c, neutral_err, np.nan)), _stats(np.where(classes == c, loso, np.nan)))
+                for c in sorted(set(classes))}
+    return dict(best=table[i_all][0], insample=_stats(np.expm1(table[i_all][1])), loso=_stats(loso),
+                loso_neutral=_stats(np.where(np.isfinite(loso), neutral_err, np.nan)), folds=folds, by_class=by_class)
+
+
+def fit_group(pid: str, rows, meas, tmp: Path) -> dict:
+    sources = np.array([r.source for r, _ in rows])
+    ref = pid == REFERENCE
+    quals, overheads = (REF_QUALITIES, REF_OVERHEADS) if ref else (QUALITIES, OVERHEADS)
+    grid = [(q, o) for o in overheads for q in sorted(quals, key=lambda x: abs(x - 1.0))]
+    t0 = time.time()
+    table = []
+    for q, o in grid:
+        prof = _candidate(q, o, pid)
+        table.append((prof, _log_err(_predict_with(rows, prof, tmp), meas)))
+    neutral_err = np.expm1(table[grid.index((1.0, None))][1])
+    fits = {name: _assess(table, rows, sources, neutral_err, [i for i, (p, _) in enumerate(table) if keep(p)])
+            for name, keep in PARAMETER_SETS.items()}
+    return dict(pid=pid, n=len(rows), sources=sorted(set(sources)), neutral=_stats(neutral_err), fits=fits,
+                seconds=time.time() - t0, grid=len(grid))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", action="append", type=Path, help="measurement CSV (default: the shipped public.csv)")
+    ap.add_argument("--only", action="append", help="fit only these profile ids")
+    args = ap.parse_args(argv)
+    paths = args.data or [public_csv()]
+    with override_profiles(_neutral_everywhere()):
+        rows = _e2e_rows(paths)
+        base = _predict(rows)
+    groups: dict[str, list] = {}
+    unprofiled: dict[str, int] = {}
+    for (r, chip), v in zip(rows, base):
+        if not np.isfinite(v):
+            continue
+        prof = profile_for(r.framework, chip.vendor)
+        if prof.id == NEUTRAL:
+            unprofiled[r.framework or "(empty)"] = unprofiled.get(r.framework or "(empty)", 0) + 1
+            continue
+        groups.setdefault(prof.id, []).append((r, chip))
+    print(f"rows: {len(rows)} usable end-to-end LLM rows in {', '.join(str(p) for p in paths)}; "
+          f"{int(np.isfinite(base).sum())} predicted")
+    if unprofiled:
+        print("no profile (kept neutral): " + ", ".join(f"{k} {v}" for k, v in sorted(unprofiled.items())))
+    results, proposals = [], {}
+    with tempfile.TemporaryDirectory() as d, override_profiles(_neutral_everywhere()):
+        for pid in known_frameworks():
+            if pid == NEUTRAL or (args.only and pid not in args.only):
+                continue
+            grp = groups.get(pid, [])
+            nsrc = len({r.source for r, _ in grp})
+            if len(grp) < MIN_ROWS or nsrc < MIN_SOURCES:
+                print(f"\n{pid}: {len(grp)} rows from {nsrc} sources: too few to fit (>= {MIN_ROWS} rows from "
+                      f">= {MIN_SOURCES} sources), keeps the neutral profile")
+                continue
+            meas = np.array([r.value for r, _ in grp])
+            res = fit_group(pid, grp, meas, Path(d))
+            results.append(res)
+            print(f"\n{pid}: {res['n']} rows from {len(res['sources'])} sources "
+                  f"({res['grid']} grid points, {res['seconds']:.0f} s)")
+            print(f"  without profile, all rows:  {_fmt(res['neutral'])}")
+            chosen = None
+            for name, fit in res["fits"].items():
+                print(f"  parameters: {name}")
+                print(f"    fitted (all rows): {_describe(fit['best'])}")
+                print(f"    in-sample with profile:     {_fmt(fit['insample'])}")
+                print(f"    LOSO without profile:       {_fmt(fit['loso_neutral'])}")
+                print(f"    LOSO with profile:          {_fmt(fit['loso'])}")
+                for c, (neu, lo) in fit["by_class"].items():
+                    print(f"      {c:10s} LOSO without {_fmt(neu)}\n      {'':10s} LOSO with    {_fmt(lo)}")
+                for s, p in fit["folds"]:
+                    print(f"      held out {s[:66]:66s} -> {_describe(p)}")
+                if chosen is None or fit["loso"][0] < chosen[1]["loso"][0]:
+                    chosen = (name, fit)
+            name, fit = chosen
+            ship = pid != REFERENCE and fit["loso"][0] < fit["loso_neutral"][0]
+            verdict = ("reference: stays neutral (fit printed as a check)" if pid == REFERENCE else
+                       f"proposed for shipping: {name} (LOSO beats neutral)" if ship else
+                       "keeps neutral (LOSO does not beat it)")
+            print(f"  -> {verdict}")
+            if ship:
+                proposals[pid] = dict(res, **fit)
+    today = dt.date.today().isoformat()
+    if proposals:
+        print("\n# YAML for catalog/frameworks.yaml (fitted fields and source):")
+    for pid, res in proposals.items():
+        b = res["best"]
+        src = (f"fitted {today} by bench/fit_frameworks.py on {res['n']} shipped end-to-end rows from "
+               f"{len(res['sources'])} sources; in-sample median |err| {100 * res['neutral'][0]:.1f}% -> "
+               f"{100 * res['insample'][0]:.1f}%, leave-one-source-out {100 * res['loso_neutral'][0]:.1f}% -> "
+               f"{100 * res['loso'][0]:.1f}%")
+        print(f"  - id: {pid}\n    gemm_quality: {b.gemm_quality}\n    attention_quality: {b.attention_quality}\n"
+              f"    memory_quality: {b.memory_quality}\n    step_overhead_ms: "
+              f"{'null' if b.step_overhead_ms is None else b.step_overhead_ms}\n    source: \"{src}\"")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

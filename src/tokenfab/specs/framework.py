@@ -1,0 +1,69 @@
+"""A serving framework's software profile: what the runtime adds to or takes from the kernels.
+
+The engine's efficiencies (`perf.efficiency.Efficiency`) describe a chip running TensorRT-LLM-class
+kernels (the calibration is TensorRT-LLM-like), so TensorRT-LLM is the reference profile and its
+factors are 1. A profile is a property of the software, never a per-row knob: a few physical
+parameters, each relative to that reference. `perf.framework.apply_profile` turns one into a
+modified Efficiency; `catalog/frameworks.yaml` ships the fitted profiles.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from tokenfab.specs.base import Spec
+
+QUALITY_MIN = 0.3
+"""Smallest kernel-quality factor accepted: a runtime at under 30% of the reference kernels' speed
+would be a broken install rather than a serving framework."""
+QUALITY_MAX = 1.5
+"""Largest kernel-quality factor accepted (a runtime 50% faster than the reference's kernels);
+the resulting fractions of peak are still capped at 1."""
+
+
+class FrameworkProfile(Spec):
+    """How a serving runtime's kernels and host loop differ from the reference (TensorRT-LLM)."""
+
+    id: str = Field(min_length=1)
+    """Short name used on the command line and in the `framework` column (`vllm`, `sglang`)."""
+    name: str = ""
+    """Display name (`vLLM (CUDA)`)."""
+    aliases: tuple[str, ...] = ()
+    """Other spellings that resolve to this profile (`tensorrt-llm`, `trtllm`)."""
+    vendor_variants: dict[str, str] = Field(default_factory=dict)
+    """Chip vendor -> profile id used instead on that vendor's chips (vLLM on AMD runs the ROCm
+    build and its kernels: `{AMD: vllm-rocm}`)."""
+    step_overhead_ms: float | None = Field(default=None, ge=0, le=50)
+    """Per engine step host time not hidden behind the GPU (scheduling, sampling, detokenization,
+    Python), ms; replaces the chip efficiency's `step_overhead_ms`. None keeps the chip's value."""
+    cuda_graphs: bool = True
+    """Whether decode steps replay captured CUDA/HIP graphs. Without them every kernel pays the
+    eager CPU launch cost (`perf.framework.EAGER_KERNEL_LAUNCH_US`), which dominates small batches."""
+    gemm_quality: float = Field(default=1.0, ge=QUALITY_MIN, le=QUALITY_MAX)
+    """Speed of the framework's dense GEMM kernels relative to the reference's at the same shape
+    (multiplies the compute fractions of peak, every precision)."""
+    attention_quality: float = Field(default=1.0, ge=QUALITY_MIN, le=QUALITY_MAX)
+    """Speed of the framework's fused attention kernels relative to the reference's (multiplies
+    the attention compute fraction)."""
+    memory_quality: float = Field(default=1.0, ge=QUALITY_MIN, le=QUALITY_MAX)
+    """Achieved HBM bandwidth of memory-bound kernels (decode GEMMs, KV reads, elementwise)
+    relative to the reference's (multiplies the HBM fraction)."""
+    moe_quality: float = Field(default=1.0, ge=QUALITY_MIN, le=QUALITY_MAX)
+    """Speed of the fused-MoE (grouped GEMM) kernels relative to the reference's; applies on top of
+    `gemm_quality` to the GEMM fractions of MoE models, whose expert GEMMs dominate GEMM time."""
+    comm_quality: float = Field(default=1.0, ge=QUALITY_MIN, le=QUALITY_MAX)
+    """Speed of the framework's collectives (custom all-reduce, all-to-all) relative to the
+    reference's (multiplies the link-bandwidth fraction, divides the per-step latencies)."""
+    comm_overlap_frac: float = Field(default=0.0, ge=0.0, le=0.9)
+    """Share of collective time hidden behind compute beyond what the reference hides (the
+    engine adds collective time to compute time). The Efficiency bounds the bandwidth fraction
+    at 1, so the bandwidth part of the hiding is capped there."""
+    source: str = "neutral: the reference (TensorRT-LLM-like) calibration unchanged"
+    """How these values were set: the fit (rows, sources, date) or the reasoning."""
+
+    @property
+    def is_neutral(self) -> bool:
+        """True when applying the profile changes no efficiency figure."""
+        return (self.step_overhead_ms is None and self.cuda_graphs and self.comm_overlap_frac == 0.0
+                and all(q == 1.0 for q in (self.gemm_quality, self.attention_quality, self.memory_quality,
+                                           self.moe_quality, self.comm_quality)))
