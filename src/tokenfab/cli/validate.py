@@ -19,10 +19,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _load(data: Optional[list[Path]]):
+    """Rows for calibration: the microbenchmarks live in public.csv (deployments.csv has none)."""
     from tokenfab.specs.measurement import load_measurements
-    from tokenfab.validate.datasets import shipped_csvs
+    from tokenfab.validate.datasets import public_csv
 
-    paths = [Path(p) for p in data] if data else shipped_csvs()
+    paths = [Path(p) for p in data] if data else [public_csv()]
     rows = []
     for p in paths:
         rows.extend(load_measurements(p))

@@ -25,6 +25,7 @@ from tokenfab.perf import comm, roofline
 from tokenfab.perf.efficiency import Efficiency
 from tokenfab.specs import ChipSpec, SystemSpec
 from tokenfab.validate import aiconfigurator as aic
+from tokenfab.validate.fit import levenberg_marquardt
 
 GEMM_BOUNDS = {"compute_frac": (0.05, 1.0), "hbm_frac": (0.1, 1.0), "fixed_us": (0.2, 60.0)}
 """Physical ranges of the per-precision GEMM parameters."""
@@ -98,35 +99,6 @@ def _to_x(z, lo, hi):
     return lo + (hi - lo) / (1.0 + np.exp(-np.clip(z, -500, 500)))
 
 
-def levenberg_marquardt(fun, z0, iters: int = 80) -> np.ndarray:
-    """Deterministic LM with a forward-difference Jacobian (fixed schedule, no randomness)."""
-    z = np.array(z0, dtype=float)
-    r = fun(z)
-    cost = float(r @ r)
-    lam = 1e-2
-    for _ in range(iters):
-        J = np.empty((r.size, z.size))
-        for j in range(z.size):
-            dz = z.copy()
-            dz[j] += 1e-5
-            J[:, j] = (fun(dz) - r) / 1e-5
-        A, g = J.T @ J, J.T @ r
-        improved, rel = False, 0.0
-        for _ in range(12):
-            z_new = z + np.linalg.solve(A + lam * np.diag(np.diag(A) + 1e-12), -g)
-            r_new = fun(z_new)
-            c_new = float(r_new @ r_new)
-            if c_new < cost:
-                rel = (cost - c_new) / max(cost, 1e-300)
-                z, r, cost, improved = z_new, r_new, c_new, True
-                lam = max(lam / 3.0, 1e-9)
-                break
-            lam *= 4.0
-        if not improved or rel < 1e-10:
-            break
-    return z
-
-
 def gemm_seconds(m, n, k, precision: str, chip: ChipSpec, eff: Efficiency, params: dict) -> np.ndarray:
     """The engine's roofline time of GEMMs in `precision` with the given (compute, hbm, fixed) values."""
     w = WEIGHT_BYTES[precision]
@@ -185,7 +157,7 @@ def fit_gemm(table: aic.Table, chip: ChipSpec, eff: Efficiency, fit_compute: boo
 
         z0 = np.array([_to_z(min(max(start[nm], GEMM_BOUNDS[nm][0] * 1.01), GEMM_BOUNDS[nm][1] * 0.99),
                              *GEMM_BOUNDS[nm]) for nm in names])
-        z = levenberg_marquardt(residuals, z0)
+        z = levenberg_marquardt(residuals, z0, iters=80)
         params = {**{nm: float(np.round(v, 4)) for nm, v in start.items()},
                   **{nm: float(np.round(_to_x(zi, *GEMM_BOUNDS[nm]), 4)) for nm, zi in zip(names, z)}}
         before = gemm_seconds(m, n, k, prec, chip, eff, start) / meas - 1.0
@@ -228,7 +200,7 @@ def fit_allreduce(table: aic.Table, system: SystemSpec, eff: Efficiency) -> Comm
     start = {"allreduce_latency_us": 2.0 * eff.comm_latency_us, "allreduce_bw_frac": eff.comm_bw_frac}
     z0 = np.array([_to_z(min(max(start[nm], COMM_BOUNDS[nm][0] * 1.01), COMM_BOUNDS[nm][1] * 0.99),
                          *COMM_BOUNDS[nm]) for nm in names])
-    z = levenberg_marquardt(residuals, z0)
+    z = levenberg_marquardt(residuals, z0, iters=80)
     params = {nm: float(np.round(_to_x(zi, *COMM_BOUNDS[nm]), 4)) for nm, zi in zip(names, z)}
     e_before, s_before = _score(b, p, meas, system, eff)
     e_after, s_after = _score(b, p, meas, system, eff.model_copy(update=params))  # as the engine runs it

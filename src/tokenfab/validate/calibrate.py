@@ -29,6 +29,7 @@ import yaml
 from tokenfab import catalog
 from tokenfab.perf.efficiency import Efficiency, calibration_path, family_default
 from tokenfab.specs import SpecError
+from tokenfab.validate.fit import levenberg_marquardt
 from tokenfab.specs.measurement import MeasurementRow
 from tokenfab.validate.micro import Unpredictable, predict_micro
 
@@ -129,39 +130,6 @@ def _residuals(z, names, rows, chip, base, meas, x0) -> np.ndarray:
     return np.concatenate([r_data, r_prior])
 
 
-def _levenberg_marquardt(fun, z0, iters: int = 60) -> np.ndarray:
-    """Deterministic LM with a forward-difference Jacobian (no randomness, fixed schedule)."""
-    z = np.array(z0, dtype=float)
-    r = fun(z)
-    cost = float(r @ r)
-    lam = 1e-2
-    for _ in range(iters):
-        h = 1e-5
-        J = np.empty((r.size, z.size))
-        for j in range(z.size):
-            dz = z.copy()
-            dz[j] += h
-            J[:, j] = (fun(dz) - r) / h
-        A = J.T @ J
-        g = J.T @ r
-        improved = False
-        for _ in range(12):
-            step = np.linalg.solve(A + lam * np.diag(np.diag(A) + 1e-12), -g)
-            z_new = z + step
-            r_new = fun(z_new)
-            c_new = float(r_new @ r_new)
-            if c_new < cost:
-                z, r, improved = z_new, r_new, True
-                rel = (cost - c_new) / max(cost, 1e-300)
-                cost = c_new
-                lam = max(lam / 3.0, 1e-9)
-                break
-            lam *= 4.0
-        if not improved or rel < 1e-10:
-            break
-    return z
-
-
 def excluded_from_fit(row: MeasurementRow, chip) -> str | None:
     """Why a microbenchmark row must not calibrate `chip` (None: it may)."""
     fa2 = "flashattention 2" in row.framework.lower() or "flashattention-2" in row.notes.lower()
@@ -199,7 +167,7 @@ def fit_chip(chip_id: str, rows: list[MeasurementRow], label: str) -> ChipFit:
     before = _predict(usable, chip, base)
     if names:
         z0 = np.array([_to_z(x, *BOUNDS[n]) for n, x in zip(names, x0)])
-        z = _levenberg_marquardt(lambda zz: _residuals(zz, names, usable, chip, base, meas, x0), z0)
+        z = levenberg_marquardt(lambda zz: _residuals(zz, names, usable, chip, base, meas, x0), z0)
         fitted = {n: float(np.round(_to_x(zi, *BOUNDS[n]), 4)) for n, zi in zip(names, z)}
     else:
         fitted = {}
