@@ -91,15 +91,18 @@ def _num_chips(row) -> int:
     return int(n)
 
 
-def _best_estimate(row, model, chip, traffic: Traffic, n: int):
+def _best_estimate(row, model, chip, traffic: Traffic, n: int, **deployment):
+    """The best `api.estimate` of the row's deployment over its possible precisions (meeting the
+    SLOs first, then output tok/s per chip). `deployment`: mode and pool options; default: one
+    aggregated pool of the row's `n` chips at its stated layout."""
+    kwargs = deployment or dict(num_chips=n, batch=row.batch if row.scenario in ("decode", "prefill") else None,
+                                max_chips=n, mode="aggregated")
     best, errors = None, []
     for prec in _precisions(row, chip):
         try:
-            est = api.estimate(model, chip, traffic, num_chips=n, tp=row.tp, pp=row.pp, ep=row.ep,
-                               batch=row.batch if row.scenario in ("decode", "prefill") else None,
-                               precision=prec, kv_precision=row.kv_precision, max_chips=n,
-                               mode="aggregated", mtp=bool(traffic.draft_tokens),
-                               framework=_framework(row, chip))
+            est = api.estimate(model, chip, traffic, tp=row.tp, pp=row.pp, ep=row.ep, precision=prec,
+                               kv_precision=row.kv_precision, mtp=bool(traffic.draft_tokens),
+                               framework=_framework(row, chip), **kwargs)
         except SpecError as exc:
             errors.append(str(exc))
             continue
@@ -107,7 +110,8 @@ def _best_estimate(row, model, chip, traffic: Traffic, n: int):
         if best is None or key > (best.meets_slo, best.output_tok_s_per_chip):
             best = est
     if best is None:
-        raise Unpredictable(f"no mapping fits: {errors[0] if errors else 'no precision'}")
+        what = "disaggregated deployment" if kwargs.get("mode") == "disaggregated" else "mapping"
+        raise Unpredictable(f"no {what} fits: {errors[0] if errors else 'no precision'}")
     return best
 
 
@@ -480,20 +484,7 @@ def _disaggregated(row, model, chip, traffic: Traffic, n: int, op: OperatingPoin
     """A row measured on separate prefill and decode pools: the engine's disaggregated deployment
     (`api.estimate(mode="disaggregated")`, the stated tp/pp/ep fixing the decode pool), whose fleet
     throughput per chip (pools in the ratio that balances them) scales to the row's chips."""
-    best, errors = None, []
-    for prec in _precisions(row, chip):
-        try:
-            est = api.estimate(model, chip, traffic, tp=row.tp, pp=row.pp, ep=row.ep, precision=prec,
-                               kv_precision=row.kv_precision, max_chips=max(n, 8), mode="disaggregated",
-                               mtp=bool(traffic.draft_tokens), framework=_framework(row, chip))
-        except SpecError as exc:
-            errors.append(str(exc))
-            continue
-        key = (est.meets_slo, est.output_tok_s_per_chip)
-        if best is None or key > (best.meets_slo, best.output_tok_s_per_chip):
-            best = est
-    if best is None:
-        raise Unpredictable(f"no disaggregated deployment fits: {errors[0] if errors else 'no precision'}")
+    best = _best_estimate(row, model, chip, traffic, n, max_chips=max(n, 8), mode="disaggregated")
     per_chip = {"output_tok_s": best.output_tok_s_per_chip, "input_tok_s": best.input_tok_s_per_chip,
                 "total_tok_s": best.total_tok_s_per_chip,
                 "requests_s": best.output_tok_s_per_chip / traffic.output_len}[row.metric]
