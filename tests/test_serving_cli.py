@@ -31,7 +31,8 @@ def test_simulate_json_has_the_documented_keys(app):
     assert {"ttft_ms_p50", "ttft_ms_p99", "tpot_ms_p99", "e2e_ms_p99", "throughput_tok_s", "goodput_rps",
             "itl_ms_p99", "queue_ms_p99", "kv_util_max", "batch_mean", "preemptions"} <= out.keys()
     assert out["requests"] == 400 and out["ttft_ms_p50"] <= out["ttft_ms_p99"] <= out["e2e_ms_p99"]
-    assert out["config"]["mode"] == "aggregated" and out["slo_ttft_ms"] == 2000  # the profile's SLO
+    # By default the deployment is the one `tokenfab estimate` chooses for the mean request.
+    assert out["config"]["mode"] == out["config"]["estimate"]["mode"] and out["slo_ttft_ms"] == 2000  # profile's SLO
     again = json.loads(invoke(app, "simulate", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--rate", "5",
                               "--requests", "400", "--seed", "1", "--json").stdout)
     assert again["ttft_ms_p99"] == out["ttft_ms_p99"]
@@ -63,10 +64,30 @@ def test_simulate_prints_tables(app):
     (("--rate", "1", "--disagg", "two"), "--disagg expects P:D"),
     (("--rate", "1", "--traffic", "nope"), "unknown traffic profile"),
     (("--rate", "1", "--router", "random"), "unknown router"),
+    (("--rate", "1", "--mode", "aggregated", "--disagg", "1:2"), "drop --mode aggregated"),
+    (("--rate", "1", "--mode", "aggregated", "--prefill-chip", "h200-sxm"), "need separate pools"),
+    (("--rate", "1", "--mode", "sideways"), "is not one of auto, aggregated, disaggregated"),
 ])
 def test_simulate_user_errors_exit_2(app, extra, message):
     r = invoke(app, "simulate", "-m", "llama-3.1-8b", "-c", "h100-sxm", *extra)
     assert r.exit_code == 2 and message in r.output
+
+
+def test_simulate_modes_and_pools(app):
+    base = ("simulate", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--rate", "4", "--requests", "300", "--json")
+    agg = json.loads(invoke(app, *base, "--mode", "aggregated").stdout)
+    assert agg["config"]["mode"] == "aggregated" and [p["role"] for p in agg["config"]["pools"]] == ["aggregated"]
+    r = invoke(app, *base, "--mode", "disaggregated", "--decode-chip", "h200-sxm")
+    assert r.exit_code == 0, r.output
+    dis = json.loads(r.stdout)["config"]
+    pre, dec = dis["pools"]
+    assert (pre["role"], pre["chip"], dec["role"], dec["chip"]) == ("prefill", "h100-sxm", "decode", "h200-sxm")
+    # The unit is the estimate's balanced instances; its chips are the pools' chips.
+    assert dis["disagg"] == [pre["instances"], dec["instances"]]
+    assert json.loads(r.stdout)["chips"] == pre["chips"] + dec["chips"]
+    # --disagg overrides the instance counts (and implies separate pools under auto).
+    forced = json.loads(invoke(app, *base, "--disagg", "1:3").stdout)["config"]
+    assert forced["mode"] == "disaggregated" and [p["instances"] for p in forced["pools"]] == [1, 3]
 
 
 def test_malformed_trace_is_one_line_with_its_line_number(app, tmp_path):
@@ -85,6 +106,29 @@ def test_plan_json(app):
     out = json.loads(r.stdout)
     assert out["feasible"] and out["best"]["max_rate_rps"] > 0 and out["num_chips"] >= 1
     assert {"usd_per_day", "usd_per_mtok", "cost_basis"} <= out.keys()
+
+
+def test_plan_reports_mode_pools_and_the_estimates_choice(app):
+    r = invoke(app, "plan", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--traffic", "code", "--mode", "disaggregated",
+               "--disagg", "1:2", "--requests", "300", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["mode"] == "disaggregated" and [c["disagg"] for c in out["candidates"]] == [[1, 2]]
+    pre, dec = out["pools"]
+    assert (pre["role"], pre["instances"], dec["role"], dec["instances"]) == ("prefill", 1, "decode", 2)
+    assert out["best"]["chips_per_unit"] == pre["chips"] + dec["chips"]
+    assert out["estimate"]["mode"] == "disaggregated" and out["estimate"]["capacity_rps"] > 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("--no-disagg", "--mode", "disaggregated"), "--no-disagg means one pool"),
+    (("--mode", "aggregated", "--disagg", "1:1"), "drop --mode aggregated"),
+    (("--disagg", "1-1"), "--disagg expects P:D"),
+])
+def test_plan_conflicting_modes_exit_2(app, extra, message):
+    r = invoke(app, "plan", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--chips", "1", *extra)
+    assert r.exit_code == 2 and message in r.output
+    assert len([ln for ln in r.output.splitlines() if ln.strip()]) == 1
 
 
 def test_plan_infeasible_slo_says_so(app):

@@ -19,6 +19,12 @@ from tokenfab.cli.common import (
 )
 
 _TRAFFIC_HELP = "Built-in profile (chat, code, rag, summarization), a profile YAML, or a trace .csv/.jsonl."
+_MODE_HELP = ("Deployment mode, as `tokenfab estimate` chooses it: auto (the better of one pool and separate "
+              "prefill/decode pools), aggregated, disaggregated.")
+_PREFILL_CHIP_HELP = "Chip of the prefill pool (separate pools; default: --chip)."
+_DECODE_CHIP_HELP = "Chip of the decode pool (separate pools; default: --chip)."
+_MTP_HELP = "Multi-token prediction (default: on for models that ship an MTP module, at 85% acceptance)."
+_MTP_ACC_HELP = "Acceptance rate of each MTP draft token (default 0.85)."
 
 
 def register(app: typer.Typer) -> None:
@@ -41,7 +47,14 @@ def simulate(
     rate: Optional[float] = typer.Option(None, "--rate", "-r", help="Arrival rate, requests/s (required for a profile; rescales a trace)."),
     requests: Optional[int] = typer.Option(None, "--requests", "-n", min=1, help="Requests to simulate (2000; a trace: all)."),
     replicas: int = typer.Option(1, "--replicas", min=1, help="Copies of the deployment behind the router."),
-    disagg: Optional[str] = typer.Option(None, "--disagg", help="Disaggregate: P:D prefill and decode instances per replica (e.g. 1:2)."),
+    mode: str = typer.Option("auto", "--mode", help=_MODE_HELP),
+    prefill_chip: Optional[str] = typer.Option(None, "--prefill-chip", help=_PREFILL_CHIP_HELP),
+    decode_chip: Optional[str] = typer.Option(None, "--decode-chip", help=_DECODE_CHIP_HELP),
+    mtp: Optional[bool] = typer.Option(None, "--mtp/--no-mtp", help=_MTP_HELP),
+    mtp_acceptance: Optional[float] = typer.Option(None, "--mtp-acceptance", min=0.0, max=1.0, help=_MTP_ACC_HELP),
+    disagg: Optional[str] = typer.Option(None, "--disagg", help="Separate pools with P:D prefill and decode instances "
+                                         "per replica (e.g. 1:2), overriding the estimate's balanced counts; implies "
+                                         "--mode disaggregated (conflicts with --mode aggregated)."),
     router: str = typer.Option("least_outstanding", "--router", help="least_outstanding or round_robin."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the synthetic workload."),
     chips: Optional[int] = typer.Option(None, "--chips", min=1, help="Chips per replica (chosen by the mapping search)."),
@@ -56,14 +69,23 @@ def simulate(
     html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained plotly report (latency CDFs, time series)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON for scripts instead of tables."),
 ) -> None:
-    """Simulate serving a workload: continuous batching, chunked prefill, KV cache, replicas."""
+    """Simulate serving a workload on the deployment `tokenfab estimate` chooses for its mean
+    request (mode, pools, MTP): continuous batching, chunked prefill, KV cache, replicas.
+
+    Precedence: --disagg P:D forces separate pools (the estimate's disaggregated pools, P:D
+    instances); otherwise --mode decides, and a mapping flag (--chips, --tp, --batch) fixes one
+    pool under auto (the decode pool under disaggregated), as in `tokenfab estimate`."""
     from tokenfab import api
     from tokenfab.serving import deployment as dep
     from tokenfab.serving import metrics
     from tokenfab.serving import traffic as tr
     from tokenfab.serving.simulator import simulate as run
 
+    pd = dep.parse_disagg(disagg)
+    _check_mode(mode, pd, prefill_chip, decode_chip)
     m, c = api.resolve_model(model), api.resolve_chip(chip)
+    pc = api.resolve_chip(prefill_chip) if prefill_chip else None
+    dc = api.resolve_chip(decode_chip) if decode_chip else None
     if tr.is_trace_path(traffic):
         wl = tr.read_trace(traffic)
         if requests:
@@ -78,9 +100,10 @@ def simulate(
         wl = tr.generate(prof, rate, requests or 2000, seed)
         prof_ttft, prof_tpot = prof.slo_ttft_ms, prof.slo_tpot_ms
     ttft, tpot = _slo(slo_ttft_ms, prof_ttft), _slo(slo_tpot_ms, prof_tpot)
-    d = dep.build_deployment(m, c, wl, replicas=replicas, disagg=dep.parse_disagg(disagg), router=router,
+    d = dep.build_deployment(m, c, wl, replicas=replicas, disagg=pd, router=router,
                              slo_ttft_ms=ttft, slo_tpot_ms=tpot, token_budget=chunk_tokens, max_num_seqs=batch,
-                             prefix_caching=not no_prefix_cache, num_chips=chips, tp=tp, precision=precision)
+                             prefix_caching=not no_prefix_cache, num_chips=chips, tp=tp, precision=precision,
+                             mode=mode, prefill_chip=pc, decode_chip=dc, mtp=mtp, mtp_acceptance=mtp_acceptance)
     res = run(wl, d, record_trace=chrome_trace is not None)
     summary = metrics.summarize(res, ttft, tpot)
     summary = dict(summary, deployment=d.label, traffic=traffic, seed=seed, **{"config": d.info})
@@ -111,14 +134,32 @@ def plan(
     seed: int = typer.Option(0, "--seed", help="Random seed of the workload."),
     chips: Optional[list[str]] = typer.Option(None, "--chips", help="Chip counts per replica to try, comma-separated (best, 1, 2, 4, 8)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="Weight precision (searched)."),
-    no_disagg: bool = typer.Option(False, "--no-disagg", help="Only consider aggregated serving."),
+    mode: str = typer.Option("auto", "--mode", help=_MODE_HELP),
+    prefill_chip: Optional[str] = typer.Option(None, "--prefill-chip", help=_PREFILL_CHIP_HELP),
+    decode_chip: Optional[str] = typer.Option(None, "--decode-chip", help=_DECODE_CHIP_HELP),
+    mtp: Optional[bool] = typer.Option(None, "--mtp/--no-mtp", help=_MTP_HELP),
+    mtp_acceptance: Optional[float] = typer.Option(None, "--mtp-acceptance", min=0.0, max=1.0, help=_MTP_ACC_HELP),
+    disagg: Optional[list[str]] = typer.Option(None, "--disagg", help="P:D prefill and decode instances of the "
+                                               "separate-pool candidates, comma-separated (default: the estimate's "
+                                               "balanced counts); conflicts with --mode aggregated."),
+    no_disagg: bool = typer.Option(False, "--no-disagg", help="Only consider one pool (= --mode aggregated)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON for scripts instead of tables."),
 ) -> None:
-    """Capacity plan: highest rate per replica within the SLOs, best mapping, aggregated vs
-    disaggregated, chips for a daily volume and its cost."""
+    """Capacity plan: highest rate per replica within the SLOs of the deployments `tokenfab
+    estimate` chooses (one pool per chip count and chunk size, its separate prefill/decode pools),
+    the best mode and its pools, chips for a daily volume and its cost."""
     from tokenfab import api
+    from tokenfab.serving import deployment as dep
     from tokenfab.serving import plan as pl
     from tokenfab.serving import traffic as tr
+
+    ratios = tuple(dep.parse_disagg(x) for x in split_csv(disagg)) or None
+    if no_disagg:
+        if mode not in ("auto", "aggregated") or ratios or prefill_chip or decode_chip:
+            raise ValueError("--no-disagg means one pool: drop --mode disaggregated, --disagg, --prefill-chip "
+                             "and --decode-chip")
+        mode = "aggregated"
+    _check_mode(mode, ratios, prefill_chip, decode_chip)
 
     if tr.is_trace_path(traffic):
         raise ValueError("plan takes a traffic profile (chat, code, rag, summarization or a .yaml); "
@@ -135,13 +176,36 @@ def plan(
         except ValueError:
             raise ValueError(f"--chips expects whole numbers, got {','.join(chips)}") from None
     progress = None if json_out else (lambda label: err_console.print(f"[dim]searching {label}[/]", highlight=False))
+    pc = api.resolve_chip(prefill_chip) if prefill_chip else None
+    dc = api.resolve_chip(decode_chip) if decode_chip else None
     out = pl.plan(m, c, prof, ttft, tpot, percentile, tokens_per_day, requests=requests, seed=seed,
-                  chip_counts=counts, disagg_ratios=() if no_disagg else pl.DEFAULT_DISAGG, precision=precision,
-                  progress=progress)
+                  chip_counts=counts, disagg_ratios=ratios, precision=precision, progress=progress, mode=mode,
+                  prefill_chip=pc, decode_chip=dc, mtp=mtp, mtp_acceptance=mtp_acceptance)
     if json_out:
         print_json(out)
         return
     _print_plan(out)
+
+
+def _check_mode(mode: str, disagg, prefill_chip, decode_chip) -> None:
+    """One line for a mode that contradicts the other deployment flags."""
+    from tokenfab.serving.deployment import MODES
+    if mode not in MODES:
+        raise ValueError(f"--mode {mode!r} is not one of {', '.join(MODES)}")
+    if mode == "aggregated" and disagg:
+        raise ValueError("--disagg P:D runs separate prefill and decode pools: drop --mode aggregated")
+    if mode == "aggregated" and (prefill_chip or decode_chip):
+        raise ValueError("--prefill-chip / --decode-chip need separate pools: drop --mode aggregated")
+
+
+def _pools_text(pools: list[dict] | None) -> str:
+    """'prefill 5 × 1 h100-sxm TP1 (5 chips) · decode 2 × 2 h100-sxm TP1 PP2 (4 chips)'."""
+    parts = []
+    for p in pools or []:
+        par = " ".join(f"{k.upper()}{p[k]}" for k in ("tp", "pp", "ep", "dp") if p.get(k, 1) != 1) or "TP1"
+        parts.append(f"{p['role']} {p['instances']} × {p.get('chips_per_instance', p.get('num_chips'))} {p['chip']} "
+                     f"{par} b{p['batch']} ({p['chips']} chips)")
+    return " · ".join(parts)
 
 
 def _f(v, fmt=",.1f", none="—") -> str:
@@ -169,6 +233,17 @@ def _print_simulation(s: dict) -> None:
         ("KV cache", f"{s['kv_util_mean']:.1%} used on average, {s['kv_util_max']:.1%} peak; {s['preemptions']} preemptions"),
         ("prefix cache", f"{s['prefix_cached_tokens']:,} prompt tokens reused"),
     ]
+    cfg = s.get("config") or {}
+    if cfg.get("pools"):
+        mtp = cfg["pools"][-1].get("draft_tokens")
+        rows.insert(0, ("deployment", f"{cfg.get('mode')}: {_pools_text(cfg['pools'])}" +
+                        (f", MTP {mtp} draft @ {cfg['pools'][-1]['draft_acceptance']:.0%}" if mtp else "")))
+    est = cfg.get("estimate")
+    if est:
+        load = s["offered_rps"] / est["capacity_rps"] if s.get("offered_rps") and est["capacity_rps"] else None
+        rows.insert(1, ("estimate", f"{est['mode']}: TPOT {est['tpot_ms']:,.1f} ms, TTFT {est['ttft_ms']:,.0f} ms at "
+                                    f"its batch; capacity {est['capacity_rps']:,.2f} req/s"
+                                    + (f" (offered load {load:.0%})" if load else "")))
     if s["kv_transfers"]:
         rows.append(("KV transfers", f"{s['kv_transfers']:,}, {_f(s['kv_transfer_ms_mean'], ',.2f')} ms each on average"))
     t2 = Table(show_header=False)
@@ -185,7 +260,7 @@ def _print_plan(p: dict) -> None:
     title = (f"{p['model']} on {p['chip']}, {p['traffic']} traffic (mean {p['mean_input_tokens']:,.0f} in / "
              f"{p['mean_output_tokens']:,.0f} out), {slo} at p{p['percentile']:g}")
     t = Table(title=title, title_justify="left")
-    for col, just in (("mode", "left"), ("mapping", "left"), ("chunk", "right"), ("chips", "right"),
+    for col, just in (("mode", "left"), ("pools", "left"), ("chunk", "right"), ("chips", "right"),
                       ("max req/s", "right"), ("req/s/chip", "right"), ("out tok/s/chip", "right"),
                       ("TTFT ms", "right"), ("TPOT ms", "right")):
         t.add_column(col, justify=just)
@@ -193,16 +268,23 @@ def _print_plan(p: dict) -> None:
     for r in sorted(p["candidates"], key=lambda r: -r["rate_per_chip_rps"]):
         mp = r["mapping"]
         style = "bold green" if best is not None and r is best else (None if r["feasible"] else "red")
-        t.add_row(r["mode"], f"TP{mp['tp']} PP{mp['pp']} EP{mp['ep']} DP{mp['dp']} b{mp['batch']} {mp['weight_precision']}",
+        pools = (f"TP{mp['tp']} PP{mp['pp']} EP{mp['ep']} DP{mp['dp']} b{mp['batch']} {mp['weight_precision']}"
+                 if r["mode"] == "aggregated" else _pools_text(r["pools"]))
+        t.add_row(r["mode"], pools,
                   str(r["token_budget"]), str(r["chips_per_unit"]), _f(r["max_rate_rps"], ",.2f"),
                   _f(r["rate_per_chip_rps"], ",.3f"), _f(r["output_tok_s_per_chip"], ",.0f"), _f(r["ttft_ms"], ",.0f"),
                   _f(r["tpot_ms"], ",.1f"), style=style)
     console.print(t)
+    est = p.get("estimate")
+    if est:
+        console.print(f"estimate chooses {est['mode']}: {_pools_text(est['pools'])}; TPOT {est['tpot_ms']:,.1f} ms, "
+                      f"{est['capacity_rps']:,.2f} req/s per unit at its batch", highlight=False, soft_wrap=True)
     if not p["feasible"]:
         console.print(f"[red]infeasible:[/] {p['reason']}", highlight=False, soft_wrap=True)
         return
-    console.print(f"best: [bold]{best['label']}[/] — {best['max_rate_rps']:,.2f} req/s per unit of "
-                  f"{best['chips_per_unit']} chips", highlight=False)
+    console.print(f"best: [bold]{best['mode']}[/], {_pools_text(best['pools'])} — {best['max_rate_rps']:,.2f} req/s "
+                  f"per unit of {best['chips_per_unit']} chips (chunk {best['token_budget']} tokens)",
+                  highlight=False, soft_wrap=True)
     if p["tokens_per_day"]:
         console.print(f"volume {p['tokens_per_day']:,.0f} tokens/day = {p['required_rps']:,.2f} req/s → "
                       f"{p['units']} unit(s), [bold]{p['num_chips']} chips[/]", highlight=False)

@@ -5,17 +5,18 @@
   scheduler   one engine: continuous batching, chunked prefill, KV blocks, preemption, prefix cache
   disagg      prefill → decode KV handoff over the system's links
   simulator   the heapq event loop, router, replicas → `SimResult`
-  deployment  mapping + step times + limits for a model on a chip → `Deployment`
+  deployment  the deployment `api.estimate` chooses (one pool, or prefill and decode pools with
+              their own chips and mappings; MTP) + step times + limits → `Deployment`
   metrics     TTFT/TPOT/ITL/E2E percentiles, throughput, goodput, series, Chrome trace
   plan        highest rate within SLOs (bisection), best mapping and mode, fleet and cost;
               `predict_server_row` for MLPerf server-scenario validation
 (`plan.plan` is not re-exported here: the name would hide the module.)
 """
 
-from tokenfab.serving.deployment import build_deployment, choose_mapping
+from tokenfab.serving.deployment import build_deployment, choose_estimate, choose_mapping, from_estimate
 from tokenfab.serving.metrics import summarize
 from tokenfab.serving.plan import max_rate, predict_server_row
-from tokenfab.serving.simulator import Deployment, EngineConfig, SimResult, simulate
+from tokenfab.serving.simulator import Deployment, EngineConfig, PrefillPool, SimResult, simulate
 from tokenfab.serving.steptime import (
     ConstantStepTime,
     EngineStepTime,
@@ -31,7 +32,7 @@ from tokenfab.serving.traffic import (
 )
 
 __all__ = [
-    "build_deployment", "choose_mapping", "summarize", "max_rate", "predict_server_row", "Deployment",
-    "EngineConfig", "SimResult", "simulate", "ConstantStepTime", "EngineStepTime", "Mapping", "engine_step_time",
+    "build_deployment", "choose_estimate", "choose_mapping", "from_estimate", "summarize", "max_rate",
+    "predict_server_row", "Deployment", "EngineConfig", "PrefillPool", "SimResult", "simulate", "ConstantStepTime", "EngineStepTime", "Mapping", "engine_step_time",
     "TrafficProfile", "Workload", "generate", "load_profile", "read_trace",
 ]

@@ -1,6 +1,11 @@
 """Capacity planning on the simulator: the highest request rate a deployment holds within SLOs,
 the best mapping and serving mode, the fleet for a daily volume, and what it costs.
 
+The candidates are the deployments `api.estimate` chooses for the traffic's mean request
+(`serving.deployment.choose_estimate`): one pool at each tried chip count and chunk size, and the
+estimate's disaggregated deployment (its own prefill and decode pools and balanced instance
+counts, or the P:D counts given); `mode` restricts them as `estimate --mode` does.
+
 The rate search simulates the same seeded workload at different rates (arrival times drawn once
 at unit rate and divided by the rate: common random numbers), so latency grows smoothly with the
 rate and a bisection is well defined. It first serves requests one at a time (1% load): if even
@@ -18,8 +23,12 @@ import numpy as np
 
 from tokenfab.serving.deployment import (
     DEFAULT_TOKEN_BUDGET,
+    MODES,
     build_deployment,
+    capacity_rps,
+    choose_estimate,
     choose_mapping,
+    from_estimate,
 )
 from tokenfab.serving.metrics import percentile, request_latencies, summarize
 from tokenfab.serving.simulator import Deployment, simulate
@@ -27,7 +36,8 @@ from tokenfab.serving.steptime import Mapping
 from tokenfab.serving.traffic import LengthSpec, TrafficProfile, Workload, generate
 from tokenfab.specs import ChipSpec, ModelSpec, SpecError
 
-DEFAULT_DISAGG = ((1, 1), (1, 2), (1, 3), (2, 1))
+DEFAULT_DISAGG = None
+"""Disaggregated instance counts tried by default: the estimate's balanced (P, D) only."""
 DEFAULT_CHIP_COUNTS = (None, 1, 2, 4, 8)
 DEFAULT_TOKEN_BUDGETS = (512, 2048, 8192)
 SECONDS_PER_DAY = 86400.0
@@ -69,8 +79,9 @@ def slo_check(lat: dict[str, np.ndarray], slo_ttft_ms: float | None, slo_tpot_ms
 def lone_request_s(deployment: Deployment, workload: Workload) -> float:
     """Seconds one mean request takes alone on an engine (prefill + decode at batch 1)."""
     st = deployment.steptime
+    pst = deployment.prefill_pool.steptime if deployment.disagg else st
     mean_in, mean_out = workload.mean_lengths()
-    pre = st.mixed(0, 0.0, [(max(int(mean_in), 1), 0)])
+    pre = pst.mixed(0, 0.0, [(max(int(mean_in), 1), 0)])
     dec, _ = st.decode(1, mean_in + mean_out / 2.0)
     return pre + max(mean_out - 1.0, 0.0) * dec
 
@@ -88,7 +99,7 @@ def max_rate(deployment: Deployment, unit_workload: Workload, slo_ttft_ms: float
     extended)."""
     if not (slo_ttft_ms or slo_tpot_ms):
         raise SpecError("capacity planning needs at least one SLO (--slo-ttft-ms or --slo-tpot-ms)")
-    units = deployment.replicas * (deployment.disagg[0] if deployment.disagg else 1) * deployment.engines_per_replica
+    units = deployment.entry_engines
     lone = lone_request_s(deployment, unit_workload)
     mean_out = unit_workload.mean_lengths()[1]
     lifetime = max((slo_ttft_ms or 0.0) / 1e3 + mean_out * (slo_tpot_ms or 0.0) / 1e3, lone)
@@ -165,15 +176,17 @@ def chip_hour_usd(chip: ChipSpec) -> tuple[float | None, str]:
 # Plan
 # ---------------------------------------------------------------------------------------------
 
-def _candidate_mappings(model, chip, mean_in, mean_out, slo_ttft_ms, slo_tpot_ms, hit, chip_counts, precision):
-    """Mappings `api.estimate` picks at each chip count. Without expert parallelism the
+def _candidate_mappings(model, chip, mean_in, mean_out, slo_ttft_ms, slo_tpot_ms, hit, chip_counts, precision,
+                        mtp=None, mtp_acceptance=None):
+    """One-pool mappings `api.estimate` picks at each chip count. Without expert parallelism the
     data-parallel ranks of a mapping are independent replicas, so a mapping is reduced to one
     rank (tp × pp chips): the fleet step adds replicas, and the simulated unit stays small."""
     seen: dict[Mapping, None] = {}
     for n in chip_counts:
         try:
-            m = choose_mapping(model, chip, mean_in, mean_out, slo_ttft_ms, slo_tpot_ms, hit, num_chips=n,
-                               precision=precision)
+            m = Mapping.from_estimate(choose_estimate(model, chip, mean_in, mean_out, slo_ttft_ms, slo_tpot_ms, hit,
+                                                      num_chips=n, precision=precision, max_chips=64,
+                                                      mode="aggregated", mtp=mtp, mtp_acceptance=mtp_acceptance))
         except SpecError:
             continue
         if m.ep == 1 and m.dp > 1:
@@ -189,40 +202,114 @@ def plan(model: ModelSpec, chip: ChipSpec, profile: TrafficProfile, slo_ttft_ms:
          requests: int = 1500, seed: int = 0, chip_counts=DEFAULT_CHIP_COUNTS, disagg_ratios=DEFAULT_DISAGG,
          token_budgets=DEFAULT_TOKEN_BUDGETS,
          precision: str | None = None, rel_tol: float = 0.02, max_requests: int = 100_000,
-         progress: Callable[[str], None] | None = None) -> dict:
-    """Best (mapping, aggregated or disaggregated) by requests/s per chip within the SLOs, and the
-    fleet and cost for `tokens_per_day` (prompt + output tokens).
+         progress: Callable[[str], None] | None = None, mode: str = "auto", prefill_chip: ChipSpec | None = None,
+         decode_chip: ChipSpec | None = None, mtp: bool | None = None, mtp_acceptance: float | None = None) -> dict:
+    """Best deployment (one pool, or separate prefill and decode pools) by requests/s per chip
+    within the SLOs, and the fleet and cost for `tokens_per_day` (prompt + output tokens).
 
-    Each simulation runs at least `requests` requests and at most `max_requests` (see `max_rate`
-    for how the count follows the rate)."""
+    Candidates (module docstring): `mode` `aggregated` keeps the one-pool ones, `disaggregated`
+    (or a `prefill_chip`/`decode_chip`) the estimate's separate pools, `auto` both.
+    `disagg_ratios`: the (P, D) instance counts of the disaggregated candidates (None: the
+    estimate's balanced counts; empty: no disaggregated candidate). MTP as in `api.estimate`
+    (`mtp=None`: on for models that ship it). The result's `estimate` is what `api.estimate`
+    chooses in `mode` for the mean request. Each simulation runs at least `requests` requests and
+    at most `max_requests` (see `max_rate` for how the count follows the rate)."""
+    if mode not in MODES:
+        raise SpecError(f"--mode {mode!r} is not one of {', '.join(MODES)}")
+    hetero = prefill_chip is not None or decode_chip is not None
+    if hetero and mode == "aggregated":
+        raise SpecError("--prefill-chip / --decode-chip need separate pools: drop --mode aggregated")
+    if disagg_ratios and mode == "aggregated":
+        raise SpecError("--disagg P:D runs separate pools: drop --mode aggregated")
     slo_ttft_ms = slo_ttft_ms if slo_ttft_ms is not None else profile.slo_ttft_ms
     slo_tpot_ms = slo_tpot_ms if slo_tpot_ms is not None else profile.slo_tpot_ms
     unit = generate(profile, 1.0, max_requests, seed)
     mean_in, mean_out = unit.head(requests).mean_lengths()
     hit = float(unit.prefix_tokens.mean()) / mean_in
-    mappings = _candidate_mappings(model, chip, mean_in, mean_out, slo_ttft_ms, slo_tpot_ms, hit, chip_counts, precision)
-    rows = []
-    for mp in mappings:
+    one_pool = mode in ("auto", "aggregated") and not hetero
+    pools = (mode in ("auto", "disaggregated") or hetero) and disagg_ratios != ()
+    kw = dict(mtp=mtp, mtp_acceptance=mtp_acceptance)
+    chosen = None
+    if one_pool and pools:
+        chosen = choose_estimate(model, chip, mean_in, mean_out, slo_ttft_ms, slo_tpot_ms, hit, precision=precision,
+                                 mode="auto", **kw)
+    options = []  # (mapping or estimate, disagg, token budget)
+    if one_pool:
+        mappings = _candidate_mappings(model, chip, mean_in, mean_out, slo_ttft_ms, slo_tpot_ms, hit, chip_counts,
+                                       precision, **kw)
         # Aggregated serving trades TTFT for TPOT through the chunk size (a smaller budget stalls
         # decodes less); prefill and decode pools of a disaggregated unit do not interfere.
-        options = [(None, b) for b in token_budgets] + [(r, DEFAULT_TOKEN_BUDGET) for r in disagg_ratios]
-        for disagg, budget in options:
-            d = build_deployment(model, chip, unit, mapping=mp, disagg=disagg, token_budget=budget)
-            if progress:
-                progress(f"{d.label}, chunk {budget} tokens")
-            s = max_rate(d, unit, slo_ttft_ms, slo_tpot_ms, pct, rel_tol, min_requests=requests)
-            rows.append(_row(d, s, mean_in, mean_out, pct))
+        options += [(mp, None, b) for mp in mappings for b in token_budgets]
+    if pools:
+        try:
+            est = choose_estimate(model, chip, mean_in, mean_out, slo_ttft_ms, slo_tpot_ms, hit, precision=precision,
+                                  mode="disaggregated", prefill_chip=prefill_chip, decode_chip=decode_chip, **kw)
+        except SpecError:
+            if not one_pool:
+                raise
+            est = None
+        if est is not None:
+            chosen = chosen or est
+            if disagg_ratios:
+                ratios = [tuple(r) for r in disagg_ratios]
+            else:
+                inst = {p["role"]: int(p["instances"]) for p in est.pools}
+                ratios = [(inst["prefill"], inst["decode"])]
+            options += [(est, tuple(r), DEFAULT_TOKEN_BUDGET) for r in ratios]
+    if chosen is None and one_pool:
+        chosen = choose_estimate(model, chip, mean_in, mean_out, slo_ttft_ms, slo_tpot_ms, hit, precision=precision,
+                                 mode="aggregated", **kw)
+    rows = []
+    for what, disagg, budget in options:
+        if isinstance(what, Mapping):
+            d = build_deployment(model, chip, unit, mapping=what, disagg=disagg, token_budget=budget)
+        else:
+            d = from_estimate(model, what, unit, disagg=disagg, token_budget=budget)
+        if progress:
+            progress(f"{d.label}, chunk {budget} tokens")
+        s = max_rate(d, unit, slo_ttft_ms, slo_tpot_ms, pct, rel_tol, min_requests=requests)
+        rows.append(_row(d, s, mean_in, mean_out, pct))
     feasible = [r for r in rows if r["feasible"]]
     best = max(feasible, key=lambda r: (r["rate_per_chip_rps"], -r["chips_per_unit"])) if feasible else None
     best_agg = max((r for r in feasible if r["mode"] == "aggregated"), key=lambda r: r["rate_per_chip_rps"], default=None)
     usd_h, basis = chip_hour_usd(chip)
+    if best is not None and best["mode"] != "aggregated":
+        usd_h, basis = _pools_hour_usd(best["pools"], chip, usd_h, basis)
     out = dict(model=model.id, chip=chip.id, traffic=profile.name, slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms,
                percentile=pct, mean_input_tokens=mean_in, mean_output_tokens=mean_out, requests_per_run=requests,
                feasible=best is not None, reason=None if best else _why_none(rows, slo_ttft_ms, slo_tpot_ms, pct),
-               candidates=rows, best=best,
+               candidates=rows, best=best, mode=best["mode"] if best else None,
+               pools=best["pools"] if best else None, estimate=_estimate_row(chosen),
                best_aggregated=best_agg, usd_per_chip_hour=usd_h, cost_basis=basis)
     out.update(_fleet(best, tokens_per_day, mean_in, mean_out, usd_h))
     return out
+
+
+def _pools_hour_usd(pools: list[dict], chip: ChipSpec, usd_h, basis):
+    """USD per chip-hour averaged over a unit's pools (pools on other chips at their own price)."""
+    from tokenfab.serving.deployment import _chip
+    if all(p["chip"] == chip.id for p in pools):
+        return usd_h, basis
+    total, bases = 0.0, set()
+    for p in pools:
+        h, b = chip_hour_usd(_chip(p["chip"]))
+        if h is None:
+            return None, b
+        total += h * p["chips"]
+        bases.add(b)
+    return total / sum(p["chips"] for p in pools), "; ".join(sorted(bases))
+
+
+def _estimate_row(est) -> dict | None:
+    """What `tokenfab estimate` chose for the mean request: mode, pools, TPOT/TTFT, capacity."""
+    if est is None:
+        return None
+    pools = [dict(role=p["role"], chip=p["chip"], instances=p["instances"], chips_per_instance=p["num_chips"],
+                  chips=p["instances"] * p["num_chips"], tp=p["tp"], pp=p["pp"], ep=p["ep"], dp=p["dp"],
+                  batch=p["batch"], weight_precision=p["weight_precision"]) for p in est.pools]
+    return dict(mode=est.mode, pools=pools, num_chips=est.num_chips, tpot_ms=est.tpot_ms, ttft_ms=est.ttft_ms,
+                output_tok_s_per_chip=est.output_tok_s_per_chip, capacity_rps=capacity_rps(est),
+                draft_tokens=est.draft_tokens, draft_acceptance=est.draft_acceptance, meets_slo=est.meets_slo)
 
 
 def _why_none(rows: list[dict], slo_ttft_ms, slo_tpot_ms, pct) -> str:
@@ -252,7 +339,8 @@ def _row(d: Deployment, s: RateSearch, mean_in: float, mean_out: float, pct: flo
     chips = d.total_chips
     m = s.metrics
     rate = s.max_rate_rps
-    return dict(mode=d.info["mode"], mapping=d.info["mapping"], token_budget=d.engine.token_budget,
+    return dict(mode="disaggregated" if d.disagg else "aggregated", pools=d.info["pools"],
+                mapping=d.info["mapping"], token_budget=d.engine.token_budget,
                 label=d.label + f", chunk {d.engine.token_budget} tokens", chips_per_unit=chips,
                 disagg=d.info["disagg"], feasible=s.feasible, reason=s.reason, max_rate_rps=rate,
                 rate_per_chip_rps=(rate / chips) if rate else 0.0,

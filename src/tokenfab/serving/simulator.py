@@ -41,10 +41,30 @@ class EngineConfig:
 
 
 @dataclass(frozen=True)
+class PrefillPool:
+    """The prefill instances of a disaggregated unit when they differ from the decode ones (their
+    own chip, mapping and step-time tables: `Deployment.from_estimate`)."""
+
+    steptime: object
+    engine: EngineConfig = EngineConfig()
+    engines_per_instance: int = 1
+    """Engines (data-parallel ranks) of one prefill instance."""
+    chips_per_instance: int = 1
+
+    @property
+    def kv_blocks(self) -> int:
+        return int(self.steptime.kv_capacity_tokens) // self.engine.block_size
+
+
+@dataclass(frozen=True)
 class Deployment:
     """What serves the traffic: `replicas` copies of one unit. A unit is one instance of
     `chips_per_replica` chips (aggregated), or `disagg = (P, D)` prefill and decode instances.
-    Each instance runs `engines_per_replica` engines (its data-parallel ranks)."""
+    Each instance runs `engines_per_replica` engines (its data-parallel ranks).
+
+    Disaggregated, `steptime`, `engine`, `engines_per_replica` and `chips_per_replica` describe
+    the decode instances; the prefill instances are `prefill` when set (else the same), and KV
+    transfers take `transfer.kv_transfer_s(tokens)` when set (else `steptime`'s)."""
 
     steptime: object
     engine: EngineConfig = EngineConfig()
@@ -55,11 +75,28 @@ class Deployment:
     router: str = "least_outstanding"
     label: str = ""
     info: dict = field(default_factory=dict)
+    prefill: PrefillPool | None = None
+    transfer: object | None = None
+
+    @property
+    def prefill_pool(self) -> PrefillPool:
+        """The prefill instances (disaggregated): `prefill`, or copies of the decode instances."""
+        return self.prefill or PrefillPool(self.steptime, self.engine, self.engines_per_replica,
+                                           self.chips_per_replica)
+
+    @property
+    def entry_engines(self) -> int:
+        """Engines requests arrive at: the prefill engines (disaggregated) or all of them."""
+        if self.disagg:
+            return self.replicas * self.disagg[0] * self.prefill_pool.engines_per_instance
+        return self.replicas * self.engines_per_replica
 
     @property
     def total_chips(self) -> int:
-        instances = self.replicas * (sum(self.disagg) if self.disagg else 1)
-        return instances * self.chips_per_replica
+        if not self.disagg:
+            return self.replicas * self.chips_per_replica
+        p, d = self.disagg
+        return self.replicas * (p * self.prefill_pool.chips_per_instance + d * self.chips_per_replica)
 
     @property
     def kv_blocks(self) -> int:
@@ -128,18 +165,22 @@ class Simulator:
             raise SpecError("the deployment has no KV-cache blocks")
         per = deployment.engines_per_replica
 
-        def make(count: int, role: str, start: int) -> list[Engine]:
-            return [Engine(start + i, self, deployment.steptime, cfg.max_num_seqs, cfg.token_budget, cfg.block_size,
+        def make(count: int, role: str, start: int, st=deployment.steptime, cfg=cfg, blocks=blocks) -> list[Engine]:
+            return [Engine(start + i, self, st, cfg.max_num_seqs, cfg.token_budget, cfg.block_size,
                            blocks, role, cfg.chunked_prefill, cfg.prefix_caching, self.trace) for i in range(count)]
 
         if deployment.disagg:
             p, d = deployment.disagg
             if p < 1 or d < 1:
                 raise SpecError(f"disaggregation needs >= 1 prefill and >= 1 decode instance, got {p}:{d}")
-            self.prefill = make(deployment.replicas * p * per, PREFILL, 0)
+            pre = deployment.prefill_pool
+            if pre.kv_blocks <= 0:
+                raise SpecError("the prefill instances have no KV-cache blocks")
+            self.prefill = make(deployment.replicas * p * pre.engines_per_instance, PREFILL, 0, pre.steptime,
+                                pre.engine, pre.kv_blocks)
             self.decode = make(deployment.replicas * d * per, DECODE, len(self.prefill))
             self.engines = self.prefill + self.decode
-            self.handoff = Handoff(self, self.decode, deployment.steptime)
+            self.handoff = Handoff(self, self.decode, deployment.transfer or deployment.steptime)
             self.router = Router(self.prefill, deployment.router)
         else:
             self.engines = make(deployment.replicas * per, AGGREGATED, 0)
@@ -213,6 +254,12 @@ def check_fits(workload: Workload, d: Deployment) -> None:
     """Every request's prompt and output must fit one engine's KV cache (else it could never run)."""
     longest = int((workload.input_tokens + workload.output_tokens).max())
     cap = d.kv_blocks * d.engine.block_size
+    if d.disagg:  # a prefill engine holds prompts only
+        pre = d.prefill_pool
+        prompt, pcap = int(workload.input_tokens.max()), pre.kv_blocks * pre.engine.block_size
+        if prompt + pre.engine.block_size > pcap:
+            raise SpecError(f"a prompt of {prompt} tokens does not fit the KV cache of one prefill engine ({pcap} "
+                            f"tokens); use more chips per prefill instance or shorter prompts")
     if longest + d.engine.block_size > cap:
         raise SpecError(f"a request of {longest} tokens (prompt + output) does not fit the KV cache of one engine "
                         f"({cap} tokens); use more chips per replica, a lower KV precision or shorter requests")

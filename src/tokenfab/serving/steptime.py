@@ -13,6 +13,14 @@ Which operators depend on context is measured, not named: an operator whose time
 only the context changes (attention, MLA's prefill up-projection, sliding windows) is "context"
 work; every other operator is token work. Engine changes therefore stay out of the simulator.
 
+Multi-token prediction / speculative decoding (`Mapping.draft_tokens` k at acceptance a): a real
+decode step verifies k + 1 positions per sequence (drafter included) and emits on average
+tps = 1 + a + ... + a^k tokens. The simulator is kept at one token per sequence per step, in
+expectation: a simulated decode step is 1/tps of a real one (its time divided by tps), so TPOT,
+throughput and the KV cache (one token per simulated step) are right on average; inter-token gaps
+are smoothed (no bursts of accepted drafts). In a mixed step each decoding sequence counts
+(k + 1)/tps tokens of linear work and 1/tps of its attention (the drafter's own layer is left out).
+
 Pipeline parallelism (pp stages): an iteration runs pp micro-batches of 1/pp of the tokens through
 all layers, so its time is that of 1/pp of the work (the steady state `mapping.search` assumes),
 plus (pp-1) point-to-point hops. Data parallelism: each data-parallel rank is one simulated engine
@@ -53,16 +61,40 @@ class Mapping:
     batch: int = 256
     weight_precision: str = "bf16"
     kv_precision: str = "bf16"
+    draft_tokens: int = 0
+    """MTP / speculative draft tokens per decode step (0: plain decoding)."""
+    draft_acceptance: float = 0.0
+    """Acceptance rate of each draft token (a draft counts only if all earlier ones were kept)."""
 
     @classmethod
     def from_estimate(cls, est) -> "Mapping":
-        """The mapping of an `api.Estimate`."""
+        """The mapping of an `api.Estimate`'s one pool, or of its decode pool (separate pools:
+        `serving.deployment.from_estimate` builds both), with its MTP."""
+        dec = [p for p in getattr(est, "pools", None) or [] if p["role"] == "decode"]
+        if dec and est.mode != "aggregated":
+            return cls.from_pool(dec[0], est.draft_tokens, est.draft_acceptance)
         return cls(num_chips=est.num_chips, tp=est.tp, pp=est.pp, ep=est.ep, dp=est.dp, batch=est.batch,
-                   weight_precision=est.weight_precision, kv_precision=est.kv_precision)
+                   weight_precision=est.weight_precision, kv_precision=est.kv_precision,
+                   draft_tokens=int(est.draft_tokens), draft_acceptance=float(est.draft_acceptance))
+
+    @classmethod
+    def from_pool(cls, pool: dict, draft_tokens: int = 0, draft_acceptance: float = 0.0) -> "Mapping":
+        """The mapping of one instance of a pool of `Estimate.pools` (a prefill pool's batch is
+        its prompts per forward; drafts apply to pools that decode)."""
+        return cls(num_chips=int(pool["num_chips"]), tp=int(pool["tp"]), pp=int(pool["pp"]), ep=int(pool["ep"]),
+                   dp=int(pool["dp"]), batch=int(pool["batch"]), weight_precision=pool["weight_precision"],
+                   kv_precision=pool["kv_precision"], draft_tokens=int(draft_tokens),
+                   draft_acceptance=float(draft_acceptance))
+
+    @property
+    def tokens_per_step(self) -> float:
+        """Tokens a sequence emits per decode step on average: 1 + a + a^2 + ... + a^k."""
+        return float(sum(self.draft_acceptance ** i for i in range(int(self.draft_tokens) + 1)))
 
     def label(self) -> str:
+        mtp = f" MTP{self.draft_tokens}@{self.draft_acceptance:.0%}" if self.draft_tokens else ""
         return (f"{self.num_chips} chips TP{self.tp} PP{self.pp} EP{self.ep} DP{self.dp} "
-                f"batch {self.batch} {self.weight_precision}/{self.kv_precision}")
+                f"batch {self.batch} {self.weight_precision}/{self.kv_precision}{mtp}")
 
 
 class StepTime(Protocol):
@@ -117,6 +149,8 @@ class EngineStepTime:
         self.max_seqs = int(mapping.batch)
         self.token_budget = int(token_budget)
         self.max_ctx = int(max_ctx)
+        self._dec_tokens = (1.0 + mapping.draft_tokens) / mapping.tokens_per_step
+        """Linear-work tokens one decoding sequence adds to a mixed step (1 without drafts)."""
         self._w_bytes = bytes_per_element(mapping.weight_precision)
         self._kv_bytes = bytes_per_element(mapping.kv_precision)
         self._hw = Hardware(gemm_tflops=compute_tflops(chip, mapping.weight_precision),
@@ -154,9 +188,12 @@ class EngineStepTime:
         mp = self.mapping
         tokens = np.asarray(tokens, float)
         one = np.ones_like(tokens)
-        shape = StepShape(phase, tokens=tokens, seqs=np.asarray(seqs, float) * one, ctx=np.asarray(ctx, float) * one,
-                          kv_len=np.asarray(kv_len, float) * one, tp=mp.tp * one, dp=mp.dp * one, ep=mp.ep * one,
-                          w_bytes=self._w_bytes * one, a_bytes=A_BYTES, kv_bytes=self._kv_bytes * one)
+        k = float(mp.draft_tokens) if phase == "decode" else 0.0
+        # A decode step with drafts verifies k + 1 positions per sequence (`tokens` = seqs here).
+        shape = StepShape(phase, tokens=tokens * (1.0 + k), seqs=np.asarray(seqs, float) * one,
+                          ctx=np.asarray(ctx, float) * one, kv_len=np.asarray(kv_len, float) * one, tp=mp.tp * one,
+                          dp=mp.dp * one, ep=mp.ep * one, w_bytes=self._w_bytes * one, a_bytes=A_BYTES,
+                          kv_bytes=self._kv_bytes * one, draft_tokens=k * one)
         times = time_ops(step_ops(self.model, shape), self._hw)
         return [t.name for t in times], [np.broadcast_to(np.asarray(t.seconds, float), tokens.shape) for t in times]
 
@@ -186,8 +223,11 @@ class EngineStepTime:
         bt = (bb / pp).ravel()
         ctx_mask = self._context_ops("decode", b / pp)
         _, times = self._times("decode", bt, bt, cc.ravel(), cc.ravel())
-        total = np.sum(times, axis=0) + self._per_step(bt)
-        ctx_part = np.sum([t for t, m in zip(times, ctx_mask) if m], axis=0) if ctx_mask.any() else np.zeros_like(bt)
+        # MTP: a simulated step is 1/tps of a real one (module docstring).
+        tps = self.mapping.tokens_per_step
+        total = (np.sum(times, axis=0) + self._per_step(bt)) / tps
+        ctx_part = (np.sum([t for t, m in zip(times, ctx_mask) if m], axis=0) if ctx_mask.any()
+                    else np.zeros_like(bt)) / tps
         shape = (len(b), CTX_POINTS)
         self._dec = [[0.0] * CTX_POINTS] + total.reshape(shape).tolist()
         self._dec_ctx = [[0.0] * CTX_POINTS] + ctx_part.reshape(shape).tolist()
@@ -250,7 +290,7 @@ class EngineStepTime:
         return a + g * (b - a)
 
     def mixed(self, b: int, ctx: float, chunks: list[tuple[int, int]]) -> float:
-        tokens = b
+        tokens = b * self._dec_tokens
         t = 0.0
         for c, past in chunks:
             tokens += c
