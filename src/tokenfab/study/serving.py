@@ -94,9 +94,14 @@ def run_serving(model: ModelSpec, chip: ChipSpec, case: TrafficCase, section: Se
         return {"status": "unavailable", "reason": why}
     try:
         workload = _workload(section, case, resolve_path)
-        deployment = sim.build_deployment(model, chip, workload, mapping=sim.Mapping.from_estimate(estimate),
-                                          replicas=section.replicas, slo_ttft_ms=case.slo_ttft_ms,
-                                          slo_tpot_ms=case.slo_tpot_ms)
+        if getattr(estimate, "mode", "aggregated") == "disaggregated":
+            # Both pools of the estimate, each with its own mapping and chip (serving.deployment).
+            from tokenfab.serving.deployment import from_estimate
+            deployment = from_estimate(model, estimate, workload, replicas=section.replicas)
+        else:  # one pool (attention-FFN pools run as their decode mapping: the simulator has no such mode)
+            deployment = sim.build_deployment(model, chip, workload, mapping=sim.Mapping.from_estimate(estimate),
+                                              replicas=section.replicas, slo_ttft_ms=case.slo_ttft_ms,
+                                              slo_tpot_ms=case.slo_tpot_ms)
         result = sim.simulate(workload, deployment)
         lat = sim.metrics.request_latencies(result)
         summary = sim.metrics.summarize(result, case.slo_ttft_ms, case.slo_tpot_ms)
