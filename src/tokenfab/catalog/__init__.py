@@ -36,6 +36,14 @@ def _unknown(kind: str, name: str, known: list[str]) -> SpecError:
     return SpecError(f"unknown {kind} {name!r}{hint}")
 
 
+def check_chip_id(name: str) -> str:
+    """`name` if it is a shipped chip id (not a design or a file), else SpecError with the closest ids."""
+    known = chip_ids()
+    if name not in known:
+        raise _unknown("chip", name, known)
+    return name
+
+
 def _is_path(name: str) -> bool:
     return any(sep in name for sep in ("/", "\\")) or name.endswith((".yaml", ".yml", ".json"))
 

@@ -9,10 +9,26 @@ import importlib
 
 import typer
 
-app = typer.Typer(
+import tokenfab
+from tokenfab.cli.common import App
+
+app = App(
     name="tokenfab", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
     help="Co-design and economics of AI inference hardware: performance, $/Mtoken, chip cost.",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"tokenfab {tokenfab.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                       help="Print the version and exit.")) -> None:
+    pass
+
 
 _COMMAND_MODULES = ("estimate", "catalog", "cost", "validate", "serving", "chip", "study", "explore")
 

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import math
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+from typer.core import TyperCommand, TyperGroup
+
+try:  # typer >= 0.16 carries its own copy of click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover - older typer on click
+    from click.exceptions import ClickException, NoArgsIsHelpError
 
 from tokenfab.jsonsafe import json_safe
 from tokenfab.specs import SpecError
@@ -23,6 +33,11 @@ class UserError(Exception):
     """A problem with what the user asked for (not a bug): printed as one line, exit 2."""
 
 
+def print_error(msg: str) -> None:
+    """`error: msg` as one line on stderr."""
+    err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
+
+
 def handle_errors(fn: Callable) -> Callable:
     """Decorator: user-facing errors become `error: ...` on stderr and exit code 2."""
 
@@ -31,11 +46,81 @@ def handle_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except (SpecError, UserError, ValueError, FileNotFoundError) as exc:
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            err_console.print(f"[bold red]error:[/] {escape(msg)}", highlight=False, soft_wrap=True)
+            print_error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _usage_errors_one_line() -> Iterator[None]:
+    """A click usage or parameter error (unknown option, bad type, out of range, missing option)
+    becomes `error: ...` on one line and exit code 2, instead of a usage box."""
+    try:
+        yield
+    except NoArgsIsHelpError:
+        raise  # no arguments at all: the help is the answer
+    except ClickException as exc:
+        print_error(" ".join(exc.format_message().split()))
+        raise typer.Exit(code=2) from None
+
+
+class _FlagsWithoutMetavar:
+    """Boolean flags (and --help) take no value: no `<bool>` metavar beside them in --help."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class Command(_FlagsWithoutMetavar, TyperCommand):
+    """Every command of the app (see `App`): no path option is given as "" (it would mean the
+    current folder), no number option takes inf or nan."""
+
+    def parse_args(self, ctx, args):
+        paths = {opt for p in self.params if getattr(getattr(p, "type_descriptor", None), "is_path", False)
+                 for opt in p.opts}
+        for i, token in enumerate(args):
+            if token == "--":
+                break
+            name, eq, value = token.partition("=")
+            if name in paths and (eq and not value.strip() or not eq and i + 1 < len(args) and not args[i + 1].strip()):
+                raise typer.BadParameter("empty path", param_hint=f"'{name}'")
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx):
+        for param in self.params:
+            value = ctx.params.get(param.name)
+            values = value if isinstance(value, (list, tuple)) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                raise typer.BadParameter("must be a finite number", param_hint=f"'{param.opts[0]}'")
+        return super().invoke(ctx)
+
+
+class OneLineErrorGroup(_FlagsWithoutMetavar, TyperGroup):
+    """The app's command group: a usage or parameter error is one line (`_usage_errors_one_line`)."""
+
+    def make_context(self, *args: Any, **kwargs: Any):
+        with _usage_errors_one_line():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _usage_errors_one_line():
+            return super().invoke(ctx)
+
+
+class App(typer.Typer):
+    """The typer app with one-line usage errors and `Command` as every command's class."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cls=OneLineErrorGroup, **kwargs)
+
+    def command(self, *args: Any, **kwargs: Any):
+        kwargs["cls"] = kwargs.get("cls") or Command
+        return super().command(*args, **kwargs)
 
 
 def print_json(obj: Any) -> None:
@@ -49,3 +134,48 @@ def split_csv(values: list[str] | None) -> list[str]:
     for v in values or []:
         out.extend(x.strip() for x in v.split(",") if x.strip())
     return out
+
+
+def id_list(values: list[str] | None, option: str) -> list[str] | None:
+    """A comma-separated id list option: None when the option is not given (the command's
+    defaults); given but empty (`--models ""`) is an error, never the defaults."""
+    if values is None:
+        return None
+    ids = split_csv(values)
+    if not ids:
+        raise UserError(f"{option} is empty: give ids separated by commas, or leave {option} out for the defaults")
+    return ids
+
+
+def fitted_table(title: str, columns: list[tuple[str, str]], rows: list[tuple[list[str], str | None]], width: int,
+                 drop_order: list[str]) -> tuple[Table, list[str]]:
+    """(table, headers left out): every cell shown whole on one line (an id is never cut into
+    another, `h200-sxm` into `h20…`); when the table would be wider than `width`, the columns of
+    `drop_order` are left out, first to last, until it fits. `columns`: (header, justify), a header
+    may have several lines; `rows`: (cells as rich markup, row style)."""
+    def need(i: int) -> int:
+        header = max(Text(line).cell_len for line in columns[i][0].split("\n"))
+        return max([header] + [Text.from_markup(cells[i]).cell_len for cells, _ in rows])
+
+    widths = [need(i) for i in range(len(columns))]
+    shown = list(range(len(columns)))
+    dropped = []
+    for header in drop_order:
+        if sum(widths[i] + 3 for i in shown) + 1 <= width:
+            break
+        i = next(i for i, (h, _) in enumerate(columns) if h == header)
+        shown.remove(i)
+        dropped.append(header.replace("/\n", "/").replace("\n", " "))
+    table = Table(title=title, title_justify="left")
+    for i in shown:
+        table.add_column(columns[i][0], justify=columns[i][1], no_wrap=True, min_width=widths[i])
+    for cells, style in rows:
+        table.add_row(*(cells[i] for i in shown), style=style)
+    return table, dropped
+
+
+def reject_empty(**options: str | None) -> None:
+    """An option given as "" is an error, never its default: `reject_empty(**{"--node": node})`."""
+    for name, value in options.items():
+        if value is not None and not value.strip():
+            raise UserError(f"{name} is empty: give a value, or leave {name} out for the default")

@@ -11,7 +11,7 @@ import yaml
 from rich.table import Table
 
 from tokenfab.cli import options as o
-from tokenfab.cli.common import UserError, console, handle_errors, print_json
+from tokenfab.cli.common import UserError, console, handle_errors, print_json, reject_empty
 from tokenfab.cost.data import CostInputs, resolve
 from tokenfab.cost.fab import PackageCost, package_cost, package_spec_for_chip, resolve_node
 from tokenfab.cost.tco import chip_hour_cost, in_currency
@@ -107,6 +107,7 @@ def fab(
     as_json: bool = _JSON,
 ) -> None:
     """Unit cost of a package from wafer price, yield, memory and packaging; and its vendor price."""
+    reject_empty(**{"--node": node, "--hbm-gen": hbm_gen, "--packaging": packaging, "--yield-model": yield_model})
     fab_data = _resolve(economics, None, None).data.fab
     spec_chip = None
     if chip is not None:
@@ -306,6 +307,7 @@ def _count(x: float) -> str:
 
 def _resolve(economics: Optional[Path], preset: Optional[str], set_: Optional[list[str]], **flags: Any) -> CostInputs:
     """Cost data with the file, preset, `--set` pairs and named flags applied (None flags skipped)."""
+    reject_empty(**{"--preset": preset, "--currency": flags.get("currency")})
     overrides = dict(_parse_set(set_ or []))
     if flags.get("currency") is not None:
         flags["currency"] = flags["currency"].upper()
@@ -321,6 +323,8 @@ def _parse_set(pairs: list[str]) -> list[tuple[str, Any]]:
             raise UserError(f"--set expects FIELD=VALUE, got {pair!r}")
         if key.strip() not in Economics.model_fields:
             raise UserError(f"--set: unknown economics field {key.strip()!r}")
+        if not value.strip():
+            raise UserError(f"--set {key.strip()}=: no value given")
         out.append((key.strip(), yaml.safe_load(value)))
     return out
 

@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from tokenfab import api
 from tokenfab.cli import options as o
-from tokenfab.cli.common import console, handle_errors, print_json, split_csv
+from tokenfab.cli.common import console, fitted_table, handle_errors, id_list, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -97,15 +98,15 @@ def compare(
     """Best deployment per (model, chip) under the SLOs. No arguments: the built-in chat scenario.
     Diffusion and recommendation models get their own tables (per video; samples/s)."""
     _check_precision(precision, None)
-    ids = split_csv(models) or None
+    ids, chip_ids = id_list(models, "--models"), id_list(chips, "--chips")
     traffic, workload = _requests(ids[0] if ids else None, o.traffic_from(isl, osl, slo_ttft_ms, slo_tpot_ms, prefix_hit),
                                   settings)
     kw = _deployment_kwargs(mode, mtp, mtp_acceptance, None, kv_tier, overlap, framework=framework)
     if pairs:
-        estimates, failures = api.compare_pairs(ids, split_csv(chips) or None, traffic, precision=precision,
+        estimates, failures = api.compare_pairs(ids, chip_ids, traffic, precision=precision,
                                                 max_chips=max_chips, fidelity=fidelity.value, **kw)
     else:
-        estimates, failures = api.compare(ids, split_csv(chips) or None, traffic, precision=precision,
+        estimates, failures = api.compare(ids, chip_ids, traffic, precision=precision,
                                           max_chips=max_chips, fidelity=fidelity.value, workload=workload, **kw)
     econ = o.economics_from(economics, rental_usd_per_hour)
     rows = [api.with_cost(e, econ, market_rental) for e in estimates]
@@ -233,22 +234,26 @@ def _print_compare(rows: list[dict], failures: list[dict], traffic) -> None:
         slo.append(f"TPOT ≤ {traffic.slo_tpot_ms:g} ms")
     title = f"Best deployment per model × chip — ISL {traffic.input_len}, OSL {traffic.output_len}" + (
         f", {', '.join(slo)}" if slo else "")
-    t = Table(title=title, title_justify="left")
-    for col, just in [("model", "left"), ("chip", "left"), ("mode", "left"), ("chips", "right"), ("TP/PP/EP/DP", "left"),
-                      ("batch", "right"), ("prec w/kv", "left"), ("TTFT ms", "right"), ("TPOT ms", "right"),
-                      ("out tok/s/chip", "right"), ("$/Mtok in", "right"), ("$/Mtok out", "right"),
-                      ("bound p/d", "left")]:
-        t.add_column(col, justify=just)
+    columns = [("model", "left"), ("chip", "left"), ("mode", "left"), ("chips", "right"), ("TP/PP/\nEP/DP", "left"),
+               ("batch", "right"), ("prec\nw/kv", "left"), ("TTFT\nms", "right"), ("TPOT\nms", "right"),
+               ("out\ntok/s/chip", "right"), ("$/Mtok\nin", "right"), ("$/Mtok\nout", "right"), ("bound\np/d", "left")]
+    cells = []
     for r in rows:
-        chip = r["chip"] + (" [yellow]*[/]" if r["spec_confidence"] != "datasheet" else "")
-        style = None if r["meets_slo"] else "red"
+        chip = escape(r["chip"]) + (" [yellow]*[/]" if r["spec_confidence"] != "datasheet" else "")
         mode = {"aggregated": "agg", "disaggregated": "P/D", "af-disaggregated": "P/A/F"}.get(r.get("mode"), "agg")
-        t.add_row(r["model"], chip, mode, str(r["num_chips"]), f"{r['tp']}/{r['pp']}/{r['ep']}/{r['dp']}", str(r["batch"]),
-                  f"{r['weight_precision']}/{r['kv_precision']}", f"{r['ttft_ms']:,.0f}", f"{r['tpot_ms']:,.1f}",
-                  f"{r['output_tok_s_per_chip']:,.0f}", _fmt_usd(r.get("usd_per_mtok_input")),
-                  _fmt_usd(r.get("usd_per_mtok_output")),
-                  f"{r['bound']['prefill'][:4]}/{r['bound']['decode'][:4]}", style=style)
+        cells.append(([escape(r["model"]), chip, mode, str(r["num_chips"]), f"{r['tp']}/{r['pp']}/{r['ep']}/{r['dp']}",
+                       str(r["batch"]), f"{r['weight_precision']}/{r['kv_precision']}", f"{r['ttft_ms']:,.0f}",
+                       f"{r['tpot_ms']:,.1f}", f"{r['output_tok_s_per_chip']:,.0f}",
+                       _fmt_usd(r.get("usd_per_mtok_input")), _fmt_usd(r.get("usd_per_mtok_output")),
+                       f"{r['bound']['prefill'][:4]}/{r['bound']['decode'][:4]}"],
+                      None if r["meets_slo"] else "red"))
+    t, hidden = fitted_table(title, columns, cells, console.width,
+                             drop_order=["bound\np/d", "TP/PP/\nEP/DP", "prec\nw/kv", "mode", "batch",
+                                         "$/Mtok\nin", "chips", "TTFT\nms"])
     console.print(t)
+    if hidden:
+        console.print(f"not shown at this width: {', '.join(hidden)} (a wider terminal or --json shows them)",
+                      highlight=False)
     if any(r["spec_confidence"] != "datasheet" for r in rows):
         console.print("[yellow]*[/] chip specs partly estimated (see `tokenfab catalog chips`): treat as estimates.")
     if any(not r["meets_slo"] for r in rows):

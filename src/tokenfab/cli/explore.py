@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from tokenfab.cli import options as o
-from tokenfab.cli.common import UserError, console, err_console, handle_errors, print_json
+from tokenfab.cli.common import UserError, console, err_console, handle_errors, print_json, reject_empty
 
 
 def register(app: typer.Typer) -> None:
@@ -63,6 +63,8 @@ def design(
     from tokenfab.explore.executors import EXECUTORS
     from tokenfab.explore.run import public
 
+    reject_empty(**{"--space": space, "--sampler": sampler, "--ray-address": ray_address, "--storage": storage,
+                    "--study-name": study_name, "--variant": variant, "--baseline": baseline})
     if trials < 1:
         raise UserError("--trials must be at least 1")
     if executor not in EXECUTORS:

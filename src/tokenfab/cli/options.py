@@ -10,8 +10,8 @@ import typer
 from tokenfab.specs import Traffic
 from tokenfab.specs.traffic import CHAT
 
-Isl = typer.Option(None, "--isl", help=f"Mean input (prompt) length, tokens (default {CHAT.input_len}).")
-Osl = typer.Option(None, "--osl", help=f"Mean output length, tokens (default {CHAT.output_len}).")
+Isl = typer.Option(None, "--isl", min=1, help=f"Mean input (prompt) length, tokens (default {CHAT.input_len}).")
+Osl = typer.Option(None, "--osl", min=1, help=f"Mean output length, tokens (default {CHAT.output_len}).")
 SloTtft = typer.Option(None, "--slo-ttft-ms", help=f"TTFT limit, ms (default {CHAT.slo_ttft_ms:g}; 0 = none).")
 SloTpot = typer.Option(None, "--slo-tpot-ms", help=f"TPOT limit, ms (default {CHAT.slo_tpot_ms:g}; 0 = none).")
 PrefixHit = typer.Option(0.0, "--prefix-hit", help="Fraction of input tokens served from a prefix cache.")
@@ -34,13 +34,14 @@ Overlap = typer.Option(False, "--overlap", help="Credit two-micro-batch overlap 
 
 def traffic_from(isl: Optional[int], osl: Optional[int], slo_ttft_ms: Optional[float],
                  slo_tpot_ms: Optional[float], prefix_hit: float = 0.0, concurrency: Optional[int] = None) -> Traffic:
-    """The chat defaults overridden by what the user gave (0 removes an SLO)."""
+    """The chat defaults overridden by what the user gave (0 removes an SLO; any other value, a
+    length of 0 included, is used as given and validated, never replaced by a default)."""
     def slo(value, default):
         if value is None:
             return default
         return value or None
     return Traffic.from_mapping(dict(
-        input_len=isl or CHAT.input_len, output_len=osl or CHAT.output_len,
+        input_len=CHAT.input_len if isl is None else isl, output_len=CHAT.output_len if osl is None else osl,
         slo_ttft_ms=slo(slo_ttft_ms, CHAT.slo_ttft_ms), slo_tpot_ms=slo(slo_tpot_ms, CHAT.slo_tpot_ms),
         prefix_cache_hit=prefix_hit, concurrency=concurrency,
     ), origin="traffic")

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from tokenfab.cli import options as o
-from tokenfab.cli.common import console, handle_errors, print_json, split_csv
+from tokenfab.cli.common import UserError, console, handle_errors, id_list, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -160,12 +160,16 @@ def calibrate(
     """Fit chip efficiencies (GEMM, attention, HBM, launch, collectives) from microbenchmark rows
     only; end-to-end rows never enter the fit. Chips without microbenchmarks keep their family default.
     `--source aiconfigurator` fits GEMM curves and all-reduce from measured kernel tables instead."""
+    from tokenfab import catalog
     from tokenfab.perf.efficiency import efficiency_for
 
+    chip_ids = id_list(chips, "--chip")
+    for cid in chip_ids or []:
+        catalog.check_chip_id(cid)
     if source == "aiconfigurator":
         if gemm_compute not in ("keep", "fit"):
             raise ValueError(f"--gemm-compute {gemm_compute!r} is not one of keep, fit")
-        _calibrate_aic(split_csv(chips) or None, out, dry_run, aic_data, aic_framework, gemm_compute == "fit",
+        _calibrate_aic(chip_ids, out, dry_run, aic_data, aic_framework, gemm_compute == "fit",
                        json_out)
         return
     if source != "microbench":
@@ -175,7 +179,12 @@ def calibrate(
 
     paths, rows = _load(data)
     label = " + ".join(_label(p) for p in paths)
-    fits = fit_all(rows, label, split_csv(chips) or None)
+    with_rows = sorted({r.hardware for r in rows if r.usable and r.is_micro and r.hardware})
+    missing = [c for c in chip_ids or [] if c not in with_rows]
+    if missing:
+        raise UserError(f"--chip {', '.join(missing)}: no usable microbenchmark rows in {label} "
+                        f"(chips with rows: {', '.join(with_rows) or 'none'})")
+    fits = fit_all(rows, label, chip_ids)
     digest = input_digest(paths)
     written = []
     if not dry_run:

@@ -14,9 +14,10 @@ class SpecError(ValueError):
 
 
 class Spec(BaseModel):
-    """Frozen pydantic model that rejects unknown fields; every field carries a docstring."""
+    """Frozen pydantic model that rejects unknown fields and non-finite numbers (inf, nan: no spec
+    field means "unbounded" by infinity); every field carries a docstring."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True, allow_inf_nan=False)
 
     @classmethod
     def from_mapping(cls, data: Any, origin: str = "<input>"):

@@ -296,7 +296,7 @@ class ModelSpec(Spec):
 class _HFConfig(BaseModel):
     """The subset of Hugging Face config keys tokenfab reads (others are ignored)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     model_type: str = "llama"
     hidden_size: int | None = Field(default=None, gt=0)

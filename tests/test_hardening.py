@@ -1,0 +1,218 @@
+"""Issue 15 (a user's audit): no silent substitutions, no infinity, every error one line, a readable
+first screen. Each test names the command a user typed and what they must see."""
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+import tokenfab
+from tokenfab.cli import app
+from tokenfab.specs import SpecError, Traffic
+from tokenfab.specs.measurement import parse_measurements
+
+runner = CliRunner()
+CHIPS_DIR = Path(tokenfab.__file__).parent / "catalog" / "chips"
+EST = ("estimate", "-m", "llama-3.1-8b", "-c", "h100-sxm")
+GEMM_HEADER = "id,hardware,num_chips,scenario,gemm_m,gemm_n,gemm_k,weight_precision,metric,per,value,usable,input_len"
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(r, *needles):
+    """Exit code 2, nothing on stdout, exactly one line on stderr, `error: ...` naming the needles."""
+    assert r.exit_code == 2, r.output
+    assert r.stdout == "", r.stdout
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+# ---- item 2: no silent substitutions -------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    (*EST, "--isl", "0"), (*EST, "--osl", "0"),
+    ("compare", "--isl", "0"), ("compare", "--osl", "0"),
+    ("build-vs-buy", "--chip", "h20", "--model", "llama-3.1-8b", "--isl", "0"),
+])
+def test_a_zero_length_is_rejected_not_replaced_by_the_chat_default(args):
+    assert_one_line_error(invoke(*args), "--isl" if "--isl" in args else "--osl")
+
+
+def test_the_traffic_helper_uses_a_given_length_as_is():
+    from tokenfab.cli.options import traffic_from
+
+    with pytest.raises(SpecError, match="input_len"):
+        traffic_from(0, None, None, None)
+    assert traffic_from(None, 64, None, None).output_len == 64
+
+
+@pytest.mark.parametrize("option", ["--models", "--chips"])
+@pytest.mark.parametrize("value", ["", " , "])
+def test_compare_with_an_empty_list_is_rejected_not_the_defaults(option, value):
+    assert_one_line_error(invoke("compare", option, value), f"{option} is empty")
+
+
+def test_validate_show_takes_only_worst_all_or_none():
+    assert_one_line_error(invoke("validate", "--show", "bogus"), "--show", "worst")
+
+
+def test_calibrate_an_unknown_chip_is_rejected_with_the_closest_ids():
+    assert_one_line_error(invoke("calibrate", "--chip", "h10", "--dry-run"), "unknown chip 'h10'", "h100-sxm")
+    assert_one_line_error(invoke("calibrate", "--chip", "foo", "--dry-run"), "unknown chip 'foo'")
+    assert_one_line_error(invoke("calibrate", "--chip", "", "--dry-run"), "--chip is empty")
+
+
+def test_calibrate_a_chip_without_microbenchmark_rows_says_so_instead_of_an_empty_table():
+    assert_one_line_error(invoke("calibrate", "--chip", "h20", "--dry-run"), "h20", "no usable microbenchmark rows")
+
+
+@pytest.mark.parametrize("args, option", [
+    (("fab", "--die-mm2", "800", "--node", "tsmc-n5", "--hbm-gen", ""), "--hbm-gen"),
+    (("fab", "--die-mm2", "800", "--node", "tsmc-n5", "--yield-model", ""), "--yield-model"),
+    (("fab", "--die-mm2", "800", "--node", "tsmc-n5", "--packaging", " "), "--packaging"),
+    (("tco", "--chip", "h100-sxm", "--preset", ""), "--preset"),
+    (("design", "chat-mix", "--space", ""), "--space"),
+    (("design", "chat-mix", "--variant", ""), "--variant"),
+    (("design", "chat-mix", "--baseline", ""), "--baseline"),
+    (("design", "chat-mix", "--sampler", ""), "--sampler"),
+])
+def test_an_empty_option_is_an_error_never_its_default(args, option):
+    assert_one_line_error(invoke(*args), f"{option} is empty")
+
+
+@pytest.mark.parametrize("args, option", [
+    (("calibrate", "--dry-run", "--out", ""), "--out"),
+    (("calibrate", "--dry-run", "--out="), "--out"),
+    (("compare", "--html", " "), "--html"),
+    (("run", "chat-at-scale", "-o", ""), "-o"),
+])
+def test_an_empty_path_is_an_error_not_the_current_folder(args, option):
+    assert_one_line_error(invoke(*args), f"'{option}'", "empty path")
+
+
+def test_tco_set_without_a_value_is_an_error_not_the_shipped_value():
+    assert_one_line_error(invoke("tco", "--chip", "h100-sxm", "--set", "pue="), "pue")
+
+
+# ---- item 7: infinity and NaN never enter a spec ------------------------------------------------
+
+@pytest.mark.parametrize("row, field", [
+    ("G2,h100-sxm,1,gemm,8192,8192,8192,bf16,tflops,chip,inf,1,", "value"),
+    ("G2,h100-sxm,1,gemm,8192,8192,8192,bf16,tflops,chip,nan,1,", "value"),
+    ("G2,h100-sxm,1,offline,,,,bf16,output_tok_s,chip,100,1,inf", "input_len"),
+])
+def test_a_measurement_row_with_a_non_finite_number_is_rejected_with_its_line(row, field):
+    with pytest.raises(SpecError, match=rf"line 2 \(id G2\): {field}: .*finite"):
+        parse_measurements(f"{GEMM_HEADER}\n{row}\n", origin="m.csv")
+
+
+@pytest.fixture
+def csv_with_infinite_rows(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text(f"{GEMM_HEADER}\n"
+                    "G1,h100-sxm,1,gemm,8192,8192,8192,bf16,tflops,chip,700,1,\n"
+                    "G2,h100-sxm,1,gemm,8192,8192,8192,bf16,tflops,chip,inf,1,\n"
+                    "G3,h100-sxm,1,gemm,8192,8192,8192,bf16,tflops,chip,600,1,inf\n")
+    return path
+
+
+def test_validate_skips_an_infinite_row_with_its_reason_and_keeps_the_summary_finite(csv_with_infinite_rows):
+    r = invoke("validate", "--data", csv_with_infinite_rows, "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    skipped = {row["id"]: row["skipped"] for row in report["rows"] if row["skipped"]}
+    assert set(skipped) == {"G2", "G3"}
+    assert "line 3" in skipped["G2"] and "value" in skipped["G2"] and "finite" in skipped["G2"]
+    assert "line 4" in skipped["G3"] and "input_len" in skipped["G3"]
+    s = report["summary"]
+    assert s["n_predicted"] == 1
+    assert all(math.isfinite(s[k]) for k in ("median_ape", "mape", "coverage"))
+
+
+def test_validate_strict_fails_on_an_infinite_row(csv_with_infinite_rows):
+    assert_one_line_error(invoke("validate", "--data", csv_with_infinite_rows, "--strict"), "line 3", "finite")
+
+
+@pytest.mark.parametrize("number", [".inf", "-.inf", ".nan"])
+def test_a_chip_yaml_with_an_infinite_price_is_a_one_line_spec_error(tmp_path, number):
+    text = re.sub(r"(?m)^price_usd: .*$", f"price_usd: {number}", (CHIPS_DIR / "h100-sxm.yaml").read_text())
+    path = tmp_path / "chip.yaml"
+    path.write_text(text)
+    assert_one_line_error(invoke("tco", "--chip", path), "price_usd", "finite")
+
+
+def test_an_economics_file_with_nan_is_a_one_line_spec_error(tmp_path):
+    path = tmp_path / "econ.yaml"
+    path.write_text("pue: .nan\n")
+    assert_one_line_error(invoke("tco", "--chip", "h100-sxm", "--economics", path), "pue", "finite")
+
+
+def test_every_spec_rejects_non_finite_numbers():
+    with pytest.raises(SpecError, match="slo_tpot_ms.*finite"):
+        Traffic.from_mapping({"input_len": 128, "output_len": 16, "slo_tpot_ms": float("inf")})
+
+
+@pytest.mark.parametrize("args, option", [
+    (("tco", "--chip", "h100-sxm", "--price-usd", "inf"), "--price-usd"),
+    ((*EST, "--tokens-per-day", "inf"), "--tokens-per-day"),
+    ((*EST, "--slo-tpot-ms", "nan"), "--slo-tpot-ms"),
+])
+def test_no_number_option_takes_inf_or_nan(args, option):
+    assert_one_line_error(invoke(*args), option, "finite")
+
+
+# ---- item 8: usage and parameter errors are one line ------------------------------------------------
+
+@pytest.mark.parametrize("args, needle", [
+    ((*EST, "--chips", "abc"), "--chips"),
+    ((*EST, "--chips", "0"), "--chips"),
+    (("estimate", "-c", "h100-sxm"), "--model"),
+    (("compare", "--bogus"), "--bogus"),
+    (("compare", "--json=1"), "--json"),
+    (("nope",), "nope"),
+    (("catalog", "gpus"), "gpus"),
+    (("--bogus",), "--bogus"),
+])
+def test_a_usage_error_is_one_line_on_stderr_with_exit_code_2(args, needle):
+    assert_one_line_error(invoke(*args), needle)
+
+
+def test_no_arguments_still_shows_the_help():
+    r = invoke()
+    assert "Usage" in r.output and "estimate" in r.output
+
+
+# ---- item 9: the first screen ----------------------------------------------------------------------
+
+def test_version_prints_the_version():
+    r = invoke("--version")
+    assert r.exit_code == 0
+    assert r.stdout.strip() == f"tokenfab {tokenfab.__version__}"
+
+
+@pytest.mark.parametrize("command", [(), ("estimate",), ("compare",), ("validate",), ("design",)])
+def test_help_shows_no_bool_metavar_beside_a_flag(command):
+    r = invoke(*command, "--help")
+    assert r.exit_code == 0
+    assert "--json" in r.stdout or not command
+    assert "<bool>" not in r.stdout
+
+
+def test_compare_at_80_columns_prints_chip_ids_whole(monkeypatch):
+    monkeypatch.setattr("tokenfab.cli.estimate.console", Console(width=80, color_system=None))
+    r = invoke("compare", "--models", "llama-3.1-8b", "--chips", "h200-sxm,h20")
+    assert r.exit_code == 0, r.output
+    assert "…" not in r.stdout
+    assert re.search(r"│ h200-sxm +│", r.stdout) and re.search(r"│ h20 \* +│", r.stdout), r.stdout
+    assert all(len(line) <= 80 for line in r.stdout.splitlines())
+    assert "not shown at this width" in r.stdout
