@@ -216,3 +216,20 @@ def test_compare_at_80_columns_prints_chip_ids_whole(monkeypatch):
     assert re.search(r"│ h200-sxm +│", r.stdout) and re.search(r"│ h20 \* +│", r.stdout), r.stdout
     assert all(len(line) <= 80 for line in r.stdout.splitlines())
     assert "not shown at this width" in r.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["simulate", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--traffic", "chat", "--rate", "0"], "--rate must be"),
+    (["simulate", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--traffic", "chat", "--rate", "1", "--prefill-chip", ""],
+     "unknown chip"),
+    (["plan", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--traffic", "chat", "--slo-tpot-ms", "50", "--disagg", ""],
+     "--disagg is empty"),
+    (["plan", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--traffic", "chat", "--slo-tpot-ms", "50", "--chips", ""],
+     "--chips is empty"),
+])
+def test_serving_commands_take_no_silent_defaults(args, words):
+    from typer.testing import CliRunner
+    from tokenfab.cli import app
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert words in r.output

@@ -81,21 +81,23 @@ def simulate(
     from tokenfab.serving import traffic as tr
     from tokenfab.serving.simulator import simulate as run
 
+    if rate is not None and not rate > 0:
+        raise ValueError(f"--rate must be a positive number of requests/s, got {rate:g}")
     pd = dep.parse_disagg(disagg)
     _check_mode(mode, pd, prefill_chip, decode_chip)
     m, c = api.resolve_model(model), api.resolve_chip(chip)
-    pc = api.resolve_chip(prefill_chip) if prefill_chip else None
-    dc = api.resolve_chip(decode_chip) if decode_chip else None
+    pc = api.resolve_chip(prefill_chip) if prefill_chip is not None else None
+    dc = api.resolve_chip(decode_chip) if decode_chip is not None else None
     if tr.is_trace_path(traffic):
         wl = tr.read_trace(traffic)
         if requests:
             wl = wl.head(requests)
-        if rate:
+        if rate is not None:
             wl = wl.at_rate(rate)
         prof_ttft = prof_tpot = None
     else:
         prof = tr.load_profile(traffic)
-        if not rate:
+        if rate is None:
             raise ValueError(f"--rate is required with a traffic profile ({traffic})")
         wl = tr.generate(prof, rate, requests or 2000, seed)
         prof_ttft, prof_tpot = prof.slo_ttft_ms, prof.slo_tpot_ms
@@ -153,6 +155,8 @@ def plan(
     from tokenfab.serving import plan as pl
     from tokenfab.serving import traffic as tr
 
+    if disagg is not None and not split_csv(disagg):
+        raise ValueError("--disagg is empty: give P:D instance ratios such as 1:3")
     ratios = tuple(dep.parse_disagg(x) for x in split_csv(disagg)) or None
     if no_disagg:
         if mode not in ("auto", "aggregated") or ratios or prefill_chip or decode_chip:
@@ -170,14 +174,16 @@ def plan(
     if not (ttft or tpot):
         raise ValueError("plan needs an SLO: give --slo-ttft-ms and/or --slo-tpot-ms")
     counts = pl.DEFAULT_CHIP_COUNTS
-    if chips:
+    if chips is not None:
+        if not split_csv(chips):
+            raise ValueError("--chips is empty: give chip counts such as 8,16")
         try:
             counts = tuple(int(x) for x in split_csv(chips))
         except ValueError:
             raise ValueError(f"--chips expects whole numbers, got {','.join(chips)}") from None
     progress = None if json_out else (lambda label: err_console.print(f"[dim]searching {label}[/]", highlight=False))
-    pc = api.resolve_chip(prefill_chip) if prefill_chip else None
-    dc = api.resolve_chip(decode_chip) if decode_chip else None
+    pc = api.resolve_chip(prefill_chip) if prefill_chip is not None else None
+    dc = api.resolve_chip(decode_chip) if decode_chip is not None else None
     out = pl.plan(m, c, prof, ttft, tpot, percentile, tokens_per_day, requests=requests, seed=seed,
                   chip_counts=counts, disagg_ratios=ratios, precision=precision, progress=progress, mode=mode,
                   prefill_chip=pc, decode_chip=dc, mtp=mtp, mtp_acceptance=mtp_acceptance)
