@@ -178,3 +178,15 @@ def test_tiled_hw_for_catalog_families():
     assert v5e.cores * v5e.sram_per_core_bytes == 128 * MIB   # 128 MiB VMEM shared by 4 MXUs
     generic = tiled.tiled_hw_for(load_chip("mlu590"))
     assert "generic" in generic.source
+
+
+def test_unique_rows_matches_numpy_unique_up_to_order():
+    import numpy as np
+    from tokenfab.perf.tiled import unique_rows
+    rng = np.random.default_rng(3)
+    rows = rng.choice([1.0, 2.5, 7168.0, 0.6], size=(5000, 5))
+    uniq, inv = unique_rows(rows)
+    ref = np.unique(rows, axis=0)
+    assert len(uniq) == len(ref)
+    assert np.array_equal(uniq[inv], rows)
+    assert {tuple(r) for r in uniq} == {tuple(r) for r in ref}

@@ -133,6 +133,18 @@ def gemm_detail(m, n, k, peak_tflops, hbm_tb_s, w_bytes, a_bytes, cores, eff: Ef
 _DEDUP_MIN = 2048  # arrays at least this large are evaluated once per distinct shape
 
 
+def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct rows, index of each row's distinct row): `np.unique(rows, axis=0,
+    return_inverse=True)` up to the order of the distinct rows, by factorizing one column at a
+    time (1-D sorts; the running code is re-numbered each step so it stays below the row count)."""
+    codes = np.zeros(len(rows), dtype=np.int64)
+    for c in range(rows.shape[1]):
+        values, col = np.unique(rows[:, c], return_inverse=True)
+        codes = np.unique(codes * len(values) + col.reshape(-1), return_inverse=True)[1].reshape(-1)
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    return rows[first], inverse.reshape(-1)
+
+
 def _per_unique_shape(m, n, k, batch, b_a, b_w, peak_tflops, hw: TiledHW, frac, ragged: bool):
     """Core time and HBM traffic per GEMM, computed once per distinct (shape, peak, fraction) when
     the hardware is one chip and the points are many (mapping grids repeat shapes a lot)."""
@@ -144,8 +156,7 @@ def _per_unique_shape(m, n, k, batch, b_a, b_w, peak_tflops, hw: TiledHW, frac, 
         return (_core_time(m, n, k, batch, b_a, b_w, peak_tflops, hw, frac, ragged),
                 hbm_traffic_bytes(m, n, k, b_a, b_w, hw))
     rows = np.stack([a.reshape(-1) for a in args], axis=1)
-    uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    uniq, inverse = unique_rows(rows)
     um, un, uk, ub, uba, ubw, upeak, ufrac = uniq.T
     core = _core_time(um, un, uk, ub, uba, ubw, upeak, hw, ufrac, ragged)
     traffic = hbm_traffic_bytes(um, un, uk, uba, ubw, hw)
