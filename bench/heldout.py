@@ -45,9 +45,17 @@ def _round(row) -> str:
 
 
 def _validate_with(rows, train, tmp: Path):
-    """Results of `rows` under a calibration fitted from `train` only (written to `tmp`)."""
+    """Results of `rows` under a calibration fitted from `train` only (written to `tmp`). A chip
+    fitted from `train` keeps the kernel-table (aiconfigurator) section of its shipped file, which
+    no measurement row enters; a chip not fitted falls back to its family default (its shipped
+    file is not copied, or the held-out rows would leak back through its fit)."""
+    import shutil
+
+    from tokenfab.perf.efficiency import calibration_path
     for f in calibrate(train, "held-out"):
         if f.fitted or f.transferred:
+            if calibration_path(f.chip).exists():
+                shutil.copy(calibration_path(f.chip), tmp / f"{f.chip}.yaml")
             write_calibration(f, "held-out", "-", tmp)
     os.environ["TOKENFAB_CALIBRATION_DIR"] = str(tmp)
     efficiency_for.cache_clear()
