@@ -233,3 +233,20 @@ def test_serving_commands_take_no_silent_defaults(args, words):
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 2, r.output
     assert words in r.output
+
+
+@pytest.mark.parametrize("args, words", [
+    (["validate", "--html", "{tmp}"], "is a folder"),
+    (["validate", "--html", "{tmp}/missing/v.html"], "does not exist"),
+    (["compare", "--html", "{tmp}"], "is a folder"),
+    (["design", "chat-mix", "--trials", "2", "--out", "{tmp}/a-file"], "is a file"),
+])
+def test_output_paths_are_checked_before_the_work(tmp_path, args, words):
+    # Item 6: a bad --html/--out fails at once (one line, exit 2), not after the computation.
+    from typer.testing import CliRunner
+    from tokenfab.cli import app
+    (tmp_path / "a-file").write_text("x")
+    r = CliRunner().invoke(app, [a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert r.exit_code == 2, r.output
+    assert words in r.output
+    assert len(r.output.strip().splitlines()) == 1

@@ -6,7 +6,9 @@ import contextlib
 import functools
 import json
 import math
+import os
 import sys
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import typer
@@ -97,7 +99,35 @@ class Command(_FlagsWithoutMetavar, TyperCommand):
             values = value if isinstance(value, (list, tuple)) else [value]
             if any(isinstance(v, float) and not math.isfinite(v) for v in values):
                 raise typer.BadParameter("must be a finite number", param_hint=f"'{param.opts[0]}'")
+        _check_outputs(ctx.params)
         return super().invoke(ctx)
+
+
+OUTPUT_FILES = ("html", "output")
+"""Options that name a file a command writes (checked before the work, not after it)."""
+OUTPUT_FOLDERS = ("out",)
+"""Options that name a folder a command writes into."""
+
+
+def _check_outputs(params: dict) -> None:
+    """Output paths are checked before the work: a file option must not name a folder and its
+    folder must exist and be writable; a folder option must not name an existing file."""
+    for name in OUTPUT_FILES:
+        path = params.get(name)
+        if not isinstance(path, Path):
+            continue
+        hint = f"'--{name}'"
+        if path.is_dir():
+            raise typer.BadParameter(f"{path} is a folder; give a file name", param_hint=hint)
+        folder = path.parent
+        if not folder.is_dir():
+            raise typer.BadParameter(f"folder {folder} does not exist", param_hint=hint)
+        if not os.access(folder, os.W_OK):
+            raise typer.BadParameter(f"folder {folder} is not writable", param_hint=hint)
+    for name in OUTPUT_FOLDERS:
+        path = params.get(name)
+        if isinstance(path, Path) and path.exists() and not path.is_dir():
+            raise typer.BadParameter(f"{path} is a file; give a folder", param_hint=f"'--{name}'")
 
 
 class OneLineErrorGroup(_FlagsWithoutMetavar, TyperGroup):
