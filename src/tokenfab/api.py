@@ -136,14 +136,15 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
              ffn_chip: str | ChipSpec | None = None, framework: str | None = None) -> Estimate:
     """The best deployment (highest output tok/s per chip meeting the SLOs) over what is left free.
 
-    `mode`: `auto` tries aggregated serving and prefill/decode disaggregation and keeps the
-    better (aggregated only when a mapping argument fixes the pool); `aggregated` or `disaggregated` fixes it. `prefill_chip` / `decode_chip` put the
-    pools on other chips (disaggregated; ranked by cost per output token where both are priced).
-    MTP is on by default for models that ship it (`with_mtp`). `overlap`: credit the two-micro-batch
-    overlap of MoE communication with compute (off by default: see `SearchSpace.overlap`).
-    `framework`: the serving software's profile (`catalog/frameworks.yaml`: trt-llm, vllm,
-    vllm-rocm, sglang, mindie, ...; None: the calibration as it is, TensorRT-LLM-like). Mapping arguments (tp, batch, …)
-    fix the aggregated pool or, disaggregated, the decode pool.
+    `mode`: `auto` tries aggregated serving, prefill/decode disaggregation and, for MoE models,
+    attention-FFN disaggregation of the decode pool, and keeps the best (`_better`); a mapping
+    argument (num_chips, tp, pp, ep, batch) fixes one aggregated pool. `aggregated`,
+    `disaggregated` or `af-disaggregated` fixes the mode. `prefill_chip` / `decode_chip` /
+    `ffn_chip` put pools on other chips (each priced at its own chip by `with_cost`;
+    `compare_pairs` ranks pairs by cost). MTP is on by default for models that ship it
+    (`with_mtp`). `overlap`: credit the two-micro-batch overlap of MoE communication with compute
+    (off by default: see `SearchSpace.overlap`). `framework`: the serving software's profile
+    (`catalog/frameworks.yaml`; None: the calibration as it is, TensorRT-LLM-like).
 
     Raises SpecError when no mapping fits in memory, saying how much is missing. Diffusion and
     recommendation models have no prefill/decode: use `estimate_any` (what the CLI calls), or
@@ -184,47 +185,31 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
         precisions=(precision,) if precision else None, kv_precision=kv_precision,
         attention_precision=attention_precision, overlap=bool(overlap),
     )
-    agg = agg_error = None
+    from tokenfab import deployment
+    pc = resolve_chip(prefill_chip) if prefill_chip is not None else c
+    dc = resolve_chip(decode_chip) if decode_chip is not None else c
+    fc = resolve_chip(ffn_chip) if ffn_chip is not None else dc
+    tries = []  # (mode, how to build it), simplest first: ties keep the simpler
     if mode in ("auto", "aggregated") and not hetero:
-        try:
-            agg = _aggregated(m, c, traffic, space, system, max_chips or 64, fidelity, framework)
-        except SpecError as exc:
-            if mode == "aggregated" or num_chips:
-                raise
-            agg_error = exc
-    dis = None
+        tries.append(("aggregated", lambda: _aggregated(m, c, traffic, space, system, max_chips or 64, fidelity,
+                                                        framework)))
     if mode in ("auto", "disaggregated") or (hetero and mode != "af-disaggregated"):
-        from tokenfab import deployment
-        pc = resolve_chip(prefill_chip) if prefill_chip is not None else c
-        dc = resolve_chip(decode_chip) if decode_chip is not None else c
-        try:
-            dis = deployment.disaggregated(m, pc, dc, traffic, space, max_chips, fidelity, kv_tier,
-                                           None if hetero else system, framework=framework)
-        except SpecError:
-            if agg is None:
-                if agg_error is not None:
-                    raise agg_error from None
-                raise
-    af = None
+        tries.append(("disaggregated", lambda: deployment.disaggregated(
+            m, pc, dc, traffic, space, max_chips, fidelity, kv_tier, None if hetero else system, framework=framework)))
     if mode == "af-disaggregated" or (mode == "auto" and m.is_moe):
-        from tokenfab import deployment
-        pc = resolve_chip(prefill_chip) if prefill_chip is not None else c
-        dc = resolve_chip(decode_chip) if decode_chip is not None else c
-        fc = resolve_chip(ffn_chip) if ffn_chip is not None else dc
+        tries.append(("af-disaggregated", lambda: deployment.disaggregated(
+            m, pc, dc, traffic, space, max_chips, fidelity, kv_tier, None, ffn_chip=fc, framework=framework)))
+    best, errors = None, []
+    for name, build in tries:
         try:
-            af = deployment.disaggregated(m, pc, dc, traffic, space, max_chips, fidelity, kv_tier, None, ffn_chip=fc,
-                                          framework=framework)
-        except SpecError:
-            if mode == "af-disaggregated":
-                raise
-    best = None
-    for cand in (agg, dis, af):
-        if cand is not None and (best is None or _better(cand, best)):
+            cand = build()
+        except SpecError as exc:
+            errors.append((name, exc))
+            continue
+        if best is None or _better(cand, best):
             best = cand
     if best is None:
-        if agg_error is not None:
-            raise agg_error
-        raise SpecError(f"no deployment of {m.id} on {c.id} fits")
+        raise errors[0][1]  # the simplest mode's reason (what is missing in memory)
     return best
 
 

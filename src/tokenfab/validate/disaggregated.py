@@ -22,6 +22,7 @@ import re
 
 import numpy as np
 
+from tokenfab.graph.speculative import tokens_per_step
 from tokenfab.mapping import modes
 from tokenfab.mapping.search import SearchSpace
 from tokenfab.specs import SystemSpec, Traffic
@@ -117,8 +118,7 @@ def predict_pools_at_concurrency(row, model, chip, traffic: Traffic, concurrency
         if best is None or step < best[0]:
             best = (float(step), key, int(sel[0]))
     step_ms, (tp, pp, prec), i = best
-    tps = float(a["tpot_ms"][i] and a["decode_step_ms"][i] / a["tpot_ms"][i])
-    tpot_ms = step_ms / tps
+    tpot_ms = step_ms / tokens_per_step(traffic.draft_tokens, traffic.draft_acceptance)
     # Prefill: the best pool point on the stated chips (capacity; one prompt's latency).
     from tokenfab.specs.cache import KV_TIERS
     # A forward holds at most the prompts in flight; a stated TP applies to the prefill pool too.
