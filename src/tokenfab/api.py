@@ -133,12 +133,14 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
              decode_chip: str | ChipSpec | None = None, mtp: bool | None = None,
              mtp_acceptance: float | None = None, kv_tier: str = "ssd",
              attention_precision: str | None = None, overlap: bool = False,
-             ffn_chip: str | ChipSpec | None = None, framework: str | None = None) -> Estimate:
+             ffn_chip: str | ChipSpec | None = None, framework: str | None = None,
+             auto_modes: tuple[str, ...] = ("aggregated", "disaggregated", "af-disaggregated")) -> Estimate:
     """The best deployment (highest output tok/s per chip meeting the SLOs) over what is left free.
 
     `mode`: `auto` tries aggregated serving, prefill/decode disaggregation and, for MoE models,
     attention-FFN disaggregation of the decode pool, and keeps the best (`_better`); a mapping
-    argument (num_chips, tp, pp, ep, batch) fixes one aggregated pool. `aggregated`,
+    argument (num_chips, tp, pp, ep, batch) fixes one aggregated pool; `auto_modes` limits what
+    `auto` may choose (the simulator runs no attention-FFN split). `aggregated`,
     `disaggregated` or `af-disaggregated` fixes the mode. `prefill_chip` / `decode_chip` /
     `ffn_chip` put pools on other chips (each priced at its own chip by `with_cost`;
     `compare_pairs` ranks pairs by cost). MTP is on by default for models that ship it
@@ -190,13 +192,14 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
     dc = resolve_chip(decode_chip) if decode_chip is not None else c
     fc = resolve_chip(ffn_chip) if ffn_chip is not None else dc
     tries = []  # (mode, how to build it), simplest first: ties keep the simpler
-    if mode in ("auto", "aggregated") and not hetero:
+    auto = set(auto_modes) if mode == "auto" else {mode}
+    if "aggregated" in auto and not hetero:
         tries.append(("aggregated", lambda: _aggregated(m, c, traffic, space, system, max_chips or 64, fidelity,
                                                         framework)))
-    if mode in ("auto", "disaggregated") or (hetero and mode != "af-disaggregated"):
+    if "disaggregated" in auto:
         tries.append(("disaggregated", lambda: deployment.disaggregated(
             m, pc, dc, traffic, space, max_chips, fidelity, kv_tier, None if hetero else system, framework=framework)))
-    if mode == "af-disaggregated" or (mode == "auto" and m.is_moe):
+    if "af-disaggregated" in auto and (m.is_moe or mode == "af-disaggregated"):
         tries.append(("af-disaggregated", lambda: deployment.disaggregated(
             m, pc, dc, traffic, space, max_chips, fidelity, kv_tier, None, ffn_chip=fc, framework=framework)))
     best, errors = None, []

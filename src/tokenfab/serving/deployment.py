@@ -66,8 +66,7 @@ def choose_estimate(model: ModelSpec, chip: ChipSpec, mean_in: float, mean_out: 
                     prefill_chip: ChipSpec | str | None = None, decode_chip: ChipSpec | str | None = None,
                     mtp: bool | None = None, mtp_acceptance: float | None = None):
     """The `api.Estimate` for the mean request (what `tokenfab estimate` prints for it), among the
-    modes the simulator runs: where `auto` picks attention-FFN disaggregation, the better of
-    aggregated and disaggregated by the estimate's own rule."""
+    modes the simulator runs (`auto` chooses between aggregated and disaggregated only)."""
     from tokenfab import api  # the API layer sits above serving; imported where used
 
     if mode not in MODES:
@@ -76,18 +75,7 @@ def choose_estimate(model: ModelSpec, chip: ChipSpec, mean_in: float, mean_out: 
                       slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms, prefix_cache_hit=min(max(prefix_hit, 0.0), 0.95))
     kw = dict(num_chips=num_chips, tp=tp, batch=batch, precision=precision, max_chips=max_chips,
               prefill_chip=prefill_chip, decode_chip=decode_chip, mtp=mtp, mtp_acceptance=mtp_acceptance)
-    est = api.estimate(model, chip, traffic, mode=mode, **kw)
-    if est.mode == "af-disaggregated":
-        ests = []
-        for m in ("aggregated", "disaggregated"):
-            try:
-                ests.append(api.estimate(model, chip, traffic, mode=m, **kw))
-            except SpecError:
-                pass
-        if not ests:  # pragma: no cover - af fits whenever disaggregation does
-            raise SpecError(f"{model.id}: the simulator runs aggregated or disaggregated deployments, neither fits")
-        est = ests[0] if len(ests) == 1 or not api._better(ests[1], ests[0]) else ests[1]
-    return est
+    return api.estimate(model, chip, traffic, mode=mode, auto_modes=("aggregated", "disaggregated"), **kw)
 
 
 def choose_mapping(model: ModelSpec, chip: ChipSpec, mean_in: float, mean_out: float,
