@@ -250,3 +250,10 @@ def test_output_paths_are_checked_before_the_work(tmp_path, args, words):
     assert r.exit_code == 2, r.output
     assert words in r.output
     assert len(r.output.strip().splitlines()) == 1
+
+
+def test_tokens_per_day_zero_is_rejected_before_the_search():
+    from typer.testing import CliRunner
+    from tokenfab.cli import app
+    r = CliRunner().invoke(app, ["estimate", "-m", "deepseek-v3", "-c", "h800-sxm", "--tokens-per-day", "0"])
+    assert r.exit_code == 2 and "--tokens-per-day must be a positive" in r.output

@@ -54,6 +54,8 @@ def estimate(
     recommendation models get their own estimate (seconds and $ per video; samples/s)."""
     _check_precision(precision, kv_precision)
     _check_precision(attention_precision, None, "--attention-precision")
+    if tokens_per_day is not None and not tokens_per_day > 0:  # checked before the search runs
+        raise ValueError(f"--tokens-per-day must be a positive number of output tokens, got {tokens_per_day:g}")
     traffic, workload = _requests(model, o.traffic_from(isl, osl, slo_ttft_ms, slo_tpot_ms, prefix_hit), settings)
     est = api.estimate_any(model, chip, traffic, workload=workload, num_chips=chips, tp=tp, pp=pp, ep=ep,
                            batch=batch, precision=precision, kv_precision=kv_precision, max_chips=max_chips,
