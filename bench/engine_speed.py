@@ -22,7 +22,7 @@ from tokenfab.specs.traffic import CHAT  # noqa: E402
 
 def evals_per_second(model_id: str, chip_id: str, repeats: int = 20) -> tuple[int, float]:
     model, chip = catalog.load_model(model_id), catalog.load_chip(chip_id)
-    system, eff = SystemSpec.for_chip(chip), efficiency_for(chip.id, chip.vendor)
+    system, eff = SystemSpec.for_chip(chip), efficiency_for(chip)
     evaluate(model, chip, system, eff, CHAT, SearchSpace())  # warm caches
     n = 0
     t0 = time.perf_counter()
@@ -36,7 +36,7 @@ def pool_evals_per_second(model_id: str, chip_id: str, repeats: int = 10) -> tup
     from tokenfab.mapping import modes
     from tokenfab.specs.cache import KV_TIERS
     model, chip = catalog.load_model(model_id), catalog.load_chip(chip_id)
-    system, eff = SystemSpec.for_chip(chip), efficiency_for(chip.id, chip.vendor)
+    system, eff = SystemSpec.for_chip(chip), efficiency_for(chip)
     n = 0
     t0 = time.perf_counter()
     for _ in range(repeats):

@@ -101,7 +101,7 @@ def _predict_with(rows, prof: FrameworkProfile, tmp: Path) -> np.ndarray:
     os.environ.pop("TOKENFAB_CALIBRATION_DIR", None)
     efficiency_for.cache_clear()
     for chip in {c.id: c for _, c in rows}.values():
-        eff = apply_profile(efficiency_for(chip.id, chip.vendor), prof)
+        eff = apply_profile(efficiency_for(chip), prof)
         data = {"efficiency": eff.model_dump(mode="json")}
         (tmp / f"{chip.id}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     os.environ["TOKENFAB_CALIBRATION_DIR"] = str(tmp)

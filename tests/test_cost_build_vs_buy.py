@@ -112,3 +112,21 @@ def test_breakeven_grows_with_nre_and_falls_with_vendor_price(nre, dn, vendor):
         breakeven_fleet(inputs(nre_usd=nre, vendor_price_usd=vendor))
     assert breakeven_fleet(inputs(nre_usd=nre, vendor_price_usd=vendor + 1000)) < \
         breakeven_fleet(inputs(nre_usd=nre, vendor_price_usd=vendor))
+
+
+def test_system_share_counts_in_each_chips_lifetime_and_in_the_tornado():
+    from tokenfab.cost.system import SystemNeeds
+    from tokenfab.cost.tco import default_economics
+
+    e = default_economics().with_overrides(dict(cost_of_capital=0.0, spares_frac=0.0, electricity_usd_per_kwh=0.0,
+                                                hosting_usd_per_kw_month=0.0, ops_usd_per_chip_year=0.0), "test")
+    small = SystemNeeds(tdp_w=500, scaleout_gb_s=12.5)
+    big = SystemNeeds(tdp_w=700, scaleout_gb_s=50, scaleup_gb_s=450, scaleup_domain=8)
+    i = inputs(economics=e, custom_system=small, vendor_system=big)
+    custom, vendor = i.lifetimes_usd()
+    # With nothing but capex over the life, the lifetime is price plus system share.
+    from tokenfab.cost.system import system_cost
+    assert custom == pytest.approx(4000 + system_cost(small, e).total_usd)
+    assert vendor == pytest.approx(27_500 + system_cost(big, e).total_usd)
+    bar = next(b for b in tornado(i) if b.input == "system_cost_scale")
+    assert (bar.low_value, bar.high_value) == pytest.approx((0.75, 1.25))

@@ -150,3 +150,12 @@ def test_hourly_cost_is_positive_and_grows_with_price(price, tdp, r, years, dp):
     e = econ(cost_of_capital=r, depreciation_years=years)
     a, b = owned_chip_hour_cost(price, tdp, e), owned_chip_hour_cost(price + dp, tdp, e)
     assert 0 < a.total_usd_per_hour < b.total_usd_per_hour
+
+
+def test_catalog_chip_capex_carries_its_modeled_system_share():
+    # chip_hour_cost prices the system from the chip's own needs: capex = (price + system) × (1 + spares)
+    e = default_economics()
+    h100 = chip_hour_cost(load_chip("h100-sxm"), e)
+    assert h100.system is not None and h100.system.basis == "model"
+    assert h100.capex_usd == pytest.approx((30_500 + h100.system_usd) * 1.03)
+    assert h100.system_usd == pytest.approx(11_254.89, abs=0.01)  # worked in tests/test_system_cost.py

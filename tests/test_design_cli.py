@@ -69,3 +69,35 @@ def test_estimate_runs_on_a_design_file(tmp_path):
 def test_unknown_chip_suggests_designs_too():
     r = invoke("chip", "h100-sxm-desgn")
     assert r.exit_code == 2 and "h100-sxm-design" in r.output
+
+
+def test_chip_with_a_model_sweeps_a_designs_shared_sram():
+    # Each SRAM size is re-derived: area and unit cost grow with the SRAM (until the die passes the
+    # reticle and the variant is refused, unpriced); the 1x row is the design itself, so it equals
+    # the resource table's base estimate (same tiled fidelity, same derived price).
+    r = invoke("chip", "h100-sxm-design", "-m", "llama-3.1-8b", "--osl", "128", "--json")
+    assert r.exit_code == 0, r.output
+    w = json.loads(r.stdout)["workload"]
+    sweep = w["sram_sweep"]
+    assert [row["scale"] for row in sweep] == [0.25, 0.5, 1.0, 2.0, 4.0]
+    assert [row["shared_sram_mb_per_die"] for row in sweep] == [12.5, 25.0, 50.0, 100.0, 200.0]
+    areas = [row["die_area_mm2"] for row in sweep]
+    assert areas == sorted(areas) and areas[0] < areas[-1]
+    priced = [row for row in sweep if row["feasible"]]
+    costs = [row["unit_cost_usd"] for row in priced]
+    assert costs == sorted(costs)
+    for row in sweep:
+        assert (row["usd_per_mtok_output"] is None) == (not row["feasible"])
+    one = next(row for row in sweep if row["scale"] == 1.0)
+    assert w["fidelity"] == "tiled"
+    assert one["usd_per_mtok_output"] == w["resources"]["base"]["usd_per_mtok_output"]
+    assert one["output_tok_s_per_chip"] == w["resources"]["base"]["output_tok_s_per_chip"]
+
+
+def test_chip_html_with_a_model_plots_cost_against_sram(tmp_path):
+    page = tmp_path / "h100.html"
+    r = invoke("chip", "h100-sxm-design", "-m", "llama-3.1-8b", "--osl", "128", "--html", str(page))
+    assert r.exit_code == 0, r.output
+    assert "what 10% more of each resource buys" in r.stdout and "against shared SRAM" in r.stdout
+    text = page.read_text()
+    assert "cost per token against shared SRAM" in text and "from 10% more of one resource" in text

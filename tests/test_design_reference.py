@@ -1,5 +1,10 @@
 """The reference designs reproduce the chips they describe: published peaks and bandwidth exactly,
-die area and power within 15 %, measured GEMM throughput within ~12 % (median)."""
+die area within 15 % and power within 20 % (the two calibration designs within 15 %), measured GEMM
+throughput within ~12 % (median).
+
+Calibration: h100-sxm-design and tpu-v5e-design chose the `estimate` constants of design_tech.yaml.
+Checked after, with no constant changed for them: a100-sxm-80g-design, b200-design, ascend-910b-design,
+ascend-910c-design, sram-lpu-design, mi300x-design (8 XCDs on 4 IO dies)."""
 
 import csv
 from importlib import resources
@@ -11,7 +16,7 @@ import pytest
 from tokenfab.catalog import load_chip
 from tokenfab.design import derive, load_design
 from tokenfab.perf import tiled
-from tokenfab.perf.efficiency import efficiency_for
+from tokenfab.perf.efficiency import stack_default, stack_of
 
 H100 = "h100-sxm-design"
 V5E = "tpu-v5e-design"
@@ -52,6 +57,73 @@ def test_die_area_and_power_within_15_percent_of_published(design_id, area_mm2, 
     assert r.feasible, r.infeasible_reasons  # a shipping chip fits its own reticle, edge and TDP
 
 
+# (design, its catalog chip or None): the `published` die area and power of each design file, each
+# sourced there (A100: NVIDIA whitepaper 826 mm², 400 W; B200: 2 reticle-limited dies ~1,600 mm²,
+# 1,000 W; Ascend: catalog estimates; LPU: Groq ISCA 2020 725 mm², 300 W).
+CHECKED_AFTER = [("a100-sxm-80g-design", "a100-sxm-80g"), ("b200-design", "b200"),
+                 ("ascend-910b-design", "ascend-910b"), ("ascend-910c-design", "ascend-910c"),
+                 ("sram-lpu-design", None), ("mi300x-design", "mi300x")]
+KNOWN_GAPS = {
+    ("b200-design", "die_area_mm2"): "208B transistors in 1,600 mm²: the H100-calibrated SM model counts "
+                                     "~19 % too little area for Blackwell's SMs",
+    ("sram-lpu-design", "die_area_mm2"): "GF 14LPP has no node data; TSMC 16FF stands in at the GPU-achieved "
+                                         "25.9 MTr/mm² while the TSP packs 26.8B transistors in 725 mm²: +18 %",
+    ("mi300x-design", "die_area_mm2"): "NVIDIA-derived per-lane SIMT control, crossbar and FP64-lane transistor "
+                                       "counts make a CDNA 3 CU ~3.3 mm² against ~2.5 mm² (115 mm² XCD / 40 CUs): +26 %",
+    ("ascend-910b-design", "tdp_w"): "published 400 W is the top bin of a 310-400 W range; the model's 304 W "
+                                     "sits at the low bin (its 2-die 910C, 700 W, is within 11 %)",
+}
+
+
+def _cases(figure: str):
+    return [pytest.param(d, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[(d, figure)]))
+            if (d, figure) in KNOWN_GAPS else d for d, _ in CHECKED_AFTER]
+
+
+@pytest.mark.parametrize("design_id", _cases("die_area_mm2"))
+def test_checked_designs_die_area_within_15_percent(design_id):
+    d = load_design(design_id)
+    assert derive(d).die_area_mm2 == pytest.approx(d.published["die_area_mm2"], rel=0.15)
+
+
+@pytest.mark.parametrize("design_id", _cases("tdp_w"))
+def test_checked_designs_power_within_20_percent(design_id):
+    d = load_design(design_id)
+    assert derive(d).power_w == pytest.approx(d.published["tdp_w"], rel=0.20)
+
+
+@pytest.mark.parametrize("design_id, chip_id", CHECKED_AFTER)
+def test_checked_designs_reproduce_their_peaks_memory_and_links(design_id, chip_id):
+    """Peaks, memory and links: exact arithmetic on the design, equal to the catalog chip (or, for the
+    LPU, the published figures it quotes) to the rounding of the datasheet."""
+    d = load_design(design_id)
+    r = derive(d)
+    want = load_chip(chip_id).model_dump() if chip_id else dict(d.published)
+    fields = ("bf16_tflops", "fp16_tflops", "tf32_tflops", "fp8_tflops", "int8_tops", "fp4_tflops",
+              "hbm_tb_s", "hbm_gb", "scaleup_gb_s")
+    checked = [f for f in fields if want.get(f)]
+    assert {"hbm_tb_s", "hbm_gb"} <= set(checked)
+    rel = 0.025 if chip_id is None else 2e-3  # LPU: 4 x 160 x 160 arrays at 900 MHz give 184 of "188"
+    for f in checked:
+        assert r.datasheet[f] == pytest.approx(want[f], rel=rel), f
+    assert not any(r.datasheet[f] for f in fields if f not in checked and f in want and chip_id), \
+        "a precision the chip lacks"
+
+
+def test_mi300x_moves_its_io_and_infinity_cache_to_the_io_dies():
+    r = derive(load_design("mi300x-design"))
+    a = r.area_mm2_breakdown
+    assert a["hbm_phy"] == a["scaleup_serdes"] == a["host_pcie"] == a["uncore"] == 0
+    assert a["die_to_die"] > 0 and r.io_dies_mm2 == pytest.approx(4 * r.io_die_mm2_each)
+    assert r.datasheet["sram_mb"] == 8 * 4 + 4 * 64  # 4 MB L2 per XCD + 256 MB Infinity Cache
+    assert r.package_cost["interposer_mm2"] > 0 and r.unit_cost_usd > 0
+
+
+def test_harvesting_lifts_the_h100_sellable_yield(h100):
+    # 12 of 144 SMs may be bad: the 814 mm² die sells far more often than a flawless one.
+    assert h100.die_yield < 0.55 < 0.75 < h100.sellable_yield
+
+
 def test_h100_area_is_led_by_cores_not_io(h100):
     a = h100.area_mm2_breakdown
     core = sum(a[p] for p in ("matrix_units", "vector_units", "core_control", "core_noc", "core_sram",
@@ -79,7 +151,10 @@ def _gemm_rows(hardware: str) -> list[dict]:
 
 def _tiled_tflops(chip_id: str, row: dict) -> float:
     chip = load_chip(chip_id)
-    eff = efficiency_for(chip.id, chip.vendor)  # no calibration for a design: the vendor family default
+    # The tiled model with the stack's default efficiency (reasoning, not a fit): the design names
+    # h100-sxm's calibration, but that was fitted with the roofline model and would count the tile
+    # losses twice here.
+    eff = stack_default(stack_of(chip))
     p = row["weight_precision"]
     b = 1.0 if p == "fp8" else 2.0
     m, n, k, g = (float(row[x] or 1) for x in ("gemm_m", "gemm_n", "gemm_k", "batch"))

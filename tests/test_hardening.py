@@ -257,3 +257,29 @@ def test_tokens_per_day_zero_is_rejected_before_the_search():
     from tokenfab.cli import app
     r = CliRunner().invoke(app, ["estimate", "-m", "deepseek-v3", "-c", "h800-sxm", "--tokens-per-day", "0"])
     assert r.exit_code == 2 and "--tokens-per-day must be a positive" in r.output
+
+
+# ---- item 3: bounded memory --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, needle", [
+    (("simulate", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--rate", "5", "--chunk-tokens", "100000000"),
+     "--chunk-tokens"),
+    (("simulate", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--rate", "5", "--requests", "100000000"), "--requests"),
+    (("plan", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--requests", "100000000"), "--requests"),
+])
+def test_simulation_sizes_beyond_the_memory_bound_are_refused_before_any_work(args, needle):
+    # 100,000,000 requests reached 16.8 GB before; the bounds keep a run within ~2 GB (cli/serving.py).
+    assert_one_line_error(invoke(*args), needle, "less than or equal")
+
+
+# ---- item 1: nothing priced that cannot be built -----------------------------------------------------
+
+def test_an_unbuildable_design_is_refused_by_estimate_and_build_vs_buy(tmp_path):
+    import yaml
+    design = yaml.safe_load((CHIPS_DIR.parent / "designs" / "h100-sxm-design.yaml").read_text())
+    design["id"] = "triple-reticle"
+    design["die"]["cores_per_die"] = 400  # ~2,400 mm² on one die, and far over its 700 W TDP
+    path = tmp_path / "triple-reticle.yaml"
+    path.write_text(yaml.safe_dump(design))
+    for args in ((*EST[:3], "-c", path), ("build-vs-buy", "--design", path, "--model", "llama-3.1-8b")):
+        assert_one_line_error(invoke(*args), "triple-reticle cannot be built", "reticle")

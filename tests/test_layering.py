@@ -11,7 +11,7 @@ LAYERS = [
     {"perf"},
     {"mapping"},
     {"design", "workloads"},
-    {"api", "deployment"},
+    {"api", "deployment", "explain"},
     {"serving", "explore", "study", "validate", "report"},
     {"cli", "__main__", "__init__"},
 ]

@@ -211,7 +211,7 @@ def test_af_step_is_the_slowest_side_times_the_micro_batches():
     from tokenfab.mapping import af
     from tokenfab.perf.efficiency import efficiency_for
     m, c = api.resolve_model("deepseek-v3"), api.resolve_chip("h800-sxm")
-    eff = efficiency_for(c.id, c.vendor)
+    eff = efficiency_for(c)
     r = af.af_decode(m, c, c, CHAT, eff, eff, precisions=("fp8",), batches=(96,), latency_us=eff.scaleout_latency_us)
     a = r.arrays
     slowest = np.maximum(np.maximum(a["attention_ms"], a["experts_ms"]), a["alltoall_ms"])

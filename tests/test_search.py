@@ -94,3 +94,27 @@ def test_bigger_batch_raises_throughput_and_tpot_until_memory_runs_out(tiny_chip
     sel = a["prec"] == 0
     tput, tpot = a["output_tok_s_per_chip"][sel], a["tpot_ms"][sel]
     assert np.all(np.diff(tput) > 0) and np.all(np.diff(tpot) > 0)
+
+
+def test_a_chip_too_small_for_the_model_on_64_chips_searches_more_chips_and_deeper_pipelines():
+    # An SRAM-only design (~230 MB per chip) holds an 8B model only across hundreds of chips,
+    # pipelined (Groq-style); a GPU's grid is unchanged.
+    from tokenfab.catalog import load_chip, load_model
+    from tokenfab.mapping.search import SMALL_MEMORY_COUNTS, _small_memory
+    m = load_model("llama-3.1-8b")
+    assert _small_memory(m, load_chip("h100-sxm"), 4096) == ()
+    assert _small_memory(m, load_chip("sram-lpu-design"), 1024) == tuple(n for n in SMALL_MEMORY_COUNTS if n <= 1024)
+    from tokenfab import api
+    est = api.estimate("llama-3.1-8b", "sram-lpu-design", max_chips=1024)
+    assert est.num_chips > 64 and est.pp > 8
+
+
+def test_a_small_memory_prefills_in_smaller_chunks_instead_of_not_fitting():
+    from tokenfab.catalog import load_model
+    from tokenfab.mapping import memory
+    m = load_model("llama-3.1-8b")
+    big = memory.activation_bytes(m, 1, 1, 8192, 2.0, usable=80e9)
+    assert big == memory.activation_bytes(m, 1, 1, 8192, 2.0)  # GPU memories never bind
+    per_token = (6 * m.hidden_size + 3 * m.intermediate_size) * 2.0
+    small = memory.activation_bytes(m, 1, 1, 8192, 2.0, usable=0.2e9)
+    assert small == pytest.approx(max(64, 0.25 * 0.2e9 // per_token) * per_token + m.vocab_size * 4.0)

@@ -18,7 +18,7 @@ def llama8b():
 
 
 def _engine(model, chip, phase, tokens, seqs, ctx, kv_len, mp: Mapping):
-    system, eff = SystemSpec.for_chip(chip), efficiency_for(chip.id, chip.vendor)
+    system, eff = SystemSpec.for_chip(chip), efficiency_for(chip)
     hw = Hardware(gemm_tflops=compute_tflops(chip, mp.weight_precision), attention_tflops=chip.bf16_tflops,
                   hbm_tb_s=chip.hbm_tb_s, cores=chip.cores or 100, eff=eff, system=system,
                   gemm_frac=eff.gemm_frac(compute_precision(chip, mp.weight_precision)))

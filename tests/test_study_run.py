@@ -340,3 +340,18 @@ def test_cli_report_writes_the_html_file(tmp_path):
     assert r.exit_code == 0, r.output
     html = target.read_text()
     assert html.startswith("<!DOCTYPE html>") and "Tiny study" in html and "Inputs and sources" in html
+
+
+def test_a_calibration_folder_or_operator_plugin_in_the_environment_is_part_of_the_key(tmp_path, monkeypatch):
+    # issue 15 item 12: the engine reads these files, so a study cached under one is not served under another.
+    monkeypatch.delenv("TOKENFAB_CALIBRATION_DIR", raising=False)
+    monkeypatch.delenv("TOKENFAB_OPERATORS", raising=False)
+    plain = stable_hash({"a": 1})
+    (tmp_path / "h100-sxm.yaml").write_text("efficiency: {gemm_compute_frac: 0.5}\n")
+    monkeypatch.setenv("TOKENFAB_CALIBRATION_DIR", str(tmp_path))
+    with_dir = stable_hash({"a": 1})
+    assert with_dir != plain
+    (tmp_path / "h100-sxm.yaml").write_text("efficiency: {gemm_compute_frac: 0.6}\n")
+    assert stable_hash({"a": 1}) not in (plain, with_dir)
+    monkeypatch.delenv("TOKENFAB_CALIBRATION_DIR")
+    assert stable_hash({"a": 1}) == plain

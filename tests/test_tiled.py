@@ -190,3 +190,118 @@ def test_unique_rows_matches_numpy_unique_up_to_order():
     assert len(uniq) == len(ref)
     assert np.array_equal(uniq[inv], rows)
     assert {tuple(r) for r in uniq} == {tuple(r) for r in ref}
+
+
+# ---- attention tiles ---------------------------------------------------------------------------
+
+NO_ATT_OVERHEAD = Efficiency(attention_compute_frac=1.0, hbm_frac=1.0, kernel_launch_us=0.0)
+
+
+def hopper_like(**kw) -> TiledHW:
+    base = dict(cores=132, sram_per_core_bytes=228 * KIB, shared_sram_bytes=50 * MIB, array_rows=64, array_cols=8,
+                array_depth=16, acc_bytes_per_core=128 * KIB, shared_sram_tb_s=7.5, multicast=2, dram_latency_us=0.0)
+    return TiledHW(**{**base, **kw})
+
+
+def gqa_prefill(tokens=4096, group=8, keys=2048, d=128, kv_bytes=2.0):
+    """A causal prefill of `tokens` tokens for one KV head shared by `group` query heads: the
+    FLOPs, the HBM bytes of reading its K/V once, and the kernel geometry."""
+    q_rows = tokens * group
+    geo = dict(q_rows=q_rows, kv_groups=1, head_dim=d, v_head_dim=d, kv_bytes=kv_bytes)
+    return 2.0 * q_rows * keys * 2 * d, tokens * 2 * d * kv_bytes, geo
+
+
+def test_attention_tiles_that_fit_read_the_kv_once():
+    # 4096 tokens x 8 query heads on one KV head (d = 128, bf16): K/V = 4096 x 256 x 2 B = 2 MiB. On a
+    # Hopper-like chip the query tiles (128 rows) of a wave share K/V through the 50 MiB L2, which
+    # holds all of it: HBM reads it once, 2,097,152 B.
+    flops, kv_once, geo = gqa_prefill()
+    d = tiled.attention_detail(flops, kv_once, 989.0, 3.35, NO_ATT_OVERHEAD, hopper_like(), geo)
+    assert float(d["hbm_bytes"]) == 2_097_152 and float(d["kv_passes"]) == 1.0
+    # Without a shared level each query tile streams K/V from HBM. The largest tile in 228 KiB has
+    # 256 rows (Q 64 KiB, two 64-key K/V tiles of 32 KiB, S and O 192 KiB of which 128 KiB in the
+    # register file): 32768 / 256 = 128 passes over the 2048 keys a query attends on average
+    # (1 MiB): 2 MiB + 127 x 1 MiB.
+    d = tiled.attention_detail(flops, kv_once, 989.0, 3.35, NO_ATT_OVERHEAD,
+                               hopper_like(shared_sram_bytes=0.0, shared_sram_tb_s=0.0), geo)
+    assert float(d["kv_passes"]) == 128
+    assert float(d["hbm_bytes"]) == 2_097_152 + 127 * 2048 * 256 * 2
+
+
+def test_long_prefill_attention_slows_when_the_tiles_no_longer_fit_and_not_when_sram_is_ample():
+    flops, kv_once, geo = gqa_prefill(tokens=32768, keys=16384)
+    t = {kib: float(tiled.attention_time_s(flops, kv_once, 989.0, 3.35, NO_ATT_OVERHEAD,
+                                           hopper_like(sram_per_core_bytes=kib * KIB), geometry=geo)[0])
+         for kib in (16, 64, 228, 1024)}
+    # 228 KiB holds a 128-row Q tile (32 KiB) and two 64-key K/V tiles (2 x 32 KiB); the S block and
+    # O accumulator sit in the register file; the kernel is compute-bound: FLOPs / peak.
+    assert t[228] == pytest.approx(flops / 989e12, rel=0.01)
+    assert t[1024] == t[228] and t[64] == t[228]
+    # 16 KiB holds no 64-row Q tile beside a K/V tile: Q is re-loaded with every K/V tile and the
+    # L2 becomes the limit.
+    assert t[16] > 2.0 * t[228]
+
+
+def test_mla_latent_needs_big_tiles():
+    # DeepSeek MLA decode (FlashMLA): 128 query heads share one 576-wide latent (V = its first 512),
+    # FP8 cache, 32 sequences of 4k keys: 483 FLOPs per cached byte, compute-bound on a Hopper-like
+    # chip once a core holds a 64-row Q tile (64 x 576 x 2 B = 72 KiB) beside its K/V tiles.
+    seqs, keys = 32, 4096
+    geo = dict(q_rows=128, kv_groups=seqs, head_dim=576, v_head_dim=512, kv_bytes=1.0, kv_shared=True)
+    flops = 2.0 * 128 * seqs * keys * (576 + 512)
+    kv_once = seqs * keys * 576 * 1.0
+    t = {kib: tiled.attention_detail(flops, kv_once, 989.0, 3.35, NO_ATT_OVERHEAD,
+                                     hopper_like(sram_per_core_bytes=kib * KIB), geo) for kib in (16, 64, 128, 228)}
+    assert float(t[128]["seconds"]) == float(t[228]["seconds"]) == pytest.approx(flops / 989e12, rel=0.05)
+    # 64 KiB: at most a 32-row Q tile (36 KiB + two 16-key K/V tiles of 9 KiB), half of a 64-row
+    # matrix unit: twice the time. 16 KiB: 8-row tiles, the latent re-streamed for every 8 rows.
+    assert float(t[64]["tile_q"]) == 32
+    assert float(t[64]["seconds"]) == pytest.approx(2.0 * float(t[128]["seconds"]), rel=0.05)
+    assert float(t[16]["seconds"]) > 5.0 * float(t[128]["seconds"])
+    assert float(t[228]["hbm_bytes"]) == kv_once  # the latent is read once
+
+
+def test_kv_resident_in_shared_sram_moves_nothing_over_hbm():
+    flops, kv_once, geo = gqa_prefill(tokens=1, group=8, keys=4096)
+    d = tiled.attention_detail(flops, kv_once, 989.0, 3.35, NO_ATT_OVERHEAD, hopper_like(), geo, kv_resident=True)
+    assert float(d["hbm_bytes"]) == 0.0 and float(d["hbm_s"]) == 0.0
+
+
+@settings(max_examples=150, deadline=None)
+@given(tokens=st.sampled_from([1, 2, 16, 512, 4096, 32768]), group=st.sampled_from([1, 4, 8, 16, 128]),
+       keys=st.sampled_from([64, 1000, 8192, 65536]), d=st.sampled_from([(64, 64), (128, 128), (192, 128),
+                                                                        (576, 512)]),
+       kv_bytes=st.sampled_from([1.0, 2.0]), seqs=st.sampled_from([1, 8, 256]),
+       core_kib=st.sampled_from([8, 32, 64, 228, 1024]), shared_mib=st.sampled_from([0, 1, 16, 256]),
+       grow=st.sampled_from([1.5, 2.0, 8.0]), which=st.sampled_from(["core", "shared", "both"]), ws=st.booleans())
+def test_more_sram_never_raises_attention_traffic_or_time(tokens, group, keys, d, kv_bytes, seqs, core_kib,
+                                                          shared_mib, grow, which, ws):
+    dk, dv = d
+    shared_kv = dk == 576
+    geo = dict(q_rows=tokens * group, kv_groups=seqs, head_dim=dk, v_head_dim=dv, kv_bytes=kv_bytes,
+               kv_shared=shared_kv)
+    flops = 2.0 * tokens * group * seqs * keys * (dk + dv)
+    kv_once = seqs * keys * (dk + (0 if shared_kv else dv)) * kv_bytes
+    hw = TiledHW(cores=132, sram_per_core_bytes=core_kib * KIB, shared_sram_bytes=shared_mib * MIB,
+                 array_rows=128 if ws else 64, array_cols=128 if ws else 8, array_depth=16, weight_stationary=ws,
+                 acc_bytes_per_core=0 if ws else 128 * KIB, shared_sram_tb_s=8.0 if shared_mib else 0.0, multicast=2)
+    bigger = hw.with_(
+        sram_per_core_bytes=hw.sram_per_core_bytes * (grow if which in ("core", "both") else 1.0),
+        shared_sram_bytes=hw.shared_sram_bytes * (grow if which in ("shared", "both") else 1.0))
+    eff = family_default("NVIDIA")
+    before = tiled.attention_detail(flops, kv_once, 989.0, 3.35, eff, hw, geo)
+    after = tiled.attention_detail(flops, kv_once, 989.0, 3.35, eff, bigger, geo)
+    assert float(after["hbm_bytes"]) <= float(before["hbm_bytes"]) * (1 + 1e-12)
+    assert float(after["seconds"]) <= float(before["seconds"]) * (1 + 1e-12)
+    assert float(after["hbm_bytes"]) >= kv_once * (1 - 1e-12)  # never below reading K/V once
+
+
+def test_attention_vectorized_over_points_matches_one_at_a_time():
+    flops, kv_once, geo = gqa_prefill()
+    tokens = np.array([1.0, 64.0, 4096.0] * 1000)  # enough points to take the one-per-distinct-kernel path
+    geo_v = {**geo, "q_rows": tokens * 8}
+    many = tiled.attention_detail(flops * tokens / 4096, kv_once, 989.0, 3.35, NO_ATT_OVERHEAD, hopper_like(), geo_v)
+    for i in range(3):
+        one = tiled.attention_detail(flops * tokens[i] / 4096, kv_once, 989.0, 3.35, NO_ATT_OVERHEAD, hopper_like(),
+                                     {**geo, "q_rows": tokens[i] * 8})
+        assert float(many["seconds"][i]) == float(one["seconds"])

@@ -116,7 +116,7 @@ def test_errors_are_signed_fractions_of_the_measurement():
     results = {r.id: r for r in validate_rows(rows)}
     gemm = results["T01"]
     chip = catalog.load_chip("h100-sxm")
-    expected = predict_micro(rows[0], chip, efficiency_for(chip.id, chip.vendor))
+    expected = predict_micro(rows[0], chip, efficiency_for(chip))
     assert gemm.predicted == pytest.approx(expected)
     assert gemm.error == pytest.approx((expected - 700) / 700)
 

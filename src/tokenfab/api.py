@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenfab import catalog
+from tokenfab import explain
+from tokenfab.explain import Binding
 from tokenfab.mapping.search import SearchSpace, choose, evaluate
 from tokenfab.perf.efficiency import efficiency_for
 from tokenfab.specs import ChipSpec, ModelSpec, SpecError, SystemSpec, Traffic
@@ -87,6 +89,11 @@ class Estimate(BaseModel):
     """Where prefix-cache hits are read from (`specs.cache.KV_TIERS`), when there are hits."""
     kv_bytes_per_token: float = 0.0
     """KV-cache bytes one token holds over all layers (what a cached token stores)."""
+    binding: Binding | None = None
+    """The constraint that binds this deployment (`explain.BINDINGS`): HBM capacity, the TPOT or TTFT
+    SLO stopping a larger batch, else the resource taking most chip time (decode pool's, when split)."""
+    binding_detail: str = ""
+    """One sentence with the numbers behind `binding` (step time by resource, what caps the batch)."""
 
 
 _RESOLVED_CHIPS: dict[str, ChipSpec] = {}
@@ -152,7 +159,7 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
     recommendation models have no prefill/decode: use `estimate_any` (what the CLI calls), or
     `tokenfab.workloads` directly.
     """
-    m, c = resolve_model(model), resolve_chip(chip)
+    m, c = resolve_model(model), resolve_chip(chip).require_buildable()
     if m.kind != "llm":
         raise SpecError(f"{m.id} is a {m.kind} model: use tokenfab.api.estimate_any or tokenfab.workloads")
     if mode not in MODES:
@@ -188,9 +195,9 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
         attention_precision=attention_precision, overlap=bool(overlap),
     )
     from tokenfab import deployment
-    pc = resolve_chip(prefill_chip) if prefill_chip is not None else c
-    dc = resolve_chip(decode_chip) if decode_chip is not None else c
-    fc = resolve_chip(ffn_chip) if ffn_chip is not None else dc
+    pc = resolve_chip(prefill_chip).require_buildable() if prefill_chip is not None else c
+    dc = resolve_chip(decode_chip).require_buildable() if decode_chip is not None else c
+    fc = resolve_chip(ffn_chip).require_buildable() if ffn_chip is not None else dc
     tries = []  # (mode, how to build it), simplest first: ties keep the simpler
     auto = set(auto_modes) if mode == "auto" else {mode}
     if "aggregated" in auto and not hetero:
@@ -227,9 +234,9 @@ def _better(new: Estimate, old: Estimate) -> bool:
 def efficiency_of(c: ChipSpec, m: ModelSpec, framework: str | None = None):
     """The chip's efficiency (calibrated, else family defaults) under a serving framework's profile."""
     if framework is None:
-        return efficiency_for(c.id, c.vendor)
+        return efficiency_for(c)
     from tokenfab.perf.framework import efficiency_under
-    return efficiency_under(c.id, c.vendor, framework, m.is_moe)
+    return efficiency_under(c, framework, m.is_moe)
 
 
 def _aggregated(m: ModelSpec, c: ChipSpec, traffic: Traffic, space: SearchSpace, system: SystemSpec | None,
@@ -258,7 +265,9 @@ def _aggregated(m: ModelSpec, c: ChipSpec, traffic: Traffic, space: SearchSpace,
             "pp": p["pp"], "ep": p["ep"], "dp": p["dp"], "batch": p["batch"],
             "weight_precision": est.weight_precision, "kv_precision": est.kv_precision,
             "output_tok_s_per_chip": est.output_tok_s_per_chip, "chip_share": 1.0}
-    return est.model_copy(update={"pools": [pool], **traffic_fields(m, traffic, est.kv_precision)})
+    why = explain.aggregated(result, idx, ok, traffic.slo_ttft_ms, traffic.slo_tpot_ms)
+    return est.model_copy(update={"pools": [pool], "binding": why.binding, "binding_detail": why.detail,
+                                  **traffic_fields(m, traffic, est.kv_precision)})
 
 
 def traffic_fields(m: ModelSpec, traffic: Traffic, kv_precision: str, kv_tier: str = "ssd") -> dict:
@@ -303,7 +312,7 @@ def estimate_any(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic 
     """`estimate` for LLMs; for diffusion and recommendation models the matching
     `tokenfab.workloads` estimate (their request: `workload`, a GenerationRequest or RecsysRequest;
     LLM-only arguments are ignored). What `tokenfab estimate` and `compare` call."""
-    m, c = resolve_model(model), resolve_chip(chip)
+    m, c = resolve_model(model), resolve_chip(chip).require_buildable()
     if m.kind == "llm":
         return estimate(m, c, traffic, **kwargs)
     from tokenfab import workloads

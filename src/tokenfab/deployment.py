@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from tokenfab import explain
 from tokenfab.api import BOUND_NAMES, WIDE_EP_MAX_CHIPS, Estimate, MemoryBreakdown, efficiency_of, traffic_fields
 from tokenfab.mapping import modes
 from tokenfab.mapping.search import SearchSpace
@@ -44,6 +45,8 @@ class DecodeSide:
     chip_ids: tuple[str, ...]
     spec_confidence: str
     efficiency_source: str
+    why: explain.Explanation | None = None
+    """The decode side's binding constraint (`explain`)."""
 
 
 def disaggregated(m: ModelSpec, prefill_chip: ChipSpec, decode_chip: ChipSpec, traffic: Traffic,
@@ -72,6 +75,8 @@ def disaggregated(m: ModelSpec, prefill_chip: ChipSpec, decode_chip: ChipSpec, t
     share = ratio / (1 + ratio)
     ids = tuple(dict.fromkeys((prefill_chip.id,) + side.chip_ids))
     same_source = p_eff.source == side.efficiency_source
+    why = explain.disaggregated(side.why, explain.prefill_pool(pre, pc.index, pc.meets_slo,
+                                                               pp_["ttft_ms"] + side.step_ms, traffic.slo_ttft_ms))
     return Estimate(
         model=m.id, chip="+".join(ids), num_chips=n_p * pp_["num_chips"] + n_d * side.chips, **side.mapping,
         input_len=traffic.input_len, output_len=traffic.output_len,
@@ -87,7 +92,7 @@ def disaggregated(m: ModelSpec, prefill_chip: ChipSpec, decode_chip: ChipSpec, t
         fidelity=fidelity, time_breakdown_ms={"decode": side.breakdown_ms, "prefill": _ms(pre.extras["prefill_times"],
                                                                                           pc.index)},
         mode=mode, pools=[_prefill_entry(pre, pp_, prefill_chip, n_p, P, share)] + side.pools(n_d, 1 - share),
-        pd_ratio=ratio, kv_transfer_ms=pp_["kv_transfer_ms"],
+        pd_ratio=ratio, kv_transfer_ms=pp_["kv_transfer_ms"], binding=why.binding, binding_detail=why.detail,
         **traffic_fields(m, traffic, side.mapping["kv_precision"], tier.name),
     )
 
@@ -119,7 +124,8 @@ def _decode_side(m, chip, traffic, space, max_chips, fidelity, system, framework
         memory=MemoryBreakdown(weights=d["weights_gb"], kv_cache=d["kv_cache_gb"], activations=d["activations_gb"],
                                reserve=chip.hbm_gb - used, free=d["free_gb"], capacity=chip.hbm_gb),
         bound=BOUND_NAMES[d["bound"]], breakdown_ms=_ms(dec.extras["decode_times"], dc.index), chip_ids=(chip.id,),
-        spec_confidence=chip.spec_confidence, efficiency_source=eff.source)
+        spec_confidence=chip.spec_confidence, efficiency_source=eff.source,
+        why=explain.decode_pool(dec, dc.index, dc.meets_slo, traffic.slo_tpot_ms))
 
 
 def _af_side(m, attn_chip, ffn_chip, traffic, space, framework) -> DecodeSide:
@@ -162,7 +168,8 @@ def _af_side(m, attn_chip, ffn_chip, traffic, space, framework) -> DecodeSide:
         breakdown_ms={"attention_side": d["attention_ms"], "expert_side": d["experts_ms"],
                       "attention_expert_alltoall": d["alltoall_ms"]},
         chip_ids=(attn_chip.id, ffn_chip.id),
-        spec_confidence=_worst(attn_chip.spec_confidence, ffn_chip.spec_confidence), efficiency_source=a_eff.source)
+        spec_confidence=_worst(attn_chip.spec_confidence, ffn_chip.spec_confidence), efficiency_source=a_eff.source,
+        why=explain.af_decode(dec, dc.index, dc.meets_slo, traffic.slo_tpot_ms))
 
 
 def _prefill(m, prefill_chip, traffic, space, max_chips, fidelity, tier, system, link_gb_s, d_step_ms, framework=None):

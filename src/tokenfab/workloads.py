@@ -141,7 +141,7 @@ def estimate_generation(model: ModelSpec, chip: ChipSpec, request: GenerationReq
     forwards = 1 if (not cfg or request.cfg_batched) else 2
     batch = 2.0 if (cfg and request.cfg_batched) else 1.0
     system = system or SystemSpec.for_chip(chip)
-    eff = efficiency_for(chip.id, chip.vendor)
+    eff = efficiency_for(chip)
     precisions = _precisions(chip, precision)
     g = generation_grid(model, chip, _counts(chip, num_chips, max_chips), precisions)
     if ulysses:
@@ -226,7 +226,7 @@ def estimate_recsys(model: ModelSpec, chip: ChipSpec, request: RecsysRequest = R
         raise SpecError(f"{model.id} is not a recommendation model")
     rec = model.recsys
     system = system or SystemSpec.for_chip(chip)
-    eff = efficiency_for(chip.id, chip.vendor)
+    eff = efficiency_for(chip)
     precisions = _precisions(chip, precision)
     batches = (request.batch,) if request.batch else RECSYS_BATCHES
     rows = [(n, s, p, b) for n in _counts(chip, num_chips, max_chips) for s in sorted({1, n})

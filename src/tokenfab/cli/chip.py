@@ -1,7 +1,10 @@
-"""`tokenfab chip ID|FILE`: a chip's derived datasheet, area and power breakdown, unit cost, feasibility."""
+"""`tokenfab chip ID|FILE`: a chip's derived datasheet, area and power breakdown, unit cost, feasibility;
+with `--model`, what 10% more of each resource buys on that workload and, for a design, $/Mtok
+against its shared SRAM size."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -21,15 +24,34 @@ def register(app: typer.Typer) -> None:
 def chip(
     name: str = typer.Argument(..., help="Design or chip id (catalog/designs, catalog/chips) or a YAML file."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write area and power bars as a self-contained page."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="A model (LLM) to serve: adds what 10% more of "
+                                        "each resource buys and, for a design, $/Mtok against its shared SRAM size."),
+    isl: Optional[int] = o.Isl, osl: Optional[int] = o.Osl,
+    slo_ttft_ms: Optional[float] = o.SloTtft, slo_tpot_ms: Optional[float] = o.SloTpot,
+    fidelity: Optional[o.Fidelity] = typer.Option(None, "--fidelity", help="Operator model of the resource table "
+                                                  "(default: tiled for a design, roofline for a catalog chip; the "
+                                                  "SRAM sweep is always tiled)."),
     json_out: bool = o.Json,
 ) -> None:
-    """Derive a chip design: peaks, bandwidth, die area and power by part, unit cost, feasibility."""
+    """Derive a chip design: peaks, bandwidth, die area and power by part, unit cost, feasibility.
+    With --model: the binding constraint of the best deployment, the change in output $/Mtok and
+    tok/s/chip from 10% more of each resource, and for a design $/Mtok at 0.25-4x its shared SRAM."""
     from tokenfab.design.summary import chip_summary
 
+    traffic = None
+    if model is not None:
+        from tokenfab import api
+
+        if api.resolve_model(model).kind != "llm":
+            raise ValueError(f"--model {model}: the resource table needs an LLM (prefill/decode), not a "
+                             f"{api.resolve_model(model).kind} model")
+        traffic = o.traffic_from(isl, osl, slo_ttft_ms, slo_tpot_ms)
     s = chip_summary(name)
+    if html is not None and s["kind"] != "design":
+        raise ValueError(f"{name} is a datasheet chip: --html plots a design's area and power breakdown")
+    if traffic is not None:
+        s["workload"] = _workload(name, model, traffic, fidelity.value if fidelity else None)
     if html is not None:
-        if s["kind"] != "design":
-            raise ValueError(f"{name} is a datasheet chip: --html plots a design's area and power breakdown")
         from tokenfab.report.design_plots import chip_html
 
         html.write_text(chip_html(s))
@@ -38,8 +60,80 @@ def chip(
         print_json(s)
         return
     _print(s)
+    if s.get("workload"):
+        _print_workload(s["workload"], s["id"])
     if html is not None:
         console.print(f"wrote {html}")
+
+
+def _workload(name: str, model: str, traffic, fidelity: str | None) -> dict:
+    """What 10% more of each resource buys (and the SRAM sweep of a design), progress on stderr."""
+    from tokenfab import explain
+    from tokenfab.design.summary import chip_and_design
+    from tokenfab.specs import SpecError
+
+    spec, design = chip_and_design(name)
+    fid = fidelity or ("tiled" if design is not None else "roofline")
+    out = {"model": model, "input_len": traffic.input_len, "output_len": traffic.output_len,
+           "slo_ttft_ms": traffic.slo_ttft_ms, "slo_tpot_ms": traffic.slo_tpot_ms, "fidelity": fid,
+           "resources": None, "sram_sweep": None, "error": None}
+
+    def progress(msg: str) -> None:
+        print(f"tokenfab chip: estimating {msg}", file=sys.stderr, flush=True)
+
+    try:
+        progress(f"{model} on {spec.id} ({fid})")
+        out["resources"] = explain.resource_sensitivity(model, spec, traffic, fidelity=fid, progress=progress)
+    except SpecError as exc:
+        out["error"] = str(exc)
+    if design is not None and out["error"] is None:
+        out["sram_sweep"] = explain.sram_sweep(model, design, traffic, progress=progress)
+    return out
+
+
+def _pct(v) -> str:
+    return "—" if v is None else ("0.0%" if abs(v) < 5e-4 else f"{v:+.1%}")
+
+
+def _usd(v) -> str:
+    return "—" if v is None else f"{v:,.4g}"
+
+
+def _print_workload(w: dict, chip_id: str) -> None:
+    head = f"{w['model']} on {chip_id}, ISL {w['input_len']}, OSL {w['output_len']} ({w['fidelity']})"
+    if w["error"]:
+        console.print(f"[red]no estimate of {head}:[/] {w['error']}")
+        return
+    r = w["resources"]
+    base = r["base"]
+    console.print(f"{head}: {base['mode']}, {base['output_tok_s_per_chip']:,.0f} output tok/s/chip, "
+                  f"${_usd(base['usd_per_mtok_output'])}/Mtok output")
+    console.print(f"binding: [bold]{base['binding']}[/] — {base['binding_detail']}", highlight=False)
+    t = Table(title=f"what {r['factor'] - 1:.0%} more of each resource buys (chip price kept)", title_justify="left")
+    for col, just in (("resource", "left"), ("$/Mtok out", "right"), ("change", "right"), ("tok/s/chip", "right"),
+                      ("change", "right"), ("binding then", "left")):
+        t.add_column(col, justify=just)
+    for row in r["rows"]:
+        t.add_row(row["resource"], _usd(row["usd_per_mtok_output"]), _pct(row["usd_per_mtok_output_change"]),
+                  f"{row['output_tok_s_per_chip']:,.0f}", _pct(row["output_tok_s_per_chip_change"]), row["binding"] or "")
+    console.print(t)
+    if w["fidelity"] == "roofline" and any(row["field"] == "sram" for row in r["rows"]):
+        console.print("shared SRAM: the roofline model does not see it (--fidelity tiled does)")
+    if w.get("sram_sweep"):
+        ts = Table(title="$/Mtok against shared SRAM (re-derived design: area and cost move; tiled)",
+                   title_justify="left")
+        for col in ("SRAM x", "MB/die", "die mm²", "unit cost $", "$/Mtok out", "tok/s/chip", "binding"):
+            ts.add_column(col, justify="left" if col == "binding" else "right")
+        for row in w["sram_sweep"]:
+            note = row["binding"] or ""
+            if row["error"]:
+                note = f"[red]{row['error']}[/]"
+            elif not row["feasible"]:
+                note = f"[red]infeasible[/]: {'; '.join(row['infeasible_reasons'])}"
+            ts.add_row(f"{row['scale']:g}", f"{row['shared_sram_mb_per_die']:g}", f"{row['die_area_mm2']:,.0f}",
+                       f"{row['unit_cost_usd']:,.0f}" if row["unit_cost_usd"] else "—", _usd(row["usd_per_mtok_output"]),
+                       f"{row['output_tok_s_per_chip']:,.0f}" if row["output_tok_s_per_chip"] else "—", note)
+        console.print(ts)
 
 
 def _print(s: dict) -> None:

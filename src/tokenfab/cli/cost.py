@@ -16,12 +16,13 @@ from tokenfab.cost.data import CostInputs, resolve
 from tokenfab.cost.fab import PackageCost, package_cost, package_spec_for_chip, resolve_node
 from tokenfab.cost.tco import chip_hour_cost, in_currency
 from tokenfab.specs.base import SpecError
-from tokenfab.specs.economics import Economics, FabData, PackageSpec
+from tokenfab.specs.economics import Economics, FabData, PackageSpec, SystemCostSpec
 
 _ECON_FILE = typer.Option(None, "--economics", help="YAML file overriding economics (and fab:/nre: sections).")
 _PRESET = typer.Option(None, "--preset", help="Operating preset from the shipped data (us, china).")
 _CURRENCY = typer.Option(None, "--currency", help="Show money in USD or CNY.")
-_SET = typer.Option(None, "--set", help="Override an economics field: --set pue=1.1 (repeatable).")
+_SET = typer.Option(None, "--set", help="Override an economics field: --set pue=1.1, "
+                    "--set system.chips_per_host=4 (repeatable).")
 _JSON = o.Json
 
 
@@ -45,7 +46,8 @@ def tco(
     set_: Optional[list[str]] = _SET,
     as_json: bool = _JSON,
 ) -> None:
-    """Cost of one chip-hour: amortized capex, power, hosting and operations (or a rental price)."""
+    """Cost of one chip-hour: amortized capex (chip and its system share), power, hosting and operations
+    (or a rental price)."""
     from tokenfab.catalog import load_chip
 
     inputs = _resolve(economics, preset, set_, rental_usd_per_chip_hour=rental_usd_per_hour, currency=currency)
@@ -55,7 +57,8 @@ def tco(
     quote = inputs.data.market_rental.get(spec.id)
     out: dict[str, Any] = {"chip": spec.id, "currency": econ.currency, "cny_per_usd": econ.cny_per_usd,
                            **cost.model_dump()}
-    out.update(in_currency(cost.model_dump(), econ))
+    out.update(in_currency(cost.model_dump(exclude={"system"}), econ))
+    out["system_parts_usd"] = cost.system.parts() if cost.system else None
     out["market_rental"] = quote.model_dump() if quote else None
     out["economics"] = econ.model_dump()
     if as_json:
@@ -67,9 +70,9 @@ def tco(
     table.add_column("basis")
     if cost.basis == "owned":
         table.add_row("capex", _m(cost.capex_usd_per_hour, econ, 3),
-                      f"{_m(cost.capex_usd, econ, 0)} (chip {_m(cost.chip_price_usd, econ, 0)} + server/network, "
-                      f"+{econ.spares_frac:.0%} spares) × CRF {cost.crf:.4f} over {econ.depreciation_years:g} y "
-                      f"at {econ.cost_of_capital:.0%}")
+                      f"{_m(cost.capex_usd, econ, 0)} (chip {_m(cost.chip_price_usd, econ, 0)} + system "
+                      f"{_m(cost.system_usd, econ, 0)}, +{econ.spares_frac:.0%} spares) × CRF {cost.crf:.4f} "
+                      f"over {econ.depreciation_years:g} y at {econ.cost_of_capital:.0%}")
         table.add_row("power", _m(cost.power_usd_per_hour, econ, 3),
                       f"{cost.wall_kw:.2f} kW at the wall × {_m(econ.electricity_usd_per_kwh, econ, 3)}/kWh")
         table.add_row("hosting", _m(cost.hosting_usd_per_hour, econ, 3),
@@ -80,8 +83,38 @@ def tco(
         table.add_row("rental", _m(cost.rental_usd_per_hour, econ, 3), "given")
     table.add_row("[bold]total[/]", f"[bold]{_m(cost.total_usd_per_hour, econ, 3)}[/]", "")
     console.print(table)
+    if cost.system is not None:
+        _print_system(spec, cost.system, econ)
     if quote:
         console.print(f"market rental: {_m(quote.usd_per_hour, econ, 2)}/h ({quote.date}, {quote.source})")
+
+
+def _print_system(spec, system, econ: Economics) -> None:
+    """The chip's system share by part, with what each part scales with."""
+    t = Table(title=f"{spec.id}: system share per chip ({'flat override' if system.basis == 'flat' else 'modeled'})")
+    t.add_column("part")
+    t.add_column(econ.currency, justify="right")
+    t.add_column("scales with")
+    if system.basis == "flat":
+        t.add_row("server and network", _m(system.total_usd, econ, 0), "server_and_network_usd_per_chip (flat)")
+    else:
+        s = econ.system
+        how = {
+            "host": f"{_m(s.host_usd_per_server, econ, 0)} per server / {s.chips_per_host} chips",
+            "power_delivery": f"{spec.tdp_w:g} W × {_m(s.power_delivery_usd_per_w, econ, 2)}/W",
+            "cooling": f"{spec.tdp_w:g} W, {system.cooling} "
+                       f"(liquid above {s.liquid_cooling_above_w:g} W)",
+            "nic": f"scale-out {spec.scaleout_gb_s:g} GB/s",
+            "integration": f"{s.integration_markup_frac:.0%} on host, power, cooling, NIC",
+            "scaleout_network": f"scale-out {spec.scaleout_gb_s:g} GB/s × "
+                                f"{s.scaleout_switch_ports_per_endpoint:g} switch ports + optics",
+            "scaleup_fabric": f"scale-up {spec.scaleup_gb_s:g} GB/s, {system.scaleup_fabric}, "
+                              f"domain {spec.scaleup_domain}",
+        }
+        for name, v in system.parts().items():
+            t.add_row(name.replace("_", " "), _m(v, econ, 0), how[name])
+    t.add_row("[bold]total[/]", f"[bold]{_m(system.total_usd, econ, 0)}[/]", "")
+    console.print(t)
 
 
 # ---- fab ------------------------------------------------------------------------------------
@@ -261,6 +294,8 @@ def _print_build_vs_buy(r, econ: Economics) -> None:
         t.add_row("mapping (tp/pp/ep/dp, batch)", _mapping(ce), _mapping(ve))
     t.add_row("unit price", _m(r.inputs.custom_unit_usd, econ, 0),
               _m(r.inputs.vendor_price_usd, econ, 0) if r.vendor_basis == "owned" else "-")
+    t.add_row("system share per chip", _m(r.custom_chip_hour.system_usd, econ, 0),
+              _m(r.vendor_chip_hour.system_usd, econ, 0) if r.vendor_basis == "owned" else "-")
     t.add_row("cost per chip-hour", _m(r.custom_chip_hour.total_usd_per_hour, econ, 3),
               _m(r.vendor_chip_hour.total_usd_per_hour, econ, 3))
     t.add_row("lifetime cost per chip", _m(r.custom_lifetime_usd_per_chip, econ, 0),
@@ -321,8 +356,11 @@ def _parse_set(pairs: list[str]) -> list[tuple[str, Any]]:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UserError(f"--set expects FIELD=VALUE, got {pair!r}")
-        if key.strip() not in Economics.model_fields:
-            raise UserError(f"--set: unknown economics field {key.strip()!r}")
+        name = key.strip()
+        known = (name.split(".", 1)[1] in SystemCostSpec.model_fields if name.startswith("system.")
+                 else name in Economics.model_fields and name != "system")
+        if not known:
+            raise UserError(f"--set: unknown economics field {name!r}")
         if not value.strip():
             raise UserError(f"--set {key.strip()}=: no value given")
         out.append((key.strip(), yaml.safe_load(value)))

@@ -294,6 +294,8 @@ def _print_estimate(r: dict) -> None:
         ("memory/chip", f"weights {mem['weights']:.1f} + KV {mem['kv_cache']:.1f} + act {mem['activations']:.1f} "
                         f"+ reserve {mem['reserve']:.1f} + free {mem['free']:.1f} = {mem['capacity']:g} GB"),
         ("bound", f"prefill {r['bound']['prefill']}, decode {r['bound']['decode']}"),
+        *([("binding", f"[bold]{escape(r['binding'])}[/]: {escape(r.get('binding_detail') or '')}")]
+          if r.get("binding") else []),
         ("$/Mtok", f"input {_fmt_usd(r.get('usd_per_mtok_input'))}, cached input "
                    f"{_fmt_usd3(r.get('usd_per_mtok_cached_input'))}, output {_fmt_usd(r.get('usd_per_mtok_output'))}"
                    + (f" ({r['cost_basis']})" if r.get("cost_basis") else "")),

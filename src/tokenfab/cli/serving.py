@@ -39,13 +39,20 @@ def _slo(value: Optional[float], default: Optional[float]) -> Optional[float]:
     return value or None
 
 
+# Bounds that keep `simulate` within a few GB (measured: 100,000 requests ~170 MB and 4 s; a
+# 1,048,576-token step budget ~600 MB of step tables); a larger value is a one-line error.
+MAX_SIM_REQUESTS = 1_000_000
+MAX_CHUNK_TOKENS = 262_144
+
 @handle_errors
 def simulate(
     model: str = typer.Option(..., "--model", "-m", help="Model id or config.json path."),
     chip: str = typer.Option(..., "--chip", "-c", help="Chip id or chip YAML path."),
     traffic: str = typer.Option("chat", "--traffic", "-t", help=_TRAFFIC_HELP),
     rate: Optional[float] = typer.Option(None, "--rate", "-r", help="Arrival rate, requests/s (required for a profile; rescales a trace)."),
-    requests: Optional[int] = typer.Option(None, "--requests", "-n", min=1, help="Requests to simulate (2000; a trace: all)."),
+    requests: Optional[int] = typer.Option(None, "--requests", "-n", min=1, max=MAX_SIM_REQUESTS,
+                                           help="Requests to simulate (2000; a trace: all; at most 1,000,000, "
+                                                "~1.7 GB of memory)."),
     replicas: int = typer.Option(1, "--replicas", min=1, help="Copies of the deployment behind the router."),
     mode: str = typer.Option("auto", "--mode", help=_MODE_HELP),
     prefill_chip: Optional[str] = typer.Option(None, "--prefill-chip", help=_PREFILL_CHIP_HELP),
@@ -61,7 +68,8 @@ def simulate(
     tp: Optional[int] = typer.Option(None, "--tp", min=1, help="Tensor parallelism (searched)."),
     batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Max sequences running per engine (the mapping's batch)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="Weight precision (searched)."),
-    chunk_tokens: int = typer.Option(8192, "--chunk-tokens", min=16, help="Token budget per step (chunked prefill)."),
+    chunk_tokens: int = typer.Option(8192, "--chunk-tokens", min=16, max=MAX_CHUNK_TOKENS,
+                                     help="Token budget per step (chunked prefill; at most 262,144, ~150 MB)."),
     slo_ttft_ms: Optional[float] = typer.Option(None, "--slo-ttft-ms", help="TTFT SLO for goodput, ms (profile's; 0 = none)."),
     slo_tpot_ms: Optional[float] = typer.Option(None, "--slo-tpot-ms", help="TPOT SLO for goodput, ms (profile's; 0 = none)."),
     no_prefix_cache: bool = typer.Option(False, "--no-prefix-cache", help="Disable prefix caching."),
@@ -132,7 +140,8 @@ def plan(
     slo_tpot_ms: Optional[float] = typer.Option(None, "--slo-tpot-ms", help="TPOT SLO, ms (the profile's; 0 = none)."),
     percentile: float = typer.Option(99.0, "--percentile", "-p", min=1.0, max=100.0, help="Percentile the SLOs apply to."),
     tokens_per_day: Optional[float] = typer.Option(None, "--tokens-per-day", min=0.0, help="Volume to serve, prompt + output tokens per day."),
-    requests: int = typer.Option(1500, "--requests", "-n", min=100, help="Fewest requests per simulation (more at high rates)."),
+    requests: int = typer.Option(1500, "--requests", "-n", min=100, max=MAX_SIM_REQUESTS,
+                                 help="Fewest requests per simulation (more at high rates; at most 1,000,000)."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the workload."),
     chips: Optional[list[str]] = typer.Option(None, "--chips", help="Chip counts per replica to try, comma-separated (best, 1, 2, 4, 8)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="Weight precision (searched)."),

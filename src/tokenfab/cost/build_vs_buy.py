@@ -3,7 +3,7 @@
 Fleets are sized in vendor-chip equivalents N (the number of vendor chips that would serve the
 load). With throughputs T_v and T_c per chip, the custom fleet that delivers the same tokens is
 N_c = N · T_v / T_c (continuous; round up for a purchase order). With L_v and L_c the lifetime
-cost of one chip (price, server share, spares, capital, power, hosting, ops over its life):
+cost of one chip (price, system share, spares, capital, power, hosting, ops over its life):
 
     buy    = N · L_v
     build  = NRE + N · (T_v / T_c) · L_c
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from tokenfab.cost.system import SystemNeeds, scale_system
 from tokenfab.cost.tco import lifetime_cost_usd
 from tokenfab.specs.base import SpecError
 from tokenfab.specs.economics import Economics, NreSpec, SensitivityRange
@@ -81,6 +82,13 @@ class BuildVsBuyInputs(BaseModel):
     """Vendor chip power limit, W."""
     economics: Economics
     """Owning and running costs (a rental price in it applies to the vendor chip only)."""
+    custom_system: SystemNeeds | None = None
+    """What the custom chip asks of its system (bandwidths, scale-up domain) for its system share;
+    None: one 400G NIC and no scale-up fabric. Its TDP is `custom_tdp_w`."""
+    vendor_system: SystemNeeds | None = None
+    """The same for the vendor chip (TDP `vendor_tdp_w`)."""
+    system_cost_scale: float = Field(default=1.0, ge=0)
+    """Multiplier on both chips' system share (1: as priced; varied by the tornado)."""
 
     @property
     def chips_ratio(self) -> float:
@@ -89,8 +97,10 @@ class BuildVsBuyInputs(BaseModel):
 
     def lifetimes_usd(self) -> tuple[float, float]:
         """(custom, vendor) lifetime cost of one chip, USD."""
-        custom = lifetime_cost_usd(self.custom_unit_usd, self.custom_tdp_w, self.economics)
-        vendor = lifetime_cost_usd(self.vendor_price_usd, self.vendor_tdp_w, self.economics, owned=False)
+        econ = scale_system(self.economics, self.system_cost_scale)
+        custom = lifetime_cost_usd(self.custom_unit_usd, self.custom_tdp_w, econ, needs=self.custom_system)
+        vendor = lifetime_cost_usd(self.vendor_price_usd, self.vendor_tdp_w, econ, owned=False,
+                                   needs=self.vendor_system)
         return custom, vendor
 
     def varied(self, name: str, value: float) -> "BuildVsBuyInputs":
@@ -155,7 +165,7 @@ class TornadoBar(BaseModel):
 
 TORNADO_INPUTS = (
     "nre_usd", "custom_unit_usd", "vendor_price_usd", "custom_tok_s_per_chip", "vendor_tok_s_per_chip",
-    "custom_tdp_w", "depreciation_years", "cost_of_capital", "server_and_network_usd_per_chip",
+    "custom_tdp_w", "depreciation_years", "cost_of_capital", "system_cost_scale",
     "electricity_usd_per_kwh", "pue", "hosting_usd_per_kw_month",
 )
 

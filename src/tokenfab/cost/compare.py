@@ -16,6 +16,7 @@ from tokenfab.cost.build_vs_buy import (
     BuildVsBuyInputs, NreBreakdown, TornadoBar, breakeven_fleet, fleet_costs_usd, nre_cost, tornado,
 )
 from tokenfab.cost.fab import PackageCost, package_cost, package_spec_for_chip, resolve_node
+from tokenfab.cost.system import SystemNeeds
 from tokenfab.cost.tco import (
     HOURS_PER_YEAR, ChipHourCost, TokenCost, chip_hour_cost, owned_chip_hour_cost, usd_per_mtok,
 )
@@ -94,13 +95,14 @@ def compare_build_vs_buy(custom_chip, vendor_chip, custom_est: Any, vendor_est: 
         custom_tok_s_per_chip=_throughput(custom_est, custom_chip.id),
         vendor_tok_s_per_chip=_throughput(vendor_est, vendor_chip.id),
         custom_tdp_w=custom_chip.tdp_w, vendor_tdp_w=vendor_chip.tdp_w, economics=econ,
+        custom_system=SystemNeeds.of_chip(custom_chip), vendor_system=SystemNeeds.of_chip(vendor_chip),
     )
     custom_life, vendor_life = inputs.lifetimes_usd()
     n_star = breakeven_fleet(inputs)
     build, buy = fleet_costs_usd(fleet_vendor_equiv, inputs)
     custom_chips = fleet_vendor_equiv * inputs.chips_ratio
 
-    custom_hour = owned_chip_hour_cost(custom_unit, custom_chip.tdp_w, econ)
+    custom_hour = owned_chip_hour_cost(custom_unit, custom_chip.tdp_w, econ, inputs.custom_system)
     vendor_hour = chip_hour_cost(vendor_chip, econ)
     nre_per_chip_hour = nre.total_usd / (custom_chips * econ.depreciation_years * HOURS_PER_YEAR)
     top = max(fleet_vendor_equiv, n_star if math.isfinite(n_star) else 0.0) * 2.0

@@ -1,9 +1,12 @@
 """Loading cost data: the shipped `catalog/economics.yaml`, a user's override file, CLI flags.
 
-A user file (`--economics FILE`) is partial: any `Economics` field at the top level, plus
-optional `preset: <name>` and sections `fab:`, `nre:`, `market_rental:`, `sensitivity:` merged
-key by key onto the shipped data. Every value a user sets has its source recorded as the file
-(or `command line`), so a report can tell shipped data from overrides.
+A user file (`--economics FILE`) is partial: any `Economics` field at the top level (a `system:`
+mapping is merged key by key onto the preset's system cost model), plus optional
+`preset: <name>` and sections `fab:`, `nre:`, `market_rental:`, `sensitivity:` merged key by key
+onto the shipped data. A flat `server_and_network_usd_per_chip` replaces the system model for
+every chip. Overrides may name a system coefficient as `system.<field>`. Every value a user sets
+has its source recorded as the file (or `command line`), so a report can tell shipped data from
+overrides.
 """
 
 from __future__ import annotations
@@ -58,11 +61,33 @@ def resolve(economics_file: str | Path | None = None, preset: str | None = None,
             data = CostData.from_mapping(merged, origin=str(economics_file))
     econ = data.economics(preset or file_preset)
     if econ_changes:
-        econ = econ.with_overrides(econ_changes, origin=str(economics_file))
+        econ = apply_economics(econ, econ_changes, origin=str(economics_file))
     flags = {k: v for k, v in (overrides or {}).items() if v is not None}
     if flags:
-        econ = econ.with_overrides(flags, origin="command line")
+        econ = apply_economics(econ, flags, origin="command line")
     return CostInputs(data=data, economics=econ)
+
+
+def apply_economics(econ: Economics, changes: dict[str, Any], origin: str) -> Economics:
+    """`econ` with `changes` applied and validated: `system:` mappings and `system.<field>` keys
+    are merged onto its system cost model, other keys replace Economics fields."""
+    changes = dict(changes)
+    system_changes: dict[str, Any] = {}
+    nested = changes.pop("system", None)
+    if nested is not None:
+        if not isinstance(nested, dict):
+            raise SpecError(f"{origin}: system must be a mapping of system cost fields")
+        system_changes.update(nested)
+    for key in [k for k in changes if k.startswith("system.")]:
+        system_changes[key.split(".", 1)[1]] = changes.pop(key)
+    if system_changes:
+        if econ.system is None:
+            raise SpecError(f"{origin}: these economics have no system cost model to change")
+        try:
+            econ = econ.model_copy(update={"system": econ.system.with_overrides(system_changes, origin)})
+        except SpecError as exc:
+            raise SpecError(f"system: {str(exc).split(': ', 1)[-1]}") from None
+    return econ.with_overrides(changes, origin=origin) if changes else econ
 
 
 def _merge(base: dict, over: dict, origin: str) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,82 @@ def die_yield(die_mm2: ArrayLike, d0_per_cm2: ArrayLike, model: str = "negative_
     if model == "seeds":
         return seeds_yield(die_mm2, d0_per_cm2)
     raise SpecError(f"unknown yield model {model!r}; expected one of {', '.join(YIELD_MODELS)}")
+
+
+def defect_density_quadrature(model: str, alpha: float = 3.0, points: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(t, w): nodes and weights with Σ w·g(t) ≈ E[g(D/D0)] for the defect-density spread of `model`.
+
+    Each yield model is a Poisson yield averaged over how the defect density D varies from die to
+    die (mean D0): `Y(A) = E[exp(−A·D)]`. Poisson: D = D0 exactly; negative binomial: D ~ Gamma with
+    shape α (Stapper); Seeds: Gamma with α = 1; Murphy: triangular on [0, 2·D0]. Gamma nodes are
+    generalized Gauss–Laguerre (Golub–Welsch), triangular nodes Gauss–Legendre on each half.
+    """
+    return _quadrature(model, float(alpha), int(points))
+
+
+@lru_cache(maxsize=64)
+def _quadrature(model: str, alpha: float, points: int) -> tuple[np.ndarray, np.ndarray]:
+    if model == "poisson":
+        return np.array([1.0]), np.array([1.0])
+    if model in ("negative_binomial", "seeds"):
+        a = 1.0 if model == "seeds" else float(alpha)
+        k = np.arange(points, dtype=float)
+        off = np.sqrt(k[1:] * (k[1:] + a - 1.0))
+        jac = np.diag(2.0 * k + a) + np.diag(off, 1) + np.diag(off, -1)  # weight x^(a-1) e^(-x)
+        x, vec = np.linalg.eigh(jac)
+        w = vec[0] ** 2  # Γ(a) · v0² / Γ(a): the weights of a probability density
+        return x / a, w / w.sum()
+    if model == "murphy":
+        x, w = np.polynomial.legendre.leggauss(points // 2)
+        lo, hi = (x + 1.0) / 2.0, (x + 1.0) / 2.0 + 1.0  # [0, 1] and [1, 2]
+        t = np.concatenate([lo, hi])
+        wt = np.concatenate([w / 2.0 * lo, w / 2.0 * (2.0 - hi)])  # triangular density t, 2 − t
+        return t, wt / wt.sum()
+    raise SpecError(f"unknown yield model {model!r}; expected one of {', '.join(YIELD_MODELS)}")
+
+
+def sellable_yield(die_mm2: ArrayLike, core_mm2: ArrayLike, cores_built: ArrayLike, spare_cores: ArrayLike,
+                   d0_per_cm2: ArrayLike, model: str = "negative_binomial", alpha: float = 3.0) -> ArrayLike:
+    """Fraction of dies that can be sold when up to `spare_cores` of the `cores_built` identical cores
+    (each `core_mm2`) may be defective and fused off; the rest of the die must be defect-free.
+
+    For one defect density D a core is good with q = exp(−a·D) and the die sells with probability
+    exp(−A_rest·D) · P(Binomial(n, 1 − q) ≤ s). Averaged over D as the yield model does (see
+    `defect_density_quadrature`):
+
+        Y = die_yield(A) + E_D[ exp(−A_rest·D) · Σ_{k=1..s} C(n,k) (1 − q)^k q^(n−k) ]
+
+    With no spares it is `die_yield` exactly; every spare adds a non-negative term.
+    """
+    area = np.asarray(die_mm2, dtype=float)
+    a = np.asarray(core_mm2, dtype=float)
+    n = np.asarray(cores_built, dtype=float)
+    s = np.asarray(spare_cores, dtype=float)
+    d0 = np.asarray(d0_per_cm2, dtype=float)
+    plain = np.asarray(die_yield(area, d0, model, alpha), dtype=float)
+    shape = np.broadcast(area, a, n, s, d0).shape
+    out = np.array(np.broadcast_to(plain, shape), dtype=float)
+    harvest = np.broadcast_to(s, shape) > 0
+    if not np.any(harvest):
+        return _out(out)
+    area, a, n, s, d0 = (np.broadcast_to(x, shape)[harvest][:, None] for x in (area, a, n, s, d0))
+    shape = s.shape[:1]
+    t, w = defect_density_quadrature(model, float(np.mean(alpha)))
+    lam = d0 * t / 100.0  # defects per mm² at each node, shape (..., Q)
+    rest = np.maximum(area - n * a, 0.0)
+    with np.errstate(divide="ignore"):
+        log_q = -a * lam
+        log_p = np.log(-np.expm1(log_q))  # log(1 − q); −inf where a core cannot fail
+    extra = np.zeros(np.broadcast(lam, a).shape)
+    log_c = np.zeros(shape + (1,))
+    for k in range(1, int(np.max(s)) + 1):
+        log_c = log_c + np.log(np.maximum(n - k + 1.0, 1e-300)) - math.log(k)
+        with np.errstate(invalid="ignore"):
+            term = np.exp(log_c + k * log_p + (n - k) * log_q)
+        extra += np.where((k <= s) & (k <= n), np.nan_to_num(term), 0.0)
+    gain = np.sum(w * np.exp(-rest * lam) * extra, axis=-1)
+    out[harvest] = np.minimum(out[harvest] + gain, 1.0)
+    return _out(out)
 
 
 def good_die_cost_usd(die_mm2: ArrayLike, node: ProcessNode, fab: FabData,

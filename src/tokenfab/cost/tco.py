@@ -2,7 +2,7 @@
 
 Owned chip-hour (all USD):
 
-    capex      = (chip price + server & network share) × (1 + spares)
+    capex      = (chip price + system share) × (1 + spares)
     capex / h  = capex × CRF(cost of capital, life) / 8760
     power / h  = TDP × server multiplier × average load × PUE × electricity price
     hosting / h= TDP × server multiplier (provisioned kW) × colocation $/kW-month × 12 / 8760
@@ -10,6 +10,8 @@ Owned chip-hour (all USD):
 
 CRF (capital recovery factor) = r(1+r)^n / ((1+r)^n − 1): the level annual payment that repays
 one dollar over n years at rate r (1/n when r = 0). A rental price, when given, replaces all of it.
+The system share (host, power delivery, cooling, networks) comes from `cost.system`: modeled from
+what the chip needs, or the economics' flat `server_and_network_usd_per_chip` when set.
 
 Token prices from a chip-hour cost H: see `usd_per_mtok`.
 """
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from tokenfab.cost.system import SystemCost, SystemNeeds, system_cost
 from tokenfab.specs.base import SpecError
 from tokenfab.specs.economics import Economics
 
@@ -46,6 +49,10 @@ class ChipHourCost(BaseModel):
     basis: str
     """`owned` (amortized capex plus running costs) or `rental`."""
     chip_price_usd: float | None
+    system_usd: float = 0.0
+    """The chip's share of host, power delivery, cooling and networks, USD (0 when rented)."""
+    system: SystemCost | None = None
+    """That share by part (None when rented)."""
     capex_usd: float
     crf: float
     wall_kw: float
@@ -65,11 +72,18 @@ class ChipHourCost(BaseModel):
                 "hosting": self.hosting_usd_per_hour, "ops": self.ops_usd_per_hour}
 
 
-def owned_chip_hour_cost(price_usd: float, tdp_w: float, econ: Economics) -> ChipHourCost:
-    """Hourly cost of owning and running one chip bought at `price_usd` drawing up to `tdp_w`."""
-    if price_usd < 0 or tdp_w <= 0:
+def owned_chip_hour_cost(price_usd: float, tdp_w: float, econ: Economics,
+                         needs: SystemNeeds | None = None) -> ChipHourCost:
+    """Hourly cost of owning and running one chip bought at `price_usd` drawing up to `tdp_w`.
+
+    `needs` (scale-out and scale-up bandwidth, domain, fabric) prices the system share; its TDP is
+    taken as `tdp_w`. None: a chip with one 400G NIC and no scale-up fabric.
+    """
+    if not (price_usd >= 0 and tdp_w > 0):
         raise SpecError(f"chip price must be ≥ 0 and TDP > 0 (got {price_usd} USD, {tdp_w} W)")
-    capex = (price_usd + econ.server_and_network_usd_per_chip) * (1.0 + econ.spares_frac)
+    needs = (needs or SystemNeeds(tdp_w=tdp_w)).model_copy(update={"tdp_w": float(tdp_w)})
+    system = system_cost(needs, econ)
+    capex = (price_usd + system.total_usd) * (1.0 + econ.spares_frac)
     crf = capital_recovery_factor(econ.cost_of_capital, econ.depreciation_years)
     it_kw = tdp_w / 1000.0 * econ.server_power_multiplier
     wall_kw = it_kw * econ.avg_load_frac * econ.pue
@@ -78,7 +92,8 @@ def owned_chip_hour_cost(price_usd: float, tdp_w: float, econ: Economics) -> Chi
     hosting_h = it_kw * econ.hosting_usd_per_kw_month * 12.0 / HOURS_PER_YEAR
     ops_h = econ.ops_usd_per_chip_year / HOURS_PER_YEAR
     return ChipHourCost(
-        basis="owned", chip_price_usd=price_usd, capex_usd=capex, crf=crf, wall_kw=wall_kw,
+        basis="owned", chip_price_usd=price_usd, system_usd=system.total_usd, system=system,
+        capex_usd=capex, crf=crf, wall_kw=wall_kw,
         capex_usd_per_hour=capex_h, power_usd_per_hour=power_h, hosting_usd_per_hour=hosting_h,
         ops_usd_per_hour=ops_h, rental_usd_per_hour=0.0,
         total_usd_per_hour=capex_h + power_h + hosting_h + ops_h,
@@ -89,8 +104,10 @@ def chip_hour_cost(chip, econ: Economics, price_usd: float | None = None) -> Chi
     """Hourly cost of `chip` (a ChipSpec): the rental price if `econ` sets one, else owned cost.
 
     `price_usd` replaces the chip's catalog price. Raises `SpecError` naming the missing input
-    when there is neither a price nor a rental.
+    when there is neither a price nor a rental, and for a design that cannot be built.
     """
+    if hasattr(chip, "require_buildable"):
+        chip.require_buildable()
     if econ.rental_usd_per_chip_hour is not None:
         rent = econ.rental_usd_per_chip_hour
         return ChipHourCost(
@@ -101,10 +118,11 @@ def chip_hour_cost(chip, econ: Economics, price_usd: float | None = None) -> Chi
     price = price_usd if price_usd is not None else chip.price_usd
     if price is None:
         raise SpecError(f"chip {chip.id}: price_usd is missing; give --price-usd or --rental-usd-per-hour")
-    return owned_chip_hour_cost(price, chip.tdp_w, econ)
+    return owned_chip_hour_cost(price, chip.tdp_w, econ, SystemNeeds.of_chip(chip))
 
 
-def lifetime_cost_usd(price_usd: float, tdp_w: float, econ: Economics, owned: bool = True) -> float:
+def lifetime_cost_usd(price_usd: float, tdp_w: float, econ: Economics, owned: bool = True,
+                      needs: SystemNeeds | None = None) -> float:
     """Everything one chip costs over the economic life: hourly cost × hours of life, USD.
 
     Capex enters through the capital recovery factor, so the cost of capital is included.
@@ -113,7 +131,7 @@ def lifetime_cost_usd(price_usd: float, tdp_w: float, econ: Economics, owned: bo
     hours = econ.depreciation_years * HOURS_PER_YEAR
     if not owned and econ.rental_usd_per_chip_hour is not None:
         return econ.rental_usd_per_chip_hour * hours
-    return owned_chip_hour_cost(price_usd, tdp_w, econ).total_usd_per_hour * hours
+    return owned_chip_hour_cost(price_usd, tdp_w, econ, needs).total_usd_per_hour * hours
 
 
 class TokenCost(BaseModel):

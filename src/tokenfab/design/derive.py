@@ -16,7 +16,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from tokenfab.cost.data import shipped_cost_data
-from tokenfab.cost.fab import package_cost, package_cost_arrays
+from tokenfab.cost.fab import (PackageCost, die_yield, good_die_cost_usd, package_cost, package_cost_arrays,
+                               sellable_yield, vendor_price_usd)
 from tokenfab.design import area as area_mod
 from tokenfab.design import power as power_mod
 from tokenfab.design.arrays import DesignArrays
@@ -33,6 +34,15 @@ REF_GEMM = 8192.0  # M = N = K of the GEMM whose blocking sets shared-SRAM and H
 MATRIX_PRECISIONS = ("bf16", "fp16", "tf32", "fp8", "int8", "fp4", "int4", "fp32", "fp64")
 KIB = 1024.0
 MIB = 1024.0 * 1024.0
+POWER_MODEL_TOLERANCE = 0.20
+"""A design is unbuildable at its TDP only when the modelled power exceeds it by more than the power
+model's own error on the reference designs (±20%, tests/test_design_reference.py); within that band
+it runs power-capped: every precision sustains `(TDP / need) ** (1 / throttle_exponent)` of its peak
+(`design.power.sustained_fraction`), as real chips do under DVFS."""
+SIMT_TILE_SRAM_FRAC = 228.0 / 256.0
+"""Share of a SIMT core's unified L1/shared SRAM a GEMM's operand tiles can use (the rest stays L1
+cache): NVIDIA Hopper tuning guide, 256 KB combined per SM with up to 228 KB shared memory (A100:
+164 of 192 KB, 0.85)."""
 
 
 # ---- tiled description ------------------------------------------------------------------------
@@ -44,18 +54,25 @@ def tiled_hw_arrays(a: DesignArrays, tech: DesignTech, sustained: dict[str, np.n
     ws = a.weight_stationary
     sh = (lambda x: np.asarray(x, dtype=float).reshape(-1, 1)) if column else (lambda x: np.asarray(x, dtype=float))
     cores = np.where(ws, a.cores * a.units, a.cores)
-    per_core_sram = np.where(ws, a.sram_kb * KIB / a.units, a.sram_kb * KIB)
+    per_core_sram = np.where(ws, a.sram_kb * KIB / a.units,
+                             a.sram_kb * KIB * np.where(a.simt, SIMT_TILE_SRAM_FRAC, 1.0))
     rows = np.where(ws, a.rows, a.rows * a.units)
     l2_default = a.cores * tech.c("shared_sram_bytes_per_clk_per_core") * a.clock_mhz * 1e6 / 1e12
     l2_bw = np.where(np.isnan(a.shared_sram_tb_s), l2_default, a.shared_sram_tb_s * a.dies)
-    shared = a.dies * a.shared_sram_mb * MIB
+    n = len(a.shared_sram_mb)
+    extra_mb = lambda x: np.asarray(x, dtype=float) if len(x) == n else np.zeros(n)  # noqa: E731
+    # Shared SRAM the cores reach: the dies' L2 plus SRAM on IO dies (MI300X's Infinity Cache) and
+    # SRAM stacked on the compute dies; one level at the L2's bandwidth (the tiled model has one).
+    shared = (a.dies * (a.shared_sram_mb + extra_mb(a.stacked_sram_mb))
+              + extra_mb(a.io_dies) * extra_mb(a.io_sram_mb)) * MIB
     return tiled.TiledHW(
         cores=sh(cores), sram_per_core_bytes=sh(per_core_sram), shared_sram_bytes=sh(shared),
         array_rows=sh(rows), array_cols=sh(a.cols), clock_mhz=sh(a.clock_mhz),
         weight_stationary=np.asarray(ws).reshape(-1, 1) if column else np.asarray(ws),
         array_depth=sh(a.depth), m_granule=tech.c("ws_m_granule"),
-        # GPUs keep accumulators in half the register file; systolic arrays accumulate into SRAM.
-        acc_bytes_per_core=sh(np.where(ws, 0.0, a.rf_kb * KIB / 2.0)),
+        # GPUs keep accumulators in half the register file; systolic arrays accumulate into SRAM;
+        # NPU cube cores (dataflow control) have a dedicated accumulator buffer (Ascend L0C).
+        acc_bytes_per_core=sh(np.where(ws, 0.0, a.rf_kb * KIB * np.where(a.simt, 0.5, 1.0))),
         shared_sram_tb_s=sh(np.where(shared > 0, l2_bw, 0.0)), multicast=sh(a.multicast),
         dram_latency_us=tech.c("dram_latency_us"),
         sustained_frac={p: sh(v) for p, v in (sustained or {}).items()},
@@ -85,7 +102,11 @@ def evaluate_arrays(a: DesignArrays, tech: DesignTech | None = None, cost: CostD
     out["area_mm2_per_die"] = {p: ar[p] for p in area_mod.AREA_PARTS}
     out["die_mm2_each"] = ar["die_mm2"]
     out["die_area_mm2"] = ar["chip_mm2"]
-    need, have = area_mod.shoreline_mm(a, tech, ar["die_mm2"])
+    out["core_mm2"] = area_mod.core_mm2(a, tech, ar)
+    out["die_yield"], out["sellable_yield"] = _yields(a, ar["die_mm2"], out["core_mm2"], fab)
+    out["io_die_mm2_each"] = ar["io_die_mm2"]
+    out["stacked_sram_die_mm2"] = ar["stacked_sram_die_mm2"]
+    need, have = area_mod.shoreline_mm(a, tech, ar["die_mm2"], ar["io_die_mm2"])
     out["shoreline_needed_mm"], out["shoreline_available_mm"] = need, have
 
     # Traffic of the reference GEMM sets shared-SRAM and HBM bytes per FLOP at the TDP load.
@@ -95,57 +116,113 @@ def evaluate_arrays(a: DesignArrays, tech: DesignTech | None = None, cost: CostD
                             hw=hw1, precision="bf16")
     flops = 2.0 * REF_GEMM ** 3
     shared_bpf, hbm_bpf = ref["shared_bytes"] / flops, ref["hbm_bytes"] / flops
-    gemm = power_mod.gemm_power(a, tech, ar["chip_mm2"], "bf16", shared_bpf, hbm_bpf)
-    stream = power_mod.stream_power(a, tech, ar["chip_mm2"])
+    other_leak = power_mod.other_dies_leakage_w(a, ar)
+    gemm = power_mod.gemm_power(a, tech, ar["chip_mm2"], "bf16", shared_bpf, hbm_bpf, other_leak)
+    stream = power_mod.stream_power(a, tech, ar["chip_mm2"], other_leak)
     out["power_w_breakdown"] = {p: gemm[p] for p in power_mod.POWER_PARTS}
     out["power_w_gemm_bf16"] = gemm["total_w"]
     out["power_w_stream"] = stream["total_w"]
     out["power_w"] = np.maximum(gemm["total_w"], stream["total_w"])
+    # Heat through the compute dies: all but the DRAM's own power (HBM/LPDDR/GDDR devices) and the
+    # IO/stacked dies' (which spread over their own, larger footprint).
+    logic_w = np.maximum(gemm["total_w"] - gemm["hbm"] - gemm["io_dies"],
+                         stream["total_w"] - stream["hbm"] - stream["io_dies"])
+    out["power_density_w_per_mm2"] = logic_w / ar["chip_mm2"]
+    out["max_w_per_mm2"] = power_mod.max_power_density(a, tech)
     gamma = tech.c("throttle_exponent")
     sustained = {}
     for p in MATRIX_PRECISIONS:
         supported = a.prec[p] > 0
         if not supported.any():
             continue
-        pw = gemm if p == "bf16" else power_mod.gemm_power(a, tech, ar["chip_mm2"], p, shared_bpf, hbm_bpf)
+        pw = gemm if p == "bf16" else power_mod.gemm_power(a, tech, ar["chip_mm2"], p, shared_bpf, hbm_bpf, other_leak)
         sustained[p] = np.where(supported, power_mod.sustained_fraction(pw, a.tdp_w, gamma), 0.0)
     out["sustained_frac"] = sustained
     out["tiled_hw"] = tiled_hw_arrays(a, tech, sustained, column=True)
 
     reticle = fab.reticle_limit_mm2
-    out["over_reticle"] = ar["die_mm2"] > reticle
+    out["over_reticle"] = (ar["die_mm2"] > reticle) | (ar["io_die_mm2"] > reticle)
     out["over_shoreline"] = need > have
-    out["over_power"] = out["power_w"] > a.tdp_w
+    out["over_power"] = out["power_w"] > a.tdp_w * (1.0 + POWER_MODEL_TOLERANCE)
+    out["over_power_density"] = out["power_density_w_per_mm2"] > out["max_w_per_mm2"]
     if with_cost:
-        unit, pkg = _unit_cost_arrays(a, ar["chip_mm2"], fab, packaging)
+        out["other_dies"] = _other_dies(a, ar, fab)
+        unit, pkg = _unit_cost_arrays(a, ar["chip_mm2"], fab, packaging, tech, out["die_yield"],
+                                      out["sellable_yield"], out["other_dies"])
         out["unit_cost_usd"] = unit
         out["packaging"] = pkg
         out["over_interposer"] = ~np.isfinite(unit) & ~out["over_reticle"]
     else:
         out["over_interposer"] = np.zeros(len(a), dtype=bool)
-    out["feasible"] = ~(out["over_reticle"] | out["over_shoreline"] | out["over_power"] | out["over_interposer"])
+    out["feasible"] = ~(out["over_reticle"] | out["over_shoreline"] | out["over_power"] | out["over_interposer"]
+                        | out["over_power_density"])
     return out
 
 
-def memory_price_id(gen: str, fab: FabData) -> str:
-    """The fab data's memory entry used to price an HBM generation (itself, or a stated proxy)."""
-    return priced_memory(gen, fab)
+def _yields(a: DesignArrays, die_mm2, core_mm2, fab: FabData) -> tuple[np.ndarray, np.ndarray]:
+    """(die yield without harvesting, sellable yield with up to `spare_cores_per_die` bad cores fused
+    off) per design, from its node's defect density and the fab data's yield model."""
+    plain = np.ones(len(a))
+    sell = np.ones(len(a))
+    nodes = np.asarray(a.node, dtype=object)
+    for node_id in set(a.node):
+        ix = np.flatnonzero(nodes == node_id)
+        node = fab.nodes[node_id]
+        d0, alpha, model = node.defect_density_per_cm2, node.cluster_alpha, fab.yield_model
+        plain[ix] = die_yield(die_mm2[ix], d0, model, alpha)
+        sell[ix] = sellable_yield(die_mm2[ix], core_mm2[ix], a.built_cores_per_die[ix], a.spare_cores_per_die[ix],
+                                  d0, model, alpha)
+    return plain, sell
 
 
-def _unit_cost_arrays(a: DesignArrays, chip_mm2, fab: FabData, packaging: list[str | None] | None):
-    """Unit cost per design: `package_cost_arrays` per (node, memory, packaging) group. Without a
-    packaging choice, CoWoS-S when its interposer fits, else CoWoS-L (as `cost.fab` chooses)."""
+def _other_dies(a: DesignArrays, ar: dict, fab: FabData) -> dict[str, np.ndarray]:
+    """IO dies and stacked SRAM dies: their known-good cost (USD), how many more parts are bonded,
+    and the interposer area they add (side-by-side IO dies add theirs; compute dies stacked on IO
+    dies stop needing their own)."""
+    usd = np.zeros(len(a))
+    io = a.has_io_dies
+    stacked = a.stacked_sram_mb > 0
+    for node_id in set(a.io_node):
+        ix = np.flatnonzero(io & (np.asarray(a.io_node, dtype=object) == node_id))
+        if len(ix):
+            usd[ix] += a.io_dies[ix] * np.asarray(good_die_cost_usd(ar["io_die_mm2"][ix], fab.nodes[node_id], fab))
+    for node_id in set(a.stacked_node):
+        ix = np.flatnonzero(stacked & (np.asarray(a.stacked_node, dtype=object) == node_id))
+        if len(ix):
+            usd[ix] += a.dies[ix] * np.asarray(good_die_cost_usd(ar["stacked_sram_die_mm2"][ix], fab.nodes[node_id], fab))
+    footprint = ar["io_dies_mm2"] - np.where(io & a.io_stacked, ar["chip_mm2"], 0.0)
+    return {"usd": usd, "bonded": a.io_dies + np.where(stacked, a.dies, 0.0), "interposer_mm2": footprint}
+
+
+def memory_price_id(gen: str, fab: FabData, tech: DesignTech | None = None) -> str | None:
+    """The fab data's memory entry that prices a memory technology (its `priced_as`; None: SRAM only)."""
+    priced = (tech or shipped_tech()).memory_tech(gen).priced_as
+    return priced_memory(priced, fab)
+
+
+def _unit_cost_arrays(a: DesignArrays, chip_mm2, fab: FabData, packaging: list[str | None] | None,
+                      tech: DesignTech, die_yield_plain, sellable, other: dict[str, np.ndarray]):
+    """Unit cost per design: `package_cost_arrays` per (node, memory, packaging) group, with the
+    compute dies' cost moved from the plain die yield to the sellable (harvested) yield. Without a
+    packaging choice: CoWoS-S when its interposer fits, else CoWoS-L (as `cost.fab` chooses);
+    organic substrate when no memory sits on an interposer. IO and stacked SRAM dies add their cost,
+    interposer area and bonding yield (`_other_dies`)."""
     n = len(a)
     unit = np.full(n, np.nan)
     pkg = np.empty(n, dtype=object)
     gb = a.hbm_stacks * a.hbm_gb_per_stack
     nodes = np.asarray(a.node, dtype=object)
-    mems = np.asarray([memory_price_id(g, fab) for g in a.hbm_gen], dtype=object)
+    priced = {g: memory_price_id(g, fab, tech) or "" for g in set(a.hbm_gen)}
+    mems = np.asarray([priced[g] for g in a.hbm_gen], dtype=object)
     for mem_id in set(mems):
         in_mem = mems == mem_id
-        mem = fab.memory[mem_id]
+        mem = fab.memory.get(mem_id)
+        if mem is None or not mem.on_package:
+            pkg[in_mem] = "organic"
+            continue
         cs = fab.packaging["cowos-s"]
-        interposer = (chip_mm2 + a.hbm_stacks * mem.stack_footprint_mm2) * (1 + cs.interposer_area_overhead_frac)
+        interposer = ((chip_mm2 + other["interposer_mm2"] + a.hbm_stacks * mem.stack_footprint_mm2)
+                      * (1 + cs.interposer_area_overhead_frac))
         fits_s = np.ones(n, dtype=bool) if cs.max_interposer_mm2 is None else interposer <= cs.max_interposer_mm2
         pkg[in_mem] = np.where(fits_s[in_mem], "cowos-s", "cowos-l")
     if packaging:
@@ -158,8 +235,15 @@ def _unit_cost_arrays(a: DesignArrays, chip_mm2, fab: FabData, packaging: list[s
                 if not len(ix):
                     continue
                 r = package_cost_arrays(chip_mm2[ix], a.dies[ix], gb[ix], a.hbm_stacks[ix], node=fab.nodes[node_id],
-                                        memory=fab.memory[mem_id], packaging=fab.packaging[pkg_id], fab=fab)
-                unit[ix] = r["unit_cost_usd"]
+                                        memory=fab.memory.get(mem_id), packaging=fab.packaging[pkg_id], fab=fab)
+                pk = fab.packaging[pkg_id]
+                extra_mm2 = other["interposer_mm2"][ix] * (1 + pk.interposer_area_overhead_frac)
+                with np.errstate(invalid="ignore"):  # unbuildable designs (inf die cost) stay NaN
+                    harvest = r["compute_dies_usd"] * (die_yield_plain[ix] / sellable[ix] - 1.0)
+                    parts = (r["parts_usd"] + harvest + other["usd"][ix]
+                             + np.where(pk.interposer_usd_per_mm2 > 0, extra_mm2 * pk.interposer_usd_per_mm2, 0.0))
+                pkg_yield = r["package_yield"] * pk.bond_yield_per_die ** other["bonded"][ix]
+                unit[ix] = np.where(np.isfinite(r["unit_cost_usd"]), parts / pkg_yield, np.nan)
     return unit, list(pkg)
 
 
@@ -188,6 +272,15 @@ class DesignReport(BaseModel):
     power_w_gemm_bf16: float
     power_w_stream: float
     power_w_breakdown: dict[str, float]
+    io_die_mm2_each: float = 0.0
+    io_dies_mm2: float = 0.0
+    stacked_sram_die_mm2_each: float = 0.0
+    power_density_w_per_mm2: float = 0.0
+    max_w_per_mm2: float = 0.0
+    memory: str = ""
+    core_mm2: float = 0.0
+    die_yield: float = 1.0
+    sellable_yield: float = 1.0
     sustained_frac: dict[str, float]
     unit_cost_usd: float | None
     package_cost: dict[str, Any] | None
@@ -218,12 +311,16 @@ def derive(design: ChipDesign, tech: DesignTech | None = None, cost: CostData | 
 def _derive(design: ChipDesign, tech: DesignTech, cost: CostData) -> DesignReport:
     fab = cost.fab
     a = DesignArrays.from_designs([design], tech, fab)
-    r = evaluate_arrays(a, tech, cost, with_cost=False)
+    r = evaluate_arrays(a, tech, cost, with_cost=True)  # its packaging choice sees IO-die footprints
     total = _f(r["die_area_mm2"])
     each = _f(r["die_mm2_each"])
     dies = design.compute_dies
     reasons: list[str] = []
-    if r["over_reticle"][0]:
+    io_each = _f(r["io_die_mm2_each"])
+    if io_each > fab.reticle_limit_mm2:
+        reasons.append(f"IO die of {io_each:.0f} mm² exceeds the reticle limit of {fab.reticle_limit_mm2:.0f} mm²; "
+                       f"use more io_dies or move shared SRAM to the compute dies")
+    if each > fab.reticle_limit_mm2:
         reasons.append(f"die of {each:.0f} mm² exceeds the reticle limit of {fab.reticle_limit_mm2:.0f} mm²; "
                        f"split it over more compute_dies (at least {math.ceil(total / fab.reticle_limit_mm2)}) "
                        f"or shrink SRAM/cores")
@@ -232,22 +329,34 @@ def _derive(design: ChipDesign, tech: DesignTech, cost: CostData) -> DesignRepor
                        f"{each:.0f} mm² die offers {_f(r['shoreline_available_mm']):.0f} mm usable; use fewer "
                        f"HBM stacks/links per die or more dies")
     if r["over_power"][0]:
-        which = "bf16 GEMM" if _f(r["power_w_gemm_bf16"]) >= _f(r["power_w_stream"]) else "HBM-streaming"
+        which = "bf16 GEMM" if _f(r["power_w_gemm_bf16"]) >= _f(r["power_w_stream"]) else "memory-streaming"
         reasons.append(f"estimated power {_f(r['power_w']):.0f} W at the {which} load exceeds the TDP of "
-                       f"{design.tdp_w:.0f} W; lower the clock or cores, or raise tdp_w")
+                       f"{design.tdp_w:.0f} W by more than the power model's {POWER_MODEL_TOLERANCE:.0%} error "
+                       f"band; lower the clock or cores, or raise tdp_w")
+    if r["over_power_density"][0]:
+        reasons.append(f"power density {_f(r['power_density_w_per_mm2']):.2f} W/mm² over {total:.0f} mm² of compute "
+                       f"die exceeds the {design.cooling}-cooling limit of {_f(r['max_w_per_mm2']):.2f} W/mm²; "
+                       f"lower the clock, spread the power over more silicon"
+                       + (" or use liquid cooling" if design.cooling == "air" else ""))
     pkg: dict[str, Any] | None = None
     unit: float | None = None
     if not r["over_reticle"][0]:
-        mem = memory_price_id(design.memory.hbm_generation, fab)
+        tech_id = design.memory.tech_id
+        mem = memory_price_id(tech_id, fab, tech)
+        on_interposer = tech.memory_tech(tech_id).placement == "interposer"
         spec = PackageSpec(compute_die_mm2=total, chiplets=dies, node=a.node[0], memory=mem,
-                           memory_stacks=design.memory.hbm_stacks, memory_gb=_f(r["hbm_gb"]),
-                           packaging=design.packaging)
+                           memory_stacks=design.memory.hbm_stacks if (mem and on_interposer) else 0,
+                           memory_gb=_f(r["hbm_gb"]) if mem else None,
+                           packaging=design.packaging or r["packaging"][0])
         try:
-            pc = package_cost(spec, fab)
+            pc = _harvested(package_cost(spec, fab), _f(r["sellable_yield"]))
+            other = _other_dies(a, {"io_die_mm2": r["io_die_mm2_each"], "io_dies_mm2": r["io_die_mm2_each"] * a.io_dies,
+                                    "stacked_sram_die_mm2": r["stacked_sram_die_mm2"], "chip_mm2": r["die_area_mm2"]}, fab)
+            pc = _with_other_dies(pc, _f(other["usd"]), _f(other["bonded"]), _f(other["interposer_mm2"]), fab)
             unit = pc.unit_cost_usd
             pkg = {**pc.model_dump(), "parts": pc.parts()}
-            if mem != design.memory.hbm_generation:
-                pkg["note"] = f"{design.memory.hbm_generation} priced as {mem} (no entry in the fab data)"
+            if mem and mem != tech_id:
+                pkg["note"] = f"{tech_id} priced as {mem} (design_tech.yaml memory.{tech_id}.priced_as)"
         except SpecError as exc:
             reasons.append(str(exc))
     ds = {field: (_f(r[field]) or None) for field in SPEC_FIELDS.values()}
@@ -267,12 +376,50 @@ def _derive(design: ChipDesign, tech: DesignTech, cost: CostData) -> DesignRepor
         power_w=_f(r["power_w"]), power_w_gemm_bf16=_f(r["power_w_gemm_bf16"]),
         power_w_stream=_f(r["power_w_stream"]),
         power_w_breakdown={p: _f(v) for p, v in r["power_w_breakdown"].items()},
+        io_die_mm2_each=io_each, io_dies_mm2=io_each * (design.io_dies.count if design.io_dies else 0),
+        stacked_sram_die_mm2_each=_f(r["stacked_sram_die_mm2"]) if design.stacked_sram else 0.0,
+        power_density_w_per_mm2=_f(r["power_density_w_per_mm2"]), max_w_per_mm2=_f(r["max_w_per_mm2"]),
+        memory=design.memory.label, core_mm2=_f(r["core_mm2"]), die_yield=_f(r["die_yield"]),
+        sellable_yield=_f(r["sellable_yield"]),
         sustained_frac={p: _f(v) for p, v in r["sustained_frac"].items()},
         unit_cost_usd=unit, package_cost=pkg, feasible=not reasons, infeasible_reasons=reasons,
         published=dict(design.published), vs_published=vs,
         tiled={k: v for k, v in hw.__dict__.items() if k != "sustained_frac"},
         tech_source="catalog/design_tech.yaml (tokenfab.design.tech)",
     )
+
+
+def _with_other_dies(pc: PackageCost, usd: float, bonded: float, interposer_mm2: float, fab: FabData) -> PackageCost:
+    """The package cost with IO / stacked SRAM dies added: their silicon joins the compute dies'
+    cost, their footprint the interposer, their bonds the package yield."""
+    if not bonded:
+        return pc
+    pk = fab.packaging[pc.packaging]
+    add_mm2 = interposer_mm2 * (1 + pk.interposer_area_overhead_frac) if pk.interposer_usd_per_mm2 > 0 else 0.0
+    compute = pc.compute_dies_usd + usd
+    inter_usd = pc.interposer_usd + add_mm2 * pk.interposer_usd_per_mm2
+    pkg_yield = pc.package_yield * pk.bond_yield_per_die ** bonded
+    parts = compute + pc.memory_usd + inter_usd + pc.assembly_usd + pc.test_usd
+    unit = parts / pkg_yield
+    return pc.model_copy(update={
+        "compute_dies_usd": compute, "interposer_mm2": pc.interposer_mm2 + add_mm2, "interposer_usd": inter_usd,
+        "package_yield": pkg_yield, "unit_cost_usd": unit, "yield_loss_usd": unit - parts,
+        "vendor_price_usd": float(vendor_price_usd(unit, pc.gross_margin))})
+
+
+def _harvested(pc: PackageCost, sellable: float) -> PackageCost:
+    """The package cost with known-good compute dies bought at the sellable (harvested) yield
+    instead of the defect-free die yield; every other part unchanged."""
+    if sellable <= pc.die_yield:
+        return pc
+    ratio = pc.die_yield / sellable
+    compute = pc.compute_dies_usd * ratio
+    unit = pc.unit_cost_usd + (compute - pc.compute_dies_usd) / pc.package_yield
+    parts = compute + pc.memory_usd + pc.interposer_usd + pc.assembly_usd + pc.test_usd
+    return pc.model_copy(update={
+        "die_yield": sellable, "good_die_usd": pc.good_die_usd * ratio, "compute_dies_usd": compute,
+        "unit_cost_usd": unit, "yield_loss_usd": unit - parts,
+        "vendor_price_usd": float(vendor_price_usd(unit, pc.gross_margin))})
 
 
 def tiled_hw_from_design(design: ChipDesign, tech: DesignTech | None = None) -> tiled.TiledHW:
@@ -283,12 +430,27 @@ def tiled_hw_from_design(design: ChipDesign, tech: DesignTech | None = None) -> 
 
 # ---- ChipSpec ---------------------------------------------------------------------------------
 
-_REGISTRY: dict[str, ChipDesign] = {}
+def microarch_of(rep: "DesignReport", calibrated: bool = False):
+    """The `Microarch` block a design's ChipSpec carries (exactly the design's tiled description and
+    power-capped sustained fractions), so the chip needs no registry to be evaluated anywhere.
+    `calibrated`: the design runs at a measured efficiency (`ChipDesign.calibration`), which already
+    includes the silicon's throttling under its power cap, so the modelled cap is not applied again."""
+    from tokenfab.specs.microarch import Microarch
 
-
-def registered_design(chip_id: str) -> ChipDesign | None:
-    """The design a ChipSpec with this id was derived from in this process (None if none)."""
-    return _REGISTRY.get(chip_id)
+    t = rep.tiled
+    ws = bool(t["weight_stationary"])
+    return Microarch(
+        tile_units=float(t["cores"]), sram_per_core_kib=float(t["sram_per_core_bytes"]) / KIB,
+        accumulator_kib_per_core=float(t["acc_bytes_per_core"]) / KIB,
+        shared_sram_mib=float(t["shared_sram_bytes"]) / MIB, shared_sram_tb_s=float(t["shared_sram_tb_s"]),
+        matrix_rows=float(t["array_rows"]), matrix_cols=float(t["array_cols"]),
+        matrix_depth=float(t["array_depth"]), dataflow="weight_stationary" if ws else "output_stationary",
+        m_granule=float(t["m_granule"]), multicast=float(t["multicast"]),
+        dram_latency_us=float(t["dram_latency_us"]),
+        sustained_frac={} if calibrated else {p: min(1.0, max(0.0, float(v)))
+                                              for p, v in rep.sustained_frac.items()},
+        source=f"derived from design {rep.id} (tokenfab.design: cores, SRAM, matrix units, clock, power model)",
+        estimated=True)
 
 
 def to_chip_spec(design: ChipDesign, tech: DesignTech | None = None, cost: CostData | None = None) -> ChipSpec:
@@ -303,7 +465,7 @@ def to_chip_spec(design: ChipDesign, tech: DesignTech | None = None, cost: CostD
         "id": design.id, "name": design.name or design.id, "vendor": design.vendor,
         "form_factor": design.form_factor, "launch_year": design.launch_year,
         **{k: v for k, v in ds.items() if v},  # zero peaks/SRAM: the design has no such path
-        "memory_type": f"{design.memory.hbm_generation.upper()} ({design.memory.hbm_stacks} stacks)",
+        "memory_type": design.memory.label,
         "cores": design.cores,
         "core_type": (f"core: {design.die.core.matrix_units_per_core} x {mu.rows}x{mu.cols}"
                       f"{'x' + str(mu.depth) if mu.depth > 1 else ''} {mu.dataflow.replace('_', '-')} matrix units"),
@@ -312,6 +474,8 @@ def to_chip_spec(design: ChipDesign, tech: DesignTech | None = None, cost: CostD
         "scaleup_interconnect": design.io.scaleup_interconnect or
                                 (f"{design.io.scaleup_links} links" if design.io.scaleup_links else "host PCIe"),
         "tdp_w": design.tdp_w, "process_node": design.process_node, "die_area_mm2": rep.die_area_mm2,
+        "microarch": microarch_of(rep, calibrated=design.calibration is not None), "software": design.software, "calibration": design.calibration,
+        "infeasible_reasons": list(rep.infeasible_reasons),
     }
     if price:
         data["price_usd"] = price
@@ -331,7 +495,4 @@ def to_chip_spec(design: ChipDesign, tech: DesignTech | None = None, cost: CostD
                      f"{rep.die_area_mm2:.0f} mm² on {rep.process_node}, est. {rep.power_w:.0f} W "
                      f"(TDP {design.tdp_w:g} W), unit cost "
                      f"{'$' + format(rep.unit_cost_usd, ',.0f') if rep.unit_cost_usd else 'n/a'}; {feas}.")
-    spec = ChipSpec.from_mapping(data, origin=f"design {design.id}")
-    _REGISTRY[design.id] = design
-    tiled.register_hw(design.id, tiled_hw_from_design(design, tech))
-    return spec
+    return ChipSpec.from_mapping(data, origin=f"design {design.id}")

@@ -10,6 +10,7 @@ from tokenfab.cost.data import shipped_cost_data
 from tokenfab.cost.fab import package_cost, package_spec_for_chip
 from tokenfab.design.catalog import designs_dir, is_design_mapping
 from tokenfab.design.derive import derive, to_chip_spec
+from tokenfab.specs import ChipSpec
 from tokenfab.specs.base import SpecError, load_yaml
 from tokenfab.specs.design import ChipDesign
 
@@ -24,6 +25,15 @@ def _as_design(name: str) -> ChipDesign | None:
     if shipped.exists() and name not in catalog.chip_ids():
         return ChipDesign.from_mapping(load_yaml(shipped), origin=str(shipped))
     return None
+
+
+def chip_and_design(name: str) -> tuple[ChipSpec, ChipDesign | None]:
+    """The ChipSpec `name` gives (a design's derived one) and the design, None for a datasheet chip:
+    what `tokenfab chip --model` estimates on and, for a design, re-derives at other SRAM sizes."""
+    design = _as_design(name)
+    if design is not None:
+        return to_chip_spec(design), design
+    return catalog.load_chip(name), None
 
 
 def chip_summary(name: str) -> dict[str, Any]:

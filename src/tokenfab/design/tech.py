@@ -5,8 +5,9 @@ is an estimate. Three tables:
 
 - `nodes`: per foundry node — achieved logic density, SRAM macro density, dynamic-energy scale
   relative to TSMC N5, leakage per mm²;
-- `hbm`: per HBM generation — pin rate, width, stack capacity, PHY area and die edge, energy,
-  controller size, background power;
+- `memory`: per memory technology (HBM generations, domestic HBM, LPDDR5X, GDDR7, SRAM only) —
+  where it sits, which fab-data entry prices it, pin rate, width, device capacity, PHY area and die
+  edge, energy, controller size, background power;
 - `constants`: node-independent or N5-referenced numbers (MAC transistor counts, control
   overheads, SRAM integration overheads, SerDes/PCIe PHYs, energies at N5, ...).
 """
@@ -17,24 +18,28 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from typing import Any, Literal
+
 from pydantic import Field, model_validator
 
 from tokenfab.specs.base import Spec, SpecError
 
 NODE_KEYS = ("logic_mtr_per_mm2", "sram_mbit_per_mm2", "energy_scale", "leakage_w_per_mm2")
-HBM_KEYS = ("pin_gbps", "bits_per_stack", "gb_per_stack", "phy_mm2", "phy_edge_mm", "pj_per_bit",
-            "controller_mtr", "background_w_per_stack")
+MEMORY_KEYS = ("pin_gbps", "bits_per_device", "gb_per_device", "phy_mm2", "phy_edge_mm", "pj_per_bit",
+               "controller_mtr", "background_w_per_device")
+HBM_KEYS = MEMORY_KEYS  # older name
 CONSTANT_KEYS = (
     "format_overhead_frac", "vector_lane_mtr", "fp64_lane_mtr", "simt_control_mtr_per_lane",
     "dataflow_control_frac", "core_noc_mtr", "scratchpad_overhead", "cache_overhead",
-    "register_file_overhead", "misc_area_frac", "uncore_fixed_mtr", "d2d_area_frac",
+    "register_file_overhead", "bulk_sram_overhead", "misc_area_frac", "uncore_fixed_mtr", "d2d_area_frac",
     "usable_perimeter_frac", "serdes_lane_gbps", "serdes_mm2_per_lane", "serdes_edge_mm_per_lane",
     "serdes_pj_per_bit", "link_controller_mtr_per_lane", "pcie_lane_gbps", "pcie_mm2_per_lane",
     "pcie_edge_mm_per_lane", "pcie_pj_per_bit", "pcie_controller_mtr_per_lane",
     "bf16_pj_per_flop", "vector_pj_per_flop", "core_sram_pj_per_byte", "shared_sram_pj_per_byte",
-    "clock_control_frac_simt", "clock_control_frac_dataflow", "vector_duty_in_gemm",
+    "simt_issue_w_per_slot_ghz", "clock_control_frac_dataflow", "vector_duty_in_gemm",
     "link_activity_at_tdp", "throttle_exponent", "shared_sram_bytes_per_clk_per_core",
-    "ws_m_granule", "dram_latency_us",
+    "ws_m_granule", "dram_latency_us", "max_w_per_mm2_air", "max_w_per_mm2_liquid",
+    "d2d_mm2_per_tb_s", "d2d_pj_per_bit",
 )
 PRECISION_KEYS = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4", "int4")
 
@@ -62,13 +67,49 @@ class Param(Spec):
         return self
 
 
+MemoryPlacement = Literal["interposer", "package", "board", "none"]
+
+
+class MemoryTechData(Spec):
+    """One memory technology: where it sits, what prices it, and its MEMORY_KEYS parameters."""
+
+    name: str
+    """Human name."""
+    placement: MemoryPlacement
+    """`interposer`: stacks bonded beside the dies (HBM); `package`/`board`: DRAM packages on the
+    substrate or the board (LPDDR, GDDR: no interposer); `none`: no external memory (SRAM only)."""
+    priced_as: str | None = None
+    """Entry of the fab data's `memory:` table (economics.yaml) holding its $/GB; None: nothing to buy."""
+    params: dict[str, Param]
+    """The MEMORY_KEYS parameters (given as siblings of `name` in the YAML)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_params(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "params" not in data:
+            meta = ("name", "placement", "priced_as")
+            data = {**{k: data[k] for k in meta if k in data},
+                    "params": {k: v for k, v in data.items() if k not in meta}}
+        return data
+
+    @model_validator(mode="after")
+    def _complete(self) -> "MemoryTechData":
+        missing = [k for k in MEMORY_KEYS if k not in self.params]
+        extra = [k for k in self.params if k not in MEMORY_KEYS]
+        if missing or extra:
+            raise ValueError(f"missing {', '.join(missing) or '-'}; unknown {', '.join(extra) or '-'}")
+        if (self.placement == "none") != (self.params["bits_per_device"].value == 0):
+            raise ValueError("placement `none` exactly when there is no memory interface (bits_per_device 0)")
+        return self
+
+
 class DesignTech(Spec):
     """All technology data the design derivations read."""
 
     nodes: dict[str, dict[str, Param]]
     """Per foundry node id (as in the fab data): the NODE_KEYS parameters."""
-    hbm: dict[str, dict[str, Param]]
-    """Per HBM generation: the HBM_KEYS parameters."""
+    memory: dict[str, MemoryTechData]
+    """Per memory technology id (HBM generations, LPDDR5X, GDDR7, SRAM only, ...)."""
     mac_mtr: dict[str, Param]
     """Million transistors of one MAC (multiplier + accumulator) per input precision."""
     energy_rel: dict[str, Param]
@@ -83,7 +124,6 @@ class DesignTech(Spec):
     @model_validator(mode="after")
     def _complete(self) -> "DesignTech":
         for name, table, keys in [(f"nodes.{k}", v, NODE_KEYS) for k, v in self.nodes.items()] + \
-                [(f"hbm.{k}", v, HBM_KEYS) for k, v in self.hbm.items()] + \
                 [("constants", self.constants, CONSTANT_KEYS), ("mac_mtr", self.mac_mtr, PRECISION_KEYS),
                  ("energy_rel", self.energy_rel, PRECISION_KEYS)]:
             missing = [k for k in keys if k not in table]
@@ -103,12 +143,19 @@ class DesignTech(Spec):
             raise SpecError(f"no design technology data for node {node_id!r}; "
                             f"known: {', '.join(self.nodes)}") from None
 
-    def hbm_gen(self, gen: str) -> dict[str, float]:
-        """Values of one HBM generation's parameters."""
+    def memory_tech(self, tech_id: str) -> MemoryTechData:
+        """One memory technology; SpecError when there is no data for it."""
         try:
-            return {k: p.value for k, p in self.hbm[gen].items()}
+            return self.memory[tech_id]
         except KeyError:
-            raise SpecError(f"no HBM data for {gen!r}; known: {', '.join(self.hbm)}") from None
+            raise SpecError(f"no memory technology {tech_id!r} in the design data; "
+                            f"known: {', '.join(self.memory)}") from None
+
+    def memory_values(self, tech_id: str) -> dict[str, float]:
+        """Values of one memory technology's parameters."""
+        return {k: p.value for k, p in self.memory_tech(tech_id).params.items()}
+
+    hbm_gen = memory_values  # older name
 
     def with_constants(self, **changes: float) -> "DesignTech":
         """A copy with some constants' values replaced (sensitivity studies; ranges not enforced)."""

@@ -264,8 +264,8 @@ def chip_hour(chip: ChipSpec, econ: Economics | None) -> dict:
     from tokenfab.cost import tco
 
     cost = tco.chip_hour_cost(chip, econ or tco.default_economics())
-    return {"basis": cost.basis, "price_usd": cost.chip_price_usd, "total": cost.total_usd_per_hour,
-            **{k: v for k, v in cost.parts().items()}}
+    return {"basis": cost.basis, "price_usd": cost.chip_price_usd, "system_usd": cost.system_usd,
+            "total": cost.total_usd_per_hour, **{k: v for k, v in cost.parts().items()}}
 
 
 def run_scenarios(chip: ChipSpec, ident: str, ctx: EvalContext) -> tuple[dict, list[str], float]:
@@ -345,7 +345,7 @@ def chip_figures(rep: Any, spec: ChipSpec | None, design: Any) -> dict:
         "die_area_mm2": rep.die_area_mm2, "die_mm2_each": rep.die_area_mm2_each,
         "unit_cost_usd": rep.unit_cost_usd, "price_usd": spec.price_usd if spec is not None else None,
         "bf16_tflops": bf16, "fp8_tflops": ds.get("fp8_tflops") or 0.0, "hbm_tb_s": hbm,
-        "hbm_gb": ds.get("hbm_gb") or 0.0, "hbm_generation": design.memory.hbm_generation,
+        "hbm_gb": ds.get("hbm_gb") or 0.0, "hbm_generation": design.memory.tech_id,
         "hbm_stacks": design.memory.hbm_stacks, "shared_sram_mb": shared, "core_sram_mb": core,
         "sram_mb_total": shared + core, "scaleup_gb_s": ds.get("scaleup_gb_s") or 0.0,
         "flops_per_byte": bf16 / hbm if hbm else None,

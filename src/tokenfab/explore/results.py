@@ -91,6 +91,7 @@ def usd_breakdown(row: dict, server_usd: float) -> dict[str, float]:
     if ch.get("basis") == "rental":
         return {"rental": usd}
     price = ch.get("price_usd") or 0.0
+    server_usd = ch.get("system_usd", server_usd)  # the chip's own system share when the row has it
     chip_share = price / (price + server_usd) if price + server_usd > 0 else 0.0
     capex = ch.get("capex", 0.0)
     parts = {"chip": capex * chip_share, "server_network": capex * (1.0 - chip_share),
@@ -128,8 +129,10 @@ def reference_result(design_name: str, ctx: EvalContext, own_vendor: bool = Fals
     base = design.model_dump(mode="json")
     for k in ("published", "sources", "estimated_fields"):
         base.pop(k, None)
-    if not own_vendor:
+    if not own_vendor:  # the space's software: its vendor, stack and calibration, not the design file's
         set_path(base, "vendor", ctx.base.get("vendor", design.vendor))
+        base["software"] = ctx.base.get("software", "")
+        base["calibration"] = ctx.base.get("calibration")
     # The reference is judged on the mix only: the space's constraints do not apply to it.
     free = replace(ctx, base=base, constraints=type(ctx.constraints)(), allowed_nodes=None)
     row = design_row(None, evaluate_point({}, free))

@@ -30,7 +30,7 @@ MOVE_FIGURES = ("usd_per_mtok", "bf16_tflops", "hbm_tb_s", "hbm_gb", "hbm_stacks
 def _server_usd(cfg: SearchConfig) -> float:
     from tokenfab.cost import tco
 
-    return (cfg.economics or tco.default_economics()).server_and_network_usd_per_chip
+    return (cfg.economics or tco.default_economics()).server_and_network_usd_per_chip or 0.0  # rows carry their own
 
 
 def summarize(outcome: SearchOutcome, workload: WorkloadSpec, baseline: dict | None, server_usd: float) -> dict:

@@ -58,7 +58,8 @@ def _sparse_core_decode(model: ModelSpec, s: StepShape, dense: Op) -> Op:
     flops = 2.0 * s.tokens * ctx * hc * (2 * lat + rope)
     new_kv = s.tokens * (lat + rope) * s.kv_bytes
     bytes_ = s.seqs * kv * (lat + rope) * s.kv_bytes + 2 * s.tokens * hc * (lat + rope) * s.a_bytes + new_kv
-    return Op("attention_sparse", "attention", dense.count, flops_=flops, bytes_=bytes_)
+    geo = transformer.attention_geometry(s, hc, s.seqs, lat + rope, lat, s.kv_bytes, kv_shared=True)
+    return Op("attention_sparse", "attention", dense.count, flops_=flops, bytes_=bytes_, meta=geo)
 
 
 def _prefill_mode(model: ModelSpec, s: StepShape, ops: list[Op]) -> list[Op]:
@@ -87,8 +88,11 @@ def _prefill_mode(model: ModelSpec, s: StepShape, ops: list[Op]) -> list[Op]:
     mha_bytes = (s.seqs * kv + T) * hc * (qk + vd) * s.a_bytes
     mqa_bytes = s.seqs * kv * (lat + rope) * s.kv_bytes + 2 * T * hc * (lat + rope) * s.a_bytes
     flops = np.where(mha, 2.0 * T * ctx * hc * (qk + vd), 2.0 * T * ctx * hc * (2 * lat + rope))
+    geo = transformer.attention_geometry(s, np.where(mha, 1.0, hc), np.where(mha, s.seqs * hc, s.seqs),
+                                         np.where(mha, qk, lat + rope), np.where(mha, vd, lat),
+                                         np.where(mha, s.a_bytes, s.kv_bytes), kv_shared=~mha)
     out.append(Op("attention_sparse", "attention", L, flops_=flops,
-                  bytes_=np.where(mha, mha_bytes, mqa_bytes) + new_kv))
+                  bytes_=np.where(mha, mha_bytes, mqa_bytes) + new_kv, meta=geo))
     return out
 
 

@@ -94,17 +94,32 @@ def _attention_core(model: ModelSpec, s: StepShape, hc, count: int, window: int 
         lat, rope = model.kv_lora_rank, model.qk_rope_head_dim
         flops = 2.0 * T * ctx * hc * (2 * lat + rope)
         bytes_ = s.seqs * kv_len * (lat + rope) * s.kv_bytes + 2 * T * hc * (lat + rope) * s.a_bytes
+        geo = attention_geometry(s, hc, s.seqs, lat + rope, lat, s.kv_bytes, kv_shared=True)
     elif model.attention == "mla":
         qk, vd = model.head_dim, model.v_head_dim
         flops = 2.0 * T * ctx * hc * (qk + vd)
         bytes_ = (s.seqs * kv_len + T) * hc * (qk + vd) * s.a_bytes
+        geo = attention_geometry(s, 1.0, s.seqs * hc, qk, vd, s.a_bytes)
     else:
         hd, vd = model.head_dim, model.v_head_dim
         kvc = _kv_heads_per_chip(model, s.tp)
         flops = 2.0 * T * ctx * hc * (hd + vd)
         bytes_ = s.seqs * kv_len * kvc * (hd + vd) * s.kv_bytes + T * hc * (hd + vd) * s.a_bytes
+        geo = attention_geometry(s, hc / kvc, s.seqs * kvc, hd, vd, s.kv_bytes)
     name = "attention" if window is None else "attention_sliding"
-    return Op(name, "attention", count, flops_=flops, bytes_=bytes_ + new_kv)
+    return Op(name, "attention", count, flops_=flops, bytes_=bytes_ + new_kv, meta=geo)
+
+
+def attention_geometry(s: StepShape, heads_per_group, kv_groups, head_dim, v_head_dim, kv_bytes,
+                       kv_shared=False) -> dict:
+    """Op meta of a fused attention kernel for the SRAM-aware model (`perf.tiled.attention_detail`):
+    query rows per (sequence, KV head) group (the step's tokens per sequence × the query heads
+    sharing a KV head), groups on the chip, K and V widths, bytes per K/V element, and whether V is
+    a slice of K (MLA's absorbed latent)."""
+    seqs = np.asarray(s.seqs, dtype=float)
+    per_seq = np.divide(s.tokens, seqs, out=np.zeros(np.broadcast(s.tokens, seqs).shape), where=seqs > 0)
+    return {"q_rows": per_seq * heads_per_group, "kv_groups": kv_groups, "head_dim": head_dim,
+            "v_head_dim": v_head_dim, "kv_bytes": kv_bytes, "kv_shared": kv_shared}
 
 
 def _kv_elements_per_chip(model: ModelSpec, tp):

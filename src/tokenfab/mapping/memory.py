@@ -15,7 +15,9 @@ RESERVE_FRAC = 0.08
 """Share of HBM the runtime keeps (allocator fragmentation, CUDA graphs, workspaces): vLLM's
 default gpu_memory_utilization of 0.9 leaves 10%; we take 8% plus a fixed context below."""
 RESERVE_FIXED_GB = 1.0
-"""Driver/runtime context per chip, GB."""
+"""Driver/runtime context per chip, GB; at most `RESERVE_FIXED_MAX_FRAC` of a small memory (a chip
+with a few hundred MB of statically compiled SRAM, such as an LPU, carries no GB-sized context)."""
+RESERVE_FIXED_MAX_FRAC = 0.10
 PREFILL_CHUNK_TOKENS = 8192
 """Largest prefill chunk whose activations must fit next to the KV cache."""
 
@@ -63,15 +65,25 @@ def kv_bytes_per_sequence(model: ModelSpec, tp, pp, seq_len, kv_bytes):
     return (per_token_layer * tokens_layers + extra) / pp
 
 
-def activation_bytes(model: ModelSpec, tp, batch, input_len, a_bytes):
-    """Working activations: one prefill chunk through a layer, plus decode logits."""
-    chunk = np.minimum(input_len, PREFILL_CHUNK_TOKENS)
+CHUNK_MEMORY_FRAC = 0.25
+"""Most of a chip's usable memory one prefill chunk's activations may take: a chip with little
+memory (SRAM-only designs) prefills in smaller chunks instead of not fitting."""
+
+
+def activation_bytes(model: ModelSpec, tp, batch, input_len, a_bytes, usable: float | None = None):
+    """Working activations: one prefill chunk through a layer, plus decode logits. With `usable`
+    (bytes) the chunk shrinks below `PREFILL_CHUNK_TOKENS` to keep its activations within
+    `CHUNK_MEMORY_FRAC` of it (never below 64 tokens); on GPU-sized memories it never binds."""
     width = max(model.intermediate_size, model.experts_per_token * model.moe_intermediate_size)
-    prefill = chunk * (6 * model.hidden_size + 3 * width / tp) * a_bytes
+    per_token = (6 * model.hidden_size + 3 * width / tp) * a_bytes
+    cap = PREFILL_CHUNK_TOKENS if usable is None else \
+        np.clip(np.floor(CHUNK_MEMORY_FRAC * usable / per_token), 64, PREFILL_CHUNK_TOKENS)
+    chunk = np.minimum(input_len, cap)
+    prefill = chunk * per_token
     logits = batch * model.vocab_size / tp * 4.0
     return prefill + logits
 
 
 def usable_bytes(hbm_gb: float) -> float:
     """HBM left for weights, KV cache and activations after the runtime reserve."""
-    return hbm_gb * 1e9 * (1 - RESERVE_FRAC) - RESERVE_FIXED_GB * 1e9
+    return hbm_gb * 1e9 * (1 - RESERVE_FRAC) - min(RESERVE_FIXED_GB, RESERVE_FIXED_MAX_FRAC * hbm_gb) * 1e9

@@ -102,7 +102,7 @@ def _prefill_points(p: Prepared, chip: ChipSpec, traffic: Traffic, tier: KVTier,
     t_cycle = np.maximum(t_pipe, t_load)
     weights = memory.weight_bytes_per_chip(model, p.tp, p.pp, p.ep, p.dp, p.w_bytes)
     kv = k * memory.kv_bytes_per_sequence(model, p.tp, p.pp, p.isl, p.kv_bytes)
-    act = memory.activation_bytes(model, p.tp, k, p.isl, p.a_bytes)
+    act = memory.activation_bytes(model, p.tp, k, p.isl, p.a_bytes, usable=memory.usable_bytes(chip.hbm_gb))
     free = memory.usable_bytes(chip.hbm_gb) - weights - kv - act
     transfer = kv_transfer_s(model, p.isl, p.kv_bytes, p.tp * p.pp * cp, link_gb_s, eff.scaleout_latency_us)
     n = p.grid["num_chips"].astype(float)

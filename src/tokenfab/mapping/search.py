@@ -109,11 +109,29 @@ def _axis(values, default):
     return np.asarray(values if values else default)
 
 
+SMALL_MEMORY_COUNTS = (128, 256, 512, 1024, 2048, 4096)
+SMALL_MEMORY_PP = (16, 32, 64, 128)
+"""Chip counts and pipeline depths past the defaults, searched only for a chip whose memory cannot
+hold the model's weights on 64 chips (SRAM-only designs: Groq serves Llama-2-70B on 576 LPUs,
+pipelined across chips)."""
+
+
+def _small_memory(model: ModelSpec, chip: ChipSpec, max_chip_count: int) -> tuple[int, ...]:
+    """`SMALL_MEMORY_COUNTS` up to the limit when 64 chips' memory is less than twice the weights at
+    one byte per parameter (room for KV cache and activations beside them)."""
+    weights = float(np.asarray(memory.weight_bytes_per_chip(model, 1, 1, 1, 1, 1.0)))
+    if 2.0 * weights <= 64 * memory.usable_bytes(chip.hbm_gb):
+        return ()
+    return tuple(n for n in SMALL_MEMORY_COUNTS if n <= max_chip_count)
+
+
 def build_grid(model: ModelSpec, chip: ChipSpec, space: SearchSpace, max_chip_count: int = 64) -> dict[str, np.ndarray]:
     """All valid combinations as flat integer arrays (tp, pp, dp, ep, num_chips, prec, batch)."""
     wide = WIDE_EP_CHIP_COUNTS if model.is_moe else ()
-    counts = space.num_chips or tuple(sorted({n for n in DEFAULT_CHIP_COUNTS + wide if n <= max_chip_count}
+    small = _small_memory(model, chip, max_chip_count)
+    counts = space.num_chips or tuple(sorted({n for n in DEFAULT_CHIP_COUNTS + wide + small if n <= max_chip_count}
                                              | ({chip.scaleup_domain} if chip.scaleup_domain <= 512 else set())))
+    pp_default = (1, 2, 4, 8) + tuple(p for p in SMALL_MEMORY_PP if small and p <= model.num_layers)
     precisions = space.precisions or default_precisions(chip)
     # MoE layouts (moe_tp × moe_ep = tp × dp): ep = 1 (every expert tensor-parallel over tp),
     # ep = tp × dp (data-parallel attention + whole experts spread over every chip, the
@@ -122,7 +140,7 @@ def build_grid(model: ModelSpec, chip: ChipSpec, space: SearchSpace, max_chip_co
     # tp shard of its experts: `graph.transformer._moe_ops`).
     ep_modes = (0, 1, 2) if model.is_moe else (0,)
     n, tp, pp, mode, pr, b = np.meshgrid(
-        _axis(counts, ()), _axis(space.tp, POW2), _axis(space.pp, (1, 2, 4, 8)), np.asarray(ep_modes),
+        _axis(counts, ()), _axis(space.tp, POW2), _axis(space.pp, pp_default), np.asarray(ep_modes),
         np.arange(len(precisions)), _axis(space.batch, DEFAULT_BATCHES), indexing="ij")
     n, tp, pp, mode, pr, b = (a.ravel() for a in (n, tp, pp, mode, pr, b))
     ok = (n % (tp * pp) == 0)
@@ -226,11 +244,13 @@ def prepare(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficienc
     elif fidelity != "roofline":
         raise ValueError(f"fidelity {fidelity!r} is not one of roofline, tiled")
     bf16_frac = eff.gemm_frac("bf16") if thw is None else tiled.achievable_frac(eff, thw, "bf16")
-    hw = Hardware(gemm_tflops=peak, attention_tflops=attn_peak["prefill"], hbm_tb_s=chip.hbm_tb_s,
-                  cores=chip.cores or 100, eff=eff, system=system, gemm_frac=gemm_frac, tiled=thw,
-                  bf16_tflops=chip.bf16_tflops, bf16_frac=bf16_frac)
     # Prompt tokens include image/video tokens; decode steps verify draft tokens (graph/requests.py).
     rq = request_shape(model, traffic)
+    resident = None if thw is None else _residency(model, thw, g, w_bytes, kv_bytes,
+                                                   rq.input_len + traffic.output_len, rq.draft_tokens)
+    hw = Hardware(gemm_tflops=peak, attention_tflops=attn_peak["prefill"], hbm_tb_s=chip.hbm_tb_s,
+                  cores=chip.cores or 100, eff=eff, system=system, gemm_frac=gemm_frac, tiled=thw,
+                  bf16_tflops=chip.bf16_tflops, bf16_frac=bf16_frac, resident=resident)
     tp, pp, dp, ep, batch = (g[k].astype(float) for k in ("tp", "pp", "dp", "ep", "batch"))
     return Prepared(model=model, chip=chip, system=system, eff=eff, grid=g, precisions=tuple(precisions),
                     kv_names=kv_names, hw=hw, w_bytes=w_bytes, kv_bytes=kv_bytes, a_bytes=2.0,
@@ -238,6 +258,21 @@ def prepare(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficienc
                     draft_tokens=float(rq.draft_tokens), tokens_per_step=rq.tokens_per_step,
                     vision_items=rq.vision_items, vision_patches=rq.vision_patches, overlap=space.overlap,
                     decode_hw=dataclasses.replace(hw, attention_tflops=attn_peak["decode"]))
+
+
+def _residency(model: ModelSpec, thw, g: dict, w_bytes, kv_bytes, seq_len: float, draft_tokens: float):
+    """What each point keeps in shared SRAM (`perf.onchip.plan`): its weight shard and/or the KV
+    cache of its batch at full length, in what one decode step's activations leave over."""
+    from tokenfab.perf import onchip
+    tp, pp, dp, ep, batch = (g[k].astype(float) for k in ("tp", "pp", "dp", "ep", "batch"))
+    micro = batch / pp * (1.0 + draft_tokens)
+    weights = memory.weight_bytes_per_chip(model, tp, pp, ep, dp, w_bytes)
+    # The embedding table beside an untied LM head is held, not read: a step gathers its rows.
+    table = np.where((pp == 1) & (not model.tie_embeddings),
+                     model.vocab_size * model.hidden_size / tp * memory.HEAD_BYTES, 0.0)
+    kv = batch * memory.kv_bytes_per_sequence(model, tp, pp, seq_len, kv_bytes)
+    return onchip.plan(thw.shared_sram_bytes, weights, kv, memory.activation_bytes(model, tp, micro, micro, 2.0),
+                       weight_read_bytes=weights - table)
 
 
 def step_seconds(p: Prepared, shape: StepShape, micro_tokens) -> tuple[np.ndarray, list]:
@@ -314,7 +349,7 @@ def evaluate(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficien
     # Memory fit.
     weights = memory.weight_bytes_per_chip(model, tp, pp, p.ep, dp, p.w_bytes)
     kv = batch * memory.kv_bytes_per_sequence(model, tp, pp, isl + osl, p.kv_bytes)
-    act = memory.activation_bytes(model, tp, batch, isl, p.a_bytes)
+    act = memory.activation_bytes(model, tp, batch, isl, p.a_bytes, usable=memory.usable_bytes(chip.hbm_gb))
     free = memory.usable_bytes(chip.hbm_gb) - weights - kv - act
 
     # Decode: a micro-batch of batch/pp sequences traverses all layers once per token.

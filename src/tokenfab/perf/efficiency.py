@@ -108,23 +108,29 @@ LOW_PRECISION_COMPUTE = ("fp8", "fp4", "int8", "int4")
 """Formats whose GEMMs run on the low-precision tensor path (`lowp_gemm_compute_frac`)."""
 
 
-# Family defaults: reasoning, not fits. NVIDIA: cuBLAS/CUTLASS large bf16 GEMMs sustain
+# Software-stack defaults: reasoning, not fits. CUDA: cuBLAS/CUTLASS large bf16 GEMMs sustain
 # ~75-80% of dense peak on H100/A100 at boost-clock throttling; streaming kernels reach ~85-90%
-# of HBM peak. AMD MI300X: hipBLASLt reaches a smaller fraction of its higher peak (~60-70%)
-# and ~80% of HBM. TPU/Ascend/others: systolic arrays with 128x128 (TPU) or 16x16 cube tiles.
-_FAMILY = {
-    "NVIDIA": Efficiency(source="family default: NVIDIA (cuBLAS-class GEMM ~78% of dense peak, ~85% HBM)"),
-    "AMD": Efficiency(gemm_compute_frac=0.62, attention_compute_frac=0.45, hbm_frac=0.80, tile_n=256,
-                      kernel_launch_us=5.0, source="family default: AMD (hipBLASLt ~62% of dense peak, ~80% HBM)"),
-    "Google": Efficiency(gemm_compute_frac=0.80, attention_compute_frac=0.55, hbm_frac=0.85, tile_m=128,
-                         tile_n=128, min_tile_m=8, kernel_launch_us=2.0,
-                         source="family default: TPU (XLA fused, 128x128 MXU)"),
-    "Huawei": Efficiency(gemm_compute_frac=0.65, attention_compute_frac=0.45, hbm_frac=0.75, tile_m=128,
-                         tile_n=256, min_tile_m=16, kernel_launch_us=6.0, step_overhead_ms=1.0,
-                         source="family default: Ascend (CANN ~65% of cube peak, ~75% HBM) — estimate"),
+# of HBM peak. ROCm on MI300X: hipBLASLt reaches a smaller fraction of its higher peak (~60-70%)
+# and ~80% of HBM. XLA on TPU / CANN on Ascend: systolic arrays with 128x128 (TPU) or 16x16 cube
+# tiles. Stacks without measurements here (Neuware, Neuron, SynapseAI, a new in-house stack)
+# take the conservative default until `tokenfab calibrate` fits a chip of theirs.
+_STACKS = {
+    "cuda": Efficiency(source="stack default: CUDA (cuBLAS-class GEMM ~78% of dense peak, ~85% HBM)"),
+    "rocm": Efficiency(gemm_compute_frac=0.62, attention_compute_frac=0.45, hbm_frac=0.80, tile_n=256,
+                       kernel_launch_us=5.0, source="stack default: ROCm (hipBLASLt ~62% of dense peak, ~80% HBM)"),
+    "xla": Efficiency(gemm_compute_frac=0.80, attention_compute_frac=0.55, hbm_frac=0.85, tile_m=128,
+                      tile_n=128, min_tile_m=8, kernel_launch_us=2.0,
+                      source="stack default: XLA on TPU (fused, 128x128 MXU)"),
+    "cann": Efficiency(gemm_compute_frac=0.65, attention_compute_frac=0.45, hbm_frac=0.75, tile_m=128,
+                       tile_n=256, min_tile_m=16, kernel_launch_us=6.0, step_overhead_ms=1.0,
+                       source="stack default: CANN on Ascend (~65% of cube peak, ~75% HBM) — estimate"),
 }
 _OTHER = Efficiency(gemm_compute_frac=0.65, attention_compute_frac=0.45, hbm_frac=0.75, kernel_launch_us=6.0,
-                    step_overhead_ms=1.0, source="family default: other vendors (conservative estimate)")
+                    step_overhead_ms=1.0, source="stack default: other stacks (conservative estimate)")
+
+STACK_OF_VENDOR = {"NVIDIA": "cuda", "AMD": "rocm", "Google": "xla", "Huawei": "cann", "Cambricon": "neuware",
+                   "AWS": "neuron", "Intel": "synapse"}
+"""The stack a vendor's chips run when a chip does not name one (`ChipSpec.software`)."""
 
 
 def _calibration_dir() -> Path:
@@ -136,9 +142,24 @@ def _calibration_dir() -> Path:
     return Path(str(resources.files("tokenfab.catalog").joinpath("calibration")))
 
 
+def stack_of(chip) -> str:
+    """The software stack of a chip: its own `software`, else its vendor's usual stack."""
+    return getattr(chip, "software", "") or _vendor_stack(chip.vendor)
+
+
+def _vendor_stack(vendor: str) -> str:
+    """`STACK_OF_VENDOR` by the vendor's first word (`Huawei (HiSilicon)` → cann)."""
+    return STACK_OF_VENDOR.get(vendor, STACK_OF_VENDOR.get(vendor.split(" ")[0] if vendor else "", "in-house"))
+
+
+def stack_default(stack: str) -> Efficiency:
+    """A software stack's default efficiency (reasoning, not a fit)."""
+    return _STACKS.get(stack, _OTHER)
+
+
 def family_default(vendor: str) -> Efficiency:
-    """The vendor family's default efficiency (reasoning, not a fit)."""
-    return _FAMILY.get(vendor, _OTHER)
+    """The default efficiency of the stack a vendor's chips run (reasoning, not a fit)."""
+    return stack_default(_vendor_stack(vendor))
 
 
 def calibration_path(chip_id: str) -> Path:
@@ -156,10 +177,27 @@ def load_calibration(path: Path) -> Efficiency:
     return Efficiency.from_mapping(data, origin=str(path))
 
 
+def efficiency_for(chip) -> Efficiency:
+    """The efficiency a chip's kernels reach: the calibration it names (`ChipSpec.calibration`), else
+    its own calibration file when `tokenfab calibrate` wrote one, else its stack's default. It
+    depends on the chip's data only, so a copied YAML or a design naming the same calibration and
+    stack gets the same answer."""
+    return _efficiency(chip.calibration or "", chip.id, stack_of(chip))
+
+
 @lru_cache(maxsize=None)
-def efficiency_for(chip_id: str, vendor: str) -> Efficiency:
-    """Calibrated efficiency for `chip_id` if shipped, else the vendor family default."""
+def _efficiency(calibration: str, chip_id: str, stack: str) -> Efficiency:
+    from tokenfab.specs.base import SpecError
+
+    if calibration:
+        path = calibration_path(calibration)
+        if not path.exists():
+            raise SpecError(f"chip {chip_id}: calibration {calibration!r} not found ({path})")
+        return load_calibration(path)
     path = calibration_path(chip_id)
     if path.exists():
         return load_calibration(path)
-    return family_default(vendor)
+    return stack_default(stack)
+
+
+efficiency_for.cache_clear = _efficiency.cache_clear  # type: ignore[attr-defined]

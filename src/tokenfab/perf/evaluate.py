@@ -13,6 +13,7 @@ import numpy as np
 from tokenfab.graph.ops import Op
 from tokenfab.perf import comm, roofline, tiled
 from tokenfab.perf.efficiency import Efficiency
+from tokenfab.perf.onchip import Residency
 from tokenfab.specs.system import SystemSpec
 
 
@@ -37,6 +38,9 @@ class Hardware:
     on the bf16 tensor path whatever the point's precision (None: `gemm_tflops`)."""
     bf16_frac: float | None = None
     """Achievable fraction of `bf16_tflops` (None: `eff.gemm_compute_frac`)."""
+    resident: Residency | None = None
+    """What each point keeps in shared SRAM across steps (`perf.onchip.plan`; tiled fidelity only;
+    None: nothing)."""
 
 
 @dataclass(frozen=True)
@@ -63,16 +67,25 @@ def time_ops(ops: list[Op], hw: Hardware) -> list[OpTime]:
     """Per-op seconds per step (count included) for every point."""
     out = []
     eff = hw.eff
+    res = hw.resident if hw.tiled is not None else None
+    w_res = None if res is None or not np.any(res.weights) else res.weights
+    kv_res = None if res is None or not np.any(res.kv) else res.kv
     for op in ops:
         peak, frac = _gemm_peak(op, hw)
         if op.kind == "gemm" and hw.tiled is not None:
             t, cb = tiled.gemm_time_s(op.m, op.n, op.k, peak, hw.hbm_tb_s, op.w_bytes, op.a_bytes,
                                       hw.cores, eff, batch=op.groups, compute_frac=frac,
-                                      ragged=bool(op.meta.get("ragged", False)), hw=hw.tiled)
+                                      ragged=bool(op.meta.get("ragged", False)), hw=hw.tiled,
+                                      weights_resident=w_res)
             bound = np.where(cb, 0, 1)
         elif op.kind == "attention" and hw.tiled is not None:
+            # Softmax attention from the decoder graph carries its tile geometry (q_rows, ...); the KV
+            # cache it reads is what `resident.kv` pins. Other attention-like kernels keep the
+            # head-width model and HBM.
+            geo = op.meta if "q_rows" in op.meta else None
             t, cb = tiled.attention_time_s(op.flops, op.bytes, hw.attention_tflops, hw.hbm_tb_s, eff, hw=hw.tiled,
-                                           head_dim=op.meta.get("head_dim", 128.0))
+                                           head_dim=op.meta.get("head_dim", 128.0), geometry=geo,
+                                           kv_resident=None if geo is None else kv_res)
             bound = np.where(cb, 0, 1)
         elif op.kind == "gemm":
             t, cb = roofline.gemm_time_s(op.m, op.n, op.k, peak, hw.hbm_tb_s, op.w_bytes,

@@ -152,10 +152,10 @@ def apply_profile(eff: Efficiency, profile: FrameworkProfile, moe: bool = False)
     return eff.model_copy(update=update)
 
 
-def efficiency_under(chip_id: str, vendor: str, framework: str | None, moe: bool = False) -> Efficiency:
+def efficiency_under(chip, framework: str | None, moe: bool = False) -> Efficiency:
     """The chip's efficiency (`efficiency_for`) under the profile of `framework` as a measurement
     row names it (`profile_for`: unknown names are neutral); `moe`: the model is a mixture of experts."""
-    return apply_profile(efficiency_for(chip_id, vendor), profile_for(framework, vendor), moe=moe)
+    return apply_profile(efficiency_for(chip), profile_for(framework, chip.vendor), moe=moe)
 
 
 @contextmanager

@@ -16,10 +16,14 @@ A GEMM (M×K)·(K×N) runs as output tiles Tm×Tn on the cores, K streamed in Tk
   with SRAM, so more SRAM never raises traffic (nor time);
 - **time** = max(core time, traffic / HBM bandwidth) + first-load latency + kernel launch.
 
+Fused attention runs as FlashAttention-style query and K/V tiles in the same SRAM levels
+(`attention_detail`); weights or KV cache a deployment keeps in shared SRAM (`perf.onchip`)
+cost no HBM traffic (`weights_resident`, `kv_resident`).
+
 Compute is derated by the efficiency's fraction for the precision (`Efficiency.gemm_frac`: clock
 and issue losses the tiles do not explain) and by `TiledHW.sustained_frac` (power-capped
 throughput per precision); `achievable_frac` is their product. `tiled_hw_for` gives a
-`TiledHW` from a `ChipDesign` (exactly) or a catalog `ChipSpec` (family defaults, sourced below).
+`TiledHW` from a `ChipDesign` (exactly) or a `ChipSpec`'s `microarch` block (data, sourced in its YAML).
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ class TiledHW:
 
 def gemm_time_s(m, n, k, peak_tflops, hbm_tb_s, w_bytes, a_bytes, cores, eff: Efficiency, batch=1.0,
                 compute_frac=None, ragged: bool = False, *, hw: TiledHW | None = None,
-                precision: str | None = None):
+                precision: str | None = None, weights_resident=None):
     """Seconds for `batch` GEMMs (M×K)·(K×N) and whether each is compute-bound.
 
     Same arguments and return as `roofline.gemm_time_s` (`ragged` marks grouped GEMMs with random
@@ -92,16 +96,18 @@ def gemm_time_s(m, n, k, peak_tflops, hbm_tb_s, w_bytes, a_bytes, cores, eff: Ef
     the compute `precision`. Achievable fraction of the peak: `compute_frac` when given (use
     `achievable_frac` to build it per point: it includes the power cap), else
     `achievable_frac(eff, hw, precision)` with the precision inferred from the operand bytes when
-    not given (min(a, w) bytes: 1 → fp8, <1 → fp4, 2 → bf16, 4 → fp32).
+    not given (min(a, w) bytes: 1 → fp8, <1 → fp4, 2 → bf16, 4 → fp32). `weights_resident`
+    (per point, `perf.onchip`): the weights live in shared SRAM, so HBM carries only the
+    activations; the cores still load the weights from shared SRAM at its bandwidth.
     """
     d = gemm_detail(m, n, k, peak_tflops, hbm_tb_s, w_bytes, a_bytes, cores, eff, batch, compute_frac, ragged,
-                    hw=hw, precision=precision)
+                    hw=hw, precision=precision, weights_resident=weights_resident)
     return d["seconds"], d["compute_bound"]
 
 
 def gemm_detail(m, n, k, peak_tflops, hbm_tb_s, w_bytes, a_bytes, cores, eff: Efficiency, batch=1.0,
                 compute_frac=None, ragged: bool = False, *, hw: TiledHW | None = None,
-                precision: str | None = None) -> dict[str, np.ndarray]:
+                precision: str | None = None, weights_resident=None) -> dict[str, np.ndarray]:
     """`gemm_time_s` with its parts: seconds, compute_bound, core_s, hbm_s, hbm_bytes,
     shared_bytes (shared SRAM → cores), tile_m, tile_n, double_buffered, stream_k, util."""
     hw = hw or generic_hw(cores, eff)
@@ -116,7 +122,9 @@ def gemm_detail(m, n, k, peak_tflops, hbm_tb_s, w_bytes, a_bytes, cores, eff: Ef
     else:
         frac = np.asarray(compute_frac, dtype=float)
 
-    core, traffic1 = _per_unique_shape(m, n, k, batch, b_a, b_w, peak_tflops, hw, frac, ragged)
+    # Weights resident in shared SRAM cost no HBM bytes: the traffic is priced with 0-byte weights.
+    b_w_hbm = None if weights_resident is None else np.where(np.asarray(weights_resident, dtype=bool), 0.0, b_w)
+    core, traffic1 = _per_unique_shape(m, n, k, batch, b_a, b_w, peak_tflops, hw, frac, ragged, b_w_hbm)
     traffic = batch * traffic1
     hbm_s = traffic / (np.asarray(hbm_tb_s, dtype=float) * 1e12 * eff.hbm_frac)
     core_s = core["seconds"]
@@ -136,30 +144,40 @@ _DEDUP_MIN = 2048  # arrays at least this large are evaluated once per distinct 
 def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(distinct rows, index of each row's distinct row): `np.unique(rows, axis=0,
     return_inverse=True)` up to the order of the distinct rows, by factorizing one column at a
-    time (1-D sorts; the running code is re-numbered each step so it stays below the row count)."""
+    time (1-D sorts) into a mixed-radix code; constant columns are skipped, and the code is
+    re-numbered before it could overflow."""
     codes = np.zeros(len(rows), dtype=np.int64)
+    radix = 1
     for c in range(rows.shape[1]):
-        values, col = np.unique(rows[:, c], return_inverse=True)
-        codes = np.unique(codes * len(values) + col.reshape(-1), return_inverse=True)[1].reshape(-1)
+        col = rows[:, c]
+        if len(col) and col.min() == col.max():
+            continue
+        values, inv = np.unique(col, return_inverse=True)
+        if radix * len(values) >= 2 ** 62:
+            codes = np.unique(codes, return_inverse=True)[1].reshape(-1)
+            radix = int(codes.max()) + 1
+        codes = codes * len(values) + inv.reshape(-1)
+        radix *= len(values)
     _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
     return rows[first], inverse.reshape(-1)
 
 
-def _per_unique_shape(m, n, k, batch, b_a, b_w, peak_tflops, hw: TiledHW, frac, ragged: bool):
+def _per_unique_shape(m, n, k, batch, b_a, b_w, peak_tflops, hw: TiledHW, frac, ragged: bool, b_w_hbm=None):
     """Core time and HBM traffic per GEMM, computed once per distinct (shape, peak, fraction) when
-    the hardware is one chip and the points are many (mapping grids repeat shapes a lot)."""
+    the hardware is one chip and the points are many (mapping grids repeat shapes a lot).
+    `b_w_hbm`: weight bytes HBM carries per element (0 where resident; None: `b_w`)."""
     scalar_hw = all(np.ndim(v) == 0 for k_, v in hw.__dict__.items() if k_ not in ("sustained_frac", "source"))
-    args = np.broadcast_arrays(m, n, k, batch, b_a, b_w, np.asarray(peak_tflops, dtype=float),
-                               np.asarray(frac, dtype=float))
+    cols = [m, n, k, batch, b_a, b_w, np.asarray(peak_tflops, dtype=float), np.asarray(frac, dtype=float)]
+    args = np.broadcast_arrays(*cols, *([] if b_w_hbm is None else [b_w_hbm]))
     shape = args[0].shape
     if not scalar_hw or args[0].size < _DEDUP_MIN:
         return (_core_time(m, n, k, batch, b_a, b_w, peak_tflops, hw, frac, ragged),
-                hbm_traffic_bytes(m, n, k, b_a, b_w, hw))
+                hbm_traffic_bytes(m, n, k, b_a, b_w if b_w_hbm is None else b_w_hbm, hw))
     rows = np.stack([a.reshape(-1) for a in args], axis=1)
     uniq, inverse = unique_rows(rows)
-    um, un, uk, ub, uba, ubw, upeak, ufrac = uniq.T
+    um, un, uk, ub, uba, ubw, upeak, ufrac = uniq.T[:8]
     core = _core_time(um, un, uk, ub, uba, ubw, upeak, hw, ufrac, ragged)
-    traffic = hbm_traffic_bytes(um, un, uk, uba, ubw, hw)
+    traffic = hbm_traffic_bytes(um, un, uk, uba, ubw if b_w_hbm is None else uniq[:, 8], hw)
     back = lambda x: np.asarray(x)[inverse].reshape(shape)  # noqa: E731
     return {key: back(v) for key, v in core.items()}, back(traffic)
 
@@ -220,7 +238,12 @@ def _core_time(m, n, k, batch, b_a, b_w, peak_tflops, hw: TiledHW, frac, ragged:
     active = np.minimum(tiles, cores)
     has_l2 = (shared > 0) & (l2_bw > 0)
     t_mma = 2.0 * tm * tn * tk / core_flops
-    load = tm * tk * b_a + tk * tn * b_w / multicast
+    # A tile loads only the rows A has (rows past M are zero-filled by the copy engine, not read).
+    # A cluster of `multicast` cores shares one load of the operand its tiles have in common: B
+    # when there are M tiles to cluster along, else A (decode: every N tile needs the same rows).
+    load_a = np.minimum(m, tm) * tk * b_a
+    load_b = tk * tn * b_w
+    load = np.where(np.ceil(m / tm) >= multicast, load_a + load_b / multicast, load_a / multicast + load_b)
     with np.errstate(divide="ignore"):
         inv_bw = np.where(has_l2, np.maximum(active, 1.0) / np.where(has_l2, l2_bw, 1.0), 0.0)  # s/B per core
         inv_bw_all = np.where(has_l2, cores / np.where(has_l2, l2_bw, 1.0), 0.0)
@@ -229,8 +252,11 @@ def _core_time(m, n, k, batch, b_a, b_w, peak_tflops, hw: TiledHW, frac, ragged:
     epi = tm * tn * b_a * inv_bw  # outputs stored in the activation format, as the roofline counts them
     t_dp = np.ceil(tiles / cores) * (t_load + ksteps * step + epi)
     # stream-K: every core takes an equal share of all k-steps; partial tiles are fixed up through
-    # shared SRAM (one extra store and load of an accumulator tile).
-    t_sk = load * inv_bw_all + np.ceil(tiles * ksteps / cores) * step + 2.0 * tm * tn * 4.0 * inv_bw_all + epi
+    # shared SRAM (one extra store and load of an accumulator tile). All cores load at once, so
+    # each gets 1/cores of the shared-SRAM bandwidth.
+    t_load_all = load * inv_bw_all
+    step_all = np.where(fits2, np.maximum(t_mma, t_load_all), t_mma + t_load_all)
+    t_sk = t_load_all + np.ceil(tiles * ksteps / cores) * step_all + 2.0 * tm * tn * 4.0 * inv_bw_all + epi
     use_sk = (ksteps > 1) & (t_sk < t_dp)
     t = np.where(feasible, np.where(use_sk, t_sk, t_dp), np.inf)
 
@@ -275,18 +301,34 @@ def hbm_traffic_bytes(m, n, k, a_bytes, w_bytes, hw: TiledHW):
 
 # ---- attention and streams -------------------------------------------------------------------
 
+_ATT_ROW_MULTS = tuple(2.0 ** i for i in range(9))  # query-tile rows Br: the row granule × 1 .. 256
+_ATT_MAX_ROWS = 2048.0  # largest query tile considered (beyond one granule)
+_ATT_KEYS = 64.0
+"""Keys per K/V tile (Bc) of the kernels modelled: FlashAttention-2 (Dao 2023, §3.3) picks blocks of
+64 or 128 per side; DeepSeek's FlashMLA runs the 576/512-wide latent in 64-row Q blocks against
+64-key K/V blocks (kernel traits <576, 64, 64>). A 16-key tile is the fallback when 64 does not
+fit (FlashMLA's SM80 port uses m64n16)."""
+_ATT_Q_BYTES = 2.0  # Q and O tiles are bf16
+
+
 def attention_time_s(flops, bytes_, peak_tflops, hbm_tb_s, eff: Efficiency, hw: TiledHW | None = None,
-                     head_dim=128.0, precision: str = "bf16"):
+                     head_dim=128.0, precision: str = "bf16", *, geometry: dict | None = None,
+                     kv_resident=None, shared_free_bytes=None):
     """Seconds for a fused (flash) attention kernel and whether it is compute-bound.
 
-    Same arguments and return as `roofline.attention_time_s`, plus the chip's `hw` and the head
-    dimension: QKᵀ contracts over `head_dim` (padded to the K granule) and PV produces `head_dim`
-    columns (padded to one matrix unit's N granule), so small heads waste array width on
-    systolic chips. Bytes are the kernel's HBM traffic (KV read once: Q blocks of all heads that
-    share a KV head run together from on-chip SRAM).
+    Same arguments and return as `roofline.attention_time_s`, plus the chip's `hw`. With the
+    kernel's `geometry` (op meta from the graph: query rows per KV group, groups, head dims, KV
+    element bytes, K/V sharing one latent) the tiles are modelled (`attention_detail`). Without
+    it only the head dimension is: QKᵀ contracts over `head_dim` (padded to the K granule) and
+    PV produces `head_dim` columns (padded to one matrix unit's N granule), and `bytes_` is the
+    HBM traffic (KV read once).
     """
     if hw is None:
         return roofline.attention_time_s(flops, bytes_, peak_tflops, hbm_tb_s, eff)
+    if geometry is not None:
+        d = attention_detail(flops, bytes_, peak_tflops, hbm_tb_s, eff, hw, geometry, precision,
+                             kv_resident=kv_resident, shared_free_bytes=shared_free_bytes)
+        return d["seconds"], d["compute_bound"]
     d = np.asarray(head_dim, dtype=float)
     gm, gn, gk = _granules(hw, 2.0)
     ws = np.asarray(hw.weight_stationary, dtype=bool)
@@ -299,6 +341,137 @@ def attention_time_s(flops, bytes_, peak_tflops, hbm_tb_s, eff: Efficiency, hw: 
                                                    * eff.attention_compute_frac * util * sustained)
     t_memory = np.asarray(bytes_, dtype=float) / (np.asarray(hbm_tb_s, dtype=float) * 1e12 * eff.hbm_frac)
     return np.maximum(t_compute, t_memory) + eff.kernel_launch_us * 1e-6, t_compute >= t_memory
+
+
+def attention_detail(flops, bytes_, peak_tflops, hbm_tb_s, eff: Efficiency, hw: TiledHW, geometry: dict,
+                     precision: str = "bf16", *, kv_resident=None, shared_free_bytes=None) -> dict[str, np.ndarray]:
+    """A FlashAttention-style kernel through the SRAM levels: seconds, compute_bound, core_s, hbm_s,
+    hbm_bytes, shared_bytes (shared SRAM → cores), tile_q (Br), tile_k (Bc), double_buffered,
+    kv_passes (times HBM delivers each K/V byte).
+
+    `geometry` (numbers or arrays per point): `q_rows` query rows of one (sequence, KV head) group
+    in the kernel (query tokens × query heads sharing the KV head), `kv_groups` such groups on the
+    chip, `head_dim` / `v_head_dim` (K and V widths), `kv_bytes` per K/V element, `kv_shared`
+    (MLA's absorbed form: V is a slice of the cached latent, so K/V tiles carry `head_dim` only).
+    Keys attended per query come from the FLOPs: flops = 2 · q_rows · groups · keys · (dk + dv).
+
+    - **tiles**: a core holds a query tile (Br × dk, bf16), K/V tiles (Bc keys, double-buffered
+      when two fit, else loads and compute serialize) and the fp32 S/P block and O accumulator
+      (Br × Bc + Br × dv) in its accumulator file, what does not fit spilling into its SRAM.
+      Br steps over the M granule × powers of two; Bc is 64 keys, or 16 when only that fits (both
+      at least one array granule). When not even the smallest tile fits, Q is re-loaded with
+      every K/V tile.
+    - **core time**: per K/V tile max(MMA, load) (double-buffered) or their sum, plus loading Q
+      and storing O; MMA pads Br, Bc and the head widths to the array; loads come from shared
+      SRAM at its bandwidth, shared by all cores (split-KV keeps them busy), a K/V tile shared
+      by the `multicast` cores working on Q tiles of one group. All query tiles of a group stream
+      all its K/V, so shared-SRAM traffic ≈ K/V · ⌈q_rows / Br⌉: small Br starves the cores.
+    - **HBM**: `bytes_` (KV read once, Q, O, new KV) plus re-reads: with shared SRAM, each wave of
+      `cores` query tiles of a group walks its K/V together, so K/V comes from HBM once if a
+      group's K/V fits the shared SRAM (`shared_free_bytes` of it when given), else once per
+      wave (an LRU cache gets nothing from a stream longer than itself); without shared SRAM
+      once per query tile. `kv_resident` (per point, `perf.onchip`): KV cache and activations
+      live in shared SRAM, so the kernel moves nothing over HBM.
+    The core time is the fastest tile's and the HBM traffic the least over the tiles that fit (as
+    for GEMMs); time = max of the two + launch. More SRAM (per core or shared) only adds feasible
+    tiles, double-buffers them and lowers passes, so it never raises traffic or time.
+    """
+    b_q = _ATT_Q_BYTES
+    gm, gn, gk = _granules(hw, b_q)
+    ws = np.asarray(hw.weight_stationary, dtype=bool)
+    gn_unit = np.where(ws, np.asarray(hw.array_cols, dtype=float), gn)
+    shared = np.asarray(hw.shared_sram_bytes, dtype=float)
+    free = shared if shared_free_bytes is None else np.minimum(np.asarray(shared_free_bytes, dtype=float), shared)
+    resident = np.zeros(()) if kv_resident is None else np.asarray(kv_resident, dtype=float)
+    per_point = [np.asarray(x, dtype=float) for x in (
+        flops, bytes_, peak_tflops, hbm_tb_s, geometry["q_rows"], geometry["kv_groups"], geometry["head_dim"],
+        geometry["v_head_dim"], geometry["kv_bytes"], geometry.get("kv_shared", False), free, resident)]
+    chip = dict(gm=gm, gn_unit=gn_unit, gk=gk, sustained=hw.sustained_frac.get(precision, 1.0), cores=hw.cores,
+                s_core=hw.sram_per_core_bytes, acc_rf=hw.acc_bytes_per_core, shared=shared,
+                l2_bw=np.asarray(hw.shared_sram_tb_s, dtype=float) * 1e12,
+                mc=np.maximum(np.asarray(hw.multicast, dtype=float), 1.0))
+    chip = {k: np.asarray(v, dtype=float) for k, v in chip.items()}
+    args = np.broadcast_arrays(*per_point)
+    shape = args[0].shape
+    if any(np.ndim(v) for v in chip.values()) or args[0].size < _DEDUP_MIN:
+        return _attention_tiles(*per_point, eff=eff, **chip)
+    # One chip, many mapping points: each distinct kernel once (grids repeat them a lot).
+    uniq, inverse = unique_rows(np.stack([a.reshape(-1) for a in args], axis=1))
+    d = _attention_tiles(*uniq.T, eff=eff, **chip)
+    return {k: np.asarray(v)[inverse].reshape(shape) for k, v in d.items()}
+
+
+def _attention_tiles(flops, bytes_, peak, hbm_bw, q_rows, groups, dk, dv, kvb, kv_shared, free, resident, *,
+                     eff: Efficiency, gm, gn_unit, gk, sustained, cores, s_core, acc_rf, shared, l2_bw, mc):
+    """`attention_detail` on broadcast arrays (see there)."""
+    b_q = _ATT_Q_BYTES
+    kv_shared = np.asarray(kv_shared) > 0
+    resident = np.asarray(resident) > 0
+    q_rows = np.nan_to_num(q_rows, nan=0.0, posinf=0.0)  # a step without sequences has no query rows
+    with np.errstate(divide="ignore", invalid="ignore"):
+        den = 2.0 * q_rows * groups * (dk + dv)
+        keys = np.where(den > 0, flops / np.where(den > 0, den, 1.0), 0.0)
+    kv_row = (dk + np.where(kv_shared, 0.0, dv)) * kvb  # K/V bytes per key
+    core_flops = peak * 1e12 * eff.attention_compute_frac * sustained / cores
+    has_l2 = (shared > 0) & (l2_bw > 0)
+    with np.errstate(divide="ignore"):
+        inv_bw = np.where(has_l2, cores / np.where(has_l2, l2_bw, 1.0), 0.0)  # s/B per core, all cores loading
+    x = lambda a: np.asarray(a)[..., None, None]  # noqa: E731  (candidates on two trailing axes)
+    rows_m = np.asarray(_ATT_ROW_MULTS)[:, None]
+    # Key tiles: the FlashAttention / FlashMLA block (64 keys) first, the smallest granule when
+    # only that fits.
+    unit_k = np.maximum(x(gn_unit), x(gk))
+    bc = np.concatenate(np.broadcast_arrays(np.maximum(_ATT_KEYS, unit_k), np.maximum(16.0, unit_k)), axis=-1)
+    # Query tiles step over the finer of the M and N granules: a few query rows (GQA decode) run
+    # in the swapped form, Sᵀ = K·Qᵀ and Oᵀ = Vᵀ·Pᵀ, where they pad N, not M (TensorRT-LLM XQA).
+    br = np.minimum(x(gm), x(gn_unit)) * rows_m
+    smallest = (rows_m == 1.0) & (np.arange(2)[None, :] == 1)
+    in_range = (br <= np.maximum(_ATT_MAX_ROWS, x(gm))) | smallest
+    q_tile = br * x(dk) * b_q
+    kv_tile = bc * x(kv_row)
+    acc = br * bc * 4.0 + br * x(dv) * 4.0
+    spill = np.where(x(acc_rf) > 0, np.maximum(acc - x(acc_rf), 0.0), acc)
+    fits2 = q_tile + 2.0 * kv_tile + spill <= x(s_core)
+    fits1 = q_tile + kv_tile + spill <= x(s_core)
+    q_stream = smallest & ~fits1
+    feasible = in_range & (fits1 | smallest)
+
+    n_qt = np.ceil(x(q_rows) / br)
+    tiles = x(groups) * n_qt
+    ksteps = np.ceil(x(keys) / bc)
+    pad = lambda a, g: np.ceil(a / g) * g  # noqa: E731
+    gm_, gn_, gk_ = x(gm), x(gn_unit), x(gk)
+    dk_p = pad(x(dk), gk_)
+    macs_qo = pad(br, gm_) * (pad(bc, gn_) * dk_p + pad(x(dv), gn_) * pad(bc, gk_))  # Q rows on M
+    macs_sw = pad(br, gn_) * (pad(bc, gm_) * dk_p + pad(x(dv), gm_) * pad(bc, gk_))  # swapped: Q rows on N
+    t_mma = 2.0 * np.minimum(macs_qo, macs_sw) / x(core_flops)
+    mc_eff = np.where(n_qt >= x(mc), x(mc), 1.0)
+    load = kv_tile / mc_eff + np.where(q_stream, q_tile, 0.0)
+    t_load = load * x(inv_bw)
+    step = np.where(fits2, np.maximum(t_mma, t_load), t_mma + t_load)
+    qo = q_tile + br * x(dv) * b_q
+    core_s = tiles * (qo * x(inv_bw) + ksteps * step) / x(cores)
+    shared_bytes = np.where(x(has_l2), tiles * (qo + ksteps * load), 0.0)
+
+    kv_group = x(keys * kv_row)
+    passes = np.where(x(has_l2), np.where(kv_group <= x(free), 1.0, np.ceil(n_qt / x(cores))), n_qt)
+    hbm = np.where(x(resident), 0.0, x(bytes_) + x(groups) * kv_group * (passes - 1.0))
+    # As for GEMMs, the core tile (fastest on the cores) and the reuse across waves (least HBM
+    # traffic) are chosen separately, each over the tiles that fit.
+    full = np.broadcast_shapes(core_s.shape, hbm.shape, feasible.shape)
+    shape = full[:-2]
+
+    def best_of(score):
+        flat = np.broadcast_to(np.where(feasible, score, np.inf), full).reshape(shape + (-1,))
+        i = np.argmin(flat, axis=-1)[..., None]
+        return lambda a: np.take_along_axis(np.broadcast_to(a, full).reshape(shape + (-1,)), i, -1)[..., 0]
+
+    on_core, on_hbm = best_of(core_s), best_of(hbm)
+    c = on_core(core_s)
+    h = on_hbm(hbm) / (hbm_bw * 1e12 * eff.hbm_frac)
+    return {"seconds": np.maximum(c, h) + eff.kernel_launch_us * 1e-6, "compute_bound": c >= h, "core_s": c,
+            "hbm_s": h, "hbm_bytes": on_hbm(hbm), "shared_bytes": on_core(shared_bytes), "tile_q": on_core(br),
+            "tile_k": on_core(bc), "double_buffered": on_core(fits2), "kv_passes": on_hbm(passes)}
 
 
 stream_time_s = roofline.stream_time_s  # elementwise kernels: no tiling to model
@@ -314,142 +487,38 @@ def generic_hw(cores, eff: Efficiency) -> TiledHW:
                    source="generic: 256 KiB SRAM/core, 32 MiB shared, 32 B/clk/core at 1.5 GHz")
 
 
-# Family defaults for catalog chips: (id prefixes, parameters, source). Sizes in KiB / MiB.
-_HOPPER_SRC = ("NVIDIA Hopper tuning guide / H100 whitepaper: up to 228 KB shared memory and 256 KB register "
-               "file per SM, 50 MB L2 (60 MB on the die, Chips and Cheese 'Funny L2'); wgmma m64nNk16 "
-               "(4 tensor cores x 16 rows, N multiple of 8); TMA multicast in 2-CTA clusters (CUTLASS default); "
-               "L2 -> SM ~7.5 TB/s (est., 5.5-10 TB/s reported)")
-_FAMILIES: list[tuple[tuple[str, ...], dict, str]] = [
-    (("h100", "h800", "h200", "h20", "gh200"),
-     dict(smem_kib=228, acc_kib=128, l2_mib=50, rows=64, cols=8, depth=16, l2_tb_s=7.5, multicast=2,
-          latency_us=0.7), _HOPPER_SRC),
-    (("b200", "b300", "gb200", "gb300"),
-     dict(smem_kib=228, acc_kib=256, l2_mib=126, rows=128, cols=8, depth=16, l2_tb_s=16.0, multicast=2,
-          latency_us=0.8),
-     "NVIDIA Blackwell: 228 KB shared memory/SM, 256 KB tensor memory (TMEM) for accumulators, tcgen05 "
-     "MMA M=128 per SM (256 per CTA pair); L2 size and bandwidth est. (two dies, ~2x Hopper's; not "
-     "confirmed in our sources)"),
-    (("a100",),
-     dict(smem_kib=164, acc_kib=128, l2_mib=40, rows=64, cols=8, depth=16, l2_tb_s=5.0, multicast=1,
-          latency_us=0.8),
-     "NVIDIA A100 whitepaper: 164 KB shared memory and 256 KB registers per SM, 40 MB L2; mma.sync m16n8k16, "
-     "CTA tiles from 64 rows; L2 bandwidth ~5 TB/s (est.)"),
-    (("l40s", "l20"),
-     dict(smem_kib=100, acc_kib=128, l2_mib=96, rows=64, cols=8, depth=16, l2_tb_s=4.0, multicast=1,
-          latency_us=0.8),
-     "NVIDIA Ada (AD102): 100 KB shared memory, 256 KB registers per SM, 96 MB L2; bandwidth est."),
-    (("mi300", "mi325"),
-     dict(smem_kib=64, acc_kib=256, l2_mib=256, rows=32, cols=32, depth=8, l2_tb_s=34.0, multicast=1,
-          latency_us=1.0),
-     "AMD CDNA3 whitepaper: 64 KB LDS and 512 KB VGPR/AGPR per CU; 4 MB L2 per XCD at 2 KB/clk (8 XCDs x "
-     "2 KB x 2.1 GHz ~ 34 TB/s), 256 MB Infinity Cache; MFMA 32x32x8 bf16"),
-    (("mi350", "mi355"),
-     dict(smem_kib=160, acc_kib=256, l2_mib=256, rows=32, cols=32, depth=8, l2_tb_s=39.0, multicast=1,
-          latency_us=1.0),
-     "AMD CDNA4 (MI350 series): 160 KB LDS per CU (AMD CDNA4 whitepaper), 4 MB L2 per XCD at 2 KB/clk "
-     "(est. as CDNA3, 2.4 GHz), 256 MB Infinity Cache; MFMA 32x32 bf16"),
-    (("gaudi2",),
-     dict(smem_kib=2048, acc_kib=1024, l2_mib=48, rows=256, cols=256, depth=1, l2_tb_s=6.4, multicast=1,
-          latency_us=1.0, cores=2),
-     "Intel Gaudi 2 (Hot Chips 2024): 2 MMEs (matrix engines, ~256x256 MACs each: 432 TF / (2 x 2 x 65536) = "
-     "1.65 GHz), 48 MB SRAM; MME-local buffers and SRAM bandwidth est. (half of Gaudi 3's 12.8 TB/s)"),
-    (("gaudi3",),
-     dict(smem_kib=2048, acc_kib=1024, l2_mib=96, rows=256, cols=256, depth=1, l2_tb_s=12.8, multicast=1,
-          latency_us=1.0, cores=8),
-     "Intel Gaudi 3 (Hot Chips 2024): 8 MMEs of 256x256 (1835 TF / (8 x 2 x 65536) = 1.75 GHz), 96 MB SRAM "
-     "at 12.8 TB/s; MME-local buffers est."),
-    (("trainium2",),
-     dict(tpu=True, mxus=8, mxu=128, vmem_mib=28, latency_us=1.0),
-     "AWS Trainium2 (Neuron docs): 8 NeuronCore-v3, each a 128x128 systolic tensor engine fed from SBUF "
-     "(224 MiB per chip -> 28 MiB per core)"),
-    (("inferentia2",),
-     dict(tpu=True, mxus=2, mxu=128, vmem_mib=24, latency_us=1.0),
-     "AWS Inferentia2 (Neuron docs): 2 NeuronCore-v2 with 128x128 tensor engines; SBUF 24 MiB per core est. "
-     "from Trainium1 (48 MiB per 2 cores)"),
-    (("tpu-v5e",),
-     dict(tpu=True, mxus=4, mxu=128, vmem_mib=128, latency_us=0.5),
-     "Google: v5e TensorCore = 4 MXUs of 128x128 (GCP docs); 128 MiB VMEM (scaling book 'How to think about "
-     "TPUs'); LHS streamed in (8,128) tiles; MXUs scheduled as separate tile units (est.)"),
-    (("tpu-v5p",),
-     dict(tpu=True, mxus=8, mxu=128, vmem_mib=128, latency_us=0.5),
-     "Google: v5p = 2 TensorCores x 4 MXUs 128x128 (scaling book); VMEM size per core est. as v5e"),
-    (("tpu-v6e",),
-     dict(tpu=True, mxus=2, mxu=256, vmem_mib=128, latency_us=0.5),
-     "Google: Trillium 256x256 MXU (scaling book); 2 MXUs per chip (hardware_catalog.csv); VMEM est. as v5e"),
-    (("tpu-v7",),
-     dict(tpu=True, mxus=8, mxu=256, vmem_mib=64, latency_us=0.5),
-     "Google Ironwood: 2 TensorCores; MXU count/size and VMEM est."),
-    (("ascend",),
-     dict(smem_kib=512, acc_kib=128, l2_mib=192, rows=16, cols=16, depth=16, l2_tb_s=5.0, multicast=1,
-          latency_us=1.0),
-     "Ascend 910B (CANN platform values seen in public probes): L1 512 KiB, L0C 128 KiB accumulators, "
-     "cube 16x16x16, L2 192 MiB; L2 bandwidth est."),
-]
-
-
-def _family(chip_id: str) -> tuple[dict, str] | None:
-    for prefixes, params, src in _FAMILIES:
-        if any(chip_id.startswith(p) for p in prefixes):
-            return params, src
-    return None
-
-
-_REGISTERED: dict[str, TiledHW] = {}
-
-
-def register_hw(chip_id: str, hw: TiledHW) -> None:
-    """Remember the exact `TiledHW` of a chip derived from a design (called by `to_chip_spec`)."""
-    _REGISTERED[chip_id] = hw
+def from_microarch(m, clock_mhz: float = 1500.0) -> TiledHW:
+    """`TiledHW` of a chip's `Microarch` block (data in the chip's YAML or derived from its design)."""
+    ws = m.dataflow == "weight_stationary"
+    return TiledHW(cores=float(m.tile_units), sram_per_core_bytes=m.sram_per_core_kib * KIB,
+                   shared_sram_bytes=m.shared_sram_mib * MIB, array_rows=float(m.matrix_rows),
+                   array_cols=float(m.matrix_cols), clock_mhz=float(clock_mhz), weight_stationary=ws,
+                   array_depth=float(m.matrix_depth), m_granule=float(m.m_granule),
+                   acc_bytes_per_core=m.accumulator_kib_per_core * KIB,
+                   shared_sram_tb_s=float(m.shared_sram_tb_s) if m.shared_sram_mib > 0 else 0.0,
+                   multicast=float(m.multicast), dram_latency_us=float(m.dram_latency_us),
+                   sustained_frac=dict(m.sustained_frac), source=m.source)
 
 
 def tiled_hw_for(chip_or_design, tech=None) -> TiledHW:
-    """`TiledHW` of a `ChipDesign` (exact, from its parameters), of a ChipSpec derived from a
-    design in this process (the same), or of a catalog `ChipSpec` (family defaults; chips of
-    unknown family get a generic GPU-like description from their figures)."""
+    """`TiledHW` of a `ChipDesign` (exact, from its parameters) or of a `ChipSpec`: its `microarch`
+    block (catalog YAML, or carried from the design it was derived from); a chip without one gets
+    a generic GPU-like description from its figures (`cores`, `sram_mb`, `clock_mhz`)."""
     if getattr(chip_or_design, "kind", None) == "design":
         from tokenfab.design.derive import tiled_hw_from_design  # design imports perf, not the reverse
 
         return tiled_hw_from_design(chip_or_design, tech)
     chip = chip_or_design
-    if chip.source_of("default").startswith(f"derived from design {chip.id}"):
-        if chip.id in _REGISTERED:
-            return _REGISTERED[chip.id]
-        from tokenfab.design.catalog import design_ids, load_design
-        from tokenfab.design.derive import tiled_hw_from_design
-
-        if chip.id in design_ids():  # a shipped design's ChipSpec rebuilt elsewhere (e.g. from JSON)
-            return tiled_hw_from_design(load_design(chip.id), tech)
-    fam = _family(chip.id)
-    cores = float(chip.cores or 100)
     clock = float(chip.clock_mhz or 1500.0)
-    if fam is None:
-        l2 = (chip.sram_mb or 32.0) * MIB
-        return TiledHW(cores=cores, sram_per_core_bytes=256 * KIB, shared_sram_bytes=l2, array_rows=64.0,
-                       array_cols=8.0, array_depth=16.0, acc_bytes_per_core=128 * KIB, clock_mhz=clock,
-                       shared_sram_tb_s=32.0 * cores * clock * 1e6 / 1e12,
-                       source=f"generic GPU-like defaults for {chip.id} (256 KiB SRAM/core, 32 B/clk/core to "
-                              f"shared SRAM; L2 from the chip's sram_mb)")
-    p, src = fam
-    if p.get("tpu"):
-        mxus = float(p["mxus"])
-        # VMEM/SBUF belongs to a core and is shared by its arrays: each array gets an equal slice
-        # (`vmem_mib` is per TPU TensorCore; for Neuron chips `mxus` already counts cores).
-        per_chip = p["vmem_mib"] * MIB * (_tpu_cores(chip) if chip.id.startswith("tpu") else mxus)
-        return TiledHW(cores=mxus, sram_per_core_bytes=per_chip / mxus,
-                       shared_sram_bytes=0.0, array_rows=float(p["mxu"]), array_cols=float(p["mxu"]),
-                       weight_stationary=True, m_granule=8.0, clock_mhz=clock, dram_latency_us=p["latency_us"],
-                       source=src)
-    l2 = (chip.sram_mb or p["l2_mib"]) * MIB
-    cores = float(p.get("cores", cores))  # Gaudi: tiles go to the matrix engines, not the TPCs
-    return TiledHW(cores=cores, sram_per_core_bytes=p["smem_kib"] * KIB, shared_sram_bytes=l2,
-                   array_rows=float(p["rows"]), array_cols=float(p["cols"]), array_depth=float(p["depth"]),
-                   acc_bytes_per_core=p["acc_kib"] * KIB, shared_sram_tb_s=float(p["l2_tb_s"]),
-                   multicast=float(p["multicast"]), clock_mhz=clock, dram_latency_us=p["latency_us"], source=src)
-
-
-def _tpu_cores(chip) -> float:
-    """TensorCores on a TPU chip (VMEM is per TensorCore)."""
-    return float(chip.cores or 1)
+    if chip.microarch is not None:
+        return from_microarch(chip.microarch, clock)
+    cores = float(chip.cores or 100)
+    l2 = (chip.sram_mb or 32.0) * MIB
+    return TiledHW(cores=cores, sram_per_core_bytes=256 * KIB, shared_sram_bytes=l2, array_rows=64.0,
+                   array_cols=8.0, array_depth=16.0, acc_bytes_per_core=128 * KIB, clock_mhz=clock,
+                   shared_sram_tb_s=32.0 * cores * clock * 1e6 / 1e12,
+                   source=f"generic GPU-like defaults for {chip.id} (no microarch block: 256 KiB SRAM/core, "
+                          f"32 B/clk/core to shared SRAM; L2 from the chip's sram_mb)")
 
 
 def _precision_of(a_bytes, w_bytes) -> str:

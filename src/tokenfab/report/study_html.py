@@ -496,10 +496,15 @@ chip specs; highlighted: the answer.{_e(vol_note)}</caption>
         vol_html = ("<h3>Volume</h3><table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_val(v)}</td></tr>"
                                                         for k, v in vol.items() if v is not None) + "</table>") if vol else ""
         econ = inp["economics"]
+        flat = [(k, v, econ['sources'].get(k), k in econ['estimated_fields'])
+                for k, v in econ["values"].items() if v is not None and not isinstance(v, dict)]
+        for name, sub in ((k, v) for k, v in econ["values"].items() if isinstance(v, dict)):  # system: one row a field
+            src = sub.get("sources") or {}
+            flat += [(f"{name}.{k}", v, src.get(k, src.get("default")), k in (sub.get("estimated_fields") or []))
+                     for k, v in sub.items() if k not in ("sources", "estimated_fields") and v is not None]
         econ_rows = "".join(
-            f"<tr><td><code>{_e(k)}</code></td><td class='num'>{_val(v)}</td><td>{_e(econ['sources'].get(k))}"
-            f"{_EST_TAG if k in econ['estimated_fields'] else ''}</td></tr>"
-            for k, v in econ["values"].items() if v is not None)
+            f"<tr><td><code>{_e(k)}</code></td><td class='num'>{_val(v)}</td><td>{_e(src)}"
+            f"{_EST_TAG if est else ''}</td></tr>" for k, v, src, est in flat)
         quotes = "".join(f"<li>{_e(c)}: ${q['usd_per_hour']}/h ({_e(q['date'])}, {_e(q['source'])})</li>"
                          for c, q in (econ.get("market_quotes") or {}).items())
         econ_html = (f"<h3>Economics</h3><p class='note'>Preset <code>{_e(econ['preset'])}</code>"

@@ -145,7 +145,7 @@ class EngineStepTime:
                  colocated: bool | None = None):
         self.model, self.chip, self.mapping = model, chip, mapping
         self.system = system or SystemSpec.for_chip(chip)
-        self.eff = eff or efficiency_for(chip.id, chip.vendor)
+        self.eff = eff or efficiency_for(chip)
         self.max_seqs = int(mapping.batch)
         self.token_budget = int(token_budget)
         self.max_ctx = int(max_ctx)

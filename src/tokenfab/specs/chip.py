@@ -12,7 +12,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from tokenfab.specs.base import Spec
+from tokenfab.specs.base import Spec, SpecError
+from tokenfab.specs.microarch import Microarch
 
 _COMPUTE_FIELDS = {
     "fp32": "fp32_tflops", "tf32": "tf32_tflops", "bf16": "bf16_tflops", "fp16": "fp16_tflops",
@@ -76,6 +77,9 @@ class ChipSpec(Spec):
     """Chips in one scale-up domain in the chip's standard system (8 for HGX, 72 for NVL72)."""
     scaleup_interconnect: str = ""
     """Name of the scale-up fabric."""
+    scaleup_fabric: Literal["switched", "direct", "none"] | None = None
+    """How the scale-up domain is wired, for the system cost: `switched` (NVSwitch-class), `direct`
+    (mesh, torus, bridge) or `none` (PCIe through the host); None: read from `scaleup_interconnect`."""
     scaleout_gb_s: float = Field(default=50.0, gt=0)
     """Scale-out (NIC) bandwidth per chip, GB/s in one direction (400 Gb/s = 50 GB/s)."""
 
@@ -87,6 +91,23 @@ class ChipSpec(Spec):
     """Total compute-die area, mm² (sum over compute dies)."""
     price_usd: float | None = Field(default=None, gt=0)
     """Typical purchase price per chip, USD (midpoint of the sourced range)."""
+    price_includes_system: bool = False
+    """True when `price_usd` is a share of a whole system (a GB200 NVL72 rack / 72: host CPUs, NICs,
+    scale-up switches, rack, power and cooling), so no server share is added on top; the
+    cluster's scale-out switches and optics are still added (`cost/system.py`)."""
+
+    microarch: Microarch | None = None
+    """Cores, matrix units and on-chip memory for the SRAM-aware model (None: a generic GPU-like
+    description from `cores`, `sram_mb` and `clock_mhz`, marked as such)."""
+    software: str = Field(default="", pattern=r"^[a-z0-9\-]*$")
+    """Software stack the kernels come from (`cuda`, `rocm`, `cann`, `neuware`, `xla`, `neuron`,
+    `synapse`, `in-house`); empty: the vendor's usual stack (`perf.efficiency.STACK_OF_VENDOR`)."""
+    calibration: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.\-]*$")
+    """Calibrated efficiency this silicon and stack run at (`catalog/calibration/<name>.yaml`, fitted by
+    `tokenfab calibrate`); None: the chip's own calibration file if there is one, else the stack's
+    default. A copied chip YAML keeps it; a design of the same silicon names it."""
+    infeasible_reasons: list[str] = Field(default_factory=list)
+    """Why the chip cannot be built as described (designs only); pricing commands refuse such a chip."""
 
     sources: dict[str, str]
     """Field name → source; key `default` covers fields without their own entry."""
@@ -115,6 +136,15 @@ class ChipSpec(Spec):
             return self.int8_tops  # int4 weight-only paths compute at int8/bf16 at best
         name = _COMPUTE_FIELDS.get(precision)
         return getattr(self, name) if name else None
+
+    def require_buildable(self) -> "ChipSpec":
+        """The chip itself; SpecError naming the first reason when it cannot be built as described
+        (what pricing commands call before quoting anything)."""
+        if self.infeasible_reasons:
+            more = f" (and {len(self.infeasible_reasons) - 1} more)" if len(self.infeasible_reasons) > 1 else ""
+            raise SpecError(f"{self.id} cannot be built, so it is not priced: {self.infeasible_reasons[0]}{more}; "
+                            f"`tokenfab chip {self.id}` shows its figures")
+        return self
 
     def source_of(self, field: str) -> str:
         """Where the value of `field` comes from."""

@@ -2,8 +2,10 @@
 
 The hierarchy follows LLMCompass (system → chip → die → core → matrix/vector unit + SRAM):
 
-    chip:  process node, clock, TDP target, compute dies (chiplets), HBM, links
-    die:   cores (enabled + spare), shared SRAM (L2 / global buffer) and its bandwidth
+    chip:  process node, clock, TDP target, cooling, compute dies (chiplets), optional IO dies and
+           stacked SRAM dies, device memory (HBM, domestic HBM, LPDDR5X, GDDR7 or SRAM only), links
+    die:   cores (enabled + spare: spares raise the sellable yield), shared SRAM (L2 / global
+           buffer) and its bandwidth
     core:  matrix units (rows × cols × depth MACs, precisions with rate multipliers), vector
            unit (lanes), per-core SRAM (operand tiles) and register file
 
@@ -77,6 +79,9 @@ class CoreDesign(Spec):
     """Register file per core (holds accumulators on GPUs), KiB; 0 when accumulators live in SRAM."""
     control: Literal["simt", "dataflow"] = "dataflow"
     """Instruction issue style: `simt` (per-lane schedulers, LSUs: GPU) or `dataflow` (TPU/NPU)."""
+    issue_per_clock: int = Field(default=4, ge=1, le=16)
+    """SIMT only: vector instructions the core issues per clock (NVIDIA SM: 4 warp schedulers; AMD CDNA
+    CU: 1 — four SIMDs each issue a wave64 instruction every 4 clocks); sets the issue/control power."""
 
 
 class DieDesign(Spec):
@@ -85,7 +90,8 @@ class DieDesign(Spec):
     cores_per_die: int = Field(ge=1, le=16384)
     """Cores enabled per die (what software sees)."""
     spare_cores_per_die: int = Field(default=0, ge=0, le=4096)
-    """Extra cores built for yield harvesting: they cost area and leakage, not performance."""
+    """Extra cores built for yield harvesting (H100: 144 built, 132 sold): they cost area and leakage,
+    and raise the sellable yield (a die sells with up to this many defective cores, `cost.fab.sellable_yield`)."""
     shared_sram_mb: float = Field(default=0.0, ge=0, le=4096)
     """Shared on-die SRAM (L2 / global buffer) enabled, MiB per die."""
     spare_shared_sram_mb: float = Field(default=0.0, ge=0, le=4096)
@@ -99,24 +105,50 @@ class DieDesign(Spec):
 
 
 class MemoryDesign(Spec):
-    """Stacked DRAM next to the dies."""
+    """Device memory: stacked DRAM (HBM), board/package DRAM (LPDDR, GDDR) or none (SRAM only)."""
 
-    hbm_generation: HbmGeneration
-    """HBM generation (sets pin rate, width, capacity per stack, PHY size, energy)."""
-    hbm_stacks: int = Field(ge=1, le=16)
-    """Stacks populated and enabled."""
-    hbm_phys: int | None = Field(default=None, ge=1, le=16)
-    """HBM PHY sites on the dies (≥ stacks; H100 builds 6, enables 5); None = stacks."""
-    hbm_pin_gbps: float | None = Field(default=None, gt=0, le=20)
-    """Data rate per pin, Gb/s (None: the generation's nominal rate)."""
+    technology: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.\-]*$")
+    """Memory technology id in `catalog/design_tech.yaml` `memory:` (`hbm3e`, `lpddr5x`, `gddr7`,
+    `cxmt-hbm2e`, `sram-only`, ...); sets pin rate, width, device capacity, PHY, energy and price."""
+    hbm_generation: HbmGeneration | None = None
+    """Older spelling of `technology` for HBM (kept for existing designs); give one of the two."""
+    hbm_stacks: int = Field(ge=0, le=64)
+    """Memory devices populated and enabled: HBM stacks, LPDDR/GDDR packages (0 only for `sram-only`)."""
+    hbm_phys: int | None = Field(default=None, ge=1, le=64)
+    """Memory PHY sites on the dies (≥ devices; H100 builds 6, enables 5); None = devices."""
+    hbm_pin_gbps: float | None = Field(default=None, gt=0, le=64)
+    """Data rate per pin, Gb/s (None: the technology's nominal rate)."""
     hbm_gb_per_stack: float | None = Field(default=None, gt=0, le=128)
-    """Capacity per stack, GB (None: the generation's typical stack)."""
+    """Capacity per device, GB (None: the technology's typical device)."""
+
+    @model_validator(mode="after")
+    def _one_technology(self) -> "MemoryDesign":
+        if self.technology is None and self.hbm_generation is None:
+            raise ValueError("give memory.technology (or the older memory.hbm_generation)")
+        if self.technology and self.hbm_generation and self.technology != self.hbm_generation:
+            raise ValueError(f"memory.technology ({self.technology}) and memory.hbm_generation "
+                             f"({self.hbm_generation}) disagree; give one of them")
+        return self
 
     @model_validator(mode="after")
     def _phys_cover_stacks(self) -> "MemoryDesign":
         if self.hbm_phys is not None and self.hbm_phys < self.hbm_stacks:
             raise ValueError(f"hbm_phys ({self.hbm_phys}) must be at least hbm_stacks ({self.hbm_stacks})")
         return self
+
+    @property
+    def tech_id(self) -> str:
+        """The memory technology id (`technology`, else `hbm_generation`)."""
+        return self.technology or self.hbm_generation or ""
+
+    @property
+    def label(self) -> str:
+        """Human description, e.g. `HBM3 (5 stacks)`, `LPDDR5X (8 devices)`, `on-chip SRAM only`."""
+        tid = self.tech_id
+        if not self.hbm_stacks:
+            return "on-chip SRAM only"
+        unit = "stacks" if "hbm" in tid else "devices"
+        return f"{tid.upper()} ({self.hbm_stacks} {unit})"
 
 
 class IODesign(Spec):
@@ -146,6 +178,35 @@ class IODesign(Spec):
         return self
 
 
+class IODieDesign(Spec):
+    """IO (base) dies that carry what need not be on the compute node: memory PHYs and controllers,
+    SerDes, host PCIe, the fixed uncore, and optionally a shared cache (AMD MI300X: 4 IODs on N6 under
+    8 XCDs on N5, 256 MB Infinity Cache). The compute dies then hold cores, their shared SRAM and
+    die-to-die PHYs only."""
+
+    count: int = Field(ge=1, le=16)
+    """IO dies in the package."""
+    process_node: str
+    """Their foundry node (often older and cheaper than the compute dies')."""
+    stacked: bool = True
+    """True: the compute dies are 3D-stacked on the IO dies (hybrid bonding; no footprint of their
+    own); False: side by side on the interposer (2.5D)."""
+    shared_sram_mb: float = Field(default=0.0, ge=0, le=8192)
+    """Shared SRAM (last-level / Infinity Cache) per IO die, MiB."""
+    d2d_tb_s_per_compute_die: float = Field(gt=0, le=100)
+    """Die-to-die bandwidth between each compute die and the IO dies, TB/s in one direction
+    (sets the PHY area on both sides and the energy of the traffic that crosses)."""
+
+
+class StackedSramDesign(Spec):
+    """An SRAM die 3D-stacked on each compute die (AMD 3D V-Cache style): capacity without compute-die area."""
+
+    mb_per_compute_die: float = Field(gt=0, le=4096)
+    """SRAM per compute die on its stacked die, MiB (adds to the die's shared SRAM)."""
+    process_node: str
+    """Node of the SRAM die."""
+
+
 class ChipDesign(Spec):
     """A chip to be built: architecture parameters only; every figure of merit is derived."""
 
@@ -171,10 +232,24 @@ class ChipDesign(Spec):
     """Compute dies (chiplets) in the package, each one `die`."""
     die: DieDesign
     """The compute die."""
+    io_dies: IODieDesign | None = None
+    """IO/base dies carrying the memory PHYs, SerDes, PCIe and uncore (None: all on the compute dies)."""
+    stacked_sram: StackedSramDesign | None = None
+    """SRAM dies stacked on the compute dies (None: none)."""
     memory: MemoryDesign
     """Device memory."""
     io: IODesign = Field(default_factory=IODesign)
     """Links and host interface."""
+    cooling: Literal["air", "liquid"] = "liquid"
+    """How the package is cooled; sets the power-density limit of the compute dies (design_tech.yaml
+    `max_w_per_mm2_air` / `max_w_per_mm2_liquid`)."""
+    software: str = Field(default="", pattern=r"^[a-z0-9\-]*$")
+    """Software stack its kernels come from (`cuda`, `rocm`, `cann`, ..., `in-house`); empty: the
+    vendor's usual stack, `in-house` for a new vendor (`perf.efficiency.STACK_OF_VENDOR`)."""
+    calibration: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.\-]*$")
+    """Calibrated efficiency profile the design runs at (`catalog/calibration/<name>.yaml`): name the
+    catalog chip of the same silicon and stack (a design of H100 on CUDA: `h100-sxm`); None: the
+    stack's default efficiency."""
     packaging: str | None = None
     """Packaging id from the fab data (`cowos-s`, `cowos-l`, `organic`); None chooses one."""
     published: dict[str, float] = Field(default_factory=dict)

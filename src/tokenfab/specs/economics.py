@@ -18,6 +18,8 @@ from tokenfab.specs.base import Spec, SpecError
 
 YieldModel = Literal["poisson", "murphy", "seeds", "negative_binomial"]
 YIELD_MODELS: tuple[str, ...] = ("poisson", "murphy", "seeds", "negative_binomial")
+ScaleupFabric = Literal["switched", "direct", "none"]
+SCALEUP_FABRICS: tuple[str, ...] = ("switched", "direct", "none")
 
 
 class Sourced(Spec):
@@ -67,6 +69,64 @@ class Sourced(Spec):
         return type(self).from_mapping(data, origin=str(label))
 
 
+class SystemCostSpec(Sourced):
+    """What the system around one chip costs: its share of host, power delivery, cooling and networks.
+
+    Priced per chip by `cost.system.system_cost` from the chip's TDP, scale-out and scale-up
+    bandwidth and scale-up domain. Money is USD at the price a buyer pays.
+    """
+
+    host_usd_per_server: float = Field(ge=0)
+    """Host part of one server: CPUs, DRAM, storage, motherboard, chassis, assembly, USD per server."""
+    chips_per_host: int = Field(ge=1, le=64)
+    """Accelerators sharing one host (8 on an HGX/DGX server)."""
+    power_delivery_usd_per_w: float = Field(ge=0)
+    """Power supplies, voltage regulators and rack power distribution per watt of chip TDP, USD/W."""
+    air_cooling_usd_per_w: float = Field(ge=0)
+    """Heat sinks and fans per watt of chip TDP for an air-cooled chip, USD/W."""
+    liquid_cooling_usd_per_w: float = Field(ge=0)
+    """Cold plates, manifolds and in-rack plumbing per watt of chip TDP for a liquid-cooled chip, USD/W."""
+    liquid_cooling_above_w: float = Field(gt=0)
+    """Chips with a TDP above this are liquid-cooled, W."""
+    nic_usd_per_gb_s: float = Field(ge=0)
+    """Network adapters per GB/s of scale-out bandwidth, USD/(GB/s)."""
+    scaleout_switch_port_usd_per_gb_s: float = Field(ge=0)
+    """One scale-out switch port per GB/s of its bandwidth, USD/(GB/s)."""
+    scaleout_switch_ports_per_endpoint: float = Field(ge=0, le=10)
+    """Switch ports the fabric uses per chip-side port (3 in a two-tier non-blocking fat tree)."""
+    scaleout_optics_usd_per_gb_s: float = Field(ge=0)
+    """Transceivers and cables of the scale-out fabric per GB/s of chip bandwidth, USD/(GB/s)."""
+    scaleup_switched_usd_per_gb_s: float = Field(ge=0)
+    """Switched scale-up fabric (NVSwitch-class chips and their board) per GB/s of chip scale-up
+    bandwidth inside one board, USD/(GB/s)."""
+    scaleup_direct_usd_per_gb_s: float = Field(ge=0)
+    """Switchless scale-up fabric (mesh, torus, bridge: board traces, connectors) per GB/s inside one
+    board, USD/(GB/s)."""
+    scaleup_board_chips: int = Field(ge=1)
+    """Largest scale-up domain that fits on one baseboard (8 on HGX)."""
+    scaleup_rack_chips: int = Field(ge=1)
+    """Largest scale-up domain wired within one rack over copper (72 in NVL72)."""
+    scaleup_rack_factor: float = Field(ge=1)
+    """Scale-up cost per GB/s of a rack-wide domain relative to a one-board domain."""
+    scaleup_multirack_factor: float = Field(ge=1)
+    """Scale-up cost per GB/s of a domain spanning racks relative to a one-board domain."""
+    integration_markup_frac: float = Field(ge=0, le=3)
+    """Server maker's margin, warranty and integration on the host, power, cooling and NIC parts, fraction."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SystemCostSpec":
+        # Orderings that keep the cost from falling as a chip needs more power, reach or bandwidth.
+        if self.liquid_cooling_usd_per_w < self.air_cooling_usd_per_w:
+            raise ValueError("liquid_cooling_usd_per_w must be ≥ air_cooling_usd_per_w")
+        if self.scaleup_direct_usd_per_gb_s > self.scaleup_switched_usd_per_gb_s:
+            raise ValueError("scaleup_direct_usd_per_gb_s must be ≤ scaleup_switched_usd_per_gb_s")
+        if self.scaleup_rack_chips < self.scaleup_board_chips:
+            raise ValueError("scaleup_rack_chips must be ≥ scaleup_board_chips")
+        if self.scaleup_multirack_factor < self.scaleup_rack_factor:
+            raise ValueError("scaleup_multirack_factor must be ≥ scaleup_rack_factor")
+        return self
+
+
 class Economics(Sourced):
     """What one accelerator costs to own and run, per hour of its life."""
 
@@ -76,8 +136,11 @@ class Economics(Sourced):
     """Economic life over which capex is recovered, years."""
     cost_of_capital: float = Field(ge=0, le=1)
     """Annual cost of capital (WACC) used in the capital recovery factor, fraction per year."""
-    server_and_network_usd_per_chip: float = Field(ge=0)
-    """Share per chip of server chassis, CPUs, memory, NICs and switches, USD."""
+    server_and_network_usd_per_chip: float | None = Field(default=None, ge=0)
+    """Flat system share per chip (server, network, cooling), USD; when set it replaces the system
+    model for every chip (a user's override; None: priced by `system`)."""
+    system: SystemCostSpec | None = None
+    """System cost model: each chip's share of host, power, cooling and networks from what it needs."""
     spares_frac: float = Field(ge=0, le=1)
     """Spare hardware bought on top of the fleet, fraction of capex."""
     electricity_usd_per_kwh: float = Field(ge=0)
@@ -100,6 +163,12 @@ class Economics(Sourced):
     """Exchange rate used to show CNY, yuan per dollar."""
     fx_date: str = ""
     """Date (or period) of the exchange rate."""
+
+    @model_validator(mode="after")
+    def _system_priced(self) -> "Economics":
+        if self.server_and_network_usd_per_chip is None and self.system is None:
+            raise ValueError("give server_and_network_usd_per_chip (flat) or a system: cost model")
+        return self
 
     @property
     def fx(self) -> float:

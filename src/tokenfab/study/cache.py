@@ -66,10 +66,34 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:HASH_CHARS]
 
 
+ENGINE_ENV = ("TOKENFAB_CALIBRATION_DIR", "TOKENFAB_OPERATORS")
+"""Environment variables whose files the engine reads (a calibration folder, operator plug-ins)."""
+
+
+def environment_fingerprint() -> str:
+    """SHA-256 (hex, `HASH_CHARS` long) of the files named by `ENGINE_ENV` as they are now: a study
+    cached under one calibration folder or operator plug-in is not served under another."""
+    digest = hashlib.sha256()
+    for var in ENGINE_ENV:
+        value = os.environ.get(var, "")
+        digest.update(var.encode() + b"=" + value.encode() + b"\0")
+        for part in filter(None, value.split(os.pathsep)):
+            root = Path(part)
+            files = sorted(root.rglob("*")) if root.is_dir() else [root]
+            for path in files:
+                if path.is_file():
+                    digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:HASH_CHARS]
+
+
 def stable_hash(obj: Any, version: str | None = None) -> str:
-    """Hash of `obj`, the tokenfab version and `code_fingerprint()` (hex, `HASH_CHARS` long)."""
+    """Hash of `obj`, the tokenfab version, `code_fingerprint()` and `environment_fingerprint()`
+    (hex, `HASH_CHARS` long)."""
     payload = {"tokenfab_version": version or tokenfab.__version__, "code": code_fingerprint(),
                "inputs": canonical(obj)}
+    env = environment_fingerprint()
+    if any(os.environ.get(v) for v in ENGINE_ENV):
+        payload["environment"] = env
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_CHARS]
 

@@ -54,7 +54,7 @@ def predict_row(row: MeasurementRow, server_sim: bool = False) -> tuple[float, s
             chip = catalog.load_chip(row.hardware)
         except SpecError:
             raise Unpredictable(f"chip {row.hardware} is not in the catalog") from None
-        eff = efficiency_for(chip.id, chip.vendor)
+        eff = efficiency_for(chip)
         where = "calibrated" if eff.source.startswith("calibrated") else eff.source
         return predict_micro(row, chip, eff), f"efficiency: {where}"
     from tokenfab.validate.workloads import predict_workload

@@ -126,7 +126,7 @@ def _grid(row, model, chip, traffic: Traffic, n: int, precisions, tp=None, pp=No
     space = SearchSpace(num_chips=(n,), tp=(tp,) if tp else None, pp=(pp,) if pp else None,
                         ep=(ep,) if ep else None, batch=batches, precisions=tuple(precisions),
                         kv_precision=row.kv_precision, prefill_chunk_tokens=chunk_tokens)
-    eff = efficiency_under(chip.id, chip.vendor, row.framework, model.is_moe)
+    eff = efficiency_under(chip, row.framework, model.is_moe)
     return evaluate(model, chip, SystemSpec.for_chip(chip), eff, traffic, space, max_chip_count=n)
 
 
@@ -265,7 +265,7 @@ def _at_offered_load(row, model, chip, traffic: Traffic, res, i: int, n: int, qp
 
 def _decode_only(row, model, chip, traffic: Traffic, n: int) -> DeploymentPrediction:
     """Decode-pool throughput per chip: the largest batch whose step time meets the per-user speed."""
-    eff = efficiency_under(chip.id, chip.vendor, row.framework, model.is_moe)
+    eff = efficiency_under(chip, row.framework, model.is_moe)
     space = SearchSpace(num_chips=(n,), tp=(row.tp,) if row.tp else (1,), pp=(row.pp,) if row.pp else (1,),
                         ep=(row.ep,) if row.ep else None, batch=LOAD_BATCHES,
                         precisions=_precisions(row, chip), kv_precision=row.kv_precision)
@@ -380,7 +380,7 @@ def predict_deployment(row, server_sim: bool = False) -> DeploymentPrediction:
     n = _num_chips(row)
     scale = 1.0 if row.per == "chip" else float(n)
     if closed and op.disaggregated and pools_from_notes(row.notes):
-        eff = efficiency_under(chip.id, chip.vendor, row.framework, model.is_moe)
+        eff = efficiency_under(chip, row.framework, model.is_moe)
         values, detail = predict_pools_at_concurrency(row, model, chip, traffic, int(op.concurrency),
                                                       _precisions(row, chip), eff, mtp_note)
         return _closed_loop_value(row, values, n, detail)
