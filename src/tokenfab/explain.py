@@ -165,12 +165,7 @@ def decode_pool(result, i: int, meets_slo: bool, slo_tpot_ms: float | None) -> E
     a = result.arrays
     dec = resource_s(result.extras["decode_times"], i)
     text = f"decode step {float(a['decode_step_ms'][i]):,.1f} ms: {mix(dec)}"
-    if not meets_slo:
-        return _slo_missed(a, i, text, None, slo_tpot_ms)
-    cap, clause = batch_cap(a, i, "output_tok_s_per_chip", [Limit("tpot slo", a["tpot_ms"], slo_tpot_ms)])
-    if cap is not None:
-        return Explanation(cap, f"{text}; {clause}")
-    return Explanation(_dominant(dec), f"{text}; {clause}")
+    return _decode_binding(a, i, text, dec, meets_slo, slo_tpot_ms)
 
 
 def af_decode(result, i: int, meets_slo: bool, slo_tpot_ms: float | None) -> Explanation:
@@ -180,12 +175,15 @@ def af_decode(result, i: int, meets_slo: bool, slo_tpot_ms: float | None) -> Exp
     sides = np.array([float(a["experts_ms"][i]), float(a["attention_ms"][i]), float(a["alltoall_ms"][i])])
     text = (f"decode step {float(a['decode_step_ms'][i]):,.1f} ms, set by the slowest of attention side "
             f"{sides[1]:,.1f} ms, expert side {sides[0]:,.1f} ms, all-to-all {sides[2]:,.1f} ms")
+    return _decode_binding(a, i, text, sides, meets_slo, slo_tpot_ms)
+
+
+def _decode_binding(a, i: int, text: str, parts, meets_slo: bool, slo_tpot_ms: float | None) -> Explanation:
+    """A decode pool's binding: a missed SLO, else what capped its batch, else its dominant part."""
     if not meets_slo:
         return _slo_missed(a, i, text, None, slo_tpot_ms)
     cap, clause = batch_cap(a, i, "output_tok_s_per_chip", [Limit("tpot slo", a["tpot_ms"], slo_tpot_ms)])
-    if cap is not None:
-        return Explanation(cap, f"{text}; {clause}")
-    return Explanation(_dominant(sides), f"{text}; {clause}")
+    return Explanation(cap if cap is not None else _dominant(parts), f"{text}; {clause}")
 
 
 def prefill_pool(result, i: int, meets_slo: bool, ttft_ms: float, slo_ttft_ms: float | None) -> Explanation:
