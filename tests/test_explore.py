@@ -13,6 +13,7 @@ from tokenfab.explore import SearchConfig, design_study, run_search
 from tokenfab.explore.catalog import load_base_design, load_space, load_workload
 from tokenfab.explore.designs import base_mapping, build_design, neighbours
 from tokenfab.explore.evaluate import EVALUATIONS, clear_cache, evaluate_point, make_context
+from tokenfab.explore.search import open_storage
 from tokenfab.explore.pareto import pareto_mask
 from tokenfab.explore.results import front_rows, unique_rows
 from tokenfab.specs import SpecError
@@ -309,3 +310,35 @@ def test_importing_the_command_loads_neither_optuna_nor_ray():
             "print(sorted(m for m in ('optuna', 'ray', 'plotly') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_second_run_on_a_storage_in_use_stops_at_once_with_one_line(tmp_path):
+    # issue 15 item 4: two `design` runs on one --storage raced and left orphaned RUNNING trials.
+    from tokenfab.explore.search import storage_lock
+    wl, sp, base = load(tmp_path)
+    path = str(tmp_path / "study.db")
+    with storage_lock(path):  # the first run holds it
+        with pytest.raises(SpecError, match="in use by another design run"):
+            run_search(wl, sp, base, SearchConfig(trials=4, seed=1, batch=2, storage=path, study_name="s"))
+    done = run_search(wl, sp, base, SearchConfig(trials=4, seed=1, batch=2, storage=path, study_name="s"))
+    assert len(done.trials) == 4  # free again once the first run ends
+
+
+def test_resume_with_more_unfinished_trials_than_needed_ends_at_the_target(tmp_path):
+    # A killed run with a large batch leaves many RUNNING trials; a resume to a smaller target
+    # recovers only what it needs (before: --resume --trials 64 ended with 78).
+    import optuna
+    wl, sp, base = load(tmp_path)
+    path = str(tmp_path / "study.journal")
+    cfg = SearchConfig(trials=3, seed=5, batch=8, storage=path, study_name="s")
+
+    def kill_at_first(number, result, cached):
+        raise Killed
+
+    clear_cache()
+    with pytest.raises(Killed):  # asked 8 at once, told 1: 7 left RUNNING
+        run_search(wl, sp, base, SearchConfig(**{**cfg.__dict__, "trials": 8}), on_told=kill_at_first)
+    resumed = run_search(wl, sp, base, SearchConfig(**{**cfg.__dict__, "resume": True}))
+    assert len(resumed.trials) == 3
+    study = optuna.load_study(study_name="s", storage=open_storage(path))
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))

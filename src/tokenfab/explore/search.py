@@ -18,7 +18,10 @@ told are evaluated with their stored parameters; finished trials are never recom
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import hashlib
+import os
 import json
 import time
 import warnings
@@ -145,6 +148,37 @@ def open_storage(spec: str | None) -> Any:
     return JournalStorage(JournalFileBackend(str(path)))
 
 
+@contextmanager
+def storage_lock(spec: str | None):
+    """Hold an exclusive lock on a file storage for the whole run: a second `design` run on the same
+    `--storage` stops at once with one line instead of racing the first (optuna's journal and
+    SQLite files take concurrent writers, but two runs would each recover the other's running
+    trials). Database URLs are not locked (their server arbitrates; run one search per study)."""
+    if spec is None or "://" in spec:
+        yield
+        return
+    import fcntl
+
+    lock_path = Path(spec).with_name(Path(spec).name + ".tokenfab-lock")  # `.lock` is optuna's journal lock
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise SpecError(f"storage {spec} is in use by another design run ({holder}); wait for it to finish "
+                            f"or give another --storage") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 def _constraint(trial) -> list[float]:
     return list(trial.user_attrs.get("constraint", [0.0]))
 
@@ -199,7 +233,14 @@ def run_search(workload: WorkloadSpec, space: DesignSpace, base_design: ChipDesi
                progress: Callable[[dict], None] | None = None,
                on_told: Callable[[int, dict, bool], None] | None = None,
                executor: Executor | None = None) -> SearchOutcome:
-    """Run (or resume) a search until the study holds `cfg.trials` finished trials."""
+    """Run (or resume) a search until the study holds `cfg.trials` finished trials (no more: a
+    killed run's unfinished trials are recovered only up to that number), holding the storage's
+    lock (`storage_lock`) throughout."""
+    with storage_lock(cfg.storage):
+        return _run_search(workload, space, base_design, cfg, progress, on_told, executor)
+
+
+def _run_search(workload, space, base_design, cfg, progress, on_told, executor) -> SearchOutcome:
     import optuna
     from optuna.trial import Trial, TrialState
 
@@ -303,6 +344,9 @@ def run_search(workload: WorkloadSpec, space: DesignSpace, base_design: ChipDesi
         for t in partial:
             study.tell(t.number, state=TrialState.FAIL)
         pending = [t for t in pending if t not in partial]
+        for t in pending[max(0, total - state["done"]):]:  # beyond the target: not run
+            study.tell(t.number, state=TrialState.FAIL)
+        pending = pending[:max(0, total - state["done"])]
         recovered = len(pending)
         for i in range(0, len(pending), st["batch"]):
             part = pending[i:i + st["batch"]]
