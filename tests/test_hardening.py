@@ -283,3 +283,17 @@ def test_an_unbuildable_design_is_refused_by_estimate_and_build_vs_buy(tmp_path)
     path.write_text(yaml.safe_dump(design))
     for args in ((*EST[:3], "-c", path), ("build-vs-buy", "--design", path, "--model", "llama-3.1-8b")):
         assert_one_line_error(invoke(*args), "triple-reticle cannot be built", "reticle")
+
+
+# ---- item 5: path mistakes and absurd names are one line ------------------------------------------------
+
+@pytest.mark.parametrize("args, needle", [
+    (("design", "chat-mix", "--trials", "2", "--storage", "{tmp}"), "is a folder"),
+    (("design", "chat-mix", "--trials", "2", "--storage", "postgresql://u@localhost:1/db"), "cannot open storage"),
+    (("estimate", "-m", "x" * 300, "-c", "h100-sxm"), "x"),
+    (("estimate", "-m", "llama-3.1-8b", "-c", "y" * 5000), "y"),
+])
+def test_storage_and_name_mistakes_are_one_line_errors(tmp_path, args, needle):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    line = assert_one_line_error(invoke(*args), needle)
+    assert len(line) < 300  # a 5,000-character id is shortened, not echoed whole

@@ -47,11 +47,23 @@ def handle_errors(fn: Callable) -> Callable:
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (SpecError, UserError, ValueError, FileNotFoundError) as exc:
+        except (SpecError, UserError, ValueError) as exc:
             print_error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise typer.Exit(code=2) from None
+        except OSError as exc:  # a path that is a folder, too long, unreadable, missing...
+            print_error(_os_error_line(exc))
             raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+def _os_error_line(exc: OSError) -> str:
+    """One line for an OSError: what went wrong and the path (shortened past 80 characters)."""
+    name = str(exc.filename) if exc.filename is not None else ""
+    if len(name) > 80:
+        name = name[:60] + "…" + name[-19:]
+    what = exc.strerror or str(exc).splitlines()[0] or type(exc).__name__
+    return f"{what}: {name}" if name else what
 
 
 @contextlib.contextmanager

@@ -77,6 +77,8 @@ def design(
             raise UserError(f"{name} must be at least 1")
     if ray_address and executor != "ray":
         raise UserError("--ray-address needs --executor ray")
+    from tokenfab.explore.search import check_storage
+    check_storage(storage)  # a folder or an unreachable database: one line before any work
     econ = o.economics_from(economics, None)
     cfg = SearchConfig(trials=trials, seed=seed, sampler=sampler, population=population, batch=batch,
                        max_chips=max_chips, fidelity=fidelity, executor=executor, workers=workers,

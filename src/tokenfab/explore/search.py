@@ -132,13 +132,29 @@ def fingerprint(workload: WorkloadSpec, space: DesignSpace, base: dict, st: dict
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def check_storage(spec: str | None) -> None:
+    """SpecError, before any work, for a storage that cannot be opened: a folder, or a database URL
+    whose driver is missing or whose server does not answer."""
+    if spec is not None:
+        open_storage(spec)
+
+
 def open_storage(spec: str | None) -> Any:
     """An optuna storage from a CLI string (None: in memory)."""
     if spec is None:
         return None
     if "://" in spec:
-        return spec
+        from optuna.storages import RDBStorage
+        try:
+            return RDBStorage(spec)
+        except Exception as exc:  # noqa: BLE001 - a missing driver or an unreachable server: one line
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise SpecError(f"cannot open storage {spec}: {first}") from None
     path = Path(spec)
+    if path.is_dir():
+        raise SpecError(f"--storage {spec} is a folder; give a file (study.db or study.journal)")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise SpecError(f"--storage {spec}: {path.parent} is a file, not a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix in (".db", ".sqlite", ".sqlite3"):
         return f"sqlite:///{path.resolve()}"
