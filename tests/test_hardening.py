@@ -297,3 +297,22 @@ def test_storage_and_name_mistakes_are_one_line_errors(tmp_path, args, needle):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     line = assert_one_line_error(invoke(*args), needle)
     assert len(line) < 300  # a 5,000-character id is shortened, not echoed whole
+
+
+def test_fuzzed_files_give_one_line_not_a_crash_or_a_hang(tmp_path):
+    # issue 15 item 5, from fuzzing: a published die area of 0, a collective row without its group
+    # size, a config with 10^10 layers (it hung building the layer pattern).
+    import yaml
+    design = yaml.safe_load((CHIPS_DIR.parent / "designs" / "h100-sxm-design.yaml").read_text())
+    design["published"]["die_area_mm2"] = 0
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(design))
+    assert_one_line_error(invoke("chip", tmp_path / "d.yaml"), "die_area_mm2", "greater than 0")
+    cfg = json.loads((CHIPS_DIR.parent / "models" / "qwen3-next-80b-a3b.json").read_text())
+    cfg["num_hidden_layers"] = 1e10
+    (tmp_path / "q.json").write_text(json.dumps(cfg))
+    assert_one_line_error(invoke(*EST[:2], tmp_path / "q.json", "-c", "h100-sxm"), "num_hidden_layers")
+    (tmp_path / "c.csv").write_text("id,hardware,num_chips,scenario,message_bytes,metric,per,value,usable\n"
+                                    "X1,h100-sxm,,allreduce,1048576,gb_s_busbw,chip,300,1\n")
+    r = invoke("validate", "--data", tmp_path / "c.csv", "--json")
+    assert r.exit_code == 0
+    assert "num_chips" in json.loads(r.stdout)["rows"][0]["skipped"]

@@ -16,7 +16,7 @@ from a datasheet (`ChipSpec`).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -252,7 +252,7 @@ class ChipDesign(Spec):
     stack's default efficiency."""
     packaging: str | None = None
     """Packaging id from the fab data (`cowos-s`, `cowos-l`, `organic`); None chooses one."""
-    published: dict[str, float] = Field(default_factory=dict)
+    published: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
     """Published figures of a real chip this design describes (ChipSpec field names), for checks."""
     sources: dict[str, str] = Field(default_factory=dict)
     """Parameter path (e.g. `die.core.sram_kb`) → source; `default` covers the rest."""

@@ -34,23 +34,23 @@ class ModelSpec(Spec):
     """Catalog id or the config file's stem."""
     family: str
     """`model_type` from the config (llama, qwen3, mixtral, deepseek_v3, gpt_oss, gptj, ...)."""
-    hidden_size: int = Field(gt=0)
+    hidden_size: int = Field(gt=0, le=1_000_000)
     """Model (residual) width d_model."""
-    num_layers: int = Field(gt=0)
+    num_layers: int = Field(gt=0, le=10_000)
     """Decoder layers (excluding DeepSeek's multi-token-prediction module)."""
-    num_heads: int = Field(gt=0)
+    num_heads: int = Field(gt=0, le=100_000)
     """Query heads."""
-    num_kv_heads: int = Field(gt=0)
+    num_kv_heads: int = Field(gt=0, le=100_000)
     """Key/value heads (GQA); equal to num_heads for MHA; 1 latent 'head' for MLA."""
-    head_dim: int = Field(gt=0)
+    head_dim: int = Field(gt=0, le=100_000)
     """Query/key head dimension (for MLA: nope + rope dims)."""
-    v_head_dim: int = Field(gt=0)
+    v_head_dim: int = Field(gt=0, le=100_000)
     """Value head dimension."""
-    intermediate_size: int = Field(gt=0)
+    intermediate_size: int = Field(gt=0, le=10_000_000)
     """Dense MLP hidden width."""
     gated_mlp: bool = True
     """SwiGLU-style MLP with gate, up and down projections (False: up + down only, e.g. GPT-J)."""
-    vocab_size: int = Field(gt=0)
+    vocab_size: int = Field(gt=0, le=100_000_000)
     """Vocabulary size."""
     tie_embeddings: bool = False
     """Input embedding and LM head share weights."""
@@ -301,8 +301,8 @@ class _HFConfig(BaseModel):
     model_type: str = "llama"
     hidden_size: int | None = Field(default=None, gt=0)
     n_embd: int | None = Field(default=None, gt=0)
-    num_hidden_layers: int | None = Field(default=None, gt=0)
-    n_layer: int | None = Field(default=None, gt=0)
+    num_hidden_layers: int | None = Field(default=None, gt=0, le=10_000)
+    n_layer: int | None = Field(default=None, gt=0, le=10_000)
     num_attention_heads: int | None = Field(default=None, gt=0)
     n_head: int | None = Field(default=None, gt=0)
     num_key_value_heads: int | None = Field(default=None, gt=0)

@@ -115,6 +115,8 @@ def _collective_row(row, chip: ChipSpec, eff: Efficiency) -> float:
     p = float(row.num_chips or 1)
     if row.scenario == "alltoall":
         p = float(row.ep or row.num_chips or 1)
+    if p < 2:
+        raise Unpredictable(f"a {row.scenario} row needs its group size (num_chips ≥ 2)")
     rdma_only = "pure rdma" in row.notes.lower()
     system = system_for(chip, int(p), rdma_only=rdma_only)
     b = _group_bytes(row)
