@@ -53,6 +53,19 @@ def test_compare_writes_html(tmp_path):
     assert r.exit_code == 0, r.output
     text = out.read_text()
     assert "plotly" in text and "h200-sxm" in text
+    # issue 15 item 10: the answer first, $/Mtok and the binding in the table, plotly.js once.
+    assert "llama-3.1-8b: the cheapest output token meeting the SLOs is on" in text
+    assert "<th>$/M output</th>" in text and "<th>binding</th>" in text
+    assert text.count("plotly.js v") == 1
+
+
+def test_compare_answer_names_the_cheapest_chip_that_meets_the_slos():
+    from tokenfab.report.compare_html import answers
+    row = dict(model="m", meets_slo=True, output_tok_s_per_chip=100.0, mode="aggregated")
+    rows = [{**row, "chip": "a", "usd_per_mtok_output": 0.30}, {**row, "chip": "b", "usd_per_mtok_output": 0.10},
+            {**row, "chip": "c", "usd_per_mtok_output": 0.05, "meets_slo": False}]
+    (sentence,) = answers(rows)
+    assert "is on b, $0.100 per million" in sentence and "3.00× cheaper than a" in sentence
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -134,7 +134,7 @@ class _Report:
         more = "".join(f'<p class="answer-more">{_e(a["sentence"])}</p>' for a in answers[1:])
         volume = self.doc["inputs"].get("volume")
         head = ["chip", "deployment: chips · TP/PP/EP/DP · batch · precision", "TTFT ms", "TPOT ms",
-                "output tok/s per chip", "meets SLOs", "$/chip-hour", "$/M input", "$/M output", "$/M output, all-in"]
+                "output tok/s per chip", "meets SLOs", "$/chip-hour", "$/M input", "$/M output", "$/M output, all chip time"]
         if volume:
             head += ["chips for volume", "$/day"]
         body = []
@@ -178,7 +178,7 @@ class _Report:
         return f"""<section id="summary"><h2>Answer</h2>{first}{more}
 <table class="summary"><caption class="note" style="caption-side:bottom;text-align:left">
 Estimates. Best deployment per chip (highest output tokens/s per chip within the SLOs). $/M input and $/M output split
-chip time between prefill and decode; all-in $/M output charges all chip time to output tokens. * partly estimated
+chip time between prefill and decode; "all chip time" $/M output charges all chip time to output tokens; a design's chip price is its unit cost with markup, before NRE. * partly estimated
 chip specs; highlighted: the answer.{_e(vol_note)}</caption>
 <tr>{''.join(f'<th>{_e(h)}</th>' for h in head)}</tr>{''.join(body)}</table></section>"""
 
@@ -254,7 +254,7 @@ chip specs; highlighted: the answer.{_e(vol_note)}</caption>
                     continue
                 fig.add_trace(go.Bar(name=part, x=labels, y=ys,
                                      hovertemplate="%{x}: $%{y:.3f} per M output tokens<extra>" + part + "</extra>"))
-            fig.update_layout(barmode="stack", title=f"{model} · {traffic}: $ per million output tokens, all-in, by cost",
+            fig.update_layout(barmode="stack", title=f"{model} · {traffic}: $ per million output tokens (all chip time), by cost",
                               yaxis_title="USD per M output tokens (estimate)")
             missing = [r["chip"] for r in rows if r not in priced]
             note = f" No price for: {', '.join(missing)}." if missing else ""

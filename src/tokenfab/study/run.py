@@ -283,7 +283,8 @@ def _answer(model: str, case, rows: list[dict], spec) -> dict:
                     f"included){vs} — estimates.")
     else:
         sentence = (f"For {what}, the cheapest chip that meets the SLOs is {best['chip']} at about "
-                    f"{_money(best['usd_per_mtok_output_all_in'])} per million output tokens (all-in){vs} — an estimate.")
+                    f"{_money(best['usd_per_mtok_output_all_in'])} per million output tokens, all chip time charged to "
+                    f"output{vs} — an estimate; a design's price is its unit cost with markup, before NRE.")
     return {**base, "best": best["chip"], "sentence": sentence}
 
 
