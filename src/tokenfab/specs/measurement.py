@@ -57,7 +57,7 @@ class MeasurementRow(Spec):
     """URL or repository path where the number is read."""
     hardware: str | None = None
     """Chip id (catalog id); None when the measured chip is unknown (such rows are not usable)."""
-    num_chips: int | None = Field(default=None, ge=1)
+    num_chips: int | None = Field(default=None, ge=1, le=1_000_000)
     """Accelerators in the measured system."""
     model: str | None = None
     """Model id (catalog id); None for microbenchmarks."""
@@ -71,20 +71,20 @@ class MeasurementRow(Spec):
     """Serving framework or benchmark harness."""
     scenario: Scenario
     """What kind of measurement this is (MLPerf scenario, fixed-length throughput, kernel, collective)."""
-    input_len: float | None = Field(default=None, gt=0)
+    input_len: float | None = Field(default=None, gt=0, le=1e+09)
     """Mean input tokens (None for MLPerf rows: the dataset table supplies it)."""
-    output_len: float | None = Field(default=None, gt=0)
+    output_len: float | None = Field(default=None, gt=0, le=1e+09)
     """Mean output tokens."""
-    batch: int | None = Field(default=None, ge=1)
+    batch: int | None = Field(default=None, ge=1, le=100_000_000)
     """Concurrent requests or batch size (for grouped GEMMs: the number of groups)."""
-    tp: int | None = Field(default=None, ge=1)
-    pp: int | None = Field(default=None, ge=1)
-    ep: int | None = Field(default=None, ge=1)
-    dp: int | None = Field(default=None, ge=1)
-    gemm_m: int | None = Field(default=None, ge=1)
-    gemm_n: int | None = Field(default=None, ge=1)
-    gemm_k: int | None = Field(default=None, ge=1)
-    message_bytes: float | None = Field(default=None, gt=0)
+    tp: int | None = Field(default=None, ge=1, le=1_000_000)
+    pp: int | None = Field(default=None, ge=1, le=1_000_000)
+    ep: int | None = Field(default=None, ge=1, le=1_000_000)
+    dp: int | None = Field(default=None, ge=1, le=1_000_000)
+    gemm_m: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    gemm_n: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    gemm_k: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    message_bytes: float | None = Field(default=None, gt=0, le=1e+15)
     """Bytes per rank of a collective (nccl-tests size)."""
     metric: Metric | None = None
     """What `value` measures (required for usable rows)."""
