@@ -56,6 +56,7 @@ def test_only_kernel_tables_are_opened():
     assert aic.load(FIXTURE, "b200_sxm", "gemm_perf", "trtllm") is None  # no such system in the fixture
 
 
+@pytest.mark.slow  # importing pyarrow takes ~2 s
 def test_parquet_tables_read_like_csv(tmp_path):
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq

@@ -34,6 +34,7 @@ def _synthetic_rows(eff, chip_id="h100-sxm"):
     return parse_measurements("\n".join([HEADER] + lines) + "\n")
 
 
+@pytest.mark.slow
 def test_same_inputs_give_the_same_parameters_and_bytes(tmp_path):
     rows = load_measurements(public_csv())
     a = calibrate(rows, "catalog/measurements/public.csv")

@@ -36,6 +36,7 @@ def test_estimate_honours_fixed_mapping():
     assert (out["num_chips"], out["tp"], out["batch"], out["weight_precision"]) == (2, 2, 16, "bf16")
 
 
+@pytest.mark.slow
 def test_compare_default_scenario_covers_required_chips():
     r = invoke("compare", "--json")
     assert r.exit_code == 0, r.output
@@ -113,6 +114,7 @@ def test_catalog_lists_models():
     assert {"deepseek-v3", "gpt-oss-120b"} <= {m["id"] for m in json.loads(r.stdout)}
 
 
+@pytest.mark.slow
 def test_console_script_runs_in_a_subprocess():
     r = subprocess.run([sys.executable, "-m", "tokenfab", "estimate", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--json"],
                        capture_output=True, text=True, timeout=120)

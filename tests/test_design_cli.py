@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -71,6 +72,7 @@ def test_unknown_chip_suggests_designs_too():
     assert r.exit_code == 2 and "h100-sxm-design" in r.output
 
 
+@pytest.mark.slow
 def test_chip_with_a_model_sweeps_a_designs_shared_sram():
     # Each SRAM size is re-derived: area and unit cost grow with the SRAM (until the die passes the
     # reticle and the variant is refused, unpriced); the 1x row is the design itself, so it equals
@@ -94,6 +96,7 @@ def test_chip_with_a_model_sweeps_a_designs_shared_sram():
     assert one["output_tok_s_per_chip"] == w["resources"]["base"]["output_tok_s_per_chip"]
 
 
+@pytest.mark.slow
 def test_chip_html_with_a_model_plots_cost_against_sram(tmp_path):
     page = tmp_path / "h100.html"
     r = invoke("chip", "h100-sxm-design", "-m", "llama-3.1-8b", "--osl", "128", "--html", str(page))

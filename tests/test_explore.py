@@ -169,6 +169,7 @@ def test_pareto_mask_matches_pairwise_dominance(points):
     assert list(np.flatnonzero(mask)) == brute_force_front(points)
 
 
+@pytest.mark.slow
 def test_search_front_equals_brute_force_front_on_a_small_grid(tmp_path):
     wl, sp, base = load(tmp_path)
     out = run_search(wl, sp, base, SearchConfig(trials=100, seed=3, sampler="grid"))
@@ -185,6 +186,7 @@ def test_search_front_equals_brute_force_front_on_a_small_grid(tmp_path):
     assert front == expected and 0 < len(front) < len(feasible)
 
 
+@pytest.mark.slow
 def test_no_design_on_the_front_violates_a_constraint(tmp_path):
     wl, sp, base = load(tmp_path, WIDE)
     report = design_study(*files(tmp_path, WIDE), SearchConfig(trials=40, seed=2), with_sensitivity=False)
@@ -201,6 +203,7 @@ def test_no_design_on_the_front_violates_a_constraint(tmp_path):
 
 # ---- reproducibility and resume -----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_same_seed_same_study_and_another_seed_differs(tmp_path):
     wl, sp, base = load(tmp_path, WIDE)
     a = run_search(wl, sp, base, SearchConfig(trials=24, seed=7))
@@ -214,6 +217,7 @@ class Killed(Exception):
     pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("storage", ["study.journal", "study.db"])
 def test_resume_after_a_kill_finishes_the_study_without_recomputing(tmp_path, storage):
     wl, sp, base = load(tmp_path)  # 18 designs: 24 trials revisit designs evaluated before the kill
@@ -252,6 +256,7 @@ def test_resume_refuses_a_study_made_with_other_inputs(tmp_path):
         run_search(wl, sp, base, SearchConfig(trials=8, seed=2, storage=path, study_name="s", resume=True))
 
 
+@pytest.mark.slow
 def test_process_executor_gives_the_inline_study(tmp_path):
     wl, sp, base = load(tmp_path, WIDE)
     inline = run_search(wl, sp, base, SearchConfig(trials=12, seed=4))
@@ -270,6 +275,7 @@ def test_repeated_designs_are_not_evaluated_twice(tmp_path):
 
 # ---- study: baseline, verdict, sensitivity, variant ----------------------------------------------------
 
+@pytest.mark.slow
 def test_study_reports_baseline_verdict_and_sensitivity(tmp_path):
     w, s = files(tmp_path, WIDE)
     rep = design_study(w, s, SearchConfig(trials=16, seed=1), variant="bf16")
@@ -302,6 +308,7 @@ def test_front_design_file_loads_as_a_chip(tmp_path):
     assert design.id == row["design_id"]
 
 
+@pytest.mark.slow
 def test_importing_the_command_loads_neither_optuna_nor_ray():
     import subprocess
     import sys
@@ -312,6 +319,7 @@ def test_importing_the_command_loads_neither_optuna_nor_ray():
     assert out.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_a_second_run_on_a_storage_in_use_stops_at_once_with_one_line(tmp_path):
     # issue 15 item 4: two `design` runs on one --storage raced and left orphaned RUNNING trials.
     from tokenfab.explore.search import storage_lock

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import typer
 import yaml
 from typer.testing import CliRunner
@@ -51,6 +52,7 @@ def test_design_json_has_front_feasible_infeasible_best_baseline(tmp_path):
     assert {x["design_id"] for x in out["front"]} <= {x["design_id"] for x in out["feasible"]}
 
 
+@pytest.mark.slow
 def test_design_table_writes_files_and_resumes(tmp_path):
     w, s = inputs(tmp_path)
     db = str(tmp_path / "study.db")

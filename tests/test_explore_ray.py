@@ -3,6 +3,8 @@
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # a local Ray instance takes seconds to start and stop
+
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'tokenfab[ray]'); Ray executor not tested")
 
 from tokenfab.explore import SearchConfig, run_search  # noqa: E402

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 import tokenfab
 from tokenfab.cli import app
 
+pytestmark = pytest.mark.slow  # ~18 s: CI runs it; the inner loop (-m "not slow") skips it
 CATALOG = Path(tokenfab.__file__).parent / "catalog"
 HOSTILE = [0, -1, 1e40, float("inf"), float("nan"), "x" * 3000, "", None, [], {"a": 1}, True, "12abc"]
 runner = CliRunner()

@@ -316,3 +316,75 @@ def test_fuzzed_files_give_one_line_not_a_crash_or_a_hang(tmp_path):
     r = invoke("validate", "--data", tmp_path / "c.csv", "--json")
     assert r.exit_code == 0
     assert "num_chips" in json.loads(r.stdout)["rows"][0]["skipped"]
+
+
+# ---- item 9: one name, one workload; progress on long runs -----------------------------------------
+
+def _plain(text: str) -> str:
+    """Help text without rich's box drawing and line wrapping."""
+    return " ".join(text.replace("│", " ").split())
+
+
+@pytest.mark.parametrize("command", ["estimate", "compare", "chip", "build-vs-buy"])
+def test_the_fixed_default_lengths_are_named_apart_from_the_chat_profile(command):
+    # `compare` called its fixed 2,048/512 default "the built-in chat scenario" while `simulate
+    # --traffic chat` draws lengths per request (mean ~1,700/~200): two workloads under one name.
+    from tokenfab.specs.traffic import CHAT, DEFAULT_SCENARIO
+    text = _plain(invoke(command, "--help").stdout)
+    assert f"(default {CHAT.input_len}: {DEFAULT_SCENARIO}, not the `chat` traffic profile" in text, text
+    assert f"(default {CHAT.output_len}: {DEFAULT_SCENARIO})" in text, text
+    assert "chat scenario" not in text and "chat defaults" not in text
+
+
+@pytest.mark.parametrize("command", ["simulate", "plan"])
+def test_the_chat_profile_help_says_its_lengths_are_not_the_fixed_default(command):
+    from tokenfab.specs.traffic import CHAT
+    text = _plain(invoke(command, "--help").stdout)
+    assert f"lengths drawn per request, so chat is not compare's fixed {CHAT.input_len:,}/{CHAT.output_len}" in text
+
+
+def test_simulate_names_the_chat_profile_with_the_lengths_it_simulated():
+    from tokenfab.serving.traffic import generate, load_profile
+    from tokenfab.specs.traffic import CHAT
+    args = ("simulate", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--traffic", "chat", "--rate", "2", "--requests", "40")
+    r = invoke(*args, "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    mean_in, mean_out = generate(load_profile("chat"), 2, 40, 0).mean_lengths()
+    assert out["traffic"] == "chat"
+    assert out["mean_input_tokens"] == pytest.approx(mean_in) and out["mean_output_tokens"] == pytest.approx(mean_out)
+    assert (round(mean_in), round(mean_out)) != (CHAT.input_len, CHAT.output_len)
+    text = invoke(*args).stdout
+    assert f"40 requests of chat traffic (mean {mean_in:,.0f} in / {mean_out:,.0f} out)" in text, text
+
+
+def test_validate_server_sim_reports_progress_on_stderr_and_keeps_json_stdout_clean():
+    # `validate --server-sim` ran 88 s with no sign of life; progress goes to stderr, never stdout.
+    data = Path(__file__).parent / "data" / "measurements_tiny.csv"
+    usable = sum(1 for row in parse_measurements(data.read_text()) if row.usable)
+    r = invoke("validate", "--data", data, "--server-sim", "--json")
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.stdout)
+    assert len(report["rows"]) == usable
+    lines = r.stderr.strip().splitlines()
+    assert lines[0].startswith(f"validate --server-sim: 0/{usable} rows, ")
+    assert re.fullmatch(rf"validate --server-sim: {usable}/{usable} rows, \d+ s elapsed", lines[-1]), lines
+    assert invoke("validate", "--data", data, "--json").stderr == ""  # the fast path stays quiet
+
+
+def test_progress_rewrites_one_line_on_a_terminal_and_prints_every_tenth_otherwise():
+    import io
+    from tokenfab.cli.validate import _Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, log = Terminal(), io.StringIO()
+    for stream in (tty, log):
+        p = _Progress("run", stream)
+        for done in range(21):
+            p(done, 20)
+    assert tty.getvalue().count("\r") == 21 and tty.getvalue().endswith("20/20 rows, 0 s elapsed\033[K\n")
+    assert [line.split(",")[0] for line in log.getvalue().splitlines()] == [
+        f"run: {n}/20 rows" for n in range(0, 21, 2)]

@@ -55,9 +55,9 @@ MIN_CHARTS = {"chat-at-scale": 9, "build-vs-buy": 6, "custom-chip": 4}
 """Charts each report must at least hold (the page's own count is what is checked against the browser)."""
 DESIGN_CHARTS = {"custom-chip": 1}
 """Charts in the design-search section of the studies that have one (the Pareto-front plot)."""
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     CHROMIUM is None,
-    reason="no Chromium found (apt-get install -y chromium, or set TOKENFAB_CHROMIUM=/path/to/chrome)")
+    reason="no Chromium found (apt-get install -y chromium, or set TOKENFAB_CHROMIUM=/path/to/chrome)")]
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ def _one_server(**step) -> Deployment:
     return Deployment(steptime=ConstantStepTime(**step), engine=EngineConfig(max_num_seqs=1))
 
 
+@pytest.mark.slow
 def test_md1_mean_wait_matches_pollaczek_khinchine():
     # M/D/1: service D = 10 ms (one prefill step, one output token), rho = 0.5.
     # Mean wait Wq = rho * D / (2 (1 - rho)) = 5.000 ms; mean TTFT = Wq + D = 15.000 ms.
@@ -27,6 +28,7 @@ def test_md1_mean_wait_matches_pollaczek_khinchine():
     assert np.allclose(lat["e2e"] - lat["queue"], 1e3 * D)
 
 
+@pytest.mark.slow
 def test_mg1_with_decode_steps_matches_pollaczek_khinchine():
     # Service S = prefill 4 ms + (out - 1) decode steps of 1 ms, out uniform on 1..19:
     # E[S] = 4 + 9 = 13 ms, E[S^2] = Var + mean^2 = (19^2 - 1)/12 + 169 = 199 ms^2.

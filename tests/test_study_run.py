@@ -56,6 +56,7 @@ def test_same_inputs_give_the_same_hash(tmp_path):
     assert study_hash(load_study(path)) == study_hash(load_study(path))
 
 
+@pytest.mark.slow
 def test_hash_is_the_same_in_another_process(tmp_path):
     path = tiny_study(tmp_path)
     code = "import sys; from tokenfab.study import study_hash; print(study_hash(sys.argv[1]))"
@@ -254,6 +255,7 @@ def test_serving_section_gives_latency_percentiles_and_cdfs(tmp_path):
         assert d["cdf_frac"][-1] == pytest.approx(1.0) and d["cdf_ms"] == sorted(d["cdf_ms"])
 
 
+@pytest.mark.slow
 def test_chat_at_scale_runs_by_id(tmp_path):
     out = run_study("chat-at-scale", tmp_path / "cas")
     chips = {r["chip"] for r in out.results["rows"]}
@@ -279,6 +281,7 @@ def test_build_vs_buy_study_gives_a_break_even(tmp_path):
 DESIGN = {"workload": "chat-mix", "trials": 8, "seed": 1}
 
 
+@pytest.mark.slow
 def test_a_study_with_a_design_section_runs_caches_and_resumes(tmp_path):
     path = tiny_study(tmp_path, design=DESIGN)
     out = tmp_path / "out"

@@ -43,6 +43,7 @@ def _current(summary, classes) -> dict:
     }
 
 
+@pytest.mark.slow  # validates every shipped row (~9 s)
 def test_public_median_error_has_not_grown(public_summary):
     summary, classes = public_summary
     current = _current(summary, classes)

@@ -11,6 +11,7 @@ from tokenfab import explain
 from tokenfab.explain import Binding
 from tokenfab.mapping.search import SearchSpace, choose, evaluate
 from tokenfab.perf.efficiency import efficiency_for
+from tokenfab.perf.evaluate import op_unit_names
 from tokenfab.specs import ChipSpec, ModelSpec, SpecError, SystemSpec, Traffic
 from tokenfab.specs.traffic import CHAT
 
@@ -71,6 +72,10 @@ class Estimate(BaseModel):
     efficiency_source: str
     fidelity: str = "roofline"
     time_breakdown_ms: dict[str, dict[str, float]] = Field(default_factory=dict)
+    unit_breakdown_ms: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Phase → bounding unit (matrix, memory, communication, vector, sfu) → ms of the ops it bounds."""
+    op_units: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """Phase → op → the unit that bounds it (`perf.evaluate.UNIT_NAMES`)."""
     mode: Literal["aggregated", "disaggregated", "af-disaggregated"] = "aggregated"
     """Deployment mode the search chose: one pool for prefill and decode, separate prefill and
     decode pools, or a prefill pool plus a decode pool split into attention and expert chips."""
@@ -290,6 +295,7 @@ def _to_estimate(m: ModelSpec, c: ChipSpec, traffic: Traffic, result, i: int, ok
                 for t in result.extras[f"{phase}_times"]}
         for phase in ("decode", "prefill")
     }
+    units = {phase: op_unit_names(result.extras[f"{phase}_times"], i) for phase in ("decode", "prefill")}
     return Estimate(
         model=m.id, chip=c.id, num_chips=p["num_chips"], tp=p["tp"], pp=p["pp"], ep=p["ep"], dp=p["dp"],
         batch=p["batch"], concurrency=p["batch"] * p["dp"],
@@ -304,6 +310,7 @@ def _to_estimate(m: ModelSpec, c: ChipSpec, traffic: Traffic, result, i: int, ok
         bound={"prefill": BOUND_NAMES[p["prefill_bound"]], "decode": BOUND_NAMES[p["decode_bound"]]},
         meets_slo=ok, slo_ttft_ms=traffic.slo_ttft_ms, slo_tpot_ms=traffic.slo_tpot_ms,
         spec_confidence=c.spec_confidence, efficiency_source=eff_source, time_breakdown_ms=breakdown,
+        unit_breakdown_ms={ph: u[0] for ph, u in units.items()}, op_units={ph: u[1] for ph, u in units.items()},
     )
 
 

@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from tokenfab import explain
+from tokenfab.perf.evaluate import op_unit_names
 from tokenfab.api import BOUND_NAMES, WIDE_EP_MAX_CHIPS, Estimate, MemoryBreakdown, efficiency_of, traffic_fields
 from tokenfab.mapping import modes
 from tokenfab.mapping.search import SearchSpace
@@ -47,6 +48,8 @@ class DecodeSide:
     efficiency_source: str
     why: explain.Explanation | None = None
     """The decode side's binding constraint (`explain`)."""
+    units: tuple[dict, dict] = ({}, {})
+    """(ms by bounding unit, op -> bounding unit) of a decode step (`perf.evaluate.op_unit_names`)."""
 
 
 def disaggregated(m: ModelSpec, prefill_chip: ChipSpec, decode_chip: ChipSpec, traffic: Traffic,
@@ -77,6 +80,7 @@ def disaggregated(m: ModelSpec, prefill_chip: ChipSpec, decode_chip: ChipSpec, t
     same_source = p_eff.source == side.efficiency_source
     why = explain.disaggregated(side.why, explain.prefill_pool(pre, pc.index, pc.meets_slo,
                                                                pp_["ttft_ms"] + side.step_ms, traffic.slo_ttft_ms))
+    pre_units = op_unit_names(pre.extras["prefill_times"], pc.index)
     return Estimate(
         model=m.id, chip="+".join(ids), num_chips=n_p * pp_["num_chips"] + n_d * side.chips, **side.mapping,
         input_len=traffic.input_len, output_len=traffic.output_len,
@@ -91,6 +95,8 @@ def disaggregated(m: ModelSpec, prefill_chip: ChipSpec, decode_chip: ChipSpec, t
         else f"prefill: {p_eff.source}; decode: {side.efficiency_source}",
         fidelity=fidelity, time_breakdown_ms={"decode": side.breakdown_ms, "prefill": _ms(pre.extras["prefill_times"],
                                                                                           pc.index)},
+        unit_breakdown_ms={"decode": side.units[0], "prefill": pre_units[0]},
+        op_units={"decode": side.units[1], "prefill": pre_units[1]},
         mode=mode, pools=[_prefill_entry(pre, pp_, prefill_chip, n_p, P, share)] + side.pools(n_d, 1 - share),
         pd_ratio=ratio, kv_transfer_ms=pp_["kv_transfer_ms"], binding=why.binding, binding_detail=why.detail,
         **traffic_fields(m, traffic, side.mapping["kv_precision"], tier.name),
@@ -125,7 +131,8 @@ def _decode_side(m, chip, traffic, space, max_chips, fidelity, system, framework
                                reserve=chip.hbm_gb - used, free=d["free_gb"], capacity=chip.hbm_gb),
         bound=BOUND_NAMES[d["bound"]], breakdown_ms=_ms(dec.extras["decode_times"], dc.index), chip_ids=(chip.id,),
         spec_confidence=chip.spec_confidence, efficiency_source=eff.source,
-        why=explain.decode_pool(dec, dc.index, dc.meets_slo, traffic.slo_tpot_ms))
+        why=explain.decode_pool(dec, dc.index, dc.meets_slo, traffic.slo_tpot_ms),
+        units=op_unit_names(dec.extras["decode_times"], dc.index))
 
 
 def _af_side(m, attn_chip, ffn_chip, traffic, space, framework) -> DecodeSide:

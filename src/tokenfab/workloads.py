@@ -22,7 +22,7 @@ from tokenfab.graph.recsys import step_ops as recsys_ops
 from tokenfab.mapping import memory
 from tokenfab.mapping.search import DEFAULT_CHIP_COUNTS, compute_precision, compute_tflops
 from tokenfab.perf.efficiency import efficiency_for
-from tokenfab.perf.evaluate import Hardware, bound_shares, time_ops, total_seconds
+from tokenfab.perf.evaluate import Hardware, bound_shares, time_ops, total_seconds, unit_peaks
 from tokenfab.specs import ChipSpec, ModelSpec, SpecError, SystemSpec, bytes_per_element
 from tokenfab.specs.requests import GenerationRequest, RecsysRequest
 
@@ -105,7 +105,7 @@ def _counts(chip: ChipSpec, num_chips: int | None, max_chips: int) -> list[int]:
 
 def _hw(chip, eff, system, peak, frac) -> Hardware:
     return Hardware(gemm_tflops=peak, attention_tflops=chip.bf16_tflops, hbm_tb_s=chip.hbm_tb_s,
-                    cores=chip.cores or 100, eff=eff, system=system, gemm_frac=frac)
+                    cores=chip.cores or 100, eff=eff, system=system, gemm_frac=frac, **unit_peaks(chip))
 
 
 # ---- diffusion --------------------------------------------------------------------------------

@@ -97,7 +97,8 @@ def compare(
     overlap: bool = o.Overlap, framework: Optional[str] = o.Framework,
     json_out: bool = o.Json,
 ) -> None:
-    """Best deployment per (model, chip) under the SLOs. No arguments: the built-in chat scenario.
+    """Best deployment per (model, chip) under the SLOs. No arguments: the default scenario, fixed
+    chat-like lengths (--isl, --osl; not `simulate --traffic chat`, whose lengths vary per request).
     Diffusion and recommendation models get their own tables (per video; samples/s)."""
     _check_precision(precision, None)
     ids, chip_ids = id_list(models, "--models"), id_list(chips, "--chips")

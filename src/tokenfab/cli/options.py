@@ -8,10 +8,12 @@ from typing import Optional
 import typer
 
 from tokenfab.specs import Traffic
-from tokenfab.specs.traffic import CHAT
+from tokenfab.specs.traffic import CHAT, DEFAULT_SCENARIO
 
-Isl = typer.Option(None, "--isl", min=1, help=f"Mean input (prompt) length, tokens (default {CHAT.input_len}).")
-Osl = typer.Option(None, "--osl", min=1, help=f"Mean output length, tokens (default {CHAT.output_len}).")
+Isl = typer.Option(None, "--isl", min=1, help=f"Input (prompt) length of every request, tokens (default "
+                   f"{CHAT.input_len}: {DEFAULT_SCENARIO}, not the `chat` traffic profile of simulate and plan).")
+Osl = typer.Option(None, "--osl", min=1, help=f"Output length of every request, tokens (default {CHAT.output_len}: "
+                   f"{DEFAULT_SCENARIO}).")
 SloTtft = typer.Option(None, "--slo-ttft-ms", help=f"TTFT limit, ms (default {CHAT.slo_ttft_ms:g}; 0 = none).")
 SloTpot = typer.Option(None, "--slo-tpot-ms", help=f"TPOT limit, ms (default {CHAT.slo_tpot_ms:g}; 0 = none).")
 PrefixHit = typer.Option(0.0, "--prefix-hit", help="Fraction of input tokens served from a prefix cache.")
@@ -34,8 +36,9 @@ Overlap = typer.Option(False, "--overlap", help="Credit two-micro-batch overlap 
 
 def traffic_from(isl: Optional[int], osl: Optional[int], slo_ttft_ms: Optional[float],
                  slo_tpot_ms: Optional[float], prefix_hit: float = 0.0, concurrency: Optional[int] = None) -> Traffic:
-    """The chat defaults overridden by what the user gave (0 removes an SLO; any other value, a
-    length of 0 included, is used as given and validated, never replaced by a default)."""
+    """The default scenario (`CHAT`: fixed chat-like lengths) overridden by what the user gave (0
+    removes an SLO; any other value, a length of 0 included, is used as given and validated, never
+    replaced by a default)."""
     def slo(value, default):
         if value is None:
             return default

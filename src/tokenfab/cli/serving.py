@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from tokenfab.cli.common import (
@@ -17,8 +18,11 @@ from tokenfab.cli.common import (
     print_json,
     split_csv,
 )
+from tokenfab.specs.traffic import CHAT
 
-_TRAFFIC_HELP = "Built-in profile (chat, code, rag, summarization), a profile YAML, or a trace .csv/.jsonl."
+_PROFILES_HELP = ("Built-in profile (chat, code, rag, summarization: lengths drawn per request, so chat "
+                  f"is not compare's fixed {CHAT.input_len:,}/{CHAT.output_len} lengths)")
+_TRAFFIC_HELP = f"{_PROFILES_HELP}, a profile YAML, or a trace .csv/.jsonl."
 _MODE_HELP = ("Deployment mode, as `tokenfab estimate` chooses it: auto (the better of one pool and separate "
               "prefill/decode pools), aggregated, disaggregated.")
 _PREFILL_CHIP_HELP = "Chip of the prefill pool (separate pools; default: --chip)."
@@ -116,7 +120,9 @@ def simulate(
                              mode=mode, prefill_chip=pc, decode_chip=dc, mtp=mtp, mtp_acceptance=mtp_acceptance)
     res = run(wl, d, record_trace=chrome_trace is not None)
     summary = metrics.summarize(res, ttft, tpot)
-    summary = dict(summary, deployment=d.label, traffic=traffic, seed=seed, **{"config": d.info})
+    mean_in, mean_out = wl.mean_lengths()  # of the requests simulated: with the profile's name, its lengths
+    summary = dict(summary, deployment=d.label, traffic=traffic, mean_input_tokens=mean_in, mean_output_tokens=mean_out,
+                   seed=seed, **{"config": d.info})
     if chrome_trace:
         chrome_trace.write_text(json.dumps(metrics.chrome_trace(res)))
     if html:
@@ -135,7 +141,7 @@ def simulate(
 def plan(
     model: str = typer.Option(..., "--model", "-m", help="Model id or config.json path."),
     chip: str = typer.Option(..., "--chip", "-c", help="Chip id or chip YAML path."),
-    traffic: str = typer.Option("chat", "--traffic", "-t", help="Built-in profile (chat, code, rag, summarization) or a profile YAML."),
+    traffic: str = typer.Option("chat", "--traffic", "-t", help=f"{_PROFILES_HELP} or a profile YAML."),
     slo_ttft_ms: Optional[float] = typer.Option(None, "--slo-ttft-ms", help="TTFT SLO, ms (the profile's; 0 = none)."),
     slo_tpot_ms: Optional[float] = typer.Option(None, "--slo-tpot-ms", help="TPOT SLO, ms (the profile's; 0 = none)."),
     percentile: float = typer.Option(99.0, "--percentile", "-p", min=1.0, max=100.0, help="Percentile the SLOs apply to."),
@@ -229,7 +235,9 @@ def _f(v, fmt=",.1f", none="—") -> str:
 
 def _print_simulation(s: dict) -> None:
     console.print(f"[bold]{s['deployment']}[/]", highlight=False)
-    console.print(f"{s['requests']} requests, offered {_f(s['offered_rps'], ',.2f')} req/s, simulated {s['duration_s']:,.1f} s "
+    console.print(f"{s['requests']} requests of {escape(s['traffic'])} traffic (mean {s['mean_input_tokens']:,.0f} in"
+                  f" / {s['mean_output_tokens']:,.0f} out), offered {_f(s['offered_rps'], ',.2f')} req/s, "
+                  f"simulated {s['duration_s']:,.1f} s "
                   f"in {s['wall_s']:.2f} s wall ({_f(s['sim_requests_per_wall_s'], ',.0f')} requests/s)", highlight=False)
     t = Table(title="Latency, ms", title_justify="left")
     t.add_column("metric")

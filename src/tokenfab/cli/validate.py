@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -54,6 +56,36 @@ def _label(path: Path) -> str:
         return str(path)
 
 
+class _Progress:
+    """`LABEL: 12/40 rows, 23 s elapsed` on stderr (stdout, --json included, stays
+    clean): one line rewritten in place on a terminal, otherwise a line at the start, every tenth
+    of the rows and at the end."""
+
+    def __init__(self, label: str, stream=None):
+        self.label, self.stream = label, stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.start, self.open = time.monotonic(), False
+
+    def __call__(self, done: int, total: int) -> None:
+        elapsed = time.monotonic() - self.start
+        line = f"{self.label}: {done}/{total} rows, {elapsed:.0f} s elapsed"
+        if self.tty:
+            self.stream.write("\r" + line + "\033[K")
+            self.open = True
+            if done == total:
+                self.close()
+        elif done in (0, total) or done % max(1, -(-total // 10)) == 0:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End an in-place line (after the last row, or before an error message)."""
+        if self.open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.open = False
+
+
 def _pct(x) -> str:
     return "—" if x is None else f"{100 * x:.1f}%"
 
@@ -77,7 +109,12 @@ def validate(
     if show not in ("worst", "all", "none"):
         raise ValueError(f"--show must be worst, all or none, got {show!r}")
     paths, rows, unreadable = _load_for_validate(data, strict)
-    results = validate_rows(rows, server_sim=server_sim, unreadable=unreadable)
+    progress = _Progress("validate --server-sim") if server_sim else None  # seconds a row: say how far it is
+    try:
+        results = validate_rows(rows, server_sim=server_sim, unreadable=unreadable, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
     report = summarize(results)
     if html:
         from tokenfab.report.validate_html import write_validate_html

@@ -437,8 +437,14 @@ def microarch_of(rep: "DesignReport", calibrated: bool = False):
     includes the silicon's throttling under its power cap, so the modelled cap is not applied again."""
     from tokenfab.specs.microarch import Microarch
 
+    # Special-function results per FP32 vector lane and clock: an NVIDIA Hopper/Ada/Blackwell SM
+    # has 128 FP32 lanes (H100 whitepaper) and 16 SFU results per clock (CUDA C++ Programming
+    # Guide, arithmetic-instruction throughput table), 1/8. An estimate for other cores: GA100's SM
+    # has the same 16 for 64 lanes (2x more per lane), CDNA3's CU 16 for 64 (quarter-rate VALU).
+    sfu_per_lane = 16.0 / 128.0
     t = rep.tiled
     ws = bool(t["weight_stationary"])
+    vec = float(rep.datasheet.get("fp32_tflops") or 0.0)  # cores x lanes x 2 FLOPs x clock
     return Microarch(
         tile_units=float(t["cores"]), sram_per_core_kib=float(t["sram_per_core_bytes"]) / KIB,
         accumulator_kib_per_core=float(t["acc_bytes_per_core"]) / KIB,
@@ -449,6 +455,12 @@ def microarch_of(rep: "DesignReport", calibrated: bool = False):
         dram_latency_us=float(t["dram_latency_us"]),
         sustained_frac={} if calibrated else {p: min(1.0, max(0.0, float(v)))
                                               for p, v in rep.sustained_frac.items()},
+        vector_tflops=vec if vec > 0 else None,
+        sfu_tops=vec / 2.0 * sfu_per_lane if vec > 0 else None,
+        units_source=(f"derived from design {rep.id}: vector = cores x vector_unit.lanes x 2 x clock; sfu = "
+                      f"cores x lanes x clock / 8 (NVIDIA SM: 16 SFU results per 128 FP32 lanes, CUDA C++ "
+                      f"Programming Guide)"),
+        units_estimated=True,
         source=f"derived from design {rep.id} (tokenfab.design: cores, SRAM, matrix units, clock, power model)",
         estimated=True)
 

@@ -53,7 +53,8 @@ class Op:
 
     GEMMs carry m, n, k and `groups` (independent GEMMs of that shape, e.g. active experts);
     attention and stream ops carry FLOPs and bytes directly; collectives carry `bytes` per
-    rank and the `group` size they span.
+    rank and the `group` size they span. Attention, stream and fused ops may also carry the work
+    they put on the vector and special-function units (`vector_flops`, `sfu_ops`).
     """
 
     name: str
@@ -70,6 +71,12 @@ class Op:
     group: np.ndarray | float = 1.0
     kernels: float = 1.0
     meta: dict = field(default_factory=dict)
+    vector_flops: np.ndarray | float = 0.0
+    """FP32 vector-unit FLOPs per occurrence besides the matrix work (norms, activations, RoPE,
+    the softmax's scale/max/sum, selection passes): timed against the chip's vector peak."""
+    sfu_ops: np.ndarray | float = 0.0
+    """Special-function results per occurrence (exp, rsqrt, reciprocal, sin/cos): timed against
+    the chip's special-function throughput (`perf.evaluate`)."""
 
     @property
     def flops(self):

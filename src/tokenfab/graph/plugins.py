@@ -2,12 +2,15 @@
 
 Three ways in, one representation (`OperatorSpec` formulas or a Python function):
 - a Python function registered with `@register_operator(...)`, returning the cost of one
-  occurrence as a dict (`flops`, `bytes`, `kind`, `count`, `group`) or a list of `Op`s;
+  occurrence as a dict (`flops`, `bytes`, `kind`, `count`, `group`, `unit`, `elements`,
+  `ops_per_element`) or a list of `Op`s;
 - a YAML file of formula operators: `load_operators(path)`, or every file named in the
   `TOKENFAB_OPERATORS` environment variable (`:`-separated), read once on first use;
 - `_tokenfab.operators` in a model's config.json: formula operators of that model only.
-`apply_operators` adds the matching ones to every step `graph.step_ops` builds (removing the
-built-in ops a plugin `replaces`), so they flow through estimate, compare, validate and serving.
+An operator says which unit its work runs on (`unit`: matrix, vector, sfu, dma; see
+`specs/operator.py`), and is timed against that unit's peak. `apply_operators` adds the matching
+ones to every step `graph.step_ops` builds (removing the built-in ops a plugin `replaces`), so
+they flow through estimate, compare, validate and serving.
 Formulas are parsed with `ast` and evaluated with numpy over the names listed in
 `specs/operator.py` — no `eval`, only arithmetic, comparisons and a few functions.
 """
@@ -128,11 +131,12 @@ def _ops_of(r: RegisteredOperator, model: ModelSpec, s: StepShape) -> list[Op]:
         if isinstance(result, list) and all(isinstance(x, Op) for x in result):
             return result
         if isinstance(result, dict):
-            spec = r.spec.model_copy(update={k: v for k, v in result.items() if k in ("kind",)})
+            spec = r.spec.model_copy(update={k: v for k, v in result.items() if k in ("kind", "unit")})
             return [_op_from_values(spec, model, s, result)]
         raise SpecError(f"operator {r.spec.name}: the function must return an Op, a list of Ops or a dict")
     names = formula_names(model, s, r.spec.params)
-    values = {f: evaluate(getattr(r.spec, f), names, f"{r.spec.name}.{f}") for f in ("count", "flops", "bytes", "group")}
+    values = {f: evaluate(getattr(r.spec, f), names, f"{r.spec.name}.{f}")
+              for f in ("count", "flops", "bytes", "group", "elements", "ops_per_element")}
     return [_op_from_values(r.spec, model, s, values)]
 
 
@@ -141,14 +145,24 @@ def _op_from_values(spec: OperatorSpec, model: ModelSpec, s: StepShape, v: dict)
     flops = np.asarray(v.get("flops", 0.0), float)
     bytes_ = np.asarray(v.get("bytes", 0.0), float)
     group = np.asarray(v.get("group", s.tp), float)
-    kind = _KIND_TO_OP[v.get("kind", spec.kind)]
+    kind_name = v.get("kind", spec.kind)
+    kind = _KIND_TO_OP[kind_name]
+    unit = spec.unit or ("dma" if kind_name == "stream" else "matrix")
+    work = flops + np.asarray(v.get("elements", 0.0), float) * np.asarray(v.get("ops_per_element", 0.0), float)
     # Op.count is a scalar; a count that varies by point is folded into FLOPs and bytes.
     if count.ndim == 0:
         c, scale = float(count), 1.0
     else:
         c, scale = 1.0, count
-    return Op(spec.name, kind, c, flops_=flops * scale, bytes_=bytes_ * scale, group=group,
-              meta={"plugin": spec.source or "formula"})
+    meta = {"plugin": spec.source or "formula", "unit": unit}
+    if unit in ("vector", "sfu") or spec.unit == "dma":
+        # Work off the matrix units: a stream op whose bytes and unit work are timed side by side.
+        if unit == "dma" and np.any(work != 0):
+            raise SpecError(f"operator {spec.name}: unit 'dma' moves bytes only (its flops evaluate to non-zero)")
+        return Op(spec.name, "stream", c, bytes_=bytes_ * scale, group=group, meta=meta,
+                  vector_flops=work * scale if unit == "vector" else 0.0,
+                  sfu_ops=work * scale if unit == "sfu" else 0.0)
+    return Op(spec.name, kind, c, flops_=work * scale, bytes_=bytes_ * scale, group=group, meta=meta)
 
 
 # ---- formulas -------------------------------------------------------------------------------

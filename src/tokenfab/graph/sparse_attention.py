@@ -24,6 +24,15 @@ from tokenfab.specs import ModelSpec
 
 INDEX_Q_BYTES = 1.0  # FP8 indexer query and key (DeepSeek-V3.2)
 LOGIT_BYTES = 4.0  # FP32 index scores written for the top-k selection
+INDEX_FLOPS_PER_HEAD_SCORE = 3.0
+"""Per (token, key, indexer head): ReLU (1) and the weighted sum over heads (one FMA, 2), on the
+vector units after the FP8 dot products (DeepSeek-V3.2 report, eq. 1)."""
+TOPK_RADIX_PASSES = 4.0
+TOPK_OPS_PER_PASS = 4.0
+"""Top-k of FP32 scores by radix select: 4 passes of 8-bit digits over the 32-bit keys, each
+reading the key, extracting the digit, comparing with the selected prefix and counting it in a
+histogram (4 integer ops per element and pass), i.e. 16 vector ops per score (an estimate of the
+instruction count; the selection pass that writes the k indices is not counted)."""
 
 
 def index_cache_bytes(model: ModelSpec, tp, seq_len):
@@ -59,7 +68,8 @@ def _sparse_core_decode(model: ModelSpec, s: StepShape, dense: Op) -> Op:
     new_kv = s.tokens * (lat + rope) * s.kv_bytes
     bytes_ = s.seqs * kv * (lat + rope) * s.kv_bytes + 2 * s.tokens * hc * (lat + rope) * s.a_bytes + new_kv
     geo = transformer.attention_geometry(s, hc, s.seqs, lat + rope, lat, s.kv_bytes, kv_shared=True)
-    return Op("attention_sparse", "attention", dense.count, flops_=flops, bytes_=bytes_, meta=geo)
+    return Op("attention_sparse", "attention", dense.count, flops_=flops, bytes_=bytes_, meta=geo,
+              **transformer.softmax_work(s.tokens * ctx * hc))
 
 
 def _prefill_mode(model: ModelSpec, s: StepShape, ops: list[Op]) -> list[Op]:
@@ -92,7 +102,8 @@ def _prefill_mode(model: ModelSpec, s: StepShape, ops: list[Op]) -> list[Op]:
                                          np.where(mha, qk, lat + rope), np.where(mha, vd, lat),
                                          np.where(mha, s.a_bytes, s.kv_bytes), kv_shared=~mha)
     out.append(Op("attention_sparse", "attention", L, flops_=flops,
-                  bytes_=np.where(mha, mha_bytes, mqa_bytes) + new_kv, meta=geo))
+                  bytes_=np.where(mha, mha_bytes, mqa_bytes) + new_kv, meta=geo,
+                  **transformer.softmax_work(T * ctx * hc)))
     return out
 
 
@@ -110,6 +121,8 @@ def indexer_ops(model: ModelSpec, s: StepShape) -> list[Op]:
         Op("indexer_k_proj", "gemm", L, m=T, n=dI, k=d, w_bytes=s.w_bytes, a_bytes=s.a_bytes),
         Op("indexer_weights_proj", "gemm", L, m=T, n=H, k=d, w_bytes=transformer.HEAD_BYTES, a_bytes=s.a_bytes,
            meta=dict(getattr(transformer, "BF16_GEMM", {}))),
-        Op("indexer_scores", "fused", L, flops_=score_flops, bytes_=score_bytes),
-        Op("indexer_topk", "stream", L, bytes_=T * s.ctx * LOGIT_BYTES + T * sa.index_topk * 4.0),
+        Op("indexer_scores", "fused", L, flops_=score_flops, bytes_=score_bytes,
+           vector_flops=INDEX_FLOPS_PER_HEAD_SCORE * T * s.ctx * H),
+        Op("indexer_topk", "stream", L, bytes_=T * s.ctx * LOGIT_BYTES + T * sa.index_topk * 4.0,
+           vector_flops=TOPK_RADIX_PASSES * TOPK_OPS_PER_PASS * T * s.ctx),
     ]

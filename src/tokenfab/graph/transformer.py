@@ -18,6 +18,31 @@ HEAD_BYTES = 2.0  # embeddings, LM head, router and norms stay in bf16 in quanti
 BF16_GEMM = {"bf16_weights": True}
 """Op meta of GEMMs whose weights stay bf16: they run at the bf16 peak (perf.evaluate)."""
 
+# Vector (FP32 FLOPs, an FMA = 2) and special-function (SFU results) work per element of the
+# elementwise kernels, counted from the operations each performs; they are timed against the chip's
+# vector and SFU peaks next to their bytes (perf.evaluate). Where a kernel's count is uncertain the
+# count is the smallest that does the arithmetic, so the terms bind only where they surely do.
+SOFTMAX_SFU_PER_SCORE = 1.0
+"""One exponential per attention score (FlashAttention-3, arXiv 2407.08608, section 3.1: the exp of
+the softmax runs on the multi-function units, 3.9 T/s on H100 SXM5 against 989 TFLOP/s of matmul)."""
+SOFTMAX_FLOPS_PER_SCORE = 4.0
+"""Per score: scale-and-subtract the running max (one FMA, 2), the row max (1) and row sum (1)."""
+RMSNORM_FLOPS_PER_ELEMENT = 4.0
+"""Square-accumulate (one FMA, 2), then scale by the row's rsqrt and the weight (2 multiplies)."""
+RESIDUAL_FLOPS_PER_ELEMENT = 1.0
+"""One add."""
+ROPE_FLOPS_PER_ELEMENT = 3.0
+"""A rotated pair takes 4 multiplies and 2 adds; cos/sin come from a precomputed cache (vLLM's
+`cos_sin_cache`), so no special functions."""
+SWIGLU_FLOPS_PER_OUTPUT = 4.0
+"""silu(g)·u = g·u / (1 + exp(-g)): scale to base 2, add 1, two multiplies."""
+SWIGLU_SFU_PER_OUTPUT = 2.0
+"""exp2 and a reciprocal per output element (GELU-tanh of ungated MLPs: tanh and a reciprocal)."""
+SAMPLING_FLOPS_PER_LOGIT = 5.0
+"""Softmax over the vocabulary: temperature multiply, max, subtract, sum, normalize."""
+SAMPLING_SFU_PER_LOGIT = 1.0
+"""One exponential per logit."""
+
 
 def step_ops(model: ModelSpec, s: StepShape) -> list[Op]:
     """All operators of one step (prefill or decode) on one chip."""
@@ -107,7 +132,15 @@ def _attention_core(model: ModelSpec, s: StepShape, hc, count: int, window: int 
         bytes_ = s.seqs * kv_len * kvc * (hd + vd) * s.kv_bytes + T * hc * (hd + vd) * s.a_bytes
         geo = attention_geometry(s, hc / kvc, s.seqs * kvc, hd, vd, s.kv_bytes)
     name = "attention" if window is None else "attention_sliding"
-    return Op(name, "attention", count, flops_=flops, bytes_=bytes_ + new_kv, meta=geo)
+    scores = T * ctx * hc
+    return Op(name, "attention", count, flops_=flops, bytes_=bytes_ + new_kv, meta=geo,
+              **softmax_work(scores))
+
+
+def softmax_work(scores) -> dict:
+    """`Op` fields of a fused attention kernel's softmax over `scores` score elements."""
+    scores = np.asarray(scores, dtype=float)
+    return {"vector_flops": SOFTMAX_FLOPS_PER_SCORE * scores, "sfu_ops": SOFTMAX_SFU_PER_SCORE * scores}
 
 
 def attention_geometry(s: StepShape, heads_per_group, kv_groups, head_dim, v_head_dim, kv_bytes,
@@ -132,8 +165,19 @@ def _kv_elements_per_chip(model: ModelSpec, tp):
 def _norm_ops(model: ModelSpec, s: StepShape) -> list[Op]:
     """RMSNorms, residual adds and rotary embedding: memory-bound, about five kernels a layer."""
     d, T = model.hidden_size, s.tokens
-    per_layer = T * d * s.a_bytes * 10 + T * (model.num_heads / s.tp) * model.head_dim * s.a_bytes * 2
-    return [Op("norms_residual_rope", "stream", model.num_layers, bytes_=per_layer, kernels=5.0)]
+    rope_elements = T * (model.num_heads / s.tp) * model.head_dim
+    per_layer = T * d * s.a_bytes * 10 + rope_elements * s.a_bytes * 2
+    # Two RMSNorms and two residual adds over T x d, RoPE on the query heads; one rsqrt per norm row.
+    vector = (T * d * 2 * (RMSNORM_FLOPS_PER_ELEMENT + RESIDUAL_FLOPS_PER_ELEMENT)
+              + rope_elements * ROPE_FLOPS_PER_ELEMENT)
+    return [Op("norms_residual_rope", "stream", model.num_layers, bytes_=per_layer, kernels=5.0,
+               vector_flops=vector, sfu_ops=2.0 * np.asarray(T, float))]
+
+
+def activation_work(outputs) -> dict:
+    """`Op` fields of a SwiGLU (or GELU) activation producing `outputs` elements."""
+    outputs = np.asarray(outputs, dtype=float)
+    return {"vector_flops": SWIGLU_FLOPS_PER_OUTPUT * outputs, "sfu_ops": SWIGLU_SFU_PER_OUTPUT * outputs}
 
 
 def _mlp_ops(model: ModelSpec, s: StepShape, count: int) -> list[Op]:
@@ -142,7 +186,7 @@ def _mlp_ops(model: ModelSpec, s: StepShape, count: int) -> list[Op]:
     up = 2 * width if model.gated_mlp else width
     return [
         Op("mlp_up", "gemm", count, m=T, n=up, k=d, w_bytes=w, a_bytes=a),
-        Op("mlp_act", "stream", count, bytes_=T * width * a * 3, kernels=1.0),
+        Op("mlp_act", "stream", count, bytes_=T * width * a * 3, kernels=1.0, **activation_work(T * width)),
         Op("mlp_down", "gemm", count, m=T, n=d, k=width, w_bytes=w, a_bytes=a),
         Op("allreduce_mlp", "allreduce", count, bytes_=T * d * a, group=s.tp),
     ]
@@ -177,7 +221,7 @@ def _moe_ops(model: ModelSpec, s: StepShape, count: int) -> list[Op]:
         Op("router", "gemm", count, m=T, n=E, k=d, w_bytes=HEAD_BYTES, a_bytes=a, meta=BF16_GEMM),
         # Routed tokens per expert vary step to step: ragged groups (see roofline.tile_utilization).
         Op("experts_up", "gemm", count, m=m, n=up, k=d, groups=active, w_bytes=w, a_bytes=a, meta={"ragged": True}),
-        Op("experts_act", "stream", count, bytes_=lam_max * width * a * 3),
+        Op("experts_act", "stream", count, bytes_=lam_max * width * a * 3, **activation_work(lam_max * width)),
         Op("experts_down", "gemm", count, m=m, n=d, k=width, groups=active, w_bytes=w, a_bytes=a,
            meta={"ragged": True}),
         # The routing work around the expert GEMMs (TRT-LLM, vLLM and SGLang MoE layers alike):
@@ -185,7 +229,8 @@ def _moe_ops(model: ModelSpec, s: StepShape, count: int) -> list[Op]:
         # small kernels), the permutation gathering each token's k copies into expert-contiguous
         # rows, and the un-permutation reading the experts' bf16 outputs back and summing each
         # token's k copies with its routing weights. Memory-bound copies, four kernels a layer.
-        Op("moe_routing", "stream", count, bytes_=T * E * 4.0 * 2 + lam_max * 8.0, kernels=2.0),
+        Op("moe_routing", "stream", count, bytes_=T * E * 4.0 * 2 + lam_max * 8.0, kernels=2.0,
+           **routing_work(T * E, E)),
         Op("moe_permute", "stream", count, bytes_=lam_max * d * a * 2, kernels=1.0),
         Op("moe_unpermute", "stream", count, bytes_=lam_max * d * 2.0 + T * d * 2.0, kernels=1.0),
     ]
@@ -215,5 +260,17 @@ def _head_ops(model: ModelSpec, s: StepShape) -> list[Op]:
     return [
         Op("embedding", "stream", 1, bytes_=s.tokens * d * (HEAD_BYTES + s.a_bytes)),
         Op("lm_head", "gemm", 1, m=s.seqs, n=V / s.tp, k=d, w_bytes=HEAD_BYTES, a_bytes=s.a_bytes, meta=BF16_GEMM),
-        Op("sampling", "stream", 1, bytes_=s.seqs * V / s.tp * 4.0 * 2, kernels=3.0),
+        Op("sampling", "stream", 1, bytes_=s.seqs * V / s.tp * 4.0 * 2, kernels=3.0,
+           vector_flops=SAMPLING_FLOPS_PER_LOGIT * s.seqs * V / s.tp,
+           sfu_ops=SAMPLING_SFU_PER_LOGIT * np.asarray(s.seqs * V / s.tp, float)),
     ]
+
+
+def routing_work(logits, experts: float) -> dict:
+    """`Op` fields of MoE routing over `logits` router logits (`experts` per token): a softmax (or
+    sigmoid: one exp, 4 FLOPs) and the top-k by a bitonic sort of each token's logits in registers,
+    log2(E)·(log2(E)+1)/2 compare-exchange stages of 2 ops (min, max) per element."""
+    logits = np.asarray(logits, dtype=float)
+    lg = np.log2(max(float(experts), 2.0))
+    return {"vector_flops": logits * (SOFTMAX_FLOPS_PER_SCORE + lg * (lg + 1.0)),
+            "sfu_ops": logits * SOFTMAX_SFU_PER_SCORE}

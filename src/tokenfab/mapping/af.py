@@ -24,7 +24,7 @@ from tokenfab.mapping import memory
 from tokenfab.mapping.search import (DEFAULT_BATCHES, GridResult, attention_precision_for, compute_precision,
                                      compute_tflops, default_precisions, kv_precision_for)
 from tokenfab.perf.efficiency import Efficiency
-from tokenfab.perf.evaluate import Hardware, time_ops
+from tokenfab.perf.evaluate import Hardware, time_ops, unit_peaks
 from tokenfab.specs import ChipSpec, ModelSpec, SystemSpec, Traffic, bytes_per_element
 
 MICRO_BATCHES = 3
@@ -47,7 +47,7 @@ def _hardware(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficie
                      or chip.bf16_tflops for kv in kv_names])[prec_idx]
     return Hardware(gemm_tflops=peak, attention_tflops=attn, hbm_tb_s=chip.hbm_tb_s,
                     cores=chip.cores or 100, eff=eff, system=system, gemm_frac=frac, bf16_tflops=chip.bf16_tflops,
-                    bf16_frac=eff.gemm_frac("bf16"))
+                    bf16_frac=eff.gemm_frac("bf16"), **unit_peaks(chip))
 
 
 def _side_seconds(times, keep) -> np.ndarray:

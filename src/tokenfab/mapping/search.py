@@ -20,7 +20,7 @@ from tokenfab.graph.requests import request_shape
 from tokenfab.mapping import memory, pipeline
 from tokenfab.perf import comm
 from tokenfab.perf.efficiency import Efficiency
-from tokenfab.perf.evaluate import Hardware, bound_shares, time_ops, total_seconds
+from tokenfab.perf.evaluate import Hardware, bound_shares, time_ops, total_seconds, unit_peaks
 from tokenfab.specs import ChipSpec, ModelSpec, SystemSpec, Traffic, bytes_per_element
 
 DEFAULT_BATCHES = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048)
@@ -250,7 +250,7 @@ def prepare(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficienc
                                                    rq.input_len + traffic.output_len, rq.draft_tokens)
     hw = Hardware(gemm_tflops=peak, attention_tflops=attn_peak["prefill"], hbm_tb_s=chip.hbm_tb_s,
                   cores=chip.cores or 100, eff=eff, system=system, gemm_frac=gemm_frac, tiled=thw,
-                  bf16_tflops=chip.bf16_tflops, bf16_frac=bf16_frac, resident=resident)
+                  bf16_tflops=chip.bf16_tflops, bf16_frac=bf16_frac, resident=resident, **unit_peaks(chip))
     tp, pp, dp, ep, batch = (g[k].astype(float) for k in ("tp", "pp", "dp", "ep", "batch"))
     return Prepared(model=model, chip=chip, system=system, eff=eff, grid=g, precisions=tuple(precisions),
                     kv_names=kv_names, hw=hw, w_bytes=w_bytes, kv_bytes=kv_bytes, a_bytes=2.0,

@@ -41,6 +41,23 @@ class Hardware:
     resident: Residency | None = None
     """What each point keeps in shared SRAM across steps (`perf.onchip.plan`; tiled fidelity only;
     None: nothing)."""
+    vector_tflops: float | None = None
+    """FP32 vector peak, TFLOP/s (`unit_peaks`); None: vector work is not timed."""
+    sfu_tops: float | None = None
+    """Special-function throughput, tera-ops/s (`unit_peaks`); None: special functions are not timed."""
+
+
+UNIT_NAMES = ("matrix", "memory", "communication", "vector", "sfu")
+"""What bounds an op (`OpTime.unit` codes): the matrix units, device memory, the links, the vector
+units or the special-function units. `OpTime.bound` folds vector and sfu into compute (0)."""
+
+
+def unit_peaks(chip) -> dict:
+    """`Hardware` fields for the vector and special-function units of a `ChipSpec`: its microarch
+    block's `vector_tflops` (else the chip's `fp32_tflops`) and `sfu_tops` (else None)."""
+    mu = getattr(chip, "microarch", None)
+    vec = getattr(mu, "vector_tflops", None) or getattr(chip, "fp32_tflops", None)
+    return {"vector_tflops": vec, "sfu_tops": getattr(mu, "sfu_tops", None)}
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,13 @@ class OpTime:
     name: str
     seconds: np.ndarray
     bound: np.ndarray  # 0 compute, 1 memory, 2 communication
+    unit: np.ndarray | None = None
+    """The unit that bounds it, `UNIT_NAMES` codes (None: read from `bound`: 0 matrix, 1 memory,
+    2 communication)."""
+
+    @property
+    def units(self) -> np.ndarray:
+        return np.asarray(self.bound if self.unit is None else self.unit)
 
 
 def _gemm_peak(op: Op, hw: Hardware):
@@ -107,13 +131,44 @@ def time_ops(ops: list[Op], hw: Hardware) -> list[OpTime]:
         else:  # kinds of the newer families (fused kernels, all-gathers): perf/kinds.py
             from tokenfab.perf.kinds import extra_kind_time
             t, bound = extra_kind_time(op, hw)
-        out.append(OpTime(op.name, np.asarray(t, float) * op.count, bound))
+        unit = np.asarray(bound)
+        if (op.kind in ("attention", "stream", "fused") and (hw.vector_tflops or hw.sfu_tops)
+                and (np.any(op.vector_flops) or np.any(op.sfu_ops))):
+            t, bound, unit = _with_units(op, hw, t, bound)
+        out.append(OpTime(op.name, np.asarray(t, float) * op.count, bound, unit))
     return out
+
+
+def _with_units(op: Op, hw: Hardware, t, bound):
+    """An op's time against its vector and special-function work: max(its matrix/memory time,
+    vector time + launch, sfu time + launch). The units run alongside the matrix units and memory
+    pipeline (FlashAttention-3 overlaps the softmax exponentials with the GEMMs), so the slowest
+    of them sets the time. Bound codes: vector/sfu count as compute in `bound`, by name in `unit`."""
+    t_vec, t_sfu = roofline.unit_times_s(op.vector_flops, op.sfu_ops, hw.vector_tflops, hw.sfu_tops)
+    launch = op.kernels * hw.eff.kernel_launch_us * 1e-6
+    t = np.asarray(t, float)
+    t_vec = t_vec + launch
+    t_sfu = t_sfu + launch
+    new = np.maximum(t, np.maximum(t_vec, t_sfu))
+    unit = np.where(t_sfu > t, np.where(t_sfu >= t_vec, 4, 3), np.where(t_vec > t, 3, bound))
+    bound = np.where(unit >= 3, 0, bound)
+    return new, bound, unit
 
 
 def total_seconds(times: list[OpTime]) -> np.ndarray:
     """Sum of op times (ops run one after another on a chip)."""
     return np.sum(np.broadcast_arrays(*[t.seconds for t in times]), axis=0)
+
+
+def unit_shares(times: list[OpTime]) -> np.ndarray:
+    """Seconds by bounding unit, shape (5, points): `UNIT_NAMES` order."""
+    seconds = np.broadcast_arrays(*[t.seconds for t in times])
+    shares = np.zeros((len(UNIT_NAMES),) + seconds[0].shape)
+    for t, s in zip(times, seconds):
+        u = np.broadcast_to(t.units, s.shape)
+        for i in range(len(UNIT_NAMES)):
+            shares[i] += np.where(u == i, s, 0.0)
+    return shares
 
 
 def bound_shares(times: list[OpTime]) -> np.ndarray:
@@ -125,3 +180,16 @@ def bound_shares(times: list[OpTime]) -> np.ndarray:
         for i in range(3):
             shares[i] += np.where(b == i, s, 0.0)
     return shares
+
+
+def op_unit_names(times: list[OpTime], i: int) -> tuple[dict[str, float], dict[str, str]]:
+    """Point `i`'s ms by bounding unit (`UNIT_NAMES`) and each op's bounding unit by name."""
+    ms = {name: 0.0 for name in UNIT_NAMES}
+    names: dict[str, str] = {}
+    for t in times:
+        sec, u = np.broadcast_arrays(np.asarray(t.seconds, float), np.asarray(t.units))
+        s_i = float(sec[i] if sec.ndim else sec)
+        u_i = int(u[i] if u.ndim else u)
+        ms[UNIT_NAMES[u_i]] += s_i * 1e3
+        names[t.name] = UNIT_NAMES[u_i]
+    return ms, names

@@ -1,7 +1,8 @@
 """Roofline time of operators with shape-aware efficiency. Vectorized: every argument may be
 a numpy array (one element per mapping/batch point) or a scalar.
 
-time = max(compute time, memory time) + kernel launch, where compute time divides FLOPs by the
+time = max(compute time, memory time) + kernel launch (for ops that carry vector or special-function
+work, also against `unit_times_s`: see `perf.evaluate`), where compute time divides FLOPs by the
 dense peak × achievable fraction × tile utilization (M/N padding to the kernel's tile). A GEMM's
 memory time and fixed cost depend on its kernel class (bf16, FP8/INT8, 4-bit weights): the weight
 stream of decode-sized GEMMs and the per-GEMM fixed cost are fitted per class from measured kernel
@@ -92,3 +93,16 @@ def attention_time_s(flops, bytes_, peak_tflops, hbm_tb_s, eff: Efficiency):
     t_compute = np.asarray(flops) / (np.asarray(peak_tflops) * 1e12 * eff.attention_compute_frac)
     t_memory = np.asarray(bytes_) / (hbm_tb_s * 1e12 * eff.hbm_frac)
     return np.maximum(t_compute, t_memory) + eff.kernel_launch_us * 1e-6, t_compute >= t_memory
+
+
+def unit_times_s(vector_flops, sfu_ops, vector_tflops, sfu_tops):
+    """(vector seconds, special-function seconds) of an op's non-matrix work at the chip's peaks.
+
+    Peaks, not achievable fractions: the terms only bind where even peak throughput is slower than
+    the op's memory or matrix time, so they never charge work a kernel could hide. A peak of None
+    (unknown for the chip) gives 0 s: the work is not timed rather than guessed."""
+    vf = np.asarray(vector_flops, dtype=float)
+    so = np.asarray(sfu_ops, dtype=float)
+    t_vec = vf / (vector_tflops * 1e12) if vector_tflops else np.zeros_like(vf)
+    t_sfu = so / (sfu_tops * 1e12) if sfu_tops else np.zeros_like(so)
+    return t_vec, t_sfu

@@ -41,7 +41,7 @@ from tokenfab.mapping import memory
 from tokenfab.mapping.search import compute_precision, compute_tflops
 from tokenfab.perf import comm
 from tokenfab.perf.efficiency import Efficiency, efficiency_for
-from tokenfab.perf.evaluate import Hardware, time_ops
+from tokenfab.perf.evaluate import Hardware, time_ops, unit_peaks
 from tokenfab.specs import ChipSpec, ModelSpec, SpecError, SystemSpec, bytes_per_element
 
 A_BYTES = 2.0  # activations move in bf16
@@ -157,7 +157,7 @@ class EngineStepTime:
                             attention_tflops=chip.bf16_tflops, hbm_tb_s=chip.hbm_tb_s, cores=chip.cores or 100,
                             eff=self.eff, system=self.system,
                             gemm_frac=self.eff.gemm_frac(compute_precision(chip, mapping.weight_precision)),
-                            bf16_tflops=chip.bf16_tflops, bf16_frac=self.eff.gemm_frac("bf16"))
+                            bf16_tflops=chip.bf16_tflops, bf16_frac=self.eff.gemm_frac("bf16"), **unit_peaks(chip))
         self._dc = self.max_ctx / (CTX_POINTS - 1)
         self._inv_dc = 1.0 / self._dc
         self._build_memory(typical_len or max(self.max_ctx // 2, 1))

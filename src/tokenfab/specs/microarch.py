@@ -48,6 +48,18 @@ class Microarch(Spec):
     sustained_frac: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
     """Precision → fraction of its peak the chip sustains under its power cap, from a design's power
     model (absent: 1). Catalog chips leave it empty: their measured efficiency includes throttling."""
+    vector_tflops: float | None = Field(default=None, gt=0, le=1e5)
+    """FP32 vector (CUDA-core / SIMD) peak of the package, TFLOP/s (an FMA is 2 FLOPs): what norms,
+    activations, RoPE and the softmax's adds and maxima run on. None: the chip's `fp32_tflops`
+    stands in (`perf.evaluate.unit_peaks`); neither: vector work is not timed."""
+    sfu_tops: float | None = Field(default=None, gt=0, le=1e5)
+    """Special-function throughput of the package (exp2, rsqrt, rcp, sin/cos: one result each),
+    tera-ops/s, e.g. NVIDIA SM: 16 per clock (CUDA C++ Programming Guide, arithmetic-instruction
+    throughput table) x SMs x clock. None: special functions are not timed."""
+    units_source: str = ""
+    """Where `vector_tflops` and `sfu_tops` come from (datasheet, programming guide, derivation)."""
+    units_estimated: bool = False
+    """True when `vector_tflops` or `sfu_tops` is an estimate rather than a published figure."""
     source: str
     """Where these figures come from (whitepaper, tuning guide, derivation, or `derived from design`)."""
     estimated: bool = False

@@ -50,7 +50,7 @@ class ModelSpec(Spec):
     """Dense MLP hidden width."""
     gated_mlp: bool = True
     """SwiGLU-style MLP with gate, up and down projections (False: up + down only, e.g. GPT-J)."""
-    vocab_size: int = Field(gt=0, le=100_000_000)
+    vocab_size: int = Field(gt=0, le=1_000_000_000_000)
     """Vocabulary size."""
     tie_embeddings: bool = False
     """Input embedding and LM head share weights."""

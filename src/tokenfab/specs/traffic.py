@@ -41,4 +41,9 @@ class Traffic(Spec):
 
 
 CHAT = Traffic(input_len=2048, output_len=512, slo_ttft_ms=2000, slo_tpot_ms=50)
-"""The built-in default scenario: chat with a 2 s TTFT and 50 ms TPOT (20 tok/s per user)."""
+"""The built-in default scenario of estimate/compare: fixed chat-like lengths (every request 2,048
+tokens in, 512 out) with a 2 s TTFT and 50 ms TPOT (20 tok/s per user). Not the `chat` traffic
+profile of simulate/plan (catalog/traffic/chat.yaml), whose lengths are drawn per request from the
+Azure conversation trace's distribution and have other means."""
+DEFAULT_SCENARIO = "fixed chat-like lengths"
+"""How the CLI names `CHAT` (help texts): never plain "chat", which is the traffic profile."""

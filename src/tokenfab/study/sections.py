@@ -234,7 +234,9 @@ def describe_inputs(study: LoadedStudy, refs: Refs, ci: CostInputs) -> dict:
                        (spec.build_vs_buy.vendor_chip, load_chip_ref(study, spec.build_vs_buy.vendor_chip, ""))]
     for ref, c in [*refs.chips.items(), *extra_chips]:
         values = {k: v for k, v in c.model_dump(mode="json").items()
-                  if k not in ("sources", "estimated_fields", "notes", "id") and v not in (None, "")}
+                  if k not in ("sources", "estimated_fields", "notes", "id", "microarch") and v not in (None, "", [])}
+        if c.microarch is not None:
+            values["microarch"] = microarch_summary(c.microarch)
         chips[c.id] = {"ref": ref, "name": c.name, "vendor": c.vendor, "spec_confidence": c.spec_confidence,
                        "estimated_fields": list(c.estimated_fields), "sources": dict(c.sources), "values": values,
                        "notes": c.notes}
@@ -255,3 +257,11 @@ def describe_inputs(study: LoadedStudy, refs: Refs, ci: CostInputs) -> dict:
         "traffic": [t.model_dump(mode="json") for t in spec.traffic],
         "volume": spec.volume.model_dump(mode="json") if spec.volume else None,
     }
+
+
+def microarch_summary(m) -> str:
+    """One line for a chip's microarchitecture block (its source is in the chip's sources)."""
+    shared = f", {m.shared_sram_mib:g} MiB shared at {m.shared_sram_tb_s:g} TB/s" if m.shared_sram_mib else ""
+    sfu = f", SFU {m.sfu_tops:g} T/s" if getattr(m, "sfu_tops", None) else ""
+    return (f"{m.tile_units:g} tile units, {m.sram_per_core_kib:g} KiB SRAM each{shared}, "
+            f"{m.matrix_rows:g}×{m.matrix_cols:g}×{m.matrix_depth:g} {m.dataflow.replace('_', '-')}{sfu}")

@@ -65,29 +65,37 @@ def predict_row(row: MeasurementRow, server_sim: bool = False) -> tuple[float, s
     return pred.value, pred.detail
 
 
-def validate_rows(rows: list[MeasurementRow], server_sim: bool = False, unreadable=()) -> list[RowResult]:
+def validate_rows(rows: list[MeasurementRow], server_sim: bool = False, unreadable=(),
+                  progress=None) -> list[RowResult]:
     """Predict every usable row (unusable rows are left out). `server_sim`: MLPerf server
     throughput by discrete-event simulation (slower; see `deployment.predict_deployment`).
     `unreadable`: rows that did not parse (`datasets.read_measurements`), reported as skipped
-    with their reason (unless their `usable` cell says 0)."""
+    with their reason (unless their `usable` cell says 0). `progress(done, total)`, if given, is
+    called once before the first usable row and after each one (total: the usable rows)."""
     out = [_unreadable_result(u) for u in unreadable
            if (u.cells.get("usable") or "").strip() not in ("0", "false", "False", "no")]
-    for row in rows:
-        if not row.usable:
-            continue
-        base = dict(id=row.id, scenario=row.scenario, metric=row.metric, hardware=row.hardware, model=row.model,
-                    per=row.per, measured=row.value, framework=row.framework)
-        try:
-            value, detail = predict_row(row, server_sim=server_sim)
-        except Unpredictable as exc:
-            out.append(RowResult(**base, predicted=None, error=None, skipped=str(exc)))
-            continue
-        if not np.isfinite(value) or value <= 0:
-            out.append(RowResult(**base, predicted=None, error=None, skipped=f"non-finite prediction ({value})"))
-            continue
-        out.append(RowResult(**base, predicted=float(value), error=float((value - row.value) / row.value),
-                             skipped=None, detail=detail))
+    usable = [row for row in rows if row.usable]
+    if progress is not None:
+        progress(0, len(usable))
+    for done, row in enumerate(usable, 1):
+        out.append(_validate_row(row, server_sim))
+        if progress is not None:
+            progress(done, len(usable))
     return out
+
+
+def _validate_row(row: MeasurementRow, server_sim: bool) -> RowResult:
+    """The prediction of one usable row and its error, or the reason it is skipped."""
+    base = dict(id=row.id, scenario=row.scenario, metric=row.metric, hardware=row.hardware, model=row.model,
+                per=row.per, measured=row.value, framework=row.framework)
+    try:
+        value, detail = predict_row(row, server_sim=server_sim)
+    except Unpredictable as exc:
+        return RowResult(**base, predicted=None, error=None, skipped=str(exc))
+    if not np.isfinite(value) or value <= 0:
+        return RowResult(**base, predicted=None, error=None, skipped=f"non-finite prediction ({value})")
+    return RowResult(**base, predicted=float(value), error=float((value - row.value) / row.value),
+                     skipped=None, detail=detail)
 
 
 def _unreadable_result(u) -> RowResult:
