@@ -35,6 +35,10 @@ class Spec(BaseModel):
         return cls.from_mapping(data, origin=str(path))
 
 
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader when PyYAML was built with it (~10x faster on the calibration files)."""
+
+
 def load_yaml(path: Path) -> Any:
     """Read YAML, turning I/O and syntax errors into `SpecError`."""
     try:
@@ -42,7 +46,7 @@ def load_yaml(path: Path) -> Any:
     except OSError as exc:
         raise SpecError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (libyaml's when built)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
