@@ -20,7 +20,7 @@ from tokenfab.graph.diffusion import GenShape, dit_forward_ops, text_encoder_ops
 from tokenfab.graph.recsys import RecShape
 from tokenfab.graph.recsys import step_ops as recsys_ops
 from tokenfab.mapping import memory
-from tokenfab.mapping.search import DEFAULT_CHIP_COUNTS, compute_precision, compute_tflops
+from tokenfab.mapping.search import DEFAULT_CHIP_COUNTS, chip_hardware
 from tokenfab.perf.efficiency import efficiency_for
 from tokenfab.perf.evaluate import Hardware, bound_shares, time_ops, total_seconds, unit_peaks
 from tokenfab.specs import ChipSpec, ModelSpec, SpecError, SystemSpec, bytes_per_element
@@ -104,6 +104,8 @@ def _counts(chip: ChipSpec, num_chips: int | None, max_chips: int) -> list[int]:
 
 
 def _hw(chip, eff, system, peak, frac) -> Hardware:
+    """Hardware at an explicit peak: only the VAE's fp32/TF32 convolutions, which no weight
+    precision describes; everything else goes through `mapping.search.chip_hardware`."""
     return Hardware(gemm_tflops=peak, attention_tflops=chip.bf16_tflops, hbm_tb_s=chip.hbm_tb_s,
                     cores=chip.cores or 100, eff=eff, system=system, gemm_frac=frac, **unit_peaks(chip))
 
@@ -151,15 +153,13 @@ def estimate_generation(model: ModelSpec, chip: ChipSpec, request: GenerationReq
             raise SpecError(f"ulysses {ulysses} does not divide {model.num_heads} heads and the chip count")
     prec = g["prec"].astype(int)
     w_bytes = np.array([bytes_per_element(p) for p in precisions])[prec]
-    peak = np.array([compute_tflops(chip, p) for p in precisions])[prec]
-    frac = np.array([eff.gemm_frac(compute_precision(chip, p)) for p in precisions])[prec]
-    hw = _hw(chip, eff, system, peak, frac)
+    hw = chip_hardware(model, chip, system, eff, precisions, None, prec)
     N = dz.tokens(H, W, frames)
     shape = GenShape(tokens=float(N), ulysses=g["ulysses"], ring=g["ring"], w_bytes=w_bytes, fsdp=g["fsdp"],
                      batch=batch)
     fwd = time_ops(dit_forward_ops(model, shape), hw)
     t_fwd = total_seconds(fwd) + eff.step_overhead_ms * 1e-3
-    hw16 = _hw(chip, eff, system, chip.bf16_tflops, eff.gemm_frac("bf16"))
+    hw16 = chip_hardware(model, chip, system, eff, ("bf16",))
     t_text = 0.0 if request.t5_on_cpu else float(total_seconds(time_ops(text_encoder_ops(model, 2 if cfg else 1), hw16)))
     # The VAE runs in fp32; PyTorch lets cuDNN convolutions use TF32 tensor cores by default.
     vae_peak = chip.peak_tflops("tf32") or chip.peak_tflops("fp32") or chip.bf16_tflops / 2
@@ -236,9 +236,7 @@ def estimate_recsys(model: ModelSpec, chip: ChipSpec, request: RecsysRequest = R
     w_bytes = np.array([bytes_per_element(p) for p in precisions])[prec]
     emb_names = [EMB_PRECISION.get(p, "fp16") for p in precisions]
     emb_bytes = np.array([bytes_per_element(e) for e in emb_names])[prec]
-    peak = np.array([compute_tflops(chip, p) for p in precisions])[prec]
-    frac = np.array([eff.gemm_frac(compute_precision(chip, p)) for p in precisions])[prec]
-    hw = _hw(chip, eff, system, peak, frac)
+    hw = chip_hardware(model, chip, system, eff, precisions, None, prec)
     times = time_ops(recsys_ops(model, RecShape(batch=batch, shard=shard, w_bytes=w_bytes, emb_bytes=emb_bytes)), hw)
     step = total_seconds(times) + eff.step_overhead_ms * 1e-3
     latency = 2.0 * step  # a query waits up to one step for its batch, then one step to compute

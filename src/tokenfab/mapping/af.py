@@ -21,10 +21,10 @@ import numpy as np
 
 from tokenfab.graph import StepShape, step_ops
 from tokenfab.mapping import memory
-from tokenfab.mapping.search import (DEFAULT_BATCHES, GridResult, attention_precision_for, compute_precision,
-                                     compute_tflops, default_precisions, kv_precision_for)
+from tokenfab.mapping.search import (DEFAULT_BATCHES, GridResult, chip_hardware, compute_precision,
+                                     default_precisions, kv_precision_for)
 from tokenfab.perf.efficiency import Efficiency
-from tokenfab.perf.evaluate import Hardware, time_ops, unit_peaks
+from tokenfab.perf.evaluate import Hardware, time_ops
 from tokenfab.specs import ChipSpec, ModelSpec, SystemSpec, Traffic, bytes_per_element
 
 MICRO_BATCHES = 3
@@ -41,13 +41,8 @@ COMM_OPS = {"moe_dispatch", "moe_combine", "allreduce_moe"}
 
 def _hardware(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficiency, precisions, kv_names,
               prec_idx, attention_precision: str | None) -> Hardware:
-    peak = np.array([compute_tflops(chip, p) for p in precisions])[prec_idx]
-    frac = np.array([eff.gemm_frac(compute_precision(chip, p)) for p in precisions])[prec_idx]
-    attn = np.array([chip.peak_tflops(attention_precision_for(model, chip, kv, "decode", attention_precision))
-                     or chip.bf16_tflops for kv in kv_names])[prec_idx]
-    return Hardware(gemm_tflops=peak, attention_tflops=attn, hbm_tb_s=chip.hbm_tb_s,
-                    cores=chip.cores or 100, eff=eff, system=system, gemm_frac=frac, bf16_tflops=chip.bf16_tflops,
-                    bf16_frac=eff.gemm_frac("bf16"), **unit_peaks(chip))
+    """A decode side's hardware: `mapping.search.chip_hardware` at the decode attention precision."""
+    return chip_hardware(model, chip, system, eff, precisions, kv_names, prec_idx, "decode", attention_precision)
 
 
 def _side_seconds(times, keep) -> np.ndarray:

@@ -220,6 +220,39 @@ def attention_precision_for(model: ModelSpec, chip: ChipSpec, kv_precision: str,
     return "bf16"
 
 
+def chip_hardware(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficiency, precisions,
+                  kv_names=None, prec_idx=0, phase: str = "prefill", attention_precision: str | None = None,
+                  fidelity: str = "roofline") -> Hardware:
+    """The one description of "this chip at these precisions" every engine user times ops with
+    (mapping search, attention-FFN split, serving step tables, diffusion and recommendation):
+    the matrix peak and achievable fraction of each weight precision (`prec_idx` picks one per
+    point), the attention peak of `phase` (`attention_precision_for`), the bf16 path of weights
+    kept bf16, the vector and special-function peaks, and at `fidelity="tiled"` the chip's tiled
+    description with its power-capped fractions."""
+    precisions = tuple(precisions)
+    kv_names = tuple(kv_names) if kv_names is not None else tuple(kv_precision_for(chip, p, None) for p in precisions)
+    pick = lambda xs: np.asarray(xs, dtype=float)[prec_idx]  # noqa: E731
+    peak = pick([compute_tflops(chip, p) for p in precisions])
+    attn = pick([chip.peak_tflops(attention_precision_for(model, chip, kv, phase, attention_precision))
+                 or chip.bf16_tflops for kv in kv_names])
+    thw = None
+    if fidelity == "tiled":
+        from tokenfab.perf import tiled
+        thw = tiled.tiled_hw_for(chip)
+        # The tiled model's sustained fraction includes a design's power cap.
+        frac = pick([tiled.achievable_frac(eff, thw, compute_precision(chip, p)) for p in precisions])
+        bf16_frac = tiled.achievable_frac(eff, thw, "bf16")
+    elif fidelity == "roofline":
+        # FP8/FP4 GEMMs sustain a different share of their (doubled) peak than BF16 ones.
+        frac = pick([eff.gemm_frac(compute_precision(chip, p)) for p in precisions])
+        bf16_frac = eff.gemm_frac("bf16")
+    else:
+        raise ValueError(f"fidelity {fidelity!r} is not one of roofline, tiled")
+    return Hardware(gemm_tflops=peak, attention_tflops=attn, hbm_tb_s=chip.hbm_tb_s, cores=chip.cores or 100,
+                    eff=eff, system=system, gemm_frac=frac, tiled=thw, bf16_tflops=chip.bf16_tflops,
+                    bf16_frac=bf16_frac, **unit_peaks(chip))
+
+
 def prepare(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficiency, traffic: Traffic,
             space: SearchSpace = SearchSpace(), max_chip_count: int = 64, fidelity: str = "roofline") -> Prepared:
     """Build the grid and the chip figures per point (precision-dependent peaks and fractions)."""
@@ -227,37 +260,23 @@ def prepare(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficienc
     kv_names = tuple(kv_precision_for(chip, p, space.kv_precision) for p in precisions)
     w_bytes = np.array([bytes_per_element(p) for p in precisions])[g["prec"]]
     kv_bytes = np.array([bytes_per_element(p) for p in kv_names])[g["prec"]]
-    peak = np.array([compute_tflops(chip, p) for p in precisions])[g["prec"]]
-    attn_peak = {phase: np.array([chip.peak_tflops(attention_precision_for(model, chip, kv, phase,
-                                                                           space.attention_precision))
-                                  or chip.bf16_tflops for kv in kv_names])[g["prec"]]
-                 for phase in ("prefill", "decode")}
-    # FP8/FP4 GEMMs sustain a different share of their (doubled) peak than BF16 ones.
-    gemm_frac = np.array([eff.gemm_frac(compute_precision(chip, p)) for p in precisions])[g["prec"]]
-    thw = None
-    if fidelity == "tiled":
-        from tokenfab.perf import tiled
-        thw = tiled.tiled_hw_for(chip)
-        # The tiled model's sustained fraction includes a design's power cap.
-        gemm_frac = np.array([tiled.achievable_frac(eff, thw, compute_precision(chip, p))
-                              for p in precisions])[g["prec"]]
-    elif fidelity != "roofline":
-        raise ValueError(f"fidelity {fidelity!r} is not one of roofline, tiled")
-    bf16_frac = eff.gemm_frac("bf16") if thw is None else tiled.achievable_frac(eff, thw, "bf16")
+    hw = chip_hardware(model, chip, system, eff, precisions, kv_names, g["prec"], "prefill",
+                       space.attention_precision, fidelity)
+    decode = chip_hardware(model, chip, system, eff, precisions, kv_names, g["prec"], "decode",
+                           space.attention_precision, fidelity)
+    thw = hw.tiled
     # Prompt tokens include image/video tokens; decode steps verify draft tokens (graph/requests.py).
     rq = request_shape(model, traffic)
     resident = None if thw is None else _residency(model, thw, g, w_bytes, kv_bytes,
                                                    rq.input_len + traffic.output_len, rq.draft_tokens)
-    hw = Hardware(gemm_tflops=peak, attention_tflops=attn_peak["prefill"], hbm_tb_s=chip.hbm_tb_s,
-                  cores=chip.cores or 100, eff=eff, system=system, gemm_frac=gemm_frac, tiled=thw,
-                  bf16_tflops=chip.bf16_tflops, bf16_frac=bf16_frac, resident=resident, **unit_peaks(chip))
+    hw = dataclasses.replace(hw, resident=resident)
     tp, pp, dp, ep, batch = (g[k].astype(float) for k in ("tp", "pp", "dp", "ep", "batch"))
     return Prepared(model=model, chip=chip, system=system, eff=eff, grid=g, precisions=tuple(precisions),
                     kv_names=kv_names, hw=hw, w_bytes=w_bytes, kv_bytes=kv_bytes, a_bytes=2.0,
                     tp=tp, pp=pp, dp=dp, ep=ep, batch=batch, isl=float(rq.input_len), osl=float(traffic.output_len),
                     draft_tokens=float(rq.draft_tokens), tokens_per_step=rq.tokens_per_step,
                     vision_items=rq.vision_items, vision_patches=rq.vision_patches, overlap=space.overlap,
-                    decode_hw=dataclasses.replace(hw, attention_tflops=attn_peak["decode"]))
+                    decode_hw=dataclasses.replace(decode, resident=resident))
 
 
 def _residency(model: ModelSpec, thw, g: dict, w_bytes, kv_bytes, seq_len: float, draft_tokens: float):

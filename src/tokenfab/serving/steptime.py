@@ -38,10 +38,10 @@ import numpy as np
 
 from tokenfab.graph import StepShape, step_ops
 from tokenfab.mapping import memory
-from tokenfab.mapping.search import compute_precision, compute_tflops
+from tokenfab.mapping.search import chip_hardware
 from tokenfab.perf import comm
 from tokenfab.perf.efficiency import Efficiency, efficiency_for
-from tokenfab.perf.evaluate import Hardware, time_ops, unit_peaks
+from tokenfab.perf.evaluate import time_ops
 from tokenfab.specs import ChipSpec, ModelSpec, SpecError, SystemSpec, bytes_per_element
 
 A_BYTES = 2.0  # activations move in bf16
@@ -153,11 +153,9 @@ class EngineStepTime:
         """Linear-work tokens one decoding sequence adds to a mixed step (1 without drafts)."""
         self._w_bytes = bytes_per_element(mapping.weight_precision)
         self._kv_bytes = bytes_per_element(mapping.kv_precision)
-        self._hw = Hardware(gemm_tflops=compute_tflops(chip, mapping.weight_precision),
-                            attention_tflops=chip.bf16_tflops, hbm_tb_s=chip.hbm_tb_s, cores=chip.cores or 100,
-                            eff=self.eff, system=self.system,
-                            gemm_frac=self.eff.gemm_frac(compute_precision(chip, mapping.weight_precision)),
-                            bf16_tflops=chip.bf16_tflops, bf16_frac=self.eff.gemm_frac("bf16"), **unit_peaks(chip))
+        # Mixed steps (prefill chunks and decodes together) time attention at the prefill precision.
+        self._hw = chip_hardware(model, chip, self.system, self.eff, (mapping.weight_precision,),
+                                 (mapping.kv_precision,), 0, "prefill")
         self._dc = self.max_ctx / (CTX_POINTS - 1)
         self._inv_dc = 1.0 / self._dc
         self._build_memory(typical_len or max(self.max_ctx // 2, 1))
