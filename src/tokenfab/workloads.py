@@ -289,9 +289,9 @@ def with_cost(est: GenerationEstimate | RecsysEstimate, chip: ChipSpec, economic
         return row
     usd_h = hourly.total_usd_per_hour
     if isinstance(est, GenerationEstimate):
-        per_video = usd_h * est.num_chips * est.latency_s / 3600.0
+        per_video = tco.usd_per_video(usd_h, est.num_chips, est.latency_s)
         row.update(usd_per_video=per_video, usd_per_video_second=per_video / est.video_seconds)
     else:
-        row["usd_per_million_samples"] = usd_h / 3600.0 / est.samples_s_per_chip * 1e6
+        row["usd_per_million_samples"] = tco.usd_per_million_samples(usd_h, est.samples_s_per_chip)
     row.update(usd_per_chip_hour=usd_h, cost_basis=hourly.basis)
     return row

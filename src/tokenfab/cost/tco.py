@@ -189,6 +189,19 @@ def usd_per_mtok(chip_hour_usd: float, input_tok_s_per_chip: float, output_tok_s
                      blended_usd_per_mtok=blended, prefix_cache_hit=prefix_cache_hit)
 
 
+def usd_per_video(chip_hour_usd: float, num_chips: int, latency_s: float) -> float:
+    """Cost of one generated video: every chip of the deployment for its latency, $/chip-hour × chips
+    × latency / 3600."""
+    return chip_hour_usd * num_chips * latency_s / 3600.0
+
+
+def usd_per_million_samples(chip_hour_usd: float, samples_s_per_chip: float) -> float:
+    """Cost of a million recommendation samples: $/chip-hour over the samples a chip scores per hour."""
+    if not samples_s_per_chip > 0:
+        raise SpecError("throughput must be > 0 samples/s per chip to price samples")
+    return chip_hour_usd / 3600.0 / samples_s_per_chip * 1e6
+
+
 def default_economics(preset: str | None = None) -> Economics:
     """The shipped operating economics (`catalog/economics.yaml`), preset `us` unless named."""
     from tokenfab.cost.data import shipped_cost_data  # data loading stays out of the formulas

@@ -239,10 +239,11 @@ def price_other(dep: dict, chip_hour_usd: float, ctx: "EvalContext", name: str) 
     """A non-token deployment's cost per unit of its work (as `workloads.with_cost`: $ per video
     = $/chip-hour × chips × latency; $ per million samples = $/chip-hour over samples per
     chip-hour) and its $/Mtok-equivalent r · cost / baseline cost (see `WorkloadSpec`)."""
+    from tokenfab.cost import tco
     if dep["kind"] == "diffusion":
-        unit_usd = chip_hour_usd * dep["num_chips"] * dep["latency_s"] / 3600.0
+        unit_usd = tco.usd_per_video(chip_hour_usd, dep["num_chips"], dep["latency_s"])
     else:
-        unit_usd = chip_hour_usd / 3600.0 / dep["samples_s_per_chip"] * 1e6
+        unit_usd = tco.usd_per_million_samples(chip_hour_usd, dep["samples_s_per_chip"])
     ref = dict(ctx.unit_refs).get(name)
     equiv = ctx.token_rate * unit_usd / ref if (ref and ctx.token_rate is not None) else None
     return {**dep, "usd_per_chip_hour": chip_hour_usd, "usd_per_unit": unit_usd,
