@@ -96,3 +96,31 @@ def test_operator_flows_through_estimate():
     more = api.estimate("llama-3.1-8b", "h100-sxm", t, num_chips=1, batch=8, precision="bf16")
     assert "topk_indexer" in more.time_breakdown_ms["decode"]
     assert more.decode_step_ms > base.decode_step_ms
+
+
+def test_the_environment_is_read_at_the_edge_not_by_the_engine(tmp_path, monkeypatch):
+    # issue 15 item 12: the graph never reads $TOKENFAB_OPERATORS; `load_env_operators` (called by
+    # tokenfab.api on import) registers its files, and a bad path there is one line, exit 2.
+    from tokenfab.graph import plugins
+    (tmp_path / "op.yaml").write_text("operators:\n  - name: env_op\n    kind: stream\n    phases: [decode]\n"
+                                      "    bytes: '1e6'\n")
+    monkeypatch.setenv("TOKENFAB_OPERATORS", str(tmp_path / "op.yaml"))
+    assert "env_op" not in [s.name for s in plugins.registered_operators()]  # set after import: not seen
+    try:
+        assert [s.name for s in plugins.load_env_operators()] == ["env_op"]
+        assert "env_op" in [s.name for s in plugins.registered_operators()]
+    finally:
+        plugins.unregister_operator("env_op")
+    import inspect
+    assert "environ" not in inspect.getsource(plugins.apply_operators)
+
+
+def test_a_bad_operator_file_in_the_environment_is_one_line(monkeypatch):
+    from typer.testing import CliRunner
+
+    from tokenfab import api
+    from tokenfab.cli import app
+    monkeypatch.setenv("TOKENFAB_OPERATORS", "/no/such/operators.yaml")
+    monkeypatch.setattr(api, "_ENV_OPERATORS", [])
+    r = CliRunner().invoke(app, ["estimate", "-m", "llama-3.1-8b", "-c", "h100-sxm"])
+    assert r.exit_code == 2 and r.stderr.strip().startswith("error: ") and "operators.yaml" in r.stderr

@@ -9,11 +9,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from tokenfab import catalog
 from tokenfab import explain
 from tokenfab.explain import Binding
+from tokenfab.graph.plugins import load_env_operators
 from tokenfab.mapping.search import SearchSpace, choose, evaluate
 from tokenfab.perf.efficiency import efficiency_for
 from tokenfab.perf.evaluate import op_unit_names
 from tokenfab.specs import ChipSpec, ModelSpec, SpecError, SystemSpec, Traffic
 from tokenfab.specs.traffic import CHAT
+
+_ENV_OPERATORS: list[bool] = []
+
+
+def ensure_env_operators() -> None:
+    """The edge reads `$TOKENFAB_OPERATORS` once, on the first estimate (the engine reads no
+    environment); a bad file there is a SpecError where the command reports it in one line."""
+    if not _ENV_OPERATORS:
+        _ENV_OPERATORS.append(True)
+        load_env_operators()
 
 BOUND_NAMES = ("compute", "memory", "communication")
 DEFAULT_MODELS = ("deepseek-v3", "llama-3.1-70b")
@@ -164,6 +175,7 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
     recommendation models have no prefill/decode: use `estimate_any` (what the CLI calls), or
     `tokenfab.workloads` directly.
     """
+    ensure_env_operators()
     m, c = resolve_model(model), resolve_chip(chip).require_buildable()
     if m.kind != "llm":
         raise SpecError(f"{m.id} is a {m.kind} model: use tokenfab.api.estimate_any or tokenfab.workloads")
@@ -319,6 +331,7 @@ def estimate_any(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic 
     """`estimate` for LLMs; for diffusion and recommendation models the matching
     `tokenfab.workloads` estimate (their request: `workload`, a GenerationRequest or RecsysRequest;
     LLM-only arguments are ignored). What `tokenfab estimate` and `compare` call."""
+    ensure_env_operators()
     m, c = resolve_model(model), resolve_chip(chip).require_buildable()
     if m.kind == "llm":
         return estimate(m, c, traffic, **kwargs)

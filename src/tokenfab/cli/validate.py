@@ -104,8 +104,10 @@ def validate(
     json_out: bool = o.Json,
 ) -> None:
     """Predict every usable measurement and report the error: (predicted - measured) / measured."""
+    from tokenfab.api import ensure_env_operators
     from tokenfab.validate import class_stats, summarize, validate_rows
 
+    ensure_env_operators()  # $TOKENFAB_OPERATORS applies to every predicted row, read here at the edge
     if show not in ("worst", "all", "none"):
         raise ValueError(f"--show must be worst, all or none, got {show!r}")
     paths, rows, unreadable = _load_for_validate(data, strict)

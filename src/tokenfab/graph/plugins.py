@@ -5,7 +5,9 @@ Three ways in, one representation (`OperatorSpec` formulas or a Python function)
   occurrence as a dict (`flops`, `bytes`, `kind`, `count`, `group`, `unit`, `elements`,
   `ops_per_element`) or a list of `Op`s;
 - a YAML file of formula operators: `load_operators(path)`, or every file named in the
-  `TOKENFAB_OPERATORS` environment variable (`:`-separated), read once on first use;
+  `TOKENFAB_OPERATORS` environment variable (`:`-separated), registered by `load_env_operators`
+  at the edge (`tokenfab.api.ensure_env_operators`, on the first estimate and in `validate`; the engine
+  never reads the environment);
 - `_tokenfab.operators` in a model's config.json: formula operators of that model only.
 An operator says which unit its work runs on (`unit`: matrix, vector, sfu, dma; see
 `specs/operator.py`), and is timed against that unit's peak. `apply_operators` adds the matching
@@ -21,7 +23,6 @@ import ast
 import operator as _op
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -70,13 +71,20 @@ def unregister_operator(name: str) -> None:
 
 
 def clear_operators() -> None:
-    """Forget every registered operator (the environment's files are read again on next use)."""
+    """Forget every registered operator (`load_env_operators` registers the environment's again)."""
     _REGISTRY.clear()
-    _env_operators.cache_clear()
 
 
 def registered_operators() -> list[OperatorSpec]:
-    return [r.spec for r in _REGISTRY] + [r.spec for r in _env_operators(os.environ.get("TOKENFAB_OPERATORS", ""))]
+    return [r.spec for r in _REGISTRY]
+
+
+def load_env_operators(value: str | None = None) -> list[OperatorSpec]:
+    """Register the operators of every file named in `value` (default: `$TOKENFAB_OPERATORS`,
+    `:`-separated). Called at the edge (`tokenfab.api.ensure_env_operators`), so the engine itself reads no
+    environment; a study hashes the same variable into its cache key (`study.cache.ENGINE_ENV`)."""
+    value = os.environ.get("TOKENFAB_OPERATORS", "") if value is None else value
+    return [add_operator(spec) for part in filter(None, value.split(os.pathsep)) for spec in read_operator_file(part)]
 
 
 def read_operator_file(path: str | Path) -> list[OperatorSpec]:
@@ -96,14 +104,6 @@ def load_operators(path: str | Path) -> list[OperatorSpec]:
     return [add_operator(spec) for spec in read_operator_file(path)]
 
 
-@lru_cache(maxsize=4)
-def _env_operators(value: str) -> tuple[RegisteredOperator, ...]:
-    out = []
-    for part in filter(None, value.split(os.pathsep)):
-        out += [RegisteredOperator(spec) for spec in read_operator_file(part)]
-    return tuple(out)
-
-
 def _applies(spec: OperatorSpec, model: ModelSpec, phase: str) -> bool:
     return (phase in spec.phases and (not spec.families or model.family in spec.families)
             and (not spec.models or model.id in spec.models))
@@ -112,7 +112,7 @@ def _applies(spec: OperatorSpec, model: ModelSpec, phase: str) -> bool:
 def apply_operators(model: ModelSpec, s: StepShape, ops: list[Op]) -> list[Op]:
     """`ops` with the model's own and the registered operators that match this step added."""
     active = [RegisteredOperator(spec) for spec in model.operators]
-    active += list(_REGISTRY) + list(_env_operators(os.environ.get("TOKENFAB_OPERATORS", "")))
+    active += list(_REGISTRY)
     active = [r for r in active if _applies(r.spec, model, s.phase)]
     if not active:
         return ops
