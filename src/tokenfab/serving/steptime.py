@@ -153,9 +153,10 @@ class EngineStepTime:
         """Linear-work tokens one decoding sequence adds to a mixed step (1 without drafts)."""
         self._w_bytes = bytes_per_element(mapping.weight_precision)
         self._kv_bytes = bytes_per_element(mapping.kv_precision)
-        # Mixed steps (prefill chunks and decodes together) time attention at the prefill precision.
-        self._hw = chip_hardware(model, chip, self.system, self.eff, (mapping.weight_precision,),
-                                 (mapping.kv_precision,), 0, "prefill")
+        # One description per phase, as the mapping search has (MLA decode over an FP8 cache runs
+        # its attention at the FP8 rate; prefill at bf16): `mapping.search.chip_hardware`.
+        self._hw = {phase: chip_hardware(model, chip, self.system, self.eff, (mapping.weight_precision,),
+                                         (mapping.kv_precision,), 0, phase) for phase in ("prefill", "decode")}
         self._dc = self.max_ctx / (CTX_POINTS - 1)
         self._inv_dc = 1.0 / self._dc
         self._build_memory(typical_len or max(self.max_ctx // 2, 1))
@@ -192,7 +193,7 @@ class EngineStepTime:
                           ctx=np.asarray(ctx, float) * one, kv_len=np.asarray(kv_len, float) * one, tp=mp.tp * one,
                           dp=mp.dp * one, ep=mp.ep * one, w_bytes=self._w_bytes * one, a_bytes=A_BYTES,
                           kv_bytes=self._kv_bytes * one, draft_tokens=k * one)
-        times = time_ops(step_ops(self.model, shape), self._hw)
+        times = time_ops(step_ops(self.model, shape), self._hw[phase])
         return [t.name for t in times], [np.broadcast_to(np.asarray(t.seconds, float), tokens.shape) for t in times]
 
     def _context_ops(self, phase: str, tokens: np.ndarray) -> np.ndarray:
