@@ -385,7 +385,7 @@ def compare_pairs(models: list[str] | None = None, chips: list[str] | None = Non
 
 
 def with_cost(est: Estimate, economics=None, market_rental: bool = False,
-              output_tokens_per_day: float | None = None) -> dict:
+              output_tokens_per_day: float | None = None, chip_specs: dict[str, ChipSpec] | None = None) -> dict:
     """The estimate as a dict with $/Mtoken added where its chips have a price, split three ways
     as API price sheets are: `usd_per_mtok_input` (an uncached prompt token), `usd_per_mtok_cached_input`
     (a prefix-cache hit: holding its KV in the cache tier), `usd_per_mtok_output`.
@@ -395,12 +395,15 @@ def with_cost(est: Estimate, economics=None, market_rental: bool = False,
     `tokenfab.cost.tco` (owned TCO per chip-hour, or a rental price when the economics set one);
     with `market_rental`, each chip's dated market rental quote. With `output_tokens_per_day`, the
     chips that volume needs (`fleet_chips`, by pool) and `usd_per_day`. Rows for chips without a
-    price carry None and say why in `cost_basis`.
+    price carry None and say why in `cost_basis`. `chip_specs`: the ChipSpecs the estimate ran on, by id
+    (default: the chips resolved by id in this process).
     """
+    def chip_of(chip_id: str) -> ChipSpec:
+        return (chip_specs or {}).get(chip_id) or _RESOLVED_CHIPS.get(chip_id) or resolve_chip(chip_id)
+
     if getattr(est, "kind", "llm") != "llm":
         from tokenfab import workloads
-        return workloads.with_cost(est, _RESOLVED_CHIPS.get(est.chip) or resolve_chip(est.chip), economics,
-                                   market_rental)
+        return workloads.with_cost(est, chip_of(est.chip), economics, market_rental)
     row = est.model_dump(mode="json")
     row.update(usd_per_mtok_input=None, usd_per_mtok_cached_input=None, usd_per_mtok_output=None,
                usd_per_chip_hour=None, cost_basis=None)
@@ -415,8 +418,7 @@ def with_cost(est: Estimate, economics=None, market_rental: bool = False,
 
     pools = est.pools or [{"role": "aggregated", "chip": est.chip, "chip_share": 1.0}]
     try:
-        hours = {p["role"]: tco.chip_hour_cost_for(_RESOLVED_CHIPS.get(p["chip"]) or resolve_chip(p["chip"]),
-                                                   economics, market_rental) for p in pools}
+        hours = {p["role"]: tco.chip_hour_cost_for(chip_of(p["chip"]), economics, market_rental) for p in pools}
         hourly = sum(p["chip_share"] * hours[p["role"]].total_usd_per_hour for p in pools)
         prefill_cost_share = (est.prefill_time_share if est.mode == "aggregated" else
                               pools[0]["chip_share"] * hours["prefill"].total_usd_per_hour / hourly)

@@ -259,7 +259,7 @@ def priced(model, chip, traffic, **kwargs) -> dict:
     from tokenfab import api  # api imports this module at its top
 
     economics = kwargs.pop("economics", None)
-    return api.with_cost(api.estimate(model, chip, traffic, **kwargs), economics)
+    return api.with_cost(api.estimate(model, chip, traffic, **kwargs), economics, chip_specs={chip.id: chip})
 
 
 def _row(base: dict, row: dict) -> dict:
@@ -288,7 +288,7 @@ def resource_sensitivity(model, chip, traffic, factor: float = 1.1,
             progress(f"+{factor - 1:.0%} {label}")
         row = priced(model, grown(chip, field, factor), traffic, **dict(kwargs))
         rows.append({"resource": label, "field": field, **_row(base, row)})
-    api.resolve_chip(chip)  # the chip as given stays the one its id resolves to
+    api.resolve_chip(chip)  # later lookups of this id (api.with_cost without `chip_specs`) find the chip as given
 
     def key(r):
         c = r["usd_per_mtok_output_change"]
