@@ -10,9 +10,9 @@ LAYERS = [
     {"graph", "cost"},
     {"perf"},
     {"mapping"},
-    {"design", "workloads"},
+    {"design", "workloads", "train"},
     {"api", "deployment", "explain"},
-    {"serving", "explore", "study", "validate", "report"},
+    {"serving", "explore", "study", "validate", "report", "fleet"},
     {"cli", "__main__", "__init__"},
 ]
 """Bottom to top, as README.md's Architecture section states them."""

@@ -30,7 +30,7 @@ def _root(version: bool = typer.Option(False, "--version", is_eager=True, callba
     pass
 
 
-_COMMAND_MODULES = ("estimate", "catalog", "cost", "validate", "serving", "chip", "study", "explore")
+_COMMAND_MODULES = ("estimate", "catalog", "cost", "validate", "serving", "chip", "study", "explore", "train", "fleet")
 
 
 def _register_all() -> None:
