@@ -486,13 +486,14 @@ def to_chip_spec(design: ChipDesign, tech: DesignTech | None = None, cost: CostD
         "scaleup_interconnect": design.io.scaleup_interconnect or
                                 (f"{design.io.scaleup_links} links" if design.io.scaleup_links else "host PCIe"),
         "tdp_w": design.tdp_w, "process_node": design.process_node, "die_area_mm2": rep.die_area_mm2,
-        "microarch": microarch_of(rep, calibrated=design.calibration is not None), "software": design.software, "calibration": design.calibration,
+        "microarch": microarch_of(rep, calibrated=design.calibration is not None), "software": design.software,
+        "software_maturity": design.software_maturity, "calibration": design.calibration,
         "infeasible_reasons": list(rep.infeasible_reasons),
     }
     if price:
         data["price_usd"] = price
     derived = [k for k in data if k in ChipSpec.model_fields and isinstance(data[k], (int, float))
-               and k not in ("launch_year", "scaleup_domain", "cores", "clock_mhz", "tdp_w")]
+               and k not in ("launch_year", "scaleup_domain", "cores", "clock_mhz", "tdp_w", "software_maturity")]
     feas = "feasible" if rep.feasible else "INFEASIBLE: " + "; ".join(rep.infeasible_reasons)
     data["sources"] = {
         "default": f"derived from design {design.id} (tokenfab.design; catalog/design_tech.yaml)",

@@ -179,10 +179,61 @@ def load_calibration(path: Path) -> Efficiency:
 
 def efficiency_for(chip) -> Efficiency:
     """The efficiency a chip's kernels reach: the calibration it names (`ChipSpec.calibration`), else
-    its own calibration file when `tokenfab calibrate` wrote one, else its stack's default. It
-    depends on the chip's data only, so a copied YAML or a design naming the same calibration and
-    stack gets the same answer."""
-    return _efficiency(chip.calibration or "", chip.id, stack_of(chip))
+    its own calibration file when `tokenfab calibrate` wrote one, else its stack's default; then
+    scaled by the chip's `software_maturity` (`with_maturity`). It depends on the chip's data only,
+    so a copied YAML or a design naming the same calibration and stack gets the same answer."""
+    eff = _efficiency(chip.calibration or "", chip.id, stack_of(chip))
+    return with_maturity(eff, getattr(chip, "software_maturity", 1.0))
+
+
+_FRACTIONS = ("gemm_compute_frac", "lowp_gemm_compute_frac", "fp4_gemm_compute_frac", "gemm_hbm_frac",
+              "lowp_gemm_hbm_frac", "fp4_gemm_hbm_frac", "attention_compute_frac", "hbm_frac", "comm_bw_frac",
+              "allreduce_bw_frac")
+_FIXED_COSTS = ("gemm_fixed_us", "lowp_gemm_fixed_us", "fp4_gemm_fixed_us", "kernel_launch_us", "comm_latency_us",
+                "allreduce_latency_us", "scaleout_latency_us", "step_overhead_ms")
+
+
+@lru_cache(maxsize=256)
+def with_maturity(eff: Efficiency, maturity: float) -> Efficiency:
+    """`eff` as a stack that reaches `maturity` (0 < m ≤ 1) of it: every achievable fraction (GEMM,
+    attention, HBM streaming, collective bandwidth) times m, every fixed cost (launch, GEMM
+    prologue, collective latency, host step) divided by m. A young stack's kernels pick worse tiles,
+    pipeline less and fuse less; its runtime schedules more slowly. m = 1 returns `eff` itself."""
+    if not 0 < maturity <= 1:
+        raise ValueError(f"software maturity {maturity} is outside (0, 1]")
+    if maturity == 1.0:
+        return eff
+    update = {f: getattr(eff, f) * maturity for f in _FRACTIONS if getattr(eff, f) is not None}
+    update |= {f: getattr(eff, f) / maturity for f in _FIXED_COSTS if getattr(eff, f) is not None}
+    update["source"] = f"{eff.source}; software maturity {maturity:g} (fractions x{maturity:g}, fixed costs /{maturity:g})"
+    return eff.model_copy(update=update)
+
+
+class MaturityRamp(Spec):
+    """How a new software stack's kernel efficiency grows after first silicon (an estimate: no
+    public series separates a stack's maturity from its hardware; set your own in a chip or design
+    file)."""
+
+    at_launch: float = Field(default=0.6, gt=0, le=1)
+    """Share of a mature stack's efficiency at first production (estimate: tokenfab's own ROCm and
+    CANN stack defaults sit at ~0.8 of CUDA's GEMM fraction after years of work; a first in-house
+    stack is taken lower)."""
+    months_to_mature: float = Field(default=24.0, gt=0)
+    """Months from launch to a mature stack (estimate: about one vendor hardware generation)."""
+
+    def at(self, months_since_launch: float) -> float:
+        """Maturity `months_since_launch` after launch: linear from `at_launch` to 1, then 1."""
+        t = min(max(months_since_launch, 0.0) / self.months_to_mature, 1.0)
+        return self.at_launch + (1.0 - self.at_launch) * t
+
+
+IN_HOUSE_RAMP = MaturityRamp()
+"""The default ramp of a new in-house stack (estimates, marked as such in `MaturityRamp`)."""
+
+
+def maturity_at(months_since_launch: float, ramp: MaturityRamp = IN_HOUSE_RAMP) -> float:
+    """A stack's `software_maturity` `months_since_launch` after first production on `ramp`."""
+    return ramp.at(months_since_launch)
 
 
 @lru_cache(maxsize=None)

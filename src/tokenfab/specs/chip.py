@@ -102,6 +102,10 @@ class ChipSpec(Spec):
     software: str = Field(default="", pattern=r"^[a-z0-9\-]*$")
     """Software stack the kernels come from (`cuda`, `rocm`, `cann`, `neuware`, `xla`, `neuron`,
     `synapse`, `in-house`); empty: the vendor's usual stack (`perf.efficiency.STACK_OF_VENDOR`)."""
+    software_maturity: float = Field(default=1.0, gt=0, le=1)
+    """Share of a mature stack's kernel efficiency the chip's software reaches now (1: a shipping
+    vendor stack, as calibrated; an in-house stack at first silicon is below 1 and ramps up,
+    `perf.efficiency.maturity_at`). Scales every achievable fraction; fixed costs grow by its inverse."""
     calibration: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.\-]*$")
     """Calibrated efficiency this silicon and stack run at (`catalog/calibration/<name>.yaml`, fitted by
     `tokenfab calibrate`); None: the chip's own calibration file if there is one, else the stack's

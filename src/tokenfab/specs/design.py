@@ -246,6 +246,10 @@ class ChipDesign(Spec):
     software: str = Field(default="", pattern=r"^[a-z0-9\-]*$")
     """Software stack its kernels come from (`cuda`, `rocm`, `cann`, ..., `in-house`); empty: the
     vendor's usual stack, `in-house` for a new vendor (`perf.efficiency.STACK_OF_VENDOR`)."""
+    software_maturity: float = Field(default=1.0, gt=0, le=1)
+    """Share of a mature stack's kernel efficiency the design's software reaches (1: mature; a new
+    in-house stack at first silicon: `perf.efficiency.IN_HOUSE_RAMP`, ramping with
+    `maturity_at`). Carried into the ChipSpec."""
     calibration: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9.\-]*$")
     """Calibrated efficiency profile the design runs at (`catalog/calibration/<name>.yaml`): name the
     catalog chip of the same silicon and stack (a design of H100 on CUDA: `h100-sxm`); None: the
