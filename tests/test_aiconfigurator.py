@@ -3,6 +3,7 @@ fixture in the package's layout (tests/data/aic, CSV), fits that recover known p
 terms they set, and the one-line error when the package is missing. None of this needs aiconfigurator."""
 
 import importlib.util
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -253,3 +254,21 @@ def test_nccl_microbenchmarks_are_predicted_with_nccl_not_the_serving_custom_all
     # The same row measured under a serving stack gets the custom kernel (faster at 1 MiB).
     trt = row_1m.model_copy(update={"framework": "TensorRT-LLM"})
     assert predict_micro(trt, chip, custom) > predict_micro(trt, chip, nccl)
+
+
+def test_gh200_runs_the_gemm_curves_of_its_die():
+    """GH200's GPU is H200's GH100 die with HBM3e: its shipped calibration is fitted on H200's GEMM
+    tables (`SAME_DIE_GEMM`), so the two run the same kernel fractions and fixed costs (only the
+    links and the HBM peak differ), and it records which system's tables it came from."""
+    from tokenfab import catalog
+    from tokenfab.perf.efficiency import efficiency_for
+    from tokenfab.specs.base import load_yaml
+    from tokenfab.validate.aiconfigurator import SAME_DIE_GEMM, SYSTEMS
+
+    assert SAME_DIE_GEMM["gh200"] == "h200_sxm" and "gh200" not in SYSTEMS.values()
+    gh, h2 = (efficiency_for(catalog.load_chip(c)) for c in ("gh200", "h200-sxm"))
+    for f in ("gemm_compute_frac", "lowp_gemm_compute_frac", "lowp_gemm_fixed_us", "gemm_fixed_us"):
+        assert getattr(gh, f) == pytest.approx(getattr(h2, f), rel=0.02), f
+    doc = load_yaml(Path(str(resources.files("tokenfab.catalog").joinpath("calibration/gh200.yaml"))))
+    assert doc["aiconfigurator"]["system"] == "h200_sxm"
+    assert doc["aiconfigurator"]["allreduce"] is None  # links are its own: no collective fit from H200's

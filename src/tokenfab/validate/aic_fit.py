@@ -237,13 +237,14 @@ class AicChipFit:
 
 
 def fit_system(root, system: str, framework: str = "trtllm", out_dir=None,
-               fit_compute: bool = True) -> AicChipFit | None:
-    """Fit the catalog chip of aiconfigurator system `system` from its kernel tables (None: no chip)."""
+               fit_compute: bool = True, chip_id: str | None = None) -> AicChipFit | None:
+    """Fit the catalog chip of aiconfigurator system `system` from its kernel tables (None: no chip).
+    With `chip_id` (a `SAME_DIE_GEMM` chip), fit that chip on the system's GEMM tables only."""
     from tokenfab import catalog
     from tokenfab.validate.calibrate import base_efficiency
     from tokenfab.validate.micro import system_for
 
-    cid = aic.SYSTEMS.get(system)
+    cid = chip_id or aic.SYSTEMS.get(system)
     if cid is None:
         return None
     chip = catalog.load_chip(cid)
@@ -261,6 +262,8 @@ def fit_system(root, system: str, framework: str = "trtllm", out_dir=None,
             fields = dict(zip(("compute_frac", "hbm_frac", "fixed_us"), EFFICIENCY_FIELDS[g.precision]))
             applied.update({f: g.params[nm] for nm, f in fields.items()
                             if f is not None and (fit_compute or nm != "compute_frac")})
+    if chip_id is not None:  # same die, other links: GEMM curves only
+        return AicChipFit(cid, system, applied, gemm, None, None, tables) if tables else None
     sysm = system_for(chip)
     t = aic.load(root, system, "custom_allreduce_perf", framework)
     if t is not None:
@@ -289,6 +292,12 @@ def fit_all(root=None, chips: list[str] | None = None, framework: str = "trtllm"
         if chips and cid not in chips:
             continue
         f = fit_system(root, system, framework, out_dir, fit_compute)
+        if f is not None:
+            out.append(f)
+    for cid, system in aic.SAME_DIE_GEMM.items():
+        if chips and cid not in chips:
+            continue
+        f = fit_system(root, system, framework, out_dir, fit_compute, chip_id=cid)
         if f is not None:
             out.append(f)
     return out

@@ -31,8 +31,17 @@ SYSTEMS: dict[str, str] = {
     "b300_sxm": "b300",
     "a100_sxm": "a100-sxm-80g",
     "l40s": "l40s",
+    "gb300": "gb300",
+    "rtx_pro_6000_server": "rtx-pro-6000",
 }
 """aiconfigurator system folder -> tokenfab chip id (systems without a catalog chip are not read)."""
+SAME_DIE_GEMM: dict[str, str] = {
+    "gh200": "h200_sxm",
+}
+"""Catalog chip without a system of its own -> the system measured on the same die and memory
+generation, whose GEMM tables it is fitted on (GEMMs only: links and collectives differ). GH200's GPU
+is H200's GH100 die with HBM3e (4.9 against 4.8 TB/s) at a module power limit no lower than H200's
+700 W, running the same TensorRT-LLM kernels; the fit uses GH200's own peaks and bandwidth."""
 KERNEL_TABLES: dict[str, str] = {
     "gemm_perf": "gemm",
     "custom_allreduce_perf": "comm",
