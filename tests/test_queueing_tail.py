@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tokenfab.mapping.queueing import mg1_tau_s, mg1_wait_s, p99_wait_plus_service_s
+from tokenfab.validate.queueing import mg1_tau_s, mg1_wait_s, p99_wait_plus_service_s
 
 
 def _lindley_p99_sojourn(rho, cv, n=200_000, seed=0):

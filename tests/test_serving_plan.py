@@ -72,11 +72,13 @@ def test_plan_says_when_no_replica_count_can_meet_the_slo():
 
 
 def test_predict_server_row_for_a_validator():
-    row = pl.predict_server_row("llama-3.1-8b", "h100-sxm", num_chips=1, input_len=1024, output_len=128,
-                                target_qps=5.0, slo_ttft_ms=2000, slo_tpot_ms=100, requests=800)
+    from tokenfab.validate.server_sim import predict_server_row
+
+    row = predict_server_row("llama-3.1-8b", "h100-sxm", num_chips=1, input_len=1024, output_len=128,
+                             target_qps=5.0, slo_ttft_ms=2000, slo_tpot_ms=100, requests=800)
     assert {"throughput", "ttft_p99_ms", "tpot_p99_ms"} <= row.keys()
     assert row["meets_slo"] is True and not row["saturated"]
     assert row["throughput"] == pytest.approx(5.0 * 128, rel=0.15)  # keeps up: tokens/s = rate x output
-    over = pl.predict_server_row("llama-3.1-8b", "h100-sxm", num_chips=1, input_len=1024, output_len=128,
-                                 target_qps=500.0, slo_ttft_ms=2000, slo_tpot_ms=100, requests=800)
+    over = predict_server_row("llama-3.1-8b", "h100-sxm", num_chips=1, input_len=1024, output_len=128,
+                              target_qps=500.0, slo_ttft_ms=2000, slo_tpot_ms=100, requests=800)
     assert over["saturated"] and over["ttft_p99_ms"] > row["ttft_p99_ms"]

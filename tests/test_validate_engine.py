@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tokenfab import catalog
-from tokenfab.mapping.queueing import mg1_wait_s
+from tokenfab.validate.queueing import mg1_wait_s
 from tokenfab.mapping.search import SearchSpace, evaluate
 from tokenfab.perf import comm, roofline
 from tokenfab.perf.efficiency import Efficiency
@@ -87,7 +87,7 @@ def test_prefill_is_batched_up_to_the_token_budget():
 
 
 def test_tpot_tail_grows_with_prompt_length_spread():
-    from tokenfab.mapping.queueing import tpot_p99_ms
+    from tokenfab.validate.queueing import tpot_p99_ms
 
     a = {"batch": np.array([100.0]), "pp": np.array([1.0]), "tpot_ms": np.array([50.0]),
          "decode_step_ms": np.array([40.0])}

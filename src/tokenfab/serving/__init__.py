@@ -8,14 +8,14 @@
   deployment  the deployment `api.estimate` chooses (one pool, or prefill and decode pools with
               their own chips and mappings; MTP) + step times + limits → `Deployment`
   metrics     TTFT/TPOT/ITL/E2E percentiles, throughput, goodput, series, Chrome trace
-  plan        highest rate within SLOs (bisection), best mapping and mode, fleet and cost;
-              `predict_server_row` for MLPerf server-scenario validation
+  plan        highest rate within SLOs (bisection), best mapping and mode, fleet and cost
+(MLPerf server rows by simulation: `validate.server_sim.predict_server_row`.)
 (`plan.plan` is not re-exported here: the name would hide the module.)
 """
 
 from tokenfab.serving.deployment import build_deployment, choose_estimate, choose_mapping, from_estimate
 from tokenfab.serving.metrics import summarize
-from tokenfab.serving.plan import max_rate, predict_server_row
+from tokenfab.serving.plan import max_rate
 from tokenfab.serving.simulator import Deployment, EngineConfig, PrefillPool, SimResult, simulate
 from tokenfab.serving.steptime import (
     ConstantStepTime,
@@ -33,6 +33,6 @@ from tokenfab.serving.traffic import (
 
 __all__ = [
     "build_deployment", "choose_estimate", "choose_mapping", "from_estimate", "summarize", "max_rate",
-    "predict_server_row", "Deployment", "EngineConfig", "PrefillPool", "SimResult", "simulate", "ConstantStepTime", "EngineStepTime", "Mapping", "engine_step_time",
+    "Deployment", "EngineConfig", "PrefillPool", "SimResult", "simulate", "ConstantStepTime", "EngineStepTime", "Mapping", "engine_step_time",
     "TrafficProfile", "Workload", "generate", "load_profile", "read_trace",
 ]

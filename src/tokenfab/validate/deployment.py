@@ -3,7 +3,7 @@
 - MLPerf Offline and fixed-length throughput rows: the highest-throughput mapping with no latency
   limit at the row's chip count (and its TP/PP/EP where stated).
 - MLPerf Server / Interactive throughput: the best mapping whose p99 TTFT (prefill queueing
-  under Poisson arrivals, `mapping.queueing`) and mean TPOT meet the scenario's limits. MLPerf
+  under Poisson arrivals, `validate.queueing`) and mean TPOT meet the scenario's limits. MLPerf
   bounds the p99 TPOT too, but the modelled TPOT tail (compound-Poisson prefill interference,
   p99/mean ~1.05) is narrower than the logged ones (1.13-1.38: output-length spread, scheduler
   jitter), so bounding it would only make the operating point jitter; the mean stands in.
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokenfab import api, catalog
-from tokenfab.mapping.queueing import tpot_p99_ms, ttft_with_queueing_ms
+from tokenfab.validate.queueing import tpot_p99_ms, ttft_with_queueing_ms
 from tokenfab.mapping.search import SearchSpace, evaluate
 from tokenfab.perf.efficiency import efficiency_for
 from tokenfab.graph.speculative import tokens_per_step
