@@ -500,15 +500,11 @@ def from_microarch(m, clock_mhz: float = 1500.0) -> TiledHW:
                    sustained_frac=dict(m.sustained_frac), source=m.source)
 
 
-def tiled_hw_for(chip_or_design, tech=None) -> TiledHW:
-    """`TiledHW` of a `ChipDesign` (exact, from its parameters) or of a `ChipSpec`: its `microarch`
-    block (catalog YAML, or carried from the design it was derived from); a chip without one gets
-    a generic GPU-like description from its figures (`cores`, `sram_mb`, `clock_mhz`)."""
-    if getattr(chip_or_design, "kind", None) == "design":
-        from tokenfab.design.derive import tiled_hw_from_design  # design imports perf, not the reverse
-
-        return tiled_hw_from_design(chip_or_design, tech)
-    chip = chip_or_design
+def tiled_hw_for(chip) -> TiledHW:
+    """`TiledHW` of a `ChipSpec`: its `microarch` block (catalog YAML, or carried from the design it
+    was derived from); a chip without one gets a generic GPU-like description from its figures
+    (`cores`, `sram_mb`, `clock_mhz`). A `ChipDesign`'s exact one is `design.derive.tiled_hw_from_design`
+    (design imports perf, never the reverse)."""
     clock = float(chip.clock_mhz or 1500.0)
     if chip.microarch is not None:
         return from_microarch(chip.microarch, clock)
