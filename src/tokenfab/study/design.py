@@ -17,7 +17,7 @@ from tokenfab.cost.data import CostInputs
 from tokenfab.specs import SpecError
 from tokenfab.specs.economics import Economics
 from tokenfab.study.load import LoadedStudy, _is_path
-from tokenfab.study.sections import RunContext, Section
+from tokenfab.study.section import RunContext, Section
 
 KEY = "design"
 INFEASIBLE_EXAMPLES = 5

@@ -21,7 +21,8 @@ from typing import Callable
 import tokenfab
 from tokenfab.study.cache import ResultStore, atomic_write_text, code_fingerprint, json_safe, stable_hash
 from tokenfab.study.load import LoadedStudy, load_study, resolve_refs
-from tokenfab.study.sections import RunContext, Section, cost_inputs, describe_inputs, plan
+from tokenfab.study.section import RunContext, Section
+from tokenfab.study.sections import cost_inputs, describe_inputs, plan
 
 RESULTS_SCHEMA = "tokenfab.study-results/1"
 CSV_COLUMNS = (

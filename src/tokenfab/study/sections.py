@@ -8,9 +8,7 @@ Volume sizing and the summary are cheap pure functions of the section results (s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tokenfab import api
 from tokenfab.cost import tco
@@ -18,39 +16,9 @@ from tokenfab.cost.data import CostInputs, resolve
 from tokenfab.specs import ChipSpec, ModelSpec, SpecError
 from tokenfab.specs.economics import Economics, RentalQuote
 from tokenfab.specs.study import TrafficCase
-from tokenfab.study.cache import stable_hash
 from tokenfab.study.load import LoadedStudy, Refs, load_chip_ref, load_model_ref
-
-
-@dataclass(frozen=True)
-class Section:
-    """One unit of work whose result is cached on its own."""
-
-    key: str
-    kind: str
-    title: str
-    inputs: dict
-    compute: Callable[[], dict]
-    persist: Callable[[dict], bool] = lambda result: True
-    """Whether a result is kept for later runs (an unavailable simulator is retried next run)."""
-    takes_context: bool = False
-    """`compute` is called with a `RunContext` (results folder, progress notes) instead of no arguments."""
-
-    @property
-    def hash(self) -> str:
-        return stable_hash({"section": self.kind, **self.inputs})
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """What a long section may use while it runs: its own folder for resumable state, a status line."""
-
-    work_dir: Path
-    """Folder of this section's own state inside the results folder (created on demand)."""
-    input_hash: str
-    """Hash of the section's inputs (names state that belongs to exactly these inputs)."""
-    status: Callable[[str], None] = lambda note: None
-    """Shows a short progress note (e.g. `trial 8/24`) next to the section's title."""
+from tokenfab.study.design import design_section
+from tokenfab.study.section import Section
 
 
 # ---- economics ------------------------------------------------------------------------------
@@ -188,8 +156,6 @@ def plan(study: LoadedStudy, refs: Refs, ci: CostInputs) -> list[Section]:
 
 
 def _design_section(study: LoadedStudy, ci: CostInputs) -> Section:
-    from tokenfab.study.design import design_section
-
     return design_section(study, ci)
 
 
