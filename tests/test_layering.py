@@ -2,6 +2,7 @@
 
 import ast
 import pathlib
+from functools import lru_cache
 
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "src" / "tokenfab"
 LAYERS = [
@@ -23,13 +24,22 @@ hardware description), so perf never reaches design."""
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
 
+@lru_cache(maxsize=1)
+def _parsed() -> tuple[tuple[pathlib.Path, ast.Module, tuple[ast.AST, ...]], ...]:
+    """Every source file, parsed once for all the tests here: (path, tree, all its nodes)."""
+    out = []
+    for f in sorted(ROOT.rglob("*.py")):
+        tree = ast.parse(f.read_text())
+        out.append((f, tree, tuple(ast.walk(tree))))
+    return tuple(out)
+
+
 def _imports():
-    for f in ROOT.rglob("*.py"):
+    for f, tree, nodes in _parsed():
         rel = f.relative_to(ROOT)
         pkg = rel.parts[0].removesuffix(".py")
-        tree = ast.parse(f.read_text())
         top = {id(n) for n in tree.body}
-        for node in ast.walk(tree):
+        for node in nodes:
             if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "tokenfab":
                 parts = node.module.split(".")
                 targets = [parts[1]] if len(parts) > 1 else [a.name for a in node.names]
@@ -66,13 +76,13 @@ def test_the_engine_imports_no_consumer():
 def _module_graph(lazy: bool) -> dict[str, set[str]]:
     """tokenfab module -> the tokenfab modules it imports (at module level, or anywhere with `lazy`).
     `from pkg import submodule` depends on the submodule only: its package is already importing."""
-    mods = {".".join(("tokenfab",) + f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): f
-            for f in ROOT.rglob("*.py")}
+    name = lambda f: ".".join(("tokenfab",) + f.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")  # noqa: E731
+    mods = {name(f) for f, _, _ in _parsed()}
     graph = {}
-    for mod, f in mods.items():
-        tree = ast.parse(f.read_text())
+    for f, tree, nodes in _parsed():
+        mod = name(f)
         deps = set()
-        for node in (ast.walk(tree) if lazy else tree.body):
+        for node in (nodes if lazy else tree.body):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tokenfab"):
                 subs = [f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in mods]
                 deps.update(subs)
