@@ -59,3 +59,64 @@ def test_hstu_layer_flops_by_hand():
     ctx = (100 * 100 / 2 + 10 * 100) / 110
     assert float(ops["hstu_attention"].flops[0]) == pytest.approx(2 * 110 * ctx * 2 * 32)
     assert m.kind == "recsys" and m.recsys.dense_params() == 2 * (64 * 128 + 32 * 64)
+
+
+# ---- request-level batching under an SLO, embedding tiers, accuracy targets ---------------------
+
+USER_HSTU = {"model_type": "hstu", "embedding_dim": 512, "num_blocks": 8, "num_heads": 4, "attention_dim": 128,
+             "linear_dim": 128, "max_seq_len": 2048, "num_candidates": 512, "num_items": 10_000_000}
+"""The shape of a user's HSTU config with which the search once picked a batch of 204,800 (624 s)."""
+
+
+@pytest.mark.parametrize("slo", [5.0, 20.0, 100.0, 400.0])
+def test_hstu_batch_never_exceeds_what_the_slo_allows(slo):
+    m, c = ModelSpec.from_hf_config(USER_HSTU, "user-hstu"), load_chip("h100-sxm")
+    est = estimate_recsys(m, c, RecsysRequest(slo_latency_ms=slo), num_chips=1)
+    assert est.meets_slo and est.latency_ms <= slo
+    # Brute-force oracle: every larger batch on the same deployment breaks the SLO or serves less.
+    for b in (2 * est.batch, 4 * est.batch):
+        try:
+            bigger = estimate_recsys(m, c, RecsysRequest(slo_latency_ms=slo, batch=b), num_chips=1)
+        except Exception:
+            continue  # does not fit memory
+        assert not bigger.meets_slo or bigger.samples_s_per_chip <= est.samples_s_per_chip * (1 + 1e-9)
+
+
+def test_hstu_without_slo_is_bounded_by_memory_not_204800():
+    m, c = ModelSpec.from_hf_config(USER_HSTU, "user-hstu"), load_chip("h100-sxm")
+    est = estimate_recsys(m, c, num_chips=1)
+    # Each request holds 2 x (2048 + 512) tokens x (512 + 4 x (3 x 128 + 2 x 128)) x 2 B = 30.1 MB of
+    # live activations, so an 80 GB chip cannot take more than ~2,600 requests per step.
+    assert est.batch <= 2048 and est.latency_ms < 10_000
+    assert est.memory_gb_per_chip["activations"] == pytest.approx(est.batch * 2 * 2560 * (512 + 4 * 640) * 2 / 1e9)
+
+
+def test_dlrm_99_9_runs_the_interaction_in_fp16_and_is_slower():
+    c = load_chip("h100-sxm")
+    lo = estimate_recsys(load_model("dlrm-v2"), c, num_chips=1, precision="fp8")
+    hi = estimate_recsys(load_model("dlrm-v2-99.9"), c, num_chips=1, precision="fp8")
+    assert hi.accuracy_target == 0.999 and lo.accuracy_target == 0.99
+    assert hi.samples_s_per_chip < lo.samples_s_per_chip
+    ops = {op.name: op for op in step_ops(load_model("dlrm-v2-99.9"), rshape(1))}
+    # bottom MLP (3 layers) stays at the deployment's 1 B; the 6 DCN GEMMs (U, V x 3) move to 2 B.
+    assert ops["dense_0"].w_bytes == 1.0 and ops["dense_3"].w_bytes == 2.0 and ops["dense_8"].w_bytes == 2.0
+    assert ops["dense_9"].w_bytes == 1.0
+
+
+def test_embedding_tables_spill_to_dram_or_ssd_with_an_hbm_cache():
+    from tokenfab.workloads import zipf_hit_rate
+    m, c = load_model("hstu-1b"), load_chip("h100-sxm")
+    # item table 1,000,000,000 rows + user table 10,000,000 rows, 512 wide, fp16: 1.034 TB
+    assert m.recsys.embedding_params() * 2 == (1_000_000_000 + 10_000_000) * 512 * 2
+    one = estimate_recsys(m, c, RecsysRequest(slo_latency_ms=200), num_chips=1)
+    assert one.embedding_tier == "ssd" and 0 < one.embedding_hit_rate < 1  # 1 TB > a node share of DRAM
+    assert one.time_breakdown_ms["embedding_tier_misses"] > 0
+    perfect = estimate_recsys(m, c, RecsysRequest(slo_latency_ms=200, embedding_hit_rate=1.0, batch=one.batch),
+                              num_chips=1)
+    assert perfect.samples_s_per_chip >= one.samples_s_per_chip
+    sharded = estimate_recsys(m, c, RecsysRequest(slo_latency_ms=200), num_chips=8)
+    assert sharded.embedding_tier == "dram"  # 125 GB per chip fits the host's 250 GB share
+    # Zipf(1): caching more rows serves more lookups; all rows serve all.
+    assert zipf_hit_rate(0.01, 1e9) < zipf_hit_rate(0.1, 1e9) < zipf_hit_rate(1.0, 1e9) == 1.0
+    with pytest.raises(Exception, match="does not fit"):
+        estimate_recsys(m, c, RecsysRequest(embedding_tier="hbm"), num_chips=1)

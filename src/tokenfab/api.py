@@ -66,6 +66,8 @@ class Estimate(BaseModel):
     kv_precision: str
     input_len: int
     output_len: int
+    media_tokens: int = Field(default=0, description="image/video tokens included in input_len (VLMs)")
+    images: int = Field(default=0, description="images per request (VLMs; for $ per image)")
     ttft_ms: float
     tpot_ms: float
     decode_step_ms: float
@@ -237,6 +239,10 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
             best = cand
     if best is None:
         raise errors[0][1]  # the simplest mode's reason (what is missing in memory)
+    rq = request_shape(m, traffic)
+    if rq.media_tokens:  # a VLM prompt: input_len counts its image/video tokens (as TTFT and $ do)
+        best = best.model_copy(update={"input_len": rq.input_len, "media_tokens": rq.media_tokens,
+                                       "images": traffic.images})
     return best
 
 
@@ -432,6 +438,9 @@ def with_cost(est: Estimate, economics=None, market_rental: bool = False,
                usd_per_mtok_cached_input=tier.storage_usd_per_token(est.kv_bytes_per_token) * 1e6,
                usd_per_mtok_output=split.output_usd_per_mtok, usd_per_chip_hour=hourly,
                cost_basis=" + ".join(sorted({h.basis for h in hours.values()})))
+    if est.images:  # captioning-style traffic: one request's prompt (media tokens included) and answer per image
+        per_request = (est.input_len * row["usd_per_mtok_input"] + est.output_len * row["usd_per_mtok_output"]) / 1e6
+        row["usd_per_image"] = per_request / est.images
     if output_tokens_per_day is not None:
         chips = sum(row["fleet_chips"].values())
         row["usd_per_day"] = chips * hourly * 24.0

@@ -27,16 +27,19 @@ def show_catalog(kind: Kind = typer.Argument(..., help="chips or models"), json_
     if kind is Kind.chips:
         chips = [catalog.load_chip(i) for i in catalog.chip_ids()]
         if json_out:
-            print_json([dict(c.model_dump(mode="json"), spec_confidence=c.spec_confidence) for c in chips])
+            from tokenfab.cost.export_control import export_control
+
+            print_json([dict(c.model_dump(mode="json"), spec_confidence=c.spec_confidence,
+                             export_control=export_control(c)) for c in chips])
             return
         t = Table(title="Chips (dense peaks; * = partly estimated)", title_justify="left")
         for col in ("id", "vendor", "bf16 TF", "fp8 TF", "fp4 TF", "HBM GB", "HBM TB/s", "scale-up GB/s×dom", "TDP W",
-                    "price $", "source"):
+                    "price $", "US 3A090 (TPP)", "source"):
             t.add_column(col)
         for c in chips:
             t.add_row(c.id + (" *" if c.spec_confidence != "datasheet" else ""), c.vendor, f"{c.bf16_tflops:g}",
                       _g(c.fp8_tflops), _g(c.fp4_tflops), f"{c.hbm_gb:g}", f"{c.hbm_tb_s:g}",
-                      f"{c.scaleup_gb_s:g}×{c.scaleup_domain}", f"{c.tdp_w:g}", _g(c.price_usd),
+                      f"{c.scaleup_gb_s:g}×{c.scaleup_domain}", f"{c.tdp_w:g}", _g(c.price_usd), _eccn(c),
                       c.source_of("default")[:60])
         console.print(t)
         return
@@ -62,6 +65,15 @@ def show_catalog(kind: Kind = typer.Argument(..., help="chips or models"), json_
         t.add_row(m.id, m.family, f"{r['total_params_b']:.1f}", f"{r['active_params_b']:.1f}", str(m.num_layers),
                   str(m.hidden_size), attn, experts, m.source[:50])
     console.print(t)
+
+
+def _eccn(c) -> str:
+    """Short export-control screen: `3A090.a (15,832)`; `—` below the thresholds (`cost/export_control.py`)."""
+    from tokenfab.cost.export_control import screen
+
+    e = screen(c)
+    label = {"not 3A090.a/.b": "—", "unknown": "?"}.get(e.classification, e.classification)
+    return f"{label} ({e.tpp:,.0f})" if e.tpp is not None else label
 
 
 def _g(v) -> str:

@@ -47,6 +47,10 @@ def chip(
                              f"{api.resolve_model(model).kind} model")
         traffic = o.traffic_from(isl, osl, slo_ttft_ms, slo_tpot_ms)
     s = chip_summary(name)
+    from tokenfab.catalog import load_chip
+    from tokenfab.cost.export_control import export_control
+
+    s["export_control"] = export_control(load_chip(name))
     if html is not None and s["kind"] != "design":
         raise ValueError(f"{name} is a datasheet chip: --html plots a design's area and power breakdown")
     if traffic is not None:
@@ -156,6 +160,13 @@ def _print(s: dict) -> None:
     if s["kind"] == "design":
         t.add_row("estimated power W", f"{s['power_w']:,.0f}", f"{pub['tdp_w']:,.4g}" if "tdp_w" in pub else "")
     console.print(t)
+    ec = s.get("export_control")
+    if ec:
+        pd = f", density {ec['performance_density']:.2f}/mm²" if ec["performance_density"] is not None else ""
+        hbm = (f"; HBM {ec['memory_bandwidth_density_gb_s_mm2']:.1f} GB/s/mm² per stack"
+               + (" (above 3A090.c's 2)" if ec["hbm_3a090c"] else "")) if ec["memory_bandwidth_density_gb_s_mm2"] else ""
+        tpp = f"TPP {ec['tpp']:,.0f}" if ec["tpp"] is not None else "TPP n/a"
+        console.print(f"US export screen (ECCN 3A090): {tpp}{pd} → {ec['classification']} ({ec['reason']}){hbm}")
     if s["kind"] != "design":
         cost = s.get("unit_cost_usd")
         console.print(f"unit cost (fab model): {'$' + format(cost, ',.0f') if cost else 'n/a'}; {s['note']}")

@@ -165,10 +165,13 @@ def fab(
         out["chip_price_usd"] = spec_chip.price_usd
         out["implied_gross_margin"] = (1 - cost.unit_cost_usd / spec_chip.price_usd) if spec_chip.price_usd else None
     out["sources"] = _fab_sources(fab_data, cost)
+    out["supply_note"] = _supply_note(cost)
     if as_json:
         print_json(out)
         return
     _print_package(cost, title=f"{spec_chip.id if spec_chip else 'package'}: unit cost")
+    if out["supply_note"]:
+        console.print(f"note: {out['supply_note']}")
     if spec_chip is not None and spec_chip.price_usd:
         console.print(f"catalog price ${spec_chip.price_usd:,.0f} → implied gross margin "
                       f"{out['implied_gross_margin']:.0%}")
@@ -210,6 +213,19 @@ def _fab_overrides(fab_data: FabData, pkg: PackageSpec, node_changes: dict, pack
     return fab_data.model_copy(update=update) if update else fab_data
 
 
+def _supply_note(cost: PackageCost) -> str | None:
+    """A SMIC-node die priced with TSMC packaging or imported HBM: a supply chain a China buyer lacks."""
+    if not cost.node.startswith("smic"):
+        return None
+    foreign = [what for what, bad in (("TSMC CoWoS packaging", cost.packaging.startswith("cowos")),
+                                      (f"imported {cost.memory} (US 3A090.c since Dec 2024)",
+                                       bool(cost.memory) and cost.memory.startswith("hbm"))) if bad]
+    if not foreign:
+        return None
+    return (f"a {cost.node} die priced with {' and '.join(foreign)}; for the domestic supply chain use "
+            "--packaging domestic-2.5d --hbm-gen cxmt-hbm2e (estimates)")
+
+
 def _fab_sources(fab_data: FabData, cost: PackageCost) -> dict[str, Any]:
     """Sources of the node, memory and packaging numbers a cost used."""
     out = {"node": fab_data.nodes[cost.node].sources, "packaging": fab_data.packaging[cost.packaging].sources}
@@ -239,8 +255,23 @@ def build_vs_buy(
     set_: Optional[list[str]] = _SET,
     as_json: bool = _JSON,
     html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained HTML report."),
+    npv: bool = typer.Option(False, "--npv", help="Add the NPV under uncertainty (seeded Monte Carlo, cost/npv.py): "
+                             "--fleet is then the purchases over --horizon-years."),
+    draws: int = typer.Option(10000, "--draws", min=1, max=1_000_000, help="Monte Carlo draws (--npv)."),
+    seed: int = typer.Option(0, "--seed", help="Monte Carlo seed (--npv)."),
+    horizon_years: float = typer.Option(6.0, "--horizon-years", help="Years over which --fleet is bought (--npv)."),
+    nre_basis: str = typer.Option("ibs", "--nre-basis", help="ibs (IBS design cost by node) or team (--npv)."),
+    vendor_margin: Optional[float] = typer.Option(None, "--vendor-margin", help="Vendor gross margin (default: "
+                                                  "implied by its price and fab cost) (--npv)."),
+    vendor_decline: float = typer.Option(0.30, "--vendor-decline", help="Vendor's yearly fall in cost per unit "
+                                         "of performance (roadmap) (--npv)."),
+    partner_markup: Optional[float] = typer.Option(None, "--partner-markup", help="ASIC-partner markup on the "
+                                                   "custom unit cost (--npv)."),
+    software_reuse: float = typer.Option(0.0, "--software-reuse", help="Share of the software stack reused from "
+                                         "an earlier generation (--npv)."),
 ) -> None:
-    """Build a custom chip or buy a vendor's: NRE, fleet cost for equal tokens, break-even, tornado."""
+    """Build a custom chip or buy a vendor's: NRE, fleet cost for equal tokens, break-even, tornado;
+    with --npv the net present value under uncertainty (respins, schedule, ramp, vendor roadmap)."""
     from tokenfab.catalog import load_chip
     from tokenfab.cost.compare import compare_build_vs_buy
 
@@ -253,12 +284,21 @@ def build_vs_buy(
     est_custom, est_vendor = _estimate(model, custom, traffic), _estimate(model, vendor, traffic)
     result = compare_build_vs_buy(custom, vendor, est_custom, est_vendor, inputs.data, inputs.economics, fleet,
                                   model=model)
+    npv_out = _npv(result, inputs, vendor, fleet, draws, seed, horizon_years, nre_basis, vendor_margin,
+                   vendor_decline, partner_markup, software_reuse) if npv else None
     if html is not None:
         from tokenfab.report.cost_plots import build_vs_buy_html
-        html.write_text(build_vs_buy_html(result, inputs.economics))
+        page = build_vs_buy_html(result, inputs.economics)
+        if npv_out is not None:
+            from tokenfab.report.fleet_html import npv_section_html
+            page = page.replace("</body>", npv_section_html(npv_out, inputs.economics.currency,
+                                                            inputs.economics.fx) + "</body>")
+        html.write_text(page)
     econ = inputs.economics
     if as_json:
         out = result.model_dump()
+        if npv_out is not None:
+            out["npv"] = npv_out
         out["currency"], out["cny_per_usd"] = econ.currency, econ.cny_per_usd
         if econ.currency != "USD":
             totals = ("build_total_usd", "buy_total_usd", "savings_usd")
@@ -268,8 +308,48 @@ def build_vs_buy(
         print_json(out)
         return
     _print_build_vs_buy(result, econ)
+    if npv_out is not None:
+        _print_npv(npv_out, econ)
     if html is not None:
         console.print(f"wrote {html}")
+
+
+def _npv(result, inputs: CostInputs, vendor, fleet: float, draws: int, seed: int, horizon_years: float,
+         nre_basis: str, vendor_margin, vendor_decline: float, partner_markup, software_reuse: float) -> dict:
+    """The Monte Carlo NPV block (`cost/npv.py`)."""
+    from tokenfab.cost.npv import inputs_from_build_vs_buy, monte_carlo
+
+    if not 0 < horizon_years <= 30:
+        raise UserError("--horizon-years must be in (0, 30]")
+    vendor_cost = package_cost(package_spec_for_chip(vendor, inputs.data.fab), inputs.data.fab).unit_cost_usd
+    x, parts = inputs_from_build_vs_buy(result, inputs.data, inputs.economics, result.custom_package.node,
+                                        vendor_cost, fleet, horizon_years, nre_basis, vendor_margin,
+                                        vendor_decline, partner_markup, software_reuse)
+    mc = monte_carlo(x, draws=draws, seed=seed)
+    out = mc.model_dump()
+    out["tornado"] = [dict(r.model_dump(), swing_usd=r.swing) for r in mc.tornado]
+    out["inputs"] = x.model_dump()
+    out["nre_by_node_usd"] = parts
+    out["vendor_unit_cost_usd"] = vendor_cost
+    return out
+
+
+def _print_npv(r: dict, econ: Economics) -> None:
+    console.print(f"[bold]NPV of building[/] at {r['units_per_year'] * r['horizon_years']:,.0f} vendor-chip "
+                  f"equivalents over {r['horizon_years']:g} y ({r['draws']:,} draws, seed {r['seed']}): mean "
+                  f"{_m(r['npv_usd'], econ, 0)} (p10 {_m(r['npv_p10_usd'], econ, 0)}, p90 {_m(r['npv_p90_usd'], econ, 0)});"
+                  f" building wins in {r['p_build_wins']:.0%} of draws")
+    console.print(f"break-even purchases p10/p50/p90: {_count(r['break_even_units_p10'])} / "
+                  f"{_count(r['break_even_units_p50'])} / {_count(r['break_even_units_p90'])}; launch p50 "
+                  f"{r['launch_years_p50']:.1f} y; unit compute cost vs vendor at launch {r['unit_compute_cost_ratio']:.0%}"
+                  f" ({r['unit_compute_cost_ratio_with_nre']:.0%} with the build cost)")
+    t = Table(title="NPV sensitivity (others at their mode)")
+    for h in ("input", "low → NPV", "high → NPV"):
+        t.add_column(h)
+    for row in r["tornado"]:
+        t.add_row(row["input"], f"{row['low']:,.4g} → {_m(row['npv_at_low_usd'], econ, 0)}",
+                  f"{row['high']:,.4g} → {_m(row['npv_at_high_usd'], econ, 0)}")
+    console.print(t)
 
 
 def _estimate(model: str, chip, traffic):

@@ -165,15 +165,18 @@ def _print_workloads(rows: list[dict]) -> None:
     if gen:
         t = Table(title="Video/image generation: one request at a time per deployment", title_justify="left")
         for col in ("model", "chip", "chips", "SP u x r", "prec", "request", "latency s", "text/denoise/VAE s",
-                    "videos/h/chip", "$/video", "$/video-s", "bound"):
+                    "samples/h/chip", "$/image", "$/video", "$/video-s", "bound"):
             t.add_column(col)
         for r in gen:
+            cfg = " cfg-par" if r.get("cfg_parallel", 1) > 1 else ""
             t.add_row(r["model"], r["chip"], str(r["num_chips"]),
-                      f"{r['ulysses']}x{r['ring']}" + (" fsdp" if r["fsdp"] else ""), r["weight_precision"],
-                      f"{r['width_px']}x{r['height_px']}x{r['frames']}, {r['steps']} steps x{r['forwards_per_step']}",
+                      f"{r['ulysses']}x{r['ring']}" + (" fsdp" if r["fsdp"] else "") + cfg, r["weight_precision"],
+                      f"{r['width_px']}x{r['height_px']}x{r['frames']}, {r['steps']} steps x{r['forwards_per_step']}"
+                      + (f", batch {r['batch']}" if r.get("batch", 1) > 1 else ""),
                       f"{r['latency_s']:,.1f}", f"{r['text_encoder_s']:.1f}/{r['denoise_s']:,.1f}/{r['vae_decode_s']:.1f}",
-                      f"{r['videos_per_hour_per_chip']:,.2f}", _fmt_usd(r.get("usd_per_video")),
-                      _fmt_usd(r.get("usd_per_video_second")), r["bound"], style=None if r["meets_slo"] else "red")
+                      f"{r['videos_per_hour_per_chip']:,.2f}", _fmt_usd4(r.get("usd_per_image")),
+                      _fmt_usd3(r.get("usd_per_video") if r.get("usd_per_image") is None else None),
+                      _fmt_usd3(r.get("usd_per_video_second")), r["bound"], style=None if r["meets_slo"] else "red")
         console.print(t)
     if rec:
         t = Table(title="Recommendation scoring", title_justify="left")
@@ -182,7 +185,9 @@ def _print_workloads(rows: list[dict]) -> None:
             t.add_column(col)
         for r in rec:
             t.add_row(r["model"], r["chip"], str(r["num_chips"]),
-                      "replicated" if r["shard"] == 1 else f"sharded/{r['shard']}",
+                      ("replicated" if r["shard"] == 1 else f"sharded/{r['shard']}")
+                      + ("" if r.get("embedding_tier", "hbm") == "hbm"
+                         else f", {r['embedding_tier']} ({r['embedding_hit_rate']:.0%} in HBM)"),
                       f"{r['weight_precision']}/{r['embedding_precision']}", f"{r['batch']:,}", f"{r['step_ms']:.2f}",
                       f"{r['latency_ms']:.1f}", f"{r['samples_s_per_chip']:,.0f}",
                       _fmt_usd(r.get("usd_per_million_samples")), r["bound"], style=None if r["meets_slo"] else "red")
@@ -216,6 +221,10 @@ def _fmt_usd(v) -> str:
 
 def _fmt_usd3(v) -> str:
     return "—" if v is None else f"{v:,.3f}"
+
+
+def _fmt_usd4(v) -> str:
+    return "—" if v is None else f"{v:,.4f}"
 
 
 def _pool_line(p: dict) -> str:

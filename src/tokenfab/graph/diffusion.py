@@ -1,4 +1,10 @@
-"""Diffusion transformers (Wan2.1): one denoising forward, the text encoder and the VAE decoder.
+"""Diffusion denoisers: one denoising forward, the text encoders and the VAE decoder.
+
+Block kinds (`DiffusionSpec.block`): `cross` (Wan, LTX-Video, SANA: self-attention over the latent
+tokens, cross-attention to the text), `mmdit` (SD3.5, FLUX.1, HunyuanVideo, Mochi, Open-Sora 2.0:
+text and latent tokens attend jointly, each stream with its own weights, then FLUX-style
+single-stream blocks over the joined sequence), `joint` (CogVideoX: one joint sequence, shared
+weights) and `unet` (SDXL: `unet_forward_ops`). The Wan description below is the `cross` case.
 
 A video of W x H pixels and F frames is encoded by the VAE to a latent of
 (1 + (F-1)/4) x H/8 x W/8 x 16 and patched 1x2x2 into N tokens (1280x720x81: 21 x 45 x 80 =
@@ -42,7 +48,10 @@ class GenShape:
     fsdp: np.ndarray | float = 0.0
     """1 where the DiT weights are sharded over the sp chips (gathered per forward)."""
     batch: float = 1.0
-    """Latents per forward (2 when both guidance branches run as one batch)."""
+    """Latents per forward (samples of a batch, x2 when both guidance branches run as one batch)."""
+    cfg_parallel: np.ndarray | float = 1.0
+    """2 where the two guidance branches run on two groups of chips (their noise predictions are
+    gathered once per step), 1 otherwise."""
 
     @property
     def sp(self):
@@ -50,14 +59,22 @@ class GenShape:
 
 
 def dit_block_params(model: ModelSpec) -> int:
-    """Weights of one DiT block (self- and cross-attention, FFN, modulation)."""
-    d, f = model.hidden_size, model.intermediate_size
-    cross = 4 * d * d if model.diffusion.cross_attention else 0
-    return 4 * d * d + cross + 2 * d * f + 6 * d
+    """Weights of one main DiT block (self- and cross-attention or both streams, FFN, modulation)."""
+    return model.diffusion.block_params(model.hidden_size, model.intermediate_size)[0]
 
 
 def dit_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
-    """Per-chip operators of one DiT forward over the whole latent video."""
+    """Per-chip operators of one denoiser forward over the whole latent video or image batch."""
+    block = model.diffusion.block
+    if block == "unet":
+        return unet_forward_ops(model, g)
+    if block in ("mmdit", "joint"):
+        return joint_forward_ops(model, g)
+    return cross_forward_ops(model, g)
+
+
+def cross_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
+    """Wan-style blocks: self-attention over the latent tokens, cross-attention to the text."""
     dz = model.diffusion
     L, d, F = model.num_layers, model.hidden_size, model.intermediate_size
     N = g.tokens * g.batch
@@ -72,15 +89,15 @@ def dit_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
         Op("dit_self_qkv", "gemm", L, m=n, n=3 * d, k=d, w_bytes=w, a_bytes=a),
         Op("dit_ulysses_a2a_in", "alltoall", L, bytes_=3 * n * d * a, group=g.ulysses),
         Op("dit_ring_kv", "allgather", L, bytes_=2 * (N / g.ulysses) * d * a / 1.0 * (g.ring > 1), group=g.ring),
-        Op("dit_self_attention", "attention", L, flops_=4.0 * (N / g.ring) * g.tokens * d / g.ulysses,
-           bytes_=(2 * N / g.ring + 2 * N) * d / g.ulysses * a),
+        _self_attention(model, g, N, g.tokens, L),
         Op("dit_ulysses_a2a_out", "alltoall", L, bytes_=n * d * a, group=g.ulysses),
         Op("dit_self_o", "gemm", L, m=n, n=d, k=d, w_bytes=w, a_bytes=a),
-        Op("dit_ffn_up", "gemm", L, m=n, n=F, k=d, w_bytes=w, a_bytes=a),
-        Op("dit_ffn_act", "stream", L, bytes_=2 * n * F * a),
+        Op("dit_ffn_up", "gemm", L, m=n, n=(2 if dz.gated_ffn else 1) * F, k=d, w_bytes=w, a_bytes=a),
+        Op("dit_ffn_act", "stream", L, bytes_=(3 if dz.gated_ffn else 2) * n * F * a),
         Op("dit_ffn_down", "gemm", L, m=n, n=d, k=F, w_bytes=w, a_bytes=a),
         Op("dit_norms_modulation", "stream", L, bytes_=16 * n * d * a, kernels=6.0),
         Op("dit_fsdp_allgather", "allgather", L, bytes_=dit_block_params(model) * w * g.fsdp, group=g.sp),
+        Op("dit_cfg_gather", "allgather", 1, bytes_=N * patch * a * (g.cfg_parallel > 1), group=g.cfg_parallel),
         Op("dit_head", "gemm", 1, m=n, n=patch, k=d, w_bytes=w, a_bytes=a),
         Op("dit_gather_output", "allgather", 1, bytes_=N * patch * a, group=g.sp),
     ]
@@ -92,34 +109,194 @@ def dit_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
                bytes_=(2 * n + 2 * text) * d * a),
             Op("dit_cross_o", "gemm", L, m=n, n=d, k=d, w_bytes=w, a_bytes=a),
         ]
+    if dz.linear_attention:  # Mix-FFN: 3x3 depthwise convolution over the (gated) hidden width
+        ops.append(Op("dit_ffn_depthwise_conv", "stream", L, flops_=2.0 * 9 * n * 2 * F, bytes_=4 * n * F * a))
+    return ops
+
+
+def _self_attention(model: ModelSpec, g: GenShape, N, per_sample, count, name: str = "dit_self_attention") -> Op:
+    """Self-attention of the chip's share: softmax attention (4 x tokens x keys x width, keys of
+    one sample) split by Ulysses over heads and by ring over queries; or SANA's linear attention
+    (a head_dim x head_dim key-value state per head: 4 x tokens x width x head_dim)."""
+    d, a = model.hidden_size, g.a_bytes
+    if model.diffusion.linear_attention:
+        return Op(name, "attention", count, flops_=4.0 * (N / g.sp) * d * model.head_dim,
+                  bytes_=4.0 * (N / g.sp) * d * a)
+    return Op(name, "attention", count, flops_=4.0 * (N / g.ring) * per_sample * d / g.ulysses,
+              bytes_=(2 * N / g.ring + 2 * N) * d / g.ulysses * a)
+
+
+def joint_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
+    """MMDiT (`mmdit`: per-stream weights, then single-stream blocks) and CogVideoX (`joint`:
+    shared weights) forwards: the latent tokens and the `text_len` text tokens of each sample
+    form one sequence that every block attends over; Ulysses/ring split the whole sequence."""
+    dz = model.diffusion
+    L, Ls, d, F = model.num_layers, dz.num_single_layers, model.hidden_size, model.intermediate_size
+    w, a, B = g.w_bytes, g.a_bytes, g.batch
+    S1 = g.tokens + dz.text_len  # one sample's joint sequence
+    N, T = g.tokens * B, dz.text_len * B
+    n, t = N / g.sp, T / g.sp
+    s = n + t
+    up = (2 if dz.gated_ffn else 1) * F
+    patch = dz.latent_channels * int(np.prod(dz.patch))
+    main = n if dz.block == "mmdit" else s  # tokens through the latent stream's linear layers
+    ops = [
+        Op("dit_patch_embed", "gemm", 1, m=n, n=d, k=patch, w_bytes=w, a_bytes=a),
+        Op("dit_text_embed", "gemm", 1, m=t, n=dz.text_hidden_size or d, k=dz.text_dim, w_bytes=w, a_bytes=a),
+        Op("dit_time_embed", "gemm", 2, m=B, n=d, k=d, w_bytes=w, a_bytes=a),
+        Op("dit_modulation", "gemm", L, m=B, n=(12 if dz.block == "mmdit" else 6) * d, k=d, w_bytes=w, a_bytes=a),
+        Op("dit_qkv", "gemm", L, m=main, n=3 * d, k=d, w_bytes=w, a_bytes=a),
+        Op("dit_ulysses_a2a_in", "alltoall", L + Ls, bytes_=3 * s * d * a, group=g.ulysses),
+        Op("dit_ring_kv", "allgather", L + Ls, bytes_=2 * ((N + T) / g.ulysses) * d * a * (g.ring > 1), group=g.ring),
+        _self_attention(model, g, N + T, S1, L),
+        Op("dit_ulysses_a2a_out", "alltoall", L + Ls, bytes_=s * d * a, group=g.ulysses),
+        Op("dit_o", "gemm", L, m=main, n=d, k=d, w_bytes=w, a_bytes=a),
+        Op("dit_ffn_up", "gemm", L, m=main, n=up, k=d, w_bytes=w, a_bytes=a),
+        Op("dit_ffn_act", "stream", L, bytes_=(3 if dz.gated_ffn else 2) * main * F * a),
+        Op("dit_ffn_down", "gemm", L, m=main, n=d, k=F, w_bytes=w, a_bytes=a),
+        Op("dit_norms_modulation", "stream", L, bytes_=16 * s * d * a, kernels=6.0),
+        Op("dit_fsdp_allgather", "allgather", L, bytes_=dit_block_params(model) * w * g.fsdp, group=g.sp),
+        Op("dit_head", "gemm", 1, m=n, n=patch, k=d, w_bytes=w, a_bytes=a),
+        Op("dit_gather_output", "allgather", 1, bytes_=N * patch * a, group=g.sp),
+        Op("dit_cfg_gather", "allgather", 1, bytes_=N * patch * a * (g.cfg_parallel > 1), group=g.cfg_parallel),
+    ]
+    if dz.block == "mmdit":
+        dt = dz.text_hidden_size or d
+        ft = F * dt // d
+        ops += [
+            Op("dit_text_qkv", "gemm", L, m=t, n=3 * d, k=dt, w_bytes=w, a_bytes=a),
+            Op("dit_text_o", "gemm", L, m=t, n=dt, k=d, w_bytes=w, a_bytes=a),
+            Op("dit_text_ffn_up", "gemm", L, m=t, n=(2 if dz.gated_ffn else 1) * ft, k=dt, w_bytes=w, a_bytes=a),
+            Op("dit_text_ffn_down", "gemm", L, m=t, n=dt, k=ft, w_bytes=w, a_bytes=a),
+        ]
+    if Ls:
+        _, single = dz.block_params(d, F)
+        ops += [
+            Op("dit_single_modulation", "gemm", Ls, m=B, n=3 * d, k=d, w_bytes=w, a_bytes=a),
+            Op("dit_single_linear1", "gemm", Ls, m=s, n=3 * d + F, k=d, w_bytes=w, a_bytes=a),
+            _self_attention(model, g, N + T, S1, Ls, "dit_single_attention"),
+            Op("dit_single_act", "stream", Ls, bytes_=2 * s * F * a),
+            Op("dit_single_linear2", "gemm", Ls, m=s, n=d, k=d + F, w_bytes=w, a_bytes=a),
+            Op("dit_single_norms", "stream", Ls, bytes_=8 * s * d * a, kernels=3.0),
+            Op("dit_single_fsdp_allgather", "allgather", Ls, bytes_=single * w * g.fsdp, group=g.sp),
+        ]
+    return ops
+
+
+def unet_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
+    """SDXL-style UNet forward over `batch` latents of `tokens` pixels each, on one chip.
+
+    Convolutions are implicit GEMMs (M = output pixels, N = out channels, K = 9 x in channels)
+    at the weight precision; a level's transformer stack has proj_in/out around `depth` blocks of
+    self-attention (its pixels attend to each other), cross-attention to `text_len` tokens and a
+    GEGLU FFN (c -> 2 x 4c -> c). Down levels run `layers_per_block` ResNets, up levels one more
+    over the concatenated skip; the middle block two ResNets around its stack."""
+    dz = model.diffusion
+    u, B, w, a = dz.unet, g.batch, g.w_bytes, g.a_bytes
+    T, ctx = dz.text_len, u.cross_attention_dim
+    ops: list[Op] = []
+
+    def conv(name, px, cin, cout, k=9):
+        ops.append(Op(name, "gemm", 1, m=B * px, n=cout, k=k * cin, w_bytes=w, a_bytes=a))
+
+    def resnet(tag, px, cin, cout):
+        conv(f"{tag}_conv1", px, cin, cout)
+        conv(f"{tag}_conv2", px, cout, cout)
+        if cin != cout:
+            conv(f"{tag}_shortcut", px, cin, cout, k=1)
+        ops.append(Op(f"{tag}_norm_act", "stream", 2, bytes_=4 * B * px * cout * a, kernels=2.0))
+
+    def stack(tag, px, c, depth):
+        if not depth:
+            return
+        m = B * px
+        ops.extend([
+            Op(f"{tag}_proj", "gemm", 2, m=m, n=c, k=c, w_bytes=w, a_bytes=a),
+            Op(f"{tag}_qkv", "gemm", depth, m=m, n=3 * c, k=c, w_bytes=w, a_bytes=a),
+            Op(f"{tag}_self_attention", "attention", depth, flops_=4.0 * m * px * c, bytes_=4.0 * m * c * a),
+            Op(f"{tag}_o", "gemm", 2 * depth, m=m, n=c, k=c, w_bytes=w, a_bytes=a),
+            Op(f"{tag}_cross_q", "gemm", depth, m=m, n=c, k=c, w_bytes=w, a_bytes=a),
+            Op(f"{tag}_cross_kv", "gemm", depth, m=B * T, n=2 * c, k=ctx, w_bytes=w, a_bytes=a),
+            Op(f"{tag}_cross_attention", "attention", depth, flops_=4.0 * m * T * c, bytes_=(2 * m + 2 * B * T) * c * a),
+            Op(f"{tag}_ff_up", "gemm", depth, m=m, n=8 * c, k=c, w_bytes=w, a_bytes=a),
+            Op(f"{tag}_ff_down", "gemm", depth, m=m, n=c, k=4 * c, w_bytes=w, a_bytes=a),
+            Op(f"{tag}_norms", "stream", depth, bytes_=(6 * c + 12 * c) * m * a, kernels=4.0),
+        ])
+
+    ch, px0 = u.block_out_channels, g.tokens
+    conv("unet_conv_in", px0, u.in_channels, ch[0])
+    prev = ch[0]
+    for i, c in enumerate(ch):
+        px = px0 / 4 ** i
+        for j in range(u.layers_per_block):
+            resnet(f"unet_down{i}_res{j}", px, prev, c)
+            stack(f"unet_down{i}_attn{j}", px, c, u.transformer_layers[i])
+            prev = c
+        if i < len(ch) - 1:
+            conv(f"unet_down{i}_downsample", px / 4, c, c)
+    px = px0 / 4 ** (len(ch) - 1)
+    resnet("unet_mid_res0", px, prev, prev)
+    stack("unet_mid_attn", px, prev, u.mid_transformer_layers)
+    resnet("unet_mid_res1", px, prev, prev)
+    for i in reversed(range(len(ch))):
+        c, px = ch[i], px0 / 4 ** i
+        for j in range(u.layers_per_block + 1):
+            resnet(f"unet_up{i}_res{j}", px, prev + c, c)
+            stack(f"unet_up{i}_attn{j}", px, c, u.transformer_layers[i])
+            prev = c
+        if i > 0:
+            conv(f"unet_up{i}_upsample", px * 4, c, c)
+    conv("unet_conv_out", px0, ch[0], u.in_channels)
     return ops
 
 
 def text_encoder_ops(model: ModelSpec, prompts: float, a_bytes: float = 2.0) -> list[Op]:
-    """umT5-XXL encoder over `prompts` padded prompts of `text_len` tokens, bf16, one chip."""
-    te, T = model.diffusion.text_encoder, prompts * model.diffusion.text_len
-    inner, w = te.num_heads * te.head_dim, 2.0
-    up = (2 if te.gated_ffn else 1) * te.d_ff
-    return [
-        Op("t5_embedding", "stream", 1, bytes_=T * te.d_model * 2 * a_bytes),
-        Op("t5_qkv", "gemm", te.num_layers, m=T, n=3 * inner, k=te.d_model, w_bytes=w, a_bytes=a_bytes),
-        Op("t5_attention", "attention", te.num_layers, flops_=4.0 * T * model.diffusion.text_len * inner,
-           bytes_=4 * T * inner * a_bytes),
-        Op("t5_o", "gemm", te.num_layers, m=T, n=te.d_model, k=inner, w_bytes=w, a_bytes=a_bytes),
-        Op("t5_ffn_up", "gemm", te.num_layers, m=T, n=up, k=te.d_model, w_bytes=w, a_bytes=a_bytes),
-        Op("t5_ffn_down", "gemm", te.num_layers, m=T, n=te.d_model, k=te.d_ff, w_bytes=w, a_bytes=a_bytes),
-        Op("t5_norms", "stream", te.num_layers, bytes_=T * (6 * te.d_model + 2 * te.d_ff) * a_bytes, kernels=4.0),
-    ]
+    """Every text encoder of the pipeline over `prompts` prompts, each padded to the encoder's
+    `max_tokens`, bf16, on one chip (Wan: umT5-XXL over 512 tokens; FLUX: CLIP-L 77 + T5-XXL 512)."""
+    ops: list[Op] = []
+    for te in model.diffusion.encoders():
+        tag, L, S = (te.name or "text").replace("-", "_"), te.num_layers, te.max_tokens
+        T = prompts * S
+        inner, w = te.num_heads * te.head_dim, 2.0
+        up = (2 if te.gated_ffn else 1) * te.d_ff
+        ops += [
+            Op(f"{tag}_embedding", "stream", 1, bytes_=T * te.d_model * 2 * a_bytes),
+            Op(f"{tag}_qkv", "gemm", L, m=T, n=3 * inner, k=te.d_model, w_bytes=w, a_bytes=a_bytes),
+            Op(f"{tag}_attention", "attention", L, flops_=4.0 * T * S * inner, bytes_=4 * T * inner * a_bytes),
+            Op(f"{tag}_o", "gemm", L, m=T, n=te.d_model, k=inner, w_bytes=w, a_bytes=a_bytes),
+            Op(f"{tag}_ffn_up", "gemm", L, m=T, n=up, k=te.d_model, w_bytes=w, a_bytes=a_bytes),
+            Op(f"{tag}_ffn_down", "gemm", L, m=T, n=te.d_model, k=te.d_ff, w_bytes=w, a_bytes=a_bytes),
+            Op(f"{tag}_norms", "stream", L, bytes_=T * (6 * te.d_model + 2 * te.d_ff) * a_bytes, kernels=4.0),
+        ]
+    return ops
 
 
-def vae_decode_ops(model: ModelSpec, height_px: int, width_px: int, frames: int) -> list[Op]:
-    """Wan-VAE decoder: 3x3x3 convolutions over every output pixel-frame (FLOPs per output
-    pixel from the decoder's stages, ~7.8 MFLOP for Wan-VAE) in the VAE's dtype (fp32, TF32
-    convolutions); each conv reads and writes its feature map once."""
+def vae_tile_factor(model: ModelSpec, height_px: int, width_px: int) -> float:
+    """Work multiplier of tiled decoding: overlapping tiles decode each output pixel about
+    1/(1-overlap)^2 times (only when the frame is larger than one tile)."""
+    vae = model.diffusion.vae
+    if not vae.tile_px or max(height_px, width_px) <= vae.tile_px:
+        return 1.0
+    return 1.0 / (1.0 - vae.tile_overlap) ** 2
+
+
+def vae_decode_ops(model: ModelSpec, height_px: int, width_px: int, frames: int, samples: float = 1.0,
+                   tiled: bool = False) -> list[Op]:
+    """VAE decoder: 3x3x3 (video) or 3x3 (image) convolutions over every output pixel-frame
+    (FLOPs per output pixel from the decoder's stages and upsample convolutions) plus the middle
+    block's attention, in the VAE's dtype; each conv's feature map is read and written by the conv,
+    its GroupNorm and its SiLU. `tiled`: overlapping tiles (more work, a tile-sized workspace)."""
     vae, dz = model.diffusion.vae, model.diffusion
-    px = float(height_px) * width_px * frames
+    factor = vae_tile_factor(model, height_px, width_px) if tiled else 1.0
+    px = float(height_px) * width_px * frames * samples * factor
     flops = vae.decode_flops_per_output_px(dz.vae_stride[0]) * px
+    # Middle-block attention over each latent frame (in one tile when tiled).
+    lt, lh, lw = dz.latent_grid(height_px, width_px, frames)
+    lat_px = float(lh * lw) if not tiled or not vae.tile_px else min(float(lh * lw), (vae.tile_px / dz.vae_stride[1]) ** 2)
+    flops += vae.mid_attention_flops(lat_px, lt * samples * (lh * lw / lat_px))
     chans = [vae.base_dim * m for m in reversed(vae.dim_mult)]
     convs = 2 * (vae.num_res_blocks + 1)
-    fmap_bytes = sum(convs * 2 * c * px / 4 ** (len(chans) - 1 - i) for i, c in enumerate(chans)) * vae.dtype_bytes
-    return [Op("vae_decode", "fused", 1, flops_=flops, bytes_=fmap_bytes, kernels=float(convs * len(chans) + 4))]
+    # Each convolution reads and writes its feature map, and its GroupNorm and SiLU each read and
+    # write it once more (separate kernels in the eager PyTorch decoders): 6 passes per conv.
+    fmap_bytes = sum(convs * 6 * c * px / 4 ** (len(chans) - 1 - i) for i, c in enumerate(chans)) * vae.dtype_bytes
+    return [Op("vae_decode", "fused", 1, flops_=flops, bytes_=fmap_bytes, kernels=float(3 * convs * len(chans) + 4))]

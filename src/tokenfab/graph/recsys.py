@@ -21,6 +21,7 @@ import numpy as np
 
 from tokenfab.graph.ops import Op
 from tokenfab.graph.registry import register_family
+from tokenfab.graph.transformer import BF16_GEMM
 from tokenfab.specs import ModelSpec
 
 register_family("dlrm", "dlrm_v2", "dlrm", when=lambda m: m.kind == "recsys", kind="recsys")(None)
@@ -59,10 +60,20 @@ def _embedding_ops(model: ModelSpec, r: RecShape, rows_per_item: float, items) -
     ]
 
 
+HIGH_ACCURACY = 0.999
+"""MLPerf's high-accuracy target: from here the DCN interaction runs in fp16 (RecsysSpec.accuracy_target)."""
+
+
 def dlrm_ops(model: ModelSpec, r: RecShape) -> list[Op]:
     rec, B, a, w = model.recsys, r.batch, r.a_bytes, r.w_bytes
     ops = _embedding_ops(model, r, rec.lookups_per_sample, B)
+    n_bottom = len(rec.bottom_mlp)
+    n_dcn = rec.dcn_layers * (2 if rec.dcn_rank else 1)
+    fp16_dcn = rec.accuracy_target >= HIGH_ACCURACY - 1e-12
     for i, (k, n) in enumerate(rec.mlp_layers()):
+        if fp16_dcn and n_bottom <= i < n_bottom + n_dcn:  # interaction at fp16: the bf16 path
+            ops.append(Op(f"dense_{i}", "gemm", 1, m=B, n=n, k=k, w_bytes=2.0, a_bytes=a, meta=BF16_GEMM))
+            continue
         ops.append(Op(f"dense_{i}", "gemm", 1, m=B, n=n, k=k, w_bytes=w, a_bytes=a))
     # Inference engines (TensorRT) write pooled rows straight into the interaction buffer and
     # fuse bias + ReLU into the GEMM epilogues; a DCN layer's x0 * (.) + x_l epilogue reads x0

@@ -1,7 +1,10 @@
-"""Vision encoder of a VLM (Qwen2-VL / Qwen2.5-VL): ViT over patches, window attention, merger.
+"""Vision encoder of a VLM (Qwen2-VL / Qwen2.5-VL / Qwen3-VL): ViT over patches, window attention, merger.
 
-An image of H x W pixels becomes a grid of (H/14) x (W/14) patches (sides rounded to multiples of
-patch x merge = 28 px); a video clip of F frames adds F/2 temporal patches. The ViT runs over
+An image of H x W pixels is resized by Qwen's smart_resize (sides rounded to multiples of patch x
+merge = 28 px for 14 px patches, 32 px for Qwen3-VL's 16 px patches; area kept between the
+processor's min_pixels and max_pixels) and becomes a grid of (H/patch) x (W/patch) patches; a video
+clip of F frames adds F/2 temporal patches. Qwen3-VL attends over the whole item in all 27 layers
+and merges three intermediate layers' features too (DeepStack: one more merger each). The ViT runs over
 every patch of an item (Qwen2.5-VL: 32 layers of width 1280; 28 layers attend inside 112-px
 windows of 8x8 = 64 patches, 4 attend over the whole item), then the merger concatenates 2x2
 neighbours and projects them to the LLM width, so the LLM sees patches / 4 tokens per item.
@@ -37,6 +40,7 @@ def encoder_ops(model: ModelSpec, s: StepShape) -> list[Op]:
     up = (2 if v.gated_mlp else 1) * I / tp
     merged = Np / v.spatial_merge_size ** 2
     mw = h * v.spatial_merge_size ** 2
+    mergers = 1 + v.deepstack_layers  # Qwen3-VL: the final merger and one per DeepStack layer
     ops = [
         Op("vit_patch_embed", "gemm", 1, m=Np, n=h, k=v.in_channels * v.temporal_patch_size * v.patch_size ** 2,
            w_bytes=w, a_bytes=a),
@@ -46,9 +50,9 @@ def encoder_ops(model: ModelSpec, s: StepShape) -> list[Op]:
         Op("vit_mlp_down", "gemm", v.depth, m=Np, n=h, k=I / tp, w_bytes=w, a_bytes=a),
         Op("vit_norms_act", "stream", v.depth, bytes_=Np * (8 * h + 3 * I / tp) * a, kernels=4.0),
         Op("vit_allreduce", "allreduce", 2 * v.depth, bytes_=Np * h * a, group=tp),
-        Op("vit_merger_fc1", "gemm", 1, m=merged, n=mw / tp, k=mw, w_bytes=w, a_bytes=a),
-        Op("vit_merger_fc2", "gemm", 1, m=merged, n=v.out_hidden_size, k=mw / tp, w_bytes=w, a_bytes=a),
-        Op("vit_merger_allreduce", "allreduce", 1, bytes_=merged * v.out_hidden_size * a, group=tp),
+        Op("vit_merger_fc1", "gemm", mergers, m=merged, n=mw / tp, k=mw, w_bytes=w, a_bytes=a),
+        Op("vit_merger_fc2", "gemm", mergers, m=merged, n=v.out_hidden_size, k=mw / tp, w_bytes=w, a_bytes=a),
+        Op("vit_merger_allreduce", "allreduce", mergers, bytes_=merged * v.out_hidden_size * a, group=tp),
     ]
     # Attention: 2 (QK^T) + 2 (PV) FLOPs per key per head-dim element; heads split over tp.
     if n_full:

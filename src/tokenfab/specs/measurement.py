@@ -19,20 +19,22 @@ from tokenfab.specs.base import Spec, SpecError, format_validation_error
 Scenario = Literal[
     "offline", "server", "interactive", "throughput", "prefill", "decode",
     "gemm", "attention", "bandwidth", "allreduce", "allgather", "reducescatter", "alltoall", "p2p", "op",
-    "video_gen", "image_gen",
+    "video_gen", "image_gen", "generation", "training",
 ]
 Metric = Literal[
     "output_tok_s", "total_tok_s", "input_tok_s",
     "ttft_ms_mean", "ttft_ms_p50", "ttft_ms_p90", "ttft_ms_p99",
     "tpot_ms_mean", "tpot_ms_p50", "tpot_ms_p90", "tpot_ms_p99",
     "e2e_latency_ms_mean", "tflops", "tb_s", "gb_s_busbw", "gb_s_algbw", "latency_us", "requests_s",
-    "samples_s", "latency_s",
+    "samples_s", "latency_s", "e2e_latency_ms_p50", "e2e_latency_ms_p90", "e2e_latency_ms_p99",
+    "tokens_s", "mfu", "step_time_s", "chip_hours",
 ]
-MeasPrecision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4"]
+MeasPrecision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4", "mixed"]
 
 END_TO_END_SCENARIOS = ("offline", "server", "interactive", "throughput", "prefill", "decode", "video_gen",
-                        "image_gen")
-"""Scenarios that describe a whole deployment (a model served on chips)."""
+                        "image_gen", "generation", "training")
+"""Scenarios that describe a whole deployment (a model served on chips, or trained: `training`, whose
+metrics are `tokens_s` trained, `mfu`, `step_time_s` and `chip_hours` of a run)."""
 MICRO_SCENARIOS = ("gemm", "attention", "bandwidth", "allreduce", "allgather", "reducescatter", "alltoall",
                    "p2p", "op")
 """Scenarios that time one kernel, one operator or one collective (calibration may use these)."""

@@ -211,16 +211,13 @@ class ModelSpec(Spec):
             return self.recsys.dense_params() + self.recsys.embedding_params()
         return self._llm_total_params() + self.encoder_params()
 
-    def _dit_params(self) -> int:
-        """Wan-style DiT: self-attention, cross-attention (q,k,v,o), FFN per block, with biases;
-        patch embedding, text and time embeddings, head."""
-        d, f, dz = self.hidden_size, self.intermediate_size, self.diffusion
-        attn = 4 * d * d + 4 * d
-        cross = attn if dz.cross_attention else 0
-        ffn = 2 * d * f + f + d
-        patch = dz.latent_channels * dz.patch[0] * dz.patch[1] * dz.patch[2]
-        embeds = patch * d + dz.text_dim * d + d * d + dz.freq_dim * d + d * d + d * 6 * d
-        return self.num_layers * (attn + cross + ffn + 6 * d) + embeds + d * patch
+    def _dit_params(self, experts: bool = True) -> int:
+        """The denoiser's weights by its block kind (`DiffusionSpec.dit_params`): Wan-style
+        cross-attention DiT, MMDiT dual/single-stream blocks, joint blocks, or a UNet; every
+        expert held in memory when `experts` (Wan2.2-A14B: two), one otherwise."""
+        dz = self.diffusion
+        one = dz.dit_params(self.hidden_size, self.intermediate_size, self.num_layers)
+        return one * (dz.experts if experts else 1)
 
     def _llm_total_params(self) -> int:
         dense_mlp = self.mlp_params(self.intermediate_size)
@@ -235,7 +232,7 @@ class ModelSpec(Spec):
         """Weights touched per token (top-k routed + shared experts; LM head, not input table).
         Diffusion and recommendation models: every weight but the embedding tables."""
         if self.kind == "diffusion":
-            return self._dit_params()
+            return self._dit_params(experts=False)
         if self.kind == "recsys":
             return self.recsys.dense_params()
         dense_mlp = self.mlp_params(self.intermediate_size)
@@ -479,7 +476,9 @@ def _vision_section(vc: dict[str, Any], llm_width: int) -> dict[str, Any]:
                 spatial_merge_size=vc.get("spatial_merge_size", 2), window_size=vc.get("window_size", 0),
                 num_full_attention_layers=len(full), out_hidden_size=vc.get("out_hidden_size") or llm_width,
                 in_channels=vc.get("in_channels") or vc.get("in_chans", 3),
-                gated_mlp=vc.get("model_type") != "qwen2_vl" and "mlp_ratio" not in vc)
+                gated_mlp=vc.get("model_type") != "qwen2_vl" and "mlp_ratio" not in vc
+                and vc.get("hidden_act", "silu") == "silu",
+                deepstack_layers=len(vc.get("deepstack_visual_indexes") or []))
 
 
 def _need(value: Any, name: str) -> Any:

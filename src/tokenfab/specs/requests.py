@@ -3,6 +3,8 @@ recommendation scoring. Every field has a default, so `tokenfab estimate` needs 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from tokenfab.specs.base import Spec
@@ -25,7 +27,25 @@ class GenerationRequest(Spec):
     t5_on_cpu: bool = False
     """Text encoder on the host (`--t5_cpu`): no GPU memory or time for it."""
     slo_latency_s: float | None = Field(default=None, gt=0)
-    """Limit on the time to generate one video, s."""
+    """Limit on the time to generate one video (or one batch of images), s."""
+    batch: int = Field(default=1, gt=0, le=4096)
+    """Samples generated together in each forward (throughput at a batch; latency is the batch's)."""
+    cfg_parallel: bool | None = None
+    """Run the two guidance branches on two groups of chips (xDiT-style CFG parallelism); None:
+    searched where the model uses classifier-free guidance."""
+    cache_skip_rate: float = Field(default=0.0, ge=0, lt=1)
+    """Step caching (TeaCache / First-Block-Cache): fraction of denoising steps whose forward is
+    skipped and its residual reused."""
+    cache_kind: Literal["fbcache", "teacache"] = "fbcache"
+    """`fbcache`: a skipped step still runs the first block (to decide); `teacache`: it runs nothing
+    but the timestep-embedding check."""
+    attention_kernel: Literal["pipeline", "fa2", "fa3"] = "pipeline"
+    """Attention kernel: the model's reference pipeline's (`pipeline`), FlashAttention-2 class
+    (PyTorch SDPA: 35% of peak on Hopper, FlashAttention-3 paper) or FlashAttention-3 /
+    TensorRT class (the chip's calibrated attention efficiency)."""
+    vae_tiling: bool | None = None
+    """Decode the VAE in overlapping tiles (less memory, more work); None: only when the untiled
+    decode does not fit."""
 
 
 class RecsysRequest(Spec):
@@ -34,4 +54,16 @@ class RecsysRequest(Spec):
     slo_latency_ms: float | None = Field(default=None, gt=0)
     """Limit on query latency (MLPerf DLRMv2 Server: 60 ms at p99); None: offline throughput."""
     batch: int | None = Field(default=None, gt=0)
-    """Pairs (DLRM) or requests (HSTU) per chip per step; None: searched."""
+    """Pairs (DLRM) or requests (HSTU) per chip per step; None: searched (never above what the
+    latency SLO allows)."""
+    history_len: int | None = Field(default=None, gt=0, le=1_000_000)
+    """User-history tokens per HSTU request; None: the model's `max_seq_len`."""
+    num_candidates: int | None = Field(default=None, gt=0, le=1_000_000)
+    """Candidate items scored per HSTU request; None: the model's."""
+    embedding_tier: Literal["auto", "hbm", "dram", "ssd"] = "auto"
+    """Where embedding rows that do not fit HBM live (HBM then holds the hottest rows as a
+    cache); `hbm`: every row in HBM (the tables must fit); `auto`: HBM if they fit, else host
+    DRAM if it holds them, else SSD."""
+    embedding_hit_rate: float | None = Field(default=None, ge=0, le=1)
+    """Share of lookups the HBM cache serves when tables spill to DRAM/SSD; None: estimated for
+    Zipf(1)-distributed item popularity from the cached share of rows."""

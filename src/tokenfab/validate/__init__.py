@@ -21,6 +21,8 @@ from tokenfab.validate.deployment import predict_deployment
 from tokenfab.validate.micro import Unpredictable, predict_micro
 
 THROUGHPUT_METRICS = ("output_tok_s", "total_tok_s", "input_tok_s", "requests_s", "samples_s")
+TRAINING_METRICS = ("tokens_s", "mfu", "step_time_s", "chip_hours")
+"""Metrics of training runs (scenario `training`); their class is `training`."""
 LATENCY_METRICS = ("ttft_ms_mean", "ttft_ms_p50", "ttft_ms_p90", "ttft_ms_p99", "tpot_ms_mean", "tpot_ms_p50",
                    "tpot_ms_p90", "tpot_ms_p99", "e2e_latency_ms_mean", "latency_s")
 
@@ -57,6 +59,9 @@ def predict_row(row: MeasurementRow, server_sim: bool = False) -> tuple[float, s
         eff = efficiency_for(chip)
         where = "calibrated" if eff.source.startswith("calibrated") else eff.source
         return predict_micro(row, chip, eff), f"efficiency: {where}"
+    if row.scenario == "training":
+        from tokenfab.validate.training import predict_training
+        return predict_training(row)
     from tokenfab.validate.workloads import predict_workload
     workload = predict_workload(row)  # diffusion / recommendation models (None for LLMs)
     if workload is not None:
@@ -134,7 +139,9 @@ def _grouped(results: list[RowResult], key) -> dict:
 
 
 def metric_class(metric: str) -> str:
-    """`throughput`, `latency` or `micro` (kernel / collective figures)."""
+    """`throughput`, `latency`, `training` (a training run's figures) or `micro` (kernel / collective)."""
+    if metric in TRAINING_METRICS:
+        return "training"
     if metric in THROUGHPUT_METRICS:
         return "throughput"
     if metric in LATENCY_METRICS:

@@ -22,9 +22,12 @@ def measurements_dir() -> Path:
 
 
 def shipped_csvs() -> list[Path]:
-    """What `tokenfab validate` scores by default: the public measurement set and the modern
-    deployments set (disaggregated pools, wide EP, MTP: `deployments.csv`)."""
-    return [public_csv(), measurements_dir() / "deployments.csv"]
+    """What `tokenfab validate` scores by default: the public measurement set, the modern
+    deployments set (disaggregated pools, wide EP, MTP: `deployments.csv`) and the image/video
+    generation and recommendation set (`generation.csv`), and published training runs
+    (`training.csv`, scenario `training`: `validate.training`)."""
+    return [public_csv(), measurements_dir() / "deployments.csv"] + [
+        p for p in (measurements_dir() / "generation.csv", measurements_dir() / "training.csv") if p.exists()]
 
 
 def public_csv() -> Path:

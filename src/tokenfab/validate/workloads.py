@@ -1,8 +1,13 @@
 """Predictions for rows of diffusion and recommendation models (not prefill/decode serving).
 
-- `video_gen` / `image_gen` rows (metric `latency_s` or `e2e_latency_ms_mean`): the generation
-  estimate at the row's chip count and precision (bf16 when not stated) for the request written
-  in the row's notes as `gen=WxHxF steps=N` (optional `guidance=G`, `t5_cpu`, `ulysses=U`).
+- `generation` rows (and the older `video_gen` / `image_gen`): the generation estimate at the
+  row's chip count and precision (bf16 when not stated or `mixed`) for the request in the first
+  field of the row's notes, `resolution=WxH;frames=F;steps=N` (frames 1 for images), or the older
+  `gen=WxHxF steps=N`; optional `guidance=G`, `batch=B` (samples per forward), `cfg_batched`,
+  `cfg_parallel`, `cache=S` (step-cache skip rate), `ulysses=U`, `t5_cpu`, `attention=fa2|fa3`,
+  `instances=K` (independent copies on the row's chips). Metrics: `latency_s`,
+  `e2e_latency_ms_mean/p50/p90/p99` (one request's latency: the estimate is deterministic) and
+  `samples_s` (batch / latency x instances).
 - Recommendation rows (MLPerf DLRMv2 `offline` / `server`, metric `samples_s`): the recsys
   estimate at the row's chip count; Server rows bound the query latency by the scenario's limit
   (`latency_bound_ms=` in the notes, else MLPerf DLRMv2's 60 ms).
@@ -20,9 +25,34 @@ from tokenfab.validate.micro import Unpredictable
 from tokenfab import workloads
 
 _GEN = re.compile(r"gen=(\d+)x(\d+)x(\d+)")
-_NUM = {k: re.compile(rf"\b{k}=([0-9]+(?:\.[0-9]+)?)") for k in ("steps", "guidance", "ulysses", "latency_bound_ms")}
+_SHAPE = re.compile(r"^\s*resolution=(\d+)x(\d+);frames=(\d+);steps=(\d+)")
+_NUM = {k: re.compile(rf"\b{k}=([0-9]+(?:\.[0-9]+)?)") for k in
+        ("steps", "guidance", "ulysses", "latency_bound_ms", "batch", "cache", "instances")}
+_ATTN = re.compile(r"\battention=(fa2|fa3)\b")
+GEN_LATENCY = {"latency_s": 1.0, "e2e_latency_ms_mean": 1e3, "e2e_latency_ms_p50": 1e3,
+               "e2e_latency_ms_p90": 1e3, "e2e_latency_ms_p99": 1e3}
+"""Latency metrics of generation rows and their unit per second."""
 DLRM_SERVER_LATENCY_MS = 60.0
 """MLPerf Inference DLRMv2 Server latency bound (p99)."""
+
+
+_MEDIA = re.compile(r"\bimages=(\d+)")
+_IMAGE_PX = re.compile(r"\bimage=(\d+)x(\d+)")
+_VIDEO_FRAMES = re.compile(r"\bvideo_frames=(\d+)")
+
+
+def with_row_media(traffic, notes: str):
+    """A VLM serving row's traffic with the images / video its notes state (`images=N`,
+    `image=WxH` per image or frame, `video_frames=F`), so its prompt carries their tokens by the
+    model family's rules (graph.requests.request_shape). Rows without them are returned as is.
+    (The LLM deployment path in validate/deployment.py can call this on each row's Traffic.)"""
+    n, px, fr = _MEDIA.search(notes), _IMAGE_PX.search(notes), _VIDEO_FRAMES.search(notes)
+    if not (n or fr):
+        return traffic
+    update = {"images": int(n.group(1)) if n else 0, "video_frames": int(fr.group(1)) if fr else 0}
+    if px:
+        update.update(image_width_px=int(px.group(1)), image_height_px=int(px.group(2)))
+    return traffic.model_copy(update=update)
 
 
 def _num(row: MeasurementRow, key: str) -> float | None:
@@ -53,22 +83,46 @@ def predict_workload(row: MeasurementRow) -> tuple[float, str] | None:
         raise Unpredictable(str(exc)) from None
 
 
+def generation_request(row: MeasurementRow) -> tuple[GenerationRequest, int]:
+    """(request, instances) stated by a generation row's notes."""
+    shape = _SHAPE.search(row.notes)
+    if shape:
+        w, h, frames, steps = (int(x) for x in shape.groups())
+    else:
+        m = _GEN.search(row.notes)
+        if not m:
+            raise Unpredictable("generation request not stated (notes must start resolution=WxH;frames=F;steps=N)")
+        w, h, frames = (int(x) for x in m.groups())
+        st = _num(row, "steps")
+        steps = int(st) if st else None
+    guidance, batch, cache, inst = _num(row, "guidance"), _num(row, "batch"), _num(row, "cache"), _num(row, "instances")
+    attn = _ATTN.search(row.notes)
+    req = GenerationRequest(width_px=w, height_px=h, frames=frames, steps=steps, guidance=guidance,
+                            t5_on_cpu="t5_cpu" in row.notes, batch=int(batch) if batch else 1,
+                            cfg_batched="cfg_batched" in row.notes,
+                            cfg_parallel=True if "cfg_parallel" in row.notes else False,
+                            cache_skip_rate=cache or 0.0, attention_kernel=attn.group(1) if attn else "pipeline")
+    return req, int(inst) if inst else 1
+
+
 def _generation(row, model, chip, n):
-    m = _GEN.search(row.notes)
-    if not m:
-        raise Unpredictable("generation request not stated (notes need gen=WxHxF)")
-    steps, guidance = _num(row, "steps"), _num(row, "guidance")
-    req = GenerationRequest(width_px=int(m.group(1)), height_px=int(m.group(2)), frames=int(m.group(3)),
-                            steps=int(steps) if steps else None, guidance=guidance, t5_on_cpu="t5_cpu" in row.notes)
+    req, instances = generation_request(row)
+    if n % instances:
+        raise Unpredictable(f"instances={instances} does not divide the row's {n} chips")
+    per = n // instances
     u = _num(row, "ulysses")
-    est = workloads.estimate_generation(model, chip, req, num_chips=n, precision=row.weight_precision or "bf16",
-                                        max_chips=n, ulysses=int(u) if u else None)
-    value = {"latency_s": est.latency_s, "e2e_latency_ms_mean": est.latency_s * 1e3}.get(row.metric)
-    if value is None:
+    prec = row.weight_precision if row.weight_precision not in (None, "mixed") else "bf16"
+    est = workloads.estimate_generation(model, chip, req, num_chips=per, precision=prec, max_chips=per,
+                                        ulysses=int(u) if u else None)
+    if row.metric in GEN_LATENCY:
+        value = est.latency_s * GEN_LATENCY[row.metric]
+    elif row.metric == "samples_s":
+        value = est.samples_s * instances / (n if row.per == "chip" else 1)
+    else:
         raise Unpredictable(f"metric {row.metric} not modelled for generation rows")
-    return value, (f"{est.weight_precision} ulysses {est.ulysses} x ring {est.ring}{' fsdp' if est.fsdp else ''}; "
-                   f"{est.latent_tokens} tokens; text {est.text_encoder_s:.1f} s + denoise {est.denoise_s:.1f} s "
-                   f"+ VAE {est.vae_decode_s:.1f} s")
+    return value, (f"{est.weight_precision} ulysses {est.ulysses} x ring {est.ring}{' fsdp' if est.fsdp else ''}"
+                   f"{' cfg-parallel' if est.cfg_parallel > 1 else ''}; batch {est.batch}; {est.latent_tokens} tokens; "
+                   f"text {est.text_encoder_s:.2f} s + denoise {est.denoise_s:.2f} s + VAE {est.vae_decode_s:.2f} s")
 
 
 def _recsys(row, model, chip, n):
