@@ -424,20 +424,18 @@ def with_cost(est: Estimate, economics=None, market_rental: bool = False,
 
     pools = est.pools or [{"role": "aggregated", "chip": est.chip, "chip_share": 1.0}]
     try:
-        hours = {p["role"]: tco.chip_hour_cost_for(chip_of(p["chip"]), economics, market_rental) for p in pools}
-        hourly = sum(p["chip_share"] * hours[p["role"]].total_usd_per_hour for p in pools)
-        prefill_cost_share = (est.prefill_time_share if est.mode == "aggregated" else
-                              pools[0]["chip_share"] * hours["prefill"].total_usd_per_hour / hourly)
-        split = tco.usd_per_mtok(hourly, est.input_tok_s_per_chip, est.output_tok_s_per_chip, prefill_cost_share)
+        priced = tco.price_deployment([(p["role"], chip_of(p["chip"]), p["chip_share"]) for p in pools],
+                                      est.input_tok_s_per_chip, est.output_tok_s_per_chip, est.prefill_time_share,
+                                      economics, market_rental)
     except (SpecError, ValueError) as exc:
         row["cost_basis"] = f"no cost: {exc}"
         return row
+    split, hourly = priced.tokens, priced.usd_per_chip_hour
     hit = est.prefix_cache_hit
     tier = KV_TIERS[est.kv_tier or "ssd"]
     row.update(usd_per_mtok_input=split.input_miss_usd_per_mtok / (1.0 - hit),
                usd_per_mtok_cached_input=tier.storage_usd_per_token(est.kv_bytes_per_token) * 1e6,
-               usd_per_mtok_output=split.output_usd_per_mtok, usd_per_chip_hour=hourly,
-               cost_basis=" + ".join(sorted({h.basis for h in hours.values()})))
+               usd_per_mtok_output=split.output_usd_per_mtok, usd_per_chip_hour=hourly, cost_basis=priced.basis)
     if est.images:  # captioning-style traffic: one request's prompt (media tokens included) and answer per image
         per_request = (est.input_len * row["usd_per_mtok_input"] + est.output_len * row["usd_per_mtok_output"]) / 1e6
         row["usd_per_image"] = per_request / est.images

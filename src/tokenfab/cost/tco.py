@@ -189,6 +189,49 @@ def usd_per_mtok(chip_hour_usd: float, input_tok_s_per_chip: float, output_tok_s
                      blended_usd_per_mtok=blended, prefix_cache_hit=prefix_cache_hit)
 
 
+class DeploymentPrice(BaseModel):
+    """What a deployment's chip time costs and how it splits over its tokens (`price_deployment`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    usd_per_chip_hour: float
+    """Mean $/chip-hour over the deployment's chips (each pool at its own chip's price, by chip share)."""
+    hours: dict[str, ChipHourCost]
+    """The chip-hour cost of each pool's chip, by pool role (`aggregated`, `prefill`, `decode`)."""
+    prefill_cost_share: float
+    """Share of chip cost spent on prompts: the prefill time share of one pool, or the prefill pool's
+    share of the cost of separate pools."""
+    tokens: TokenCost | None
+    """$/Mtok by token kind at that split (None when no throughput was given: the chip-hour alone)."""
+    basis: str
+    """How the chip-hours are priced (`owned`, `rental`, both joined with `+` when pools differ)."""
+
+
+def price_deployment(pools: list[tuple[str, Any, float]], input_tok_s_per_chip: float | None,
+                     output_tok_s_per_chip: float | None, prefill_time_share: float, economics: Economics | None = None,
+                     market_rental: bool = False) -> DeploymentPrice:
+    """The one pricing path of a token deployment: `pools` as (role, ChipSpec, chip share) — one
+    `aggregated` pool, or `prefill` and `decode` pools whose shares sum to 1 — and the per-chip
+    throughputs averaged over all its chips. Each pool's chip is priced by `chip_hour_cost_for`; the
+    chip-hour is their share-weighted mean; prompt tokens carry the prefill share of that cost (one
+    pool: its `prefill_time_share`; separate pools: the prefill pool's share of the cost). Without
+    throughputs (None) only the chip-hour is priced. Raises ValueError/SpecError naming what is
+    missing (no price, no quote, no throughput)."""
+    if not pools:
+        raise SpecError("a deployment to price needs at least one pool")
+    hours = {role: chip_hour_cost_for(chip, economics, market_rental) for role, chip, _ in pools}
+    hourly = sum(share * hours[role].total_usd_per_hour for role, _, share in pools)
+    if len(pools) == 1 or "prefill" not in hours:
+        prefill_cost_share = prefill_time_share
+    else:
+        share = next(s for role, _, s in pools if role == "prefill")
+        prefill_cost_share = share * hours["prefill"].total_usd_per_hour / hourly if hourly > 0 else 0.0
+    tokens = (None if output_tok_s_per_chip is None else
+              usd_per_mtok(hourly, input_tok_s_per_chip or 0.0, output_tok_s_per_chip, prefill_cost_share))
+    return DeploymentPrice(usd_per_chip_hour=hourly, hours=hours, prefill_cost_share=prefill_cost_share,
+                           tokens=tokens, basis=" + ".join(sorted({h.basis for h in hours.values()})))
+
+
 def usd_per_video(chip_hour_usd: float, num_chips: int, latency_s: float) -> float:
     """Cost of one generated video: every chip of the deployment for its latency, $/chip-hour × chips
     × latency / 3600."""

@@ -250,13 +250,16 @@ def price_other(dep: dict, chip_hour_usd: float, ctx: "EvalContext", name: str) 
             UNIT_COST_KEYS[dep["kind"]]: unit_usd, "baseline_usd_per_unit": ref, "usd_per_mtok": equiv}
 
 
-def price(dep: dict, chip_hour_usd: float) -> dict:
-    """A deployment's $/Mtok: blended over input + output tokens, and split by phase."""
+def price(dep: dict, chip: ChipSpec, econ: Economics | None) -> dict:
+    """A deployment's $/Mtok through the one pricing path (`tco.price_deployment`, every pool on
+    the design): blended over input + output tokens, and split by phase."""
     from tokenfab.cost import tco
 
-    split = tco.usd_per_mtok(chip_hour_usd, dep["input_tok_s_per_chip"], dep["output_tok_s_per_chip"],
-                             dep["prefill_time_share"])
-    return {**dep, "usd_per_chip_hour": chip_hour_usd, "usd_per_mtok": split.blended_usd_per_mtok,
+    pools = [(p["role"], chip, p["chip_share"]) for p in dep.get("pools") or []] or [("aggregated", chip, 1.0)]
+    priced = tco.price_deployment(pools, dep["input_tok_s_per_chip"], dep["output_tok_s_per_chip"],
+                                  dep["prefill_time_share"], econ or tco.default_economics())
+    split = priced.tokens
+    return {**dep, "usd_per_chip_hour": priced.usd_per_chip_hour, "usd_per_mtok": split.blended_usd_per_mtok,
             "usd_per_mtok_input": split.input_usd_per_mtok, "usd_per_mtok_output": split.output_usd_per_mtok}
 
 
@@ -299,7 +302,7 @@ def run_scenarios(chip: ChipSpec, ident: str, ctx: EvalContext) -> tuple[dict, l
                                f"{lat:.3g} > {lim:g} {unit}")
                 violation = max(violation + lat / lim - 1.0, 1e-3)
             continue
-        row = {"weight": scen.weight, **price(dep, hourly["total"])}
+        row = {"weight": scen.weight, **price(dep, chip, ctx.economics)}
         scenarios[scen.name] = row
         if not dep["meets_slo"]:
             miss = []

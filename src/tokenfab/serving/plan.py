@@ -160,15 +160,23 @@ def _infeasible_reason(ttft, tpot, slo_ttft_ms, slo_tpot_ms, pct) -> str:
 # Cost
 # ---------------------------------------------------------------------------------------------
 
-def chip_hour_usd(chip: ChipSpec) -> tuple[float | None, str]:
-    """(USD per chip-hour, basis or why none) at the shipped economics (`tokenfab.cost.tco`)."""
+def chip_hour_usd(chip: ChipSpec, pools: list[dict] | None = None) -> tuple[float | None, str]:
+    """(USD per chip-hour, basis or why none) at the shipped economics, through the one pricing path
+    (`tco.price_deployment`): one pool of `chip`, or a unit's `pools`, each on its own chip's price,
+    weighted by its chips."""
     from tokenfab.cost import tco
+    from tokenfab.serving.deployment import _chip
 
+    if pools:
+        total = sum(p["chips"] for p in pools)
+        entries = [(p["role"], chip if p["chip"] == chip.id else _chip(p["chip"]), p["chips"] / total) for p in pools]
+    else:
+        entries = [("aggregated", chip, 1.0)]
     try:
-        hourly = tco.chip_hour_cost_for(chip)
+        priced = tco.price_deployment(entries, None, None, 0.0)
     except (SpecError, ValueError) as exc:
         return None, f"no cost: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-    return hourly.total_usd_per_hour, f"{hourly.basis} chip-hour from tokenfab.cost.tco"
+    return priced.usd_per_chip_hour, f"{priced.basis} chip-hour from tokenfab.cost.tco"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,9 +279,7 @@ def plan(model: ModelSpec, chip: ChipSpec, profile: TrafficProfile, slo_ttft_ms:
     feasible = [r for r in rows if r["feasible"]]
     best = max(feasible, key=lambda r: (r["rate_per_chip_rps"], -r["chips_per_unit"])) if feasible else None
     best_agg = max((r for r in feasible if r["mode"] == "aggregated"), key=lambda r: r["rate_per_chip_rps"], default=None)
-    usd_h, basis = chip_hour_usd(chip)
-    if best is not None and best["mode"] != "aggregated":
-        usd_h, basis = _pools_hour_usd(best["pools"], chip, usd_h, basis)
+    usd_h, basis = chip_hour_usd(chip, best["pools"] if best is not None and best["mode"] != "aggregated" else None)
     out = dict(model=model.id, chip=chip.id, traffic=profile.name, slo_ttft_ms=slo_ttft_ms, slo_tpot_ms=slo_tpot_ms,
                percentile=pct, mean_input_tokens=mean_in, mean_output_tokens=mean_out, requests_per_run=requests,
                feasible=best is not None, reason=None if best else _why_none(rows, slo_ttft_ms, slo_tpot_ms, pct),
@@ -282,21 +288,6 @@ def plan(model: ModelSpec, chip: ChipSpec, profile: TrafficProfile, slo_ttft_ms:
                best_aggregated=best_agg, usd_per_chip_hour=usd_h, cost_basis=basis)
     out.update(_fleet(best, tokens_per_day, mean_in, mean_out, usd_h))
     return out
-
-
-def _pools_hour_usd(pools: list[dict], chip: ChipSpec, usd_h, basis):
-    """USD per chip-hour averaged over a unit's pools (pools on other chips at their own price)."""
-    from tokenfab.serving.deployment import _chip
-    if all(p["chip"] == chip.id for p in pools):
-        return usd_h, basis
-    total, bases = 0.0, set()
-    for p in pools:
-        h, b = chip_hour_usd(_chip(p["chip"]))
-        if h is None:
-            return None, b
-        total += h * p["chips"]
-        bases.add(b)
-    return total / sum(p["chips"] for p in pools), "; ".join(sorted(bases))
 
 
 def _estimate_row(est) -> dict | None:

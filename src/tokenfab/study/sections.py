@@ -53,12 +53,13 @@ def economics_for(econ: Economics, quote: RentalQuote | None) -> Economics:
 
 def price(chip: ChipSpec, est: api.Estimate, econ: Economics) -> dict:
     """$/Mtoken of an estimate and the chip-hour cost by part; `available: False` says why not."""
-    try:
-        hourly = tco.chip_hour_cost(chip, econ)
-        split = tco.usd_per_mtok(hourly.total_usd_per_hour, est.input_tok_s_per_chip, est.output_tok_s_per_chip,
-                                 est.prefill_time_share)
+    pools = [(p["role"], chip, p["chip_share"]) for p in est.pools] or [("aggregated", chip, 1.0)]
+    try:  # the study's chip in every pool: its estimates run on one chip
+        priced = tco.price_deployment(pools, est.input_tok_s_per_chip, est.output_tok_s_per_chip,
+                                      est.prefill_time_share, econ)
     except (SpecError, ValueError) as exc:
         return {"available": False, "reason": str(exc)}
+    split, hourly = priced.tokens, next(iter(priced.hours.values()))
     per_mtok_out = hourly.total_usd_per_hour * 1e6 / 3600.0 / est.output_tok_s_per_chip
     total = hourly.total_usd_per_hour or 1.0
     return {
