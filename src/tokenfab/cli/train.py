@@ -1,0 +1,172 @@
+"""`tokenfab train`: step time, MFU, days, chip-hours and cost of a training run on a chip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from tokenfab.cli import options as o
+from tokenfab.cli.common import UserError, console, err_console, handle_errors, print_json, reject_empty
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
+
+
+@handle_errors
+def train(
+    model: str = typer.Option(..., "--model", "-m", help="Model id or config.json path."),
+    chip: str = typer.Option(..., "--chip", "-c", help="Chip id or chip YAML path."),
+    chips: int = typer.Option(..., "--chips", min=1, help="Chips available (the search may leave some idle)."),
+    tokens: Optional[float] = typer.Option(None, "--tokens", help="Training tokens of the run (e.g. 14.8e12); "
+                                           "required unless --rl."),
+    seq_len: int = typer.Option(4096, "--seq-len", min=1, help="Tokens per training sequence."),
+    global_batch_tokens: Optional[float] = typer.Option(None, "--global-batch-tokens",
+                                                        help="Tokens per optimizer step (default 16M = 2^24)."),
+    precision: str = typer.Option("bf16", "--precision", help="GEMM format: bf16 or fp8."),
+    tp: Optional[int] = typer.Option(None, "--tp", min=1, help="Tensor parallelism (searched)."),
+    pp: Optional[int] = typer.Option(None, "--pp", min=1, help="Pipeline stages (searched)."),
+    dp: Optional[int] = typer.Option(None, "--dp", min=1, help="Data parallelism (searched)."),
+    cp: Optional[int] = typer.Option(None, "--cp", min=1, help="Context parallelism (searched)."),
+    ep: Optional[int] = typer.Option(None, "--ep", min=1, help="Expert parallelism of a MoE model (searched)."),
+    zero: Optional[int] = typer.Option(None, "--zero", min=0, max=3, help="ZeRO stage 0-3 (searched)."),
+    recompute: Optional[str] = typer.Option(None, "--recompute", help="none, selective or full (searched)."),
+    schedule: Optional[str] = typer.Option(None, "--schedule",
+                                           help="Pipeline schedule: 1f1b, interleaved, zb-h1, zb-h2, dualpipe (searched)."),
+    micro_batch: Optional[int] = typer.Option(None, "--micro-batch", min=1, help="Sequences per micro-batch (searched)."),
+    lora: bool = typer.Option(False, "--lora", help="LoRA fine-tuning: base weights frozen (no weight gradients, "
+                              "no optimizer states for them)."),
+    overlap: Optional[bool] = typer.Option(None, "--overlap/--no-overlap",
+                                           help="Overlap TP/EP/CP communication with compute (searched)."),
+    rl: bool = typer.Option(False, "--rl", help="One RL post-training step instead of a pretraining run: "
+                            "rollout (inference engine) + reward + log-probs + training + weight sync."),
+    rl_prompts: int = typer.Option(256, "--rl-prompts", min=1, help="RL: prompts per step."),
+    samples_per_prompt: int = typer.Option(8, "--samples-per-prompt", min=1, help="RL: rollouts per prompt."),
+    rollout_isl: int = typer.Option(1024, "--rollout-isl", min=1, help="RL: prompt tokens of a rollout."),
+    rollout_osl: int = typer.Option(4096, "--rollout-osl", min=1, help="RL: generated tokens of a rollout."),
+    logprob_passes: int = typer.Option(1, "--logprob-passes", min=0, help="RL: forward passes for log-probs "
+                                       "(reference / old policy)."),
+    reward_model: Optional[str] = typer.Option(None, "--reward-model", help="RL: reward model id (default: a "
+                                               "rule-based reward, free)."),
+    economics: Optional[Path] = o.EconomicsFile,
+    rental_usd_per_hour: Optional[float] = o.Rental,
+    market_rental: bool = o.MarketRental,
+    json_out: bool = o.Json,
+) -> None:
+    """Train MODEL on CHIP: the fastest mapping (TP, PP and schedule, DP with ZeRO, EP, CP,
+    recomputation, overlap) that fits memory, its step time, MFU, tokens/s, days, chip-hours and $."""
+    from tokenfab import catalog
+    from tokenfab.specs import SpecError
+    from tokenfab.train import TrainingJob, estimate_training
+    from tokenfab.train.search import NoMapping
+
+    reject_empty(**{"--precision": precision, "--recompute": recompute, "--schedule": schedule,
+                    "--reward-model": reward_model})
+    if rl:
+        _rl(model, chip, chips, precision, rl_prompts, samples_per_prompt, rollout_isl, rollout_osl, logprob_passes,
+            reward_model, economics, rental_usd_per_hour, market_rental, json_out)
+        return
+    if tokens is None:
+        raise UserError("--tokens is required (training tokens of the run), unless --rl")
+    if not tokens > 0:
+        raise UserError(f"--tokens must be a positive number of tokens, got {tokens:g}")
+    if global_batch_tokens is not None and not global_batch_tokens > 0:
+        raise UserError(f"--global-batch-tokens must be positive, got {global_batch_tokens:g}")
+    if precision not in ("bf16", "fp8"):
+        raise UserError(f"--precision must be bf16 or fp8, got {precision!r}")
+    spec_model, spec_chip = catalog.load_model(model), catalog.load_chip(chip)
+    if precision == "fp8" and not spec_chip.fp8_tflops:
+        raise UserError(f"{spec_chip.id} has no FP8 math; use --precision bf16")
+    fields = dict(tokens=tokens, seq_len=seq_len, precision=precision, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, zero=zero,
+                  recompute=recompute, schedule=schedule, micro_batch=micro_batch, overlap=overlap,
+                  lora=lora or None)
+    if global_batch_tokens is not None:
+        fields["global_batch_tokens"] = global_batch_tokens
+    job = TrainingJob.from_mapping({k: v for k, v in fields.items() if v is not None}, origin="training job")
+    econ = o.economics_from(economics, rental_usd_per_hour)
+    try:
+        if json_out:
+            row = estimate_training(spec_model, spec_chip, chips, job, economics=econ, market_rental=market_rental)
+        else:
+            with err_console.status("searching training mappings…"):
+                row = estimate_training(spec_model, spec_chip, chips, job, economics=econ, market_rental=market_rental)
+    except NoMapping as exc:
+        raise UserError(str(exc)) from None
+    except SpecError:
+        raise
+    if json_out:
+        print_json(row)
+        return
+    _print(row)
+
+
+def _rl(model, chip, chips, precision, prompts, samples, isl, osl, passes, reward_model, economics, rental, market,
+        json_out) -> None:
+    from tokenfab import catalog
+    from tokenfab.train.rl import RLStep, estimate_rl_step
+    from tokenfab.train.search import NoMapping
+
+    if precision not in ("bf16", "fp8"):
+        raise UserError(f"--precision must be bf16 or fp8, got {precision!r}")
+    m, c = catalog.load_model(model), catalog.load_chip(chip)
+    step = RLStep(prompts=prompts, samples_per_prompt=samples, isl=isl, osl=osl, precision=precision,
+                  logprob_passes=passes, reward_model=catalog.load_model(reward_model) if reward_model else None)
+    econ = o.economics_from(economics, rental)
+    try:
+        if json_out:
+            r = estimate_rl_step(m, c, chips, step, economics=econ, market_rental=market)
+        else:
+            with err_console.status("searching rollout and training placements…"):
+                r = estimate_rl_step(m, c, chips, step, economics=econ, market_rental=market)
+    except NoMapping as exc:
+        raise UserError(str(exc)) from None
+    if json_out:
+        print_json(r)
+        return
+    t = Table(title=f"RL step: {r['model']} on {chips:,} × {r['chip']} ({r['sequences']:,} rollouts of "
+                    f"{isl:,} + {osl:,} tokens)", title_justify="left")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    rm, tm = r["rollout_mapping"], r["train_mapping"]
+    usd = r.get("usd_per_step")
+    for k, v in [
+        ("placement", f"{r['placement']}: {r['rollout_chips']:,} rollout / {r['train_chips']:,} training chips"),
+        ("rollout", f"{r['rollout_s']:.1f} s ({r['rollout_instances']} × tp {rm['tp']} pp {rm['pp']} ep {rm['ep']} "
+                    f"dp {rm['dp']}, batch {rm['batch']}; {r['rollout_tok_s_per_chip']:,.0f} tok/s/chip)"),
+        ("reward", f"{r['reward_s']:.1f} s"), ("log-probs", f"{r['logprob_s']:.1f} s"),
+        ("training", f"{r['train_s']:.1f} s (tp {tm['tp']} pp {tm['pp']} dp {tm['dp']}, MFU {r['train_mfu']:.1%})"),
+        ("weight sync", f"{r['weight_sync_s']:.2f} s"),
+        ("step", f"{r['step_s']:.1f} s ({r['chip_hours_per_step']:.2f} chip-hours)"),
+        ("cost per step", f"${usd:,.2f}" if usd is not None else r.get("cost_note", "-")),
+    ]:
+        t.add_row(k, v)
+    console.print(t)
+
+
+def _print(r: dict) -> None:
+    mp = r["mapping"]
+    t = Table(title=f"train {r['model']} on {r['chips_used']:,} × {r['chip']} ({r['precision']}, "
+                    f"{r['tokens'] / 1e12:g}T tokens at {r['seq_len']:,})", title_justify="left")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    usd = r.get("usd")
+    rows = [
+        ("mapping", f"tp {mp['tp']} · pp {mp['pp']} ({mp['schedule']}) · cp {mp['cp']} · ep {mp['ep']} · dp {mp['dp']}"),
+        ("micro-batch × count", f"{mp['micro_batch']} seq × {mp['micro_batches']}"),
+        ("ZeRO / recompute / overlap", f"{mp['zero']} / {mp['recompute']} / {'on' if mp['overlap'] else 'off'}"),
+        ("step time", f"{r['step_time_s']:.2f} s ({r['global_batch_tokens'] / 2**20:.1f}M tokens)"),
+        ("MFU", f"{r['mfu']:.1%} of {r['precision']} peak ({r['mfu_bf16_peak']:.1%} of bf16)"),
+        ("tokens/s", f"{r['tokens_s']:,.0f} ({r['tokens_s_per_chip']:,.0f} per chip)"),
+        ("goodput (failures, checkpoints)", f"{r['goodput']:.1%}"),
+        ("days", f"{r['days']:.1f}"),
+        ("chip-hours", f"{r['chip_hours']:,.0f}"),
+        ("cost", f"${usd:,.0f} (${r['usd_per_trillion_tokens']:,.0f} per T tokens)" if usd is not None
+         else r.get("cost_note", "-")),
+        ("memory per chip", f"{r['memory_gib_per_chip']:.1f} GiB"),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    console.print(t)

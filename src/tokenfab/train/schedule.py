@@ -1,0 +1,61 @@
+"""Pipeline schedules: the idle time (bubble) of a training step and the micro-batches in flight.
+
+With `p` stages, `m` micro-batches per step, and per micro-batch on the slowest stage a forward
+`tf` and a backward `tb` (input gradient B and weight gradient W, equal GEMM FLOPs, so
+B = W = tb/2), a step lasts m·(tf + tb) + bubble:
+
+- 1F1B (PipeDream-flush, arXiv 2104.04473 §2.2.1): bubble (p-1)·(tf + tb); p micro-batches held.
+- interleaved, v model chunks per chip (same paper §2.2.2): (p-1)·(tf + tb)/v; activation memory
+  grows by 1 + (p-1)/(p·v); v more pipeline sends per micro-batch.
+- ZB-H1 (zero bubble, arXiv 2401.10241 §3): (p-1)·(tf + B - W) with 1F1B's memory.
+- ZB-H2 (same): (p-1)·(tf + B - 2W), at least 0; 2p-1 micro-batches held.
+- DualPipe (DeepSeek-V3, arXiv 2412.19437 Table 2): (p/2-1)·(F&B + B - 3W), where that table's B
+  is the full backward (tb) and F&B the overlapped forward+backward chunk pair (tf + tb when compute
+  bound): (p/2-1)·(tf + tb/2); two copies of the stage's weights, p+1 micro-batches held; needs an
+  even p. (The zero-bubble paper's B is the input-gradient half: ZB-H1 is the same (p-1)·tf in both.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tokenfab.train.stack import SCHEDULES
+
+INTERLEAVE = 2
+"""Model chunks per chip of the interleaved schedule searched (v); Megatron's examples run 2-4."""
+
+
+def bubble_seconds(schedule, p, tf, tb, v=INTERLEAVE) -> np.ndarray:
+    """Idle seconds per step on the slowest stage. `schedule`: index into `SCHEDULES`."""
+    s, p, tf, tb = (np.asarray(x, dtype=float) for x in (schedule, p, tf, tb))
+    b = w = tb / 2.0
+    one_f_one_b = (p - 1.0) * (tf + tb)
+    out = np.select(
+        [s == 0, s == 1, s == 2, s == 3, s == 4],
+        [one_f_one_b, one_f_one_b / v, (p - 1.0) * np.maximum(tf + b - w, 0.0),
+         (p - 1.0) * np.maximum(tf + b - 2.0 * w, 0.0),
+         np.maximum(p / 2.0 - 1.0, 0.0) * np.maximum(tf + tb + tb - 3.0 * w, 0.0)])
+    return np.where(p > 1, out, 0.0)
+
+
+def inflight_microbatches(schedule, p, v=INTERLEAVE) -> np.ndarray:
+    """Micro-batches whose activations the first stage holds at the peak."""
+    s, p = np.asarray(schedule, dtype=float), np.asarray(p, dtype=float)
+    out = np.select([s == 1, s == 3, s == 4], [p * (1.0 + (p - 1.0) / (p * v)), 2.0 * p - 1.0, p + 1.0], p)
+    return np.where(p > 1, out, 1.0)
+
+
+def weight_copies(schedule) -> np.ndarray:
+    """Copies of a stage's weights on a chip (DualPipe keeps two)."""
+    return np.where(np.asarray(schedule) == SCHEDULES.index("dualpipe"), 2.0, 1.0)
+
+
+def sends_per_microbatch(schedule, v=INTERLEAVE) -> np.ndarray:
+    """Stage-to-stage activation sends per micro-batch and direction (interleaving sends v times)."""
+    return np.where(np.asarray(schedule) == SCHEDULES.index("interleaved"), float(v), 1.0)
+
+
+def bubble_fraction(schedule: str, p: int, m: int, tf: float = 1.0, tb: float = 2.0) -> float:
+    """Share of a step the slowest stage idles: bubble / (m·(tf + tb) + bubble)."""
+    bub = float(bubble_seconds(SCHEDULES.index(schedule), p, tf, tb))
+    return bub / (m * (tf + tb) + bub)

@@ -1,0 +1,131 @@
+"""Predict a published training run (scenario `training`) at the mapping the row states.
+
+A row gives the chip, chip count, model, sequence length (`input_len`), global batch in sequences
+(`batch`), the degrees it states (`tp`, `pp`, `ep`, `dp`) and, in `notes` as `key=value`, what the
+schema has no column for: `cp`, `vp` (virtual pipeline stages: the interleaved schedule), `mbs`
+(micro-batch sequences), `schedule`, `zero` (or `fsdp=1`: ZeRO-3), `recompute`, `mtp=0` (MTP
+modules not trained), `lora=1` (LoRA fine-tuning), `grad_bytes` (2: bf16 gradient reduction) and
+`tokens` (the run's tokens, for `chip_hours`). What a row leaves out the training search chooses.
+Metrics: `tokens_s` (per chip or system), `mfu` (model FLOPs over the dense peak of the row's
+precision; `mfu_basis=bf16` in notes: over the bf16 peak), `chip_hours`, `step_time_s`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tokenfab import catalog
+from tokenfab.specs import SpecError
+from tokenfab.specs.measurement import MeasurementRow
+from tokenfab.validate.micro import Unpredictable
+
+_KV = re.compile(r"\b([a-z_]+)=([A-Za-z0-9.+\-]+)")
+DEFAULT_TOKENS = 1e12
+"""Tokens of the run when a row does not state them (only `chip_hours` depends on it)."""
+
+
+def notes_fields(notes: str) -> dict[str, str]:
+    """`key=value` pairs of a row's notes (first occurrence wins)."""
+    out: dict[str, str] = {}
+    for k, v in _KV.findall(notes):
+        out.setdefault(k, v.rstrip("."))
+    return out
+
+
+def training_job(row: MeasurementRow):
+    """The `TrainingJob` a row states."""
+    from tokenfab.train import TrainingJob
+
+    kv = notes_fields(row.notes)
+    if not row.input_len:
+        raise Unpredictable("training row without its sequence length (input_len)")
+    seq = int(row.input_len)
+    fields: dict = {"tokens": float(kv.get("tokens", DEFAULT_TOKENS)), "seq_len": seq,
+                    "precision": "fp8" if "fp8" in (row.weight_precision, row.activation_precision) else "bf16"}
+    if row.batch:
+        fields["global_batch_tokens"] = float(row.batch) * seq
+    for k in ("tp", "pp", "ep", "dp"):
+        if getattr(row, k):
+            fields[k] = getattr(row, k)
+    if "cp" in kv:
+        fields["cp"] = int(kv["cp"])
+    if "mbs" in kv:
+        fields["micro_batch"] = int(kv["mbs"])
+    vp = int(kv.get("vp", "1")) if kv.get("vp", "1").isdigit() else 1
+    if kv.get("schedule"):
+        fields["schedule"] = kv["schedule"]
+    elif vp > 1:
+        fields.update(schedule="interleaved", virtual_stages=vp)
+    elif fields.get("pp", 0) > 1 or "pp" in fields:
+        fields["schedule"] = "1f1b"  # Megatron's default without a virtual pipeline
+    if kv.get("fsdp") == "1":
+        fields["zero"] = 3
+    elif "zero" in kv:
+        fields["zero"] = int(kv["zero"])
+    if kv.get("lora") == "1":
+        fields["lora"] = True
+    if kv.get("mtp") == "0":
+        fields["mtp"] = False
+    if "recompute" in kv:
+        fields["recompute"] = kv["recompute"]
+    if row.num_chips and "dp" not in fields and {"tp", "pp"} <= fields.keys():
+        inner = fields["tp"] * fields["pp"] * fields.get("cp", 1)
+        if row.num_chips % inner == 0:
+            fields["dp"] = row.num_chips // inner
+    try:
+        return TrainingJob.from_mapping(fields, origin=f"row {row.id}")
+    except SpecError as exc:
+        raise Unpredictable(str(exc)) from None
+
+
+STACK_KEYS = ("grad_bytes", "optimizer_bytes", "weight_bytes")
+"""`TrainingStack` fields a row may state in its notes (the software's documented settings)."""
+
+
+def training_stack(row: MeasurementRow):
+    """The `TrainingStack` with what the row's notes state (`grad_bytes=2`: bf16 gradient reduction)."""
+    from tokenfab.train import TrainingStack
+
+    kv = notes_fields(row.notes)
+    fields = {k: float(kv[k]) for k in STACK_KEYS if k in kv}
+    try:
+        return TrainingStack.from_mapping(fields, origin=f"row {row.id}")
+    except SpecError as exc:
+        raise Unpredictable(str(exc)) from None
+
+
+def predict_training(row: MeasurementRow) -> tuple[float, str]:
+    """(predicted value in the row's metric, detail)."""
+    from tokenfab.train import estimate_training
+    from tokenfab.train.search import NoMapping
+
+    if not row.num_chips:
+        raise Unpredictable("training row without its chip count")
+    try:
+        model, chip = catalog.load_model(row.model), catalog.load_chip(row.hardware)
+    except SpecError as exc:
+        raise Unpredictable(str(exc)) from None
+    job = training_job(row)
+    stack = training_stack(row)
+    try:
+        r = estimate_training(model, chip, row.num_chips, job, stack)
+    except NoMapping as exc:
+        raise Unpredictable(str(exc)) from None
+    except SpecError as exc:
+        raise Unpredictable(str(exc)) from None
+    mp = r["mapping"]
+    detail = (f"tp {mp['tp']} pp {mp['pp']} ({mp['schedule']}) cp {mp['cp']} ep {mp['ep']} dp {mp['dp']}, "
+              f"mbs {mp['micro_batch']}, zero {mp['zero']}, recompute {mp['recompute']}, "
+              f"overlap {mp['overlap']}; MFU {r['mfu']:.1%}")
+    metric = row.metric
+    if metric == "tokens_s":
+        value = r["tokens_s_per_chip"] if row.per == "chip" else r["tokens_s"]
+    elif metric == "mfu":
+        value = r["mfu_bf16_peak"] if notes_fields(row.notes).get("mfu_basis") == "bf16" else r["mfu"]
+    elif metric in ("chip_hours", "gpu_hours"):
+        value = r["chip_hours"]
+    elif metric == "step_time_s":
+        value = r["step_time_s"]
+    else:
+        raise Unpredictable(f"training metric {metric} is not predicted")
+    return float(value), detail

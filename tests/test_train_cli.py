@@ -1,0 +1,63 @@
+"""`tokenfab train` through typer's runner: JSON keys, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tokenfab.cli import app
+
+runner = CliRunner()
+KEYS = {"step_time_s", "mfu", "tokens_s", "days", "chip_hours", "usd", "usd_per_trillion_tokens", "mapping",
+        "memory_gib_per_chip", "goodput", "chips_used"}
+BASE = ("train", "-m", "llama-3.2-1b", "-c", "h100-sxm", "--seq-len", "2048", "--global-batch-tokens", "1048576")
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_json_has_the_issue_keys_and_a_priced_run():
+    r = invoke(*BASE, "--chips", "16", "--tokens", "1e11", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert KEYS <= out.keys()
+    assert {"tp", "pp", "dp", "cp", "ep", "zero", "recompute", "schedule", "overlap"} <= out["mapping"].keys()
+    # $ = chip-hours x $/chip-hour; per trillion tokens = $ / 0.1 T.
+    assert out["usd"] == pytest.approx(out["chip_hours"] * out["usd_per_chip_hour"])
+    assert out["usd_per_trillion_tokens"] == pytest.approx(out["usd"] / 0.1)
+
+
+def test_rental_price_sets_the_chip_hour():
+    out = json.loads(invoke(*BASE, "--chips", "8", "--tokens", "1e10", "--rental-usd-per-hour", "2", "--json").stdout)
+    assert out["usd"] == pytest.approx(2.0 * out["chip_hours"])
+
+
+def test_table_output():
+    r = invoke(*BASE, "--chips", "8", "--tokens", "1e10")
+    assert r.exit_code == 0, r.output
+    assert "MFU" in r.stdout and "chip-hours" in r.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--chips", "8", "--tokens", "0"), "--tokens must be a positive"),
+    (("--chips", "8", "--tokens", "-5"), "--tokens must be a positive"),
+    (("--chips", "100", "--tokens", "1e10", "--tp", "8"), "does not divide into the parallel degrees"),
+    (("--chips", "8", "--tokens", "1e10", "--precision", "fp4"), "--precision must be bf16 or fp8"),
+    (("--chips", "8", "--tokens", "1e10", "--schedule", "gpipe"), "schedule"),
+    (("--chips", "0", "--tokens", "1e10"), "--chips"),
+    (("--chips", "8", "--tokens", "nan"), "finite"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    r = invoke(*BASE, *args)
+    assert r.exit_code == 2
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_model_that_fits_no_mapping_says_the_missing_memory():
+    r = invoke("train", "-m", "llama-3.1-405b", "-c", "h100-sxm", "--chips", "8", "--tokens", "1e12")
+    assert r.exit_code == 2
+    assert "fits no mapping: needs" in r.stderr and "GiB per chip, has 67.6" in r.stderr
