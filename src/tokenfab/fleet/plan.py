@@ -21,6 +21,7 @@ from tokenfab.cost.tco import HOURS_PER_YEAR, capital_recovery_factor, owned_chi
 from tokenfab.fleet.capacity import PhaseCapacity, phase_capacity
 from tokenfab.fleet.lp import PHASES, Infeasible, PlanProblem, Solution, solve
 from tokenfab.fleet.scenario import FleetScenario, period_year
+from tokenfab.perf.efficiency import MaturityRamp
 from tokenfab.specs import SpecError
 from tokenfab.specs.traffic import Traffic
 
@@ -84,9 +85,9 @@ def build_problem(sc: FleetScenario, base_dir: Path | None = None,
         opex[c] = (hour.power_usd_per_hour + hour.hosting_usd_per_hour + hour.ops_usd_per_hour) * HOURS_PER_YEAR * dt
         kw[c] = spec.tdp_w / 1000.0 * econ.server_power_multiplier * econ.pue
         avail[c] = (years >= y0 - 1e-9) & (years <= y1 + 1e-9)
-        if fc.maturity_periods:
-            k = np.clip((years - y0) / dt, 0, fc.maturity_periods)
-            maturity[c] = fc.maturity_start_frac + (1 - fc.maturity_start_frac) * k / fc.maturity_periods
+        if fc.maturity_periods:  # the software ramp of `perf.efficiency`, in periods of dt years
+            ramp = MaturityRamp(at_launch=fc.maturity_start_frac, months_to_mature=fc.maturity_periods * dt * 12.0)
+            maturity[c] = [ramp.at((y - y0) * 12.0) for y in years]
         if fc.max_units_per_period is not None:
             buy_cap[c] = fc.max_units_per_period
         vendors.append((fc.vendor or spec.vendor).lower())

@@ -73,8 +73,9 @@ class FleetChip(Spec):
     max_units_per_period: float | None = Field(default=None, ge=0)
     """Most units buyable in one period (None: no chip-level cap)."""
     maturity_periods: int = Field(default=0, ge=0, le=40)
-    """Periods after `available_from` until it serves at full speed (a new chip's software ramp):
-    throughput rises linearly from `maturity_start_frac` to 1 over them."""
+    """Periods after `available_from` until it serves at full speed (a new chip's software ramp,
+    `perf.efficiency.MaturityRamp`): throughput rises linearly from `maturity_start_frac` to 1 over
+    them (throughput taken as proportional to the stack's `software_maturity`)."""
     maturity_start_frac: float = Field(default=1.0, gt=0, le=1)
     """Throughput in its first period as a fraction of full speed."""
     prefill_tok_s_per_chip: dict[str, float] | None = None
