@@ -305,3 +305,26 @@ def test_attention_vectorized_over_points_matches_one_at_a_time():
         one = tiled.attention_detail(flops * tokens[i] / 4096, kv_once, 989.0, 3.35, NO_ATT_OVERHEAD, hopper_like(),
                                      {**geo, "q_rows": tokens[i] * 8})
         assert float(many["seconds"][i]) == float(one["seconds"])
+
+
+def test_the_shape_cache_returns_what_a_fresh_evaluation_gives():
+    """`_per_unique_shape` remembers core time and traffic per distinct shape set on one chip: a
+    repeat is answered from the cache with fresh arrays equal to a cold evaluation, and another
+    chip (other SRAM) is not answered from it."""
+    from tokenfab.catalog import load_chip
+    from tokenfab.perf.efficiency import family_default
+
+    hw = tiled.tiled_hw_for(load_chip("h100-sxm"))
+    eff = family_default("NVIDIA")
+    m = np.array([1.0, 64.0, 1000.0, 4096.0])
+    args = (m, 8192.0, 8192.0, 989.0, 3.35, 2.0, 2.0, 132, eff)
+    tiled._SHAPE_CACHE.clear()
+    cold = tiled.gemm_detail(*args, hw=hw)
+    warm = tiled.gemm_detail(*args, hw=hw)
+    assert len(tiled._SHAPE_CACHE) >= 1
+    for k in cold:
+        np.testing.assert_array_equal(np.asarray(cold[k]), np.asarray(warm[k]))
+    warm["seconds"][...] = -1.0  # a caller writing into its result never reaches the cache
+    np.testing.assert_array_equal(np.asarray(tiled.gemm_detail(*args, hw=hw)["seconds"]), np.asarray(cold["seconds"]))
+    small = tiled.gemm_detail(*args, hw=hw.with_(sram_per_core_bytes=hw.sram_per_core_bytes / 8))
+    assert not np.array_equal(np.asarray(small["seconds"]), np.asarray(cold["seconds"]))

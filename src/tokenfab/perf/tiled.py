@@ -28,6 +28,8 @@ throughput per precision); `achievable_frac` is their product. `tiled_hw_for` gi
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -138,7 +140,7 @@ def gemm_detail(m, n, k, peak_tflops, hbm_tb_s, w_bytes, a_bytes, cores, eff: Ef
             "stream_k": core["stream_k"], "util": ideal / np.maximum(core_s, 1e-30)}
 
 
-_DEDUP_MIN = 2048  # arrays at least this large are evaluated once per distinct shape
+_DEDUP_MIN = 2048  # attention arrays at least this large are evaluated once per distinct shape
 
 
 def unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -170,16 +172,39 @@ def _per_unique_shape(m, n, k, batch, b_a, b_w, peak_tflops, hw: TiledHW, frac, 
     cols = [m, n, k, batch, b_a, b_w, np.asarray(peak_tflops, dtype=float), np.asarray(frac, dtype=float)]
     args = np.broadcast_arrays(*cols, *([] if b_w_hbm is None else [b_w_hbm]))
     shape = args[0].shape
-    if not scalar_hw or args[0].size < _DEDUP_MIN:
+    if not scalar_hw:
         return (_core_time(m, n, k, batch, b_a, b_w, peak_tflops, hw, frac, ragged),
                 hbm_traffic_bytes(m, n, k, b_a, b_w if b_w_hbm is None else b_w_hbm, hw))
     rows = np.stack([a.reshape(-1) for a in args], axis=1)
     uniq, inverse = unique_rows(rows)
-    um, un, uk, ub, uba, ubw, upeak, ufrac = uniq.T[:8]
-    core = _core_time(um, un, uk, ub, uba, ubw, upeak, hw, ufrac, ragged)
-    traffic = hbm_traffic_bytes(um, un, uk, uba, ubw if b_w_hbm is None else uniq[:, 8], hw)
-    back = lambda x: np.asarray(x)[inverse].reshape(shape)  # noqa: E731
-    return {key: back(v) for key, v in core.items()}, back(traffic)
+    key = (_hw_key(hw), bool(ragged), uniq.shape, hashlib.blake2b(np.ascontiguousarray(uniq).tobytes(),
+                                                                  digest_size=16).digest())
+    hit = _SHAPE_CACHE.get(key)
+    if hit is None:
+        um, un, uk, ub, uba, ubw, upeak, ufrac = uniq.T[:8]
+        core = _core_time(um, un, uk, ub, uba, ubw, upeak, hw, ufrac, ragged)
+        traffic = hbm_traffic_bytes(um, un, uk, uba, ubw if b_w_hbm is None else uniq[:, 8], hw)
+        hit = ({k_: np.asarray(v) for k_, v in core.items()}, np.asarray(traffic))
+        _SHAPE_CACHE[key] = hit
+        if len(_SHAPE_CACHE) > _SHAPE_CACHE_SIZE:
+            _SHAPE_CACHE.popitem(last=False)
+    else:
+        _SHAPE_CACHE.move_to_end(key)
+    core, traffic = hit
+    back = lambda x: x[inverse].reshape(shape)  # noqa: E731  (fresh arrays: the cache is never handed out)
+    return {k_: back(v) for k_, v in core.items()}, back(traffic)
+
+
+_SHAPE_CACHE: "OrderedDict[tuple, tuple[dict, np.ndarray]]" = OrderedDict()
+"""Core time and HBM traffic per distinct GEMM shape set on one chip: a design's scenarios and
+serving modes time the same shapes again and again (~40% of calls in a design search). LRU."""
+_SHAPE_CACHE_SIZE = 512
+
+
+def _hw_key(hw: TiledHW) -> tuple:
+    """What of a scalar TiledHW sets the tiled time (its `source` text does not)."""
+    return tuple((k_, tuple(sorted(v.items())) if isinstance(v, dict) else float(v) if np.ndim(v) == 0 else
+                  np.asarray(v).tobytes()) for k_, v in hw.__dict__.items() if k_ != "source")
 
 
 def achievable_frac(eff: Efficiency, hw: TiledHW, precision: str):
