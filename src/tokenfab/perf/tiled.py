@@ -176,7 +176,10 @@ def _per_unique_shape(m, n, k, batch, b_a, b_w, peak_tflops, hw: TiledHW, frac, 
         return (_core_time(m, n, k, batch, b_a, b_w, peak_tflops, hw, frac, ragged),
                 hbm_traffic_bytes(m, n, k, b_a, b_w if b_w_hbm is None else b_w_hbm, hw))
     rows = np.stack([a.reshape(-1) for a in args], axis=1)
-    uniq, inverse = unique_rows(rows)
+    if len(rows) >= _DEDUP_MIN // 8:
+        uniq, inverse = unique_rows(rows)
+    else:  # a few rows: sorting them costs more than timing the repeats
+        uniq, inverse = rows, np.arange(len(rows))
     key = (_hw_key(hw), bool(ragged), uniq.shape, hashlib.blake2b(np.ascontiguousarray(uniq).tobytes(),
                                                                   digest_size=16).digest())
     hit = _SHAPE_CACHE.get(key)
