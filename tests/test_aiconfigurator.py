@@ -272,3 +272,19 @@ def test_gh200_runs_the_gemm_curves_of_its_die():
     doc = load_yaml(Path(str(resources.files("tokenfab.catalog").joinpath("calibration/gh200.yaml"))))
     assert doc["aiconfigurator"]["system"] == "h200_sxm"
     assert doc["aiconfigurator"]["allreduce"] is None  # links are its own: no collective fit from H200's
+
+
+def test_h20_takes_the_memory_side_of_h100s_fit_but_not_its_compute():
+    """H20 is the GH100 die with HBM3 and NVLink like H100 SXM, its tensor path cut 6.7x: it takes
+    H100's fitted weight-stream fractions, GEMM fixed costs and custom all-reduce (`SAME_MEMORY_PATH`),
+    and keeps the attention fraction fitted on its own kernel rows (FlashMLA, FA3 on H20)."""
+    from tokenfab.perf.efficiency import efficiency_for
+    from tokenfab.validate.aic_fit import MEMORY_SIDE
+    from tokenfab.validate.aiconfigurator import SAME_MEMORY_PATH
+
+    assert SAME_MEMORY_PATH["h20"] == "h100_sxm"
+    h20, h100 = (efficiency_for(catalog.load_chip(c)) for c in ("h20", "h100-sxm"))
+    for f in ("gemm_hbm_frac", "lowp_gemm_hbm_frac", "gemm_fixed_us", "lowp_gemm_fixed_us", "allreduce_latency_us"):
+        assert f in MEMORY_SIDE and getattr(h20, f) == pytest.approx(getattr(h100, f)), f
+    assert h20.lowp_gemm_compute_frac != pytest.approx(h100.lowp_gemm_compute_frac)
+    assert h20.attention_compute_frac > 0.8  # its own FlashMLA/FA3 rows, not H100's

@@ -234,6 +234,8 @@ class AicChipFit:
     nccl_allreduce: CommFit | None
     tables: list
     """Provenance of every table read: path under the package's data folder, framework, version, rows."""
+    transfer: str = ""
+    """How a chip without a system of its own got its values (`SAME_DIE_GEMM`, `SAME_MEMORY_PATH`)."""
 
 
 def fit_system(root, system: str, framework: str = "trtllm", out_dir=None,
@@ -263,7 +265,8 @@ def fit_system(root, system: str, framework: str = "trtllm", out_dir=None,
             applied.update({f: g.params[nm] for nm, f in fields.items()
                             if f is not None and (fit_compute or nm != "compute_frac")})
     if chip_id is not None:  # same die, other links: GEMM curves only
-        return AicChipFit(cid, system, applied, gemm, None, None, tables) if tables else None
+        return AicChipFit(cid, system, applied, gemm, None, None, tables,
+                          f"GEMM curves fitted on {system}'s tables (same die: SAME_DIE_GEMM)") if tables else None
     sysm = system_for(chip)
     t = aic.load(root, system, "custom_allreduce_perf", framework)
     if t is not None:
@@ -300,7 +303,32 @@ def fit_all(root=None, chips: list[str] | None = None, framework: str = "trtllm"
         f = fit_system(root, system, framework, out_dir, fit_compute, chip_id=cid)
         if f is not None:
             out.append(f)
+    for cid, system in aic.SAME_MEMORY_PATH.items():
+        if chips and cid not in chips:
+            continue
+        donor = next((f for f in out if f.system == system and f.chip == aic.SYSTEMS.get(system)), None)
+        donor = donor or fit_system(root, system, framework, out_dir, fit_compute)
+        if donor is not None:
+            out.append(memory_side_of(donor, cid))
     return out
+
+
+MEMORY_SIDE = ("gemm_hbm_frac", "lowp_gemm_hbm_frac", "fp4_gemm_hbm_frac", "gemm_fixed_us", "lowp_gemm_fixed_us",
+               "fp4_gemm_fixed_us", "allreduce_latency_us", "allreduce_bw_frac")
+"""Efficiency fields a chip takes from a `SAME_MEMORY_PATH` system's fit: what a small-M GEMM's weight
+stream and fixed cost and a custom all-reduce depend on (the die's memory path, launch, links)."""
+
+
+def memory_side_of(donor: AicChipFit, chip_id: str) -> AicChipFit:
+    """`chip_id`'s fit: the memory-side fields of `donor`'s applied values (the precisions the chip has)."""
+    from tokenfab import catalog
+
+    chip = catalog.load_chip(chip_id)
+    has = {"lowp": bool(chip.fp8_tflops or chip.int8_tops), "fp4": bool(chip.fp4_tflops)}
+    keep = {k: v for k, v in donor.applied.items() if k in MEMORY_SIDE
+            and not (k.startswith("lowp") and not has["lowp"]) and not (k.startswith("fp4") and not has["fp4"])}
+    return AicChipFit(chip_id, donor.system, keep, [], None, None, donor.tables,
+                      f"memory-side terms of {donor.chip}'s fit (SAME_MEMORY_PATH: {', '.join(MEMORY_SIDE)})")
 
 
 def record(fit: AicChipFit, version: str | None, framework: str, fit_compute: bool = True) -> dict:
@@ -316,7 +344,8 @@ def record(fit: AicChipFit, version: str | None, framework: str, fit_compute: bo
                 else round(c.small_msg_signed_after, 4)}
     return {
         "package": "aiconfigurator-core", "package_version": version, "framework": framework,
-        "system": fit.system, "tables": fit.tables, "gemm_min_n_k": MIN_DIM,
+        "system": fit.system, **({"transfer": fit.transfer} if fit.transfer else {}), "tables": fit.tables,
+        "gemm_min_n_k": MIN_DIM,
         "gemm_compute_frac": "fitted" if fit_compute else "kept (microbenchmark fit)",
         "method": ("least squares on log(predicted/measured) in the engine's own roofline (GEMM rows with N, K >= "
                    f"{MIN_DIM} and M <= {SERVING_M[0]} or M >= {SERVING_M[1]}; errors reported over all rows with "

@@ -42,6 +42,15 @@ SAME_DIE_GEMM: dict[str, str] = {
 generation, whose GEMM tables it is fitted on (GEMMs only: links and collectives differ). GH200's GPU
 is H200's GH100 die with HBM3e (4.9 against 4.8 TB/s) at a module power limit no lower than H200's
 700 W, running the same TensorRT-LLM kernels; the fit uses GH200's own peaks and bandwidth."""
+SAME_MEMORY_PATH: dict[str, str] = {
+    "h20": "h100_sxm",
+}
+"""Catalog chip without a system of its own -> the system whose fitted memory-side terms it takes
+(`aic_fit.MEMORY_SIDE`: weight-streaming HBM fractions, fixed costs per GEMM, custom all-reduce alpha
+and beta), not its compute fractions. H20 is the GH100 die with HBM3 and NVLink 4 like H100 SXM, its
+tensor path cut to 148 dense BF16 TFLOPS: a small-M GEMM streams weights and pays launch and
+prologue as H100's does, while its large GEMMs reach another share of another peak (fitted on its
+own kernel rows)."""
 KERNEL_TABLES: dict[str, str] = {
     "gemm_perf": "gemm",
     "custom_allreduce_perf": "comm",
