@@ -161,3 +161,21 @@ def test_a_study_with_one_hostile_value_gives_a_result_or_one_line(tmp_path_fact
     out = tmp_path_factory.mktemp("fuzz") / "study.yaml"
     out.write_text(yaml.safe_dump(data))
     _check(_run(["run", out, "--out", out.parent / "o"]), f"study {key} = {str(value)[:30]}")
+
+
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(change=st.tuples(st.sampled_from([p for p in _leaves(yaml.safe_load(
+    (CATALOG / "fleet" / "us-neocloud-2026.yaml").read_text())) if p and p[0] != "sources"]),
+    st.sampled_from(HOSTILE + ["<delete>"])))
+def test_a_fleet_scenario_with_one_hostile_value_gives_a_plan_or_one_line(tmp_path_factory, change):
+    """`tokenfab fleet` on the shipped US scenario with one value replaced (its chip files beside it)."""
+    import shutil
+
+    path, value = change
+    src = CATALOG / "fleet" / "us-neocloud-2026.yaml"
+    where = tmp_path_factory.mktemp("fuzz")
+    shutil.copytree(CATALOG / "fleet" / "chips", where / "chips")
+    out = where / src.name
+    out.write_text(yaml.safe_dump(_mutated(yaml.safe_load(src.read_text()), path, value)))
+    _check(_run(["fleet", out, "--json"]), f"fleet {'.'.join(map(str, path))} = {str(value)[:40]}")
