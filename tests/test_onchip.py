@@ -150,3 +150,18 @@ def test_more_shared_sram_never_slows_a_decode_step(model_id, tp, batch, shared)
     p_big, t_big, _ = _decode(model_id, _design_chip(big_mb), tp, batch)
     assert float(p_big.hw.resident.saved_bytes[0]) >= float(p_small.hw.resident.saved_bytes[0])
     assert t_big <= t_small * (1 + 1e-9)
+
+
+def test_an_sram_only_design_is_searched_past_64_chips_by_default():
+    """A chip whose memory cannot hold the model on 64 chips (230 MB of SRAM against Llama-3.1-8B's
+    8 GB of int8 weights: 64 x 0.23 GB < 2 x 8 GB) is searched up to 4,096 chips and deep pipelines
+    without `max_chips`, as Groq serves a model on hundreds of LPUs; an HBM chip keeps 64."""
+    from tokenfab import api, catalog
+    from tokenfab.mapping.search import default_max_chips
+
+    lpu = api.resolve_chip("sram-lpu-design")
+    m = catalog.load_model("llama-3.1-8b")
+    assert default_max_chips(m, lpu) == 4096 and default_max_chips(m, catalog.load_chip("h100-sxm")) == 64
+    est = api.estimate(m, lpu, traffic=api.CHAT.model_copy(update={"slo_tpot_ms": None}), mode="aggregated")
+    mem = est.memory_gb_per_chip
+    assert est.num_chips > 64 and mem.free >= 0 and mem.weights + mem.kv_cache + mem.activations <= lpu.hbm_gb

@@ -10,7 +10,7 @@ from tokenfab import catalog
 from tokenfab import explain
 from tokenfab.explain import Binding
 from tokenfab.graph.plugins import load_env_operators
-from tokenfab.mapping.search import SearchSpace, choose, evaluate
+from tokenfab.mapping.search import SearchSpace, choose, default_max_chips, evaluate
 from tokenfab.perf.efficiency import efficiency_for
 from tokenfab.perf.evaluate import op_unit_names
 from tokenfab.specs import ChipSpec, ModelSpec, SpecError, SystemSpec, Traffic
@@ -220,7 +220,8 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
     tries = []  # (mode, how to build it), simplest first: ties keep the simpler
     auto = set(auto_modes) if mode == "auto" else {mode}
     if "aggregated" in auto and not hetero:
-        tries.append(("aggregated", lambda: _aggregated(m, c, traffic, space, system, max_chips or 64, fidelity,
+        tries.append(("aggregated", lambda: _aggregated(m, c, traffic, space, system,
+                                                        max_chips or default_max_chips(m, c), fidelity,
                                                         framework)))
     if "disaggregated" in auto:
         tries.append(("disaggregated", lambda: deployment.disaggregated(

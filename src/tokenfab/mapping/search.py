@@ -116,11 +116,22 @@ hold the model's weights on 64 chips (SRAM-only designs: Groq serves Llama-2-70B
 pipelined across chips)."""
 
 
-def _small_memory(model: ModelSpec, chip: ChipSpec, max_chip_count: int) -> tuple[int, ...]:
-    """`SMALL_MEMORY_COUNTS` up to the limit when 64 chips' memory is less than twice the weights at
-    one byte per parameter (room for KV cache and activations beside them)."""
+def needs_many_chips(model: ModelSpec, chip: ChipSpec) -> bool:
+    """True when 64 chips' memory is less than twice the model's weights at one byte per parameter
+    (room for KV cache and activations beside them): an SRAM-only design."""
     weights = float(np.asarray(memory.weight_bytes_per_chip(model, 1, 1, 1, 1, 1.0)))
-    if 2.0 * weights <= 64 * memory.usable_bytes(chip.hbm_gb):
+    return 2.0 * weights > 64 * memory.usable_bytes(chip.hbm_gb)
+
+
+def default_max_chips(model: ModelSpec, chip: ChipSpec) -> int:
+    """The largest deployment searched when the caller sets none: 64 chips, or the largest of
+    `SMALL_MEMORY_COUNTS` for a chip that cannot hold the model on 64 (`needs_many_chips`)."""
+    return SMALL_MEMORY_COUNTS[-1] if needs_many_chips(model, chip) else 64
+
+
+def _small_memory(model: ModelSpec, chip: ChipSpec, max_chip_count: int) -> tuple[int, ...]:
+    """`SMALL_MEMORY_COUNTS` up to the limit for a chip that `needs_many_chips`."""
+    if not needs_many_chips(model, chip):
         return ()
     return tuple(n for n in SMALL_MEMORY_COUNTS if n <= max_chip_count)
 
@@ -131,7 +142,8 @@ def build_grid(model: ModelSpec, chip: ChipSpec, space: SearchSpace, max_chip_co
     small = _small_memory(model, chip, max_chip_count)
     counts = space.num_chips or tuple(sorted({n for n in DEFAULT_CHIP_COUNTS + wide + small if n <= max_chip_count}
                                              | ({chip.scaleup_domain} if chip.scaleup_domain <= 512 else set())))
-    pp_default = (1, 2, 4, 8) + tuple(p for p in SMALL_MEMORY_PP if small and p <= model.num_layers)
+    many = needs_many_chips(model, chip)  # deep pipelines too when the chip count is given (`space.num_chips`)
+    pp_default = (1, 2, 4, 8) + tuple(p for p in SMALL_MEMORY_PP if many and p <= model.num_layers)
     precisions = space.precisions or default_precisions(chip)
     # MoE layouts (moe_tp × moe_ep = tp × dp): ep = 1 (every expert tensor-parallel over tp),
     # ep = tp × dp (data-parallel attention + whole experts spread over every chip, the
