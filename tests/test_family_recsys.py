@@ -33,9 +33,10 @@ def test_dlrm_v2_tables_and_lookups():
 def test_embedding_gather_bytes_and_sharding_all_to_all():
     m = load_model("dlrm-v2")
     ops = {op.name: op for op in step_ops(m, rshape(10, shard=4))}
-    # 10 pairs x 214 rows x (128 B int8 + 4 B index) + 10 x 26 pooled x 128 x 2 B.
-    assert float(ops["embedding_gather"].bytes[0]) == 10 * 214 * 132 + 10 * 26 * 128 * 2
-    assert float(ops["embedding_alltoall"].bytes[0]) == 10 * 26 * 128 * 2
+    # 10 pairs x 214 rows x (128 B int8 + 4 B index) + 10 x 26 pooled x 128 x 1 B (an int8 engine's
+    # embedding plugin writes the pooled rows int8).
+    assert float(ops["embedding_gather"].bytes[0]) == 10 * 214 * 132 + 10 * 26 * 128 * 1
+    assert float(ops["embedding_alltoall"].bytes[0]) == 10 * 26 * 128 * 1
     assert float({op.name: op for op in step_ops(m, rshape(10))}["embedding_alltoall"].bytes[0]) == 0
 
 
@@ -101,6 +102,36 @@ def test_dlrm_99_9_runs_the_interaction_in_fp16_and_is_slower():
     # bottom MLP (3 layers) stays at the deployment's 1 B; the 6 DCN GEMMs (U, V x 3) move to 2 B.
     assert ops["dense_0"].w_bytes == 1.0 and ops["dense_3"].w_bytes == 2.0 and ops["dense_8"].w_bytes == 2.0
     assert ops["dense_9"].w_bytes == 1.0
+
+
+def test_dlrm_activation_bytes_follow_the_engine_and_the_fp16_dcn_is_reformatted():
+    """NVIDIA's int8 DLRMv2 engine hands 1-byte activations between layers; at 99.9% the DCN runs
+    fp16 (2-byte activations) and TensorRT reformats its 3456-wide input and output."""
+    B, X = 1000, 27 * 128
+    lo = {op.name: op for op in step_ops(load_model("dlrm-v2"), rshape(B))}
+    hi = {op.name: op for op in step_ops(load_model("dlrm-v2-99.9"), rshape(B))}
+    # x0 * (.) + x_l epilogue: 3 layers, each reading x0 and x_l once more: 3 x 2 x 1000 x 3456 x bytes.
+    assert float(lo["dcn_epilogue"].bytes[0]) * lo["dcn_epilogue"].count == 3 * 2 * B * X * 1
+    assert float(hi["dcn_epilogue"].bytes[0]) * hi["dcn_epilogue"].count == 3 * 2 * B * X * 2
+    assert np.all(lo["dense_3"].a_bytes == 1.0) and np.all(hi["dense_3"].a_bytes == 2.0)
+    assert np.all(hi["dense_9"].a_bytes == 1.0)
+    # Two reformats, int8 -> fp16 in and fp16 -> int8 out: each reads 1 + writes 2 (or 2 + 1) bytes per element.
+    assert "dcn_reformat" not in lo
+    assert hi["dcn_reformat"].count == 2 and float(hi["dcn_reformat"].bytes[0]) == B * X * 3
+    # An fp16 engine at 99.9% has no precision boundary to cross.
+    fp16 = RecShape(batch=np.array([float(B)]), shard=np.array([1.0]), w_bytes=np.array([2.0]), emb_bytes=np.array([2.0]))
+    same = {op.name: op for op in step_ops(load_model("dlrm-v2-99.9"), fp16)}
+    assert float(same["dcn_reformat"].bytes[0]) == 0.0
+
+
+def test_dlrm_99_9_costs_a_third_or_more_of_an_int8_h100():
+    """MLPerf v4.0 H100-SXM Offline: 70,346 (99%) vs 44,023 (99.9%) samples/s, a 37% drop. The DCN is
+    2/3 of the GEMM work (10.6M of 16.0M MACs per pair) and its activations double, so the 99.9%
+    engine must lose well over the 10% it lost when only the DCN's GEMM rate changed."""
+    c = load_chip("h100-sxm")
+    lo = estimate_recsys(load_model("dlrm-v2"), c, num_chips=1, precision="int8")
+    hi = estimate_recsys(load_model("dlrm-v2-99.9"), c, num_chips=1, precision="int8")
+    assert 0.6 < hi.samples_s_per_chip / lo.samples_s_per_chip < 0.8
 
 
 def test_embedding_tables_spill_to_dram_or_ssd_with_an_hbm_cache():

@@ -91,6 +91,29 @@ def test_cfg_batched_parallel_and_step_cache():
     assert tea.denoise_s == pytest.approx(seq.denoise_s / 2)
 
 
+def test_open_sora_runs_three_guidance_branches_per_step():
+    """Open-Sora 2.0's I2V denoiser (opensora/utils/sampling.py) evaluates the conditional, the
+    text-unconditional and the image-unconditional branch every step: 3 forwards (or one of batch 3),
+    3 prompts through the text encoders, and CFG parallelism over 3 chip groups."""
+    m, c = load_model("open-sora-2.0-11b"), load_chip("h100-sxm")
+    assert m.diffusion.cfg_branches == 3 and load_model("sd3.5-large").diffusion.cfg_branches == 2
+    req = dict(width_px=256, height_px=256, frames=33, steps=4)
+    seq = estimate_generation(m, c, GenerationRequest(**req, cfg_parallel=False), num_chips=1)
+    # No step caching: denoise = steps x 3 forwards x one forward's time.
+    assert seq.forwards_per_step == 3
+    assert seq.denoise_s == pytest.approx(4 * 3 * seq.forward_ms / 1e3)
+    bat = estimate_generation(m, c, GenerationRequest(**req, cfg_batched=True, cfg_parallel=False), num_chips=1)
+    assert bat.forwards_per_step == 1 and bat.denoise_s <= seq.denoise_s * 1.001
+    # One forward carries 3 latents: about 3x the work, the weights read once instead of 3 times.
+    assert 2.5 * seq.forward_ms < bat.forward_ms <= 3.0 * seq.forward_ms
+    par = estimate_generation(m, c, GenerationRequest(**req, cfg_parallel=True), num_chips=3)
+    assert par.cfg_parallel == 3 and par.forwards_per_step == 1
+    # T5-XXL + CLIP-L encode 3 prompts (the prompt and two negatives): as 3 unguided samples' prompts.
+    three = estimate_generation(m, c, GenerationRequest(**req, guidance=1.0, batch=3), num_chips=1)
+    one = estimate_generation(m, c, GenerationRequest(**req, guidance=1.0), num_chips=1)
+    assert seq.text_encoder_s == pytest.approx(three.text_encoder_s) and seq.text_encoder_s > 2 * one.text_encoder_s
+
+
 def test_vae_tiling_costs_work_and_saves_memory():
     m, c = load_model("flux.1-dev"), load_chip("h100-sxm")
     plain = estimate_generation(m, c, GenerationRequest(steps=4, vae_tiling=False), num_chips=1)

@@ -191,7 +191,9 @@ def estimate_generation(model: ModelSpec, chip: ChipSpec, request: GenerationReq
     guidance = dz.default_guidance if request.guidance is None else request.guidance
     cfg = dz.guidance == "cfg" and guidance > 1.0
     B = float(request.batch)
-    cfg_options = (1,) if not cfg else ((2,) if request.cfg_parallel else (1,) if request.cfg_parallel is False else (1, 2))
+    branches = dz.cfg_branches if cfg else 1  # guidance forwards per step (Open-Sora 2.0: 3)
+    cfg_options = (1,) if not cfg else ((branches,) if request.cfg_parallel else (1,) if request.cfg_parallel is False
+                                        else (1, branches))
     system = system or SystemSpec.for_chip(chip)
     eff = attention_efficiency(efficiency_for(chip), chip, request.attention_kernel, dz.attention_kernel)
     precisions = _gen_precisions(model, chip, precision)
@@ -202,14 +204,15 @@ def estimate_generation(model: ModelSpec, chip: ChipSpec, request: GenerationReq
         if not keep.any():
             raise SpecError(f"ulysses {ulysses} does not divide {model.num_heads} heads and the chip count")
     cfgp = g["cfg"]
-    # Guidance branches: one forward at batch 2B (batched), two forwards of B one after the other,
-    # or (CFG parallel) one forward of B on each of two chip groups.
+    # Guidance branches (2, or 3 with image guidance): one forward at batch branches x B (batched),
+    # that many forwards of B one after the other, or (CFG parallel) one forward of B on each of
+    # `branches` chip groups.
     if not cfg:
         forwards, fwd_batch = 1, np.full_like(cfgp, B)
     elif request.cfg_batched:
-        forwards, fwd_batch = 1, np.where(cfgp > 1, B, 2 * B)
+        forwards, fwd_batch = 1, np.where(cfgp > 1, B, branches * B)
     else:
-        forwards, fwd_batch = 2, np.full_like(cfgp, B)
+        forwards, fwd_batch = branches, np.full_like(cfgp, B)
     fwd_count = np.where(cfgp > 1, 1.0, float(forwards))
     prec = g["prec"].astype(int)
     w_bytes = np.array([bytes_per_element(p) for p in precisions])[prec]
@@ -223,7 +226,7 @@ def estimate_generation(model: ModelSpec, chip: ChipSpec, request: GenerationReq
     probe = 1.0 / (model.num_layers + dz.num_single_layers) if request.cache_kind == "fbcache" else 0.0
     step_share = 1.0 - request.cache_skip_rate * (1.0 - probe)
     hw16 = chip_hardware(model, chip, system, eff, ("bf16",))
-    prompts = B * (2 if cfg else 1)
+    prompts = B * branches  # each branch's prompt (the negative one for unconditional branches)
     t_text = 0.0 if request.t5_on_cpu else float(total_seconds(time_ops(text_encoder_ops(model, prompts), hw16)))
     # Memory per chip (before the VAE, whose tiling depends on what is left).
     sp = g["ulysses"] * g["ring"]

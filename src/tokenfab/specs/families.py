@@ -364,6 +364,11 @@ class DiffusionSpec(Spec):
     """Width of the text stream in `mmdit` blocks when it differs from the latent stream (Mochi:
     1536); 0: same width."""
     guidance: GuidanceKind = "cfg"
+    cfg_branches: int = Field(default=2, ge=2, le=3)
+    """Denoiser forwards per step under `cfg` guidance: 2 (conditional and unconditional), 3 for
+    Open-Sora 2.0, whose I2V denoiser (the t2i2v/768px pipelines' default) runs the conditional,
+    the text-unconditional and the image-unconditional branch as one batch of 3 every step
+    (hpcaitech/Open-Sora opensora/utils/sampling.py, `I2VDenoiser.denoise`)."""
     experts: int = Field(default=1, gt=0)
     """Denoisers held in memory, one used per step (Wan2.2-A14B: a high-noise and a low-noise expert)."""
     max_frames: int = Field(default=1, gt=0)
@@ -810,12 +815,14 @@ def _ltx(c: dict[str, Any]) -> dict[str, Any]:
 def _opensora(c: dict[str, Any]) -> dict[str, Any]:
     """Open-Sora 2.0 MMDiT (hpcaitech/Open-Sora configs/diffusion/inference: FLUX-style, 19 double +
     38 single blocks, hidden 3072, 24 heads, in_channels 64 = 16 latent channels x 2x2 patch) over the
-    HunyuanVideo VAE; T5-XXL (512) + CLIP-L; 768x768, 129 frames, 50 steps, guidance 7.5, 24 fps."""
+    HunyuanVideo VAE; T5-XXL (512) + CLIP-L; 768x768, 129 frames, 50 steps, guidance 7.5, 24 fps;
+    three guidance branches per step (text and image guidance, `DiffusionSpec.cfg_branches`)."""
     d, heads = int(c["hidden_size"]), int(c["num_heads"])
     dz = dict(block="mmdit", patch=(1, 2, 2), vae_stride=(4, 8, 8), latent_channels=int(c.get("in_channels", 64)) // 4,
               text_len=512, text_dim=int(c.get("context_in_dim", 4096)), text_encoder=T5_XXL, extra_text_encoders=(CLIP_L,),
               vae=HUNYUAN_VAE, num_single_layers=int(c.get("depth_single_blocks", 38)), guidance="cfg",
-              default_guidance=7.5, default_width_px=768, default_height_px=768, default_frames=129, default_steps=50,
+              cfg_branches=3, default_guidance=7.5, default_width_px=768, default_height_px=768, default_frames=129,
+              default_steps=50,
               max_frames=129, max_side_px=1280, fps=24.0)
     return _spec_fields("open-sora", d, int(c["depth"]), heads, int(float(c.get("mlp_ratio", 4.0)) * d),
                         T5_XXL.vocab_size, dz)

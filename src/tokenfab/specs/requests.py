@@ -23,7 +23,8 @@ class GenerationRequest(Spec):
     """Classifier-free guidance scale; above 1 each step runs a conditional and an unconditional
     forward (Wan T2V: 5.0)."""
     cfg_batched: bool = False
-    """Run the two guidance branches as one batch-2 forward (Wan runs them one after the other)."""
+    """Run the guidance branches (two, or the model's `cfg_branches`) as one batched forward (Wan runs
+    them one after the other; diffusers pipelines and Open-Sora batch them)."""
     t5_on_cpu: bool = False
     """Text encoder on the host (`--t5_cpu`): no GPU memory or time for it."""
     slo_latency_s: float | None = Field(default=None, gt=0)
@@ -31,8 +32,8 @@ class GenerationRequest(Spec):
     batch: int = Field(default=1, gt=0, le=4096)
     """Samples generated together in each forward (throughput at a batch; latency is the batch's)."""
     cfg_parallel: bool | None = None
-    """Run the two guidance branches on two groups of chips (xDiT-style CFG parallelism); None:
-    searched where the model uses classifier-free guidance."""
+    """Run each guidance branch on its own group of chips (xDiT-style CFG parallelism: two groups,
+    three for a three-branch model); None: searched where the model uses classifier-free guidance."""
     cache_skip_rate: float = Field(default=0.0, ge=0, lt=1)
     """Step caching (TeaCache / First-Block-Cache): fraction of denoising steps whose forward is
     skipped and its residual reused."""
