@@ -7,7 +7,7 @@ from tokenfab.catalog import load_chip, load_model
 from tokenfab.graph.diffusion import GenShape, dit_forward_ops
 from tokenfab.specs import ModelSpec, SpecError
 from tokenfab.specs.requests import GenerationRequest
-from tokenfab.workloads import estimate_generation
+from tokenfab.mapping.workloads import estimate_generation
 
 TINY = {"_class_name": "WanModel", "dim": 64, "ffn_dim": 128, "num_heads": 4, "num_layers": 2, "in_dim": 16,
         "out_dim": 16, "text_len": 512, "freq_dim": 256, "model_type": "t2v"}

@@ -7,7 +7,7 @@ from tokenfab.catalog import load_chip, load_model
 from tokenfab.graph.recsys import RecShape, step_ops
 from tokenfab.specs import ModelSpec
 from tokenfab.specs.requests import RecsysRequest
-from tokenfab.workloads import estimate_recsys
+from tokenfab.mapping.workloads import estimate_recsys
 
 
 def rshape(batch, shard=1):
@@ -135,7 +135,7 @@ def test_dlrm_99_9_costs_a_third_or_more_of_an_int8_h100():
 
 
 def test_embedding_tables_spill_to_dram_or_ssd_with_an_hbm_cache():
-    from tokenfab.workloads import zipf_hit_rate
+    from tokenfab.mapping.workloads import zipf_hit_rate
     m, c = load_model("hstu-1b"), load_chip("h100-sxm")
     # item table 1,000,000,000 rows + user table 10,000,000 rows, 512 wide, fp16: 1.034 TB
     assert m.recsys.embedding_params() * 2 == (1_000_000_000 + 10_000_000) * 512 * 2

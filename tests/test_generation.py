@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from tokenfab import api
 from tokenfab.catalog import load_chip, load_model
 from tokenfab.cli import app
 from tokenfab.graph.diffusion import GenShape, dit_forward_ops
+from tokenfab.mapping.workloads import estimate_generation
 from tokenfab.specs import ModelSpec, SpecError
 from tokenfab.specs.requests import GenerationRequest
-from tokenfab.workloads import estimate_generation, with_cost
 
 # A FLUX-shaped toy: 2 heads of 16 (d = 32, FFN 4d = 128), one dual-stream and one single-stream block,
 # latents packed 2x2 (in_channels 64 = 16 channels x 4); 8 text tokens.
@@ -146,11 +147,11 @@ def test_throughput_at_a_batch_and_prices():
     four = estimate_generation(m, c, GenerationRequest(steps=4, batch=4), num_chips=1)
     assert four.batch == 4 and four.latency_s > one.latency_s
     assert four.samples_s == pytest.approx(4 / four.latency_s)
-    row = with_cost(four, c)
+    row = api.with_cost(four, chip_specs={c.id: c})
     assert row["usd_per_image"] == pytest.approx(row["usd_per_chip_hour"] * four.latency_s / 3600 / 4)
     assert row["usd_per_video_second"] is None
     video = estimate_generation(load_model("cogvideox-2b"), c, GenerationRequest(steps=2), num_chips=1)
-    vrow = with_cost(video, c)
+    vrow = api.with_cost(video, chip_specs={c.id: c})
     assert video.video_seconds == pytest.approx(49 / 8)
     assert vrow["usd_per_video_second"] == pytest.approx(vrow["usd_per_video"] / (49 / 8))
 

@@ -175,12 +175,12 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
 
     Raises SpecError when no mapping fits in memory, saying how much is missing. Diffusion and
     recommendation models have no prefill/decode: use `estimate_any` (what the CLI calls), or
-    `tokenfab.workloads` directly.
+    `tokenfab.mapping.workloads` directly.
     """
     ensure_env_operators()
     m, c = resolve_model(model), resolve_chip(chip).require_buildable()
     if m.kind != "llm":
-        raise SpecError(f"{m.id} is a {m.kind} model: use tokenfab.api.estimate_any or tokenfab.workloads")
+        raise SpecError(f"{m.id} is a {m.kind} model: use tokenfab.api.estimate_any or tokenfab.mapping.workloads")
     if mode not in MODES:
         raise SpecError(f"mode {mode!r} is not one of {', '.join(MODES)}")
     from tokenfab.specs.cache import KV_TIERS
@@ -336,13 +336,13 @@ def _to_estimate(m: ModelSpec, c: ChipSpec, traffic: Traffic, result, i: int, ok
 def estimate_any(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CHAT, workload=None,
                  **kwargs):
     """`estimate` for LLMs; for diffusion and recommendation models the matching
-    `tokenfab.workloads` estimate (their request: `workload`, a GenerationRequest or RecsysRequest;
+    `tokenfab.mapping.workloads` estimate (their request: `workload`, a GenerationRequest or RecsysRequest;
     LLM-only arguments are ignored). What `tokenfab estimate` and `compare` call."""
     ensure_env_operators()
     m, c = resolve_model(model), resolve_chip(chip).require_buildable()
     if m.kind == "llm":
         return estimate(m, c, traffic, **kwargs)
-    from tokenfab import workloads
+    from tokenfab.mapping import workloads
     common = {k: kwargs[k] for k in ("num_chips", "precision", "system", "max_chips") if kwargs.get(k) is not None}
     if m.kind == "diffusion":
         from tokenfab.specs.requests import GenerationRequest
@@ -409,8 +409,7 @@ def with_cost(est: Estimate, economics=None, market_rental: bool = False,
         return (chip_specs or {}).get(chip_id) or _RESOLVED_CHIPS.get(chip_id) or resolve_chip(chip_id)
 
     if getattr(est, "kind", "llm") != "llm":
-        from tokenfab import workloads
-        return workloads.with_cost(est, chip_of(est.chip), economics, market_rental)
+        return _with_cost_other(est, chip_of(est.chip), economics, market_rental)
     row = est.model_dump(mode="json")
     row.update(usd_per_mtok_input=None, usd_per_mtok_cached_input=None, usd_per_mtok_output=None,
                usd_per_chip_hour=None, cost_basis=None)
@@ -443,4 +442,32 @@ def with_cost(est: Estimate, economics=None, market_rental: bool = False,
     if output_tokens_per_day is not None:
         chips = sum(row["fleet_chips"].values())
         row["usd_per_day"] = chips * hourly * 24.0
+    return row
+
+
+def _with_cost_other(est, chip: ChipSpec, economics=None, market_rental: bool = False) -> dict:
+    """The estimate as a dict with $ per video and per video-second (video models), $ per image
+    (image models) — every chip of the deployment for the batch's latency, divided over the
+    batch — or $ per million samples (recommendation), from the chip-hour cost of `tokenfab.cost.tco`."""
+    row = est.model_dump(mode="json")
+    keys = (("usd_per_video", "usd_per_video_second", "usd_per_image") if est.kind == "diffusion"
+            else ("usd_per_million_samples",))
+    row.update({k: None for k in keys}, usd_per_chip_hour=None, cost_basis=None)
+    from tokenfab.cost import tco
+
+    try:
+        hourly = tco.chip_hour_cost_for(chip, economics, market_rental)
+    except (SpecError, ValueError) as exc:
+        row["cost_basis"] = f"no cost: {exc}"
+        return row
+    usd_h = hourly.total_usd_per_hour
+    if est.kind == "diffusion":
+        per_sample = tco.usd_per_video(usd_h, est.num_chips, est.latency_s) / est.batch
+        if est.video_seconds > 0:
+            row.update(usd_per_video=per_sample, usd_per_video_second=per_sample / est.video_seconds)
+        else:
+            row.update(usd_per_image=per_sample, usd_per_video=per_sample)
+    else:
+        row["usd_per_million_samples"] = tco.usd_per_million_samples(usd_h, est.samples_s_per_chip)
+    row.update(usd_per_chip_hour=usd_h, cost_basis=hourly.basis)
     return row

@@ -24,7 +24,7 @@ def step_ops(model: ModelSpec, s: StepShape) -> list[Op]:
     fam = family_of(model)
     if fam.step_ops is None:
         raise SpecError(f"{model.id} is a {fam.kind} model ({fam.name}): it has no prefill/decode steps; "
-                        f"use tokenfab.workloads (or `tokenfab estimate`, which dispatches on the model kind)")
+                        f"use tokenfab.mapping.workloads (or `tokenfab estimate`, which dispatches on the model kind)")
     ops = fam.step_ops(model, s)
     ops += speculative.draft_ops(model, s, step_ops)
     ops += vision.encoder_ops(model, s)

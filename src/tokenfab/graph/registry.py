@@ -25,7 +25,7 @@ class Family:
     name: str
     step_ops: StepBuilder | None
     """(model, StepShape) -> list[Op] for prefill/decode families; None for workloads with their
-    own entry point (diffusion, recommendation: see tokenfab.workloads)."""
+    own entry point (diffusion, recommendation: see tokenfab.mapping.workloads)."""
     kind: str = "llm"
     state_bytes: StateBytes | None = None
     """(model, tp, seq_len) -> bytes per sequence per chip kept beside the KV cache (recurrent

@@ -22,7 +22,7 @@ from tokenfab.specs import SpecError
 from tokenfab.specs.measurement import MeasurementRow
 from tokenfab.specs.requests import GenerationRequest, RecsysRequest
 from tokenfab.validate.micro import Unpredictable
-from tokenfab import workloads
+from tokenfab.mapping import workloads
 
 _GEN = re.compile(r"gen=(\d+)x(\d+)x(\d+)")
 _SHAPE = re.compile(r"^\s*resolution=(\d+)x(\d+);frames=(\d+);steps=(\d+)")

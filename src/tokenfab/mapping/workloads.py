@@ -422,30 +422,3 @@ def estimate_recsys(model: ModelSpec, chip: ChipSpec, request: RecsysRequest = R
 
 
 # ---- cost ---------------------------------------------------------------------------------
-
-def with_cost(est: GenerationEstimate | RecsysEstimate, chip: ChipSpec, economics=None,
-              market_rental: bool = False) -> dict:
-    """The estimate as a dict with $ per video and per video-second (video models), $ per image
-    (image models) — every chip of the deployment for the batch's latency, divided over the
-    batch — or $ per million samples (recommendation), from the chip-hour cost of `tokenfab.cost.tco`."""
-    row = est.model_dump(mode="json")
-    keys = (("usd_per_video", "usd_per_video_second", "usd_per_image") if isinstance(est, GenerationEstimate)
-            else ("usd_per_million_samples",))
-    row.update({k: None for k in keys}, usd_per_chip_hour=None, cost_basis=None)
-    try:
-        from tokenfab.cost import tco
-        hourly = tco.chip_hour_cost_for(chip, economics, market_rental)
-    except (SpecError, ValueError) as exc:
-        row["cost_basis"] = f"no cost: {exc}"
-        return row
-    usd_h = hourly.total_usd_per_hour
-    if isinstance(est, GenerationEstimate):
-        per_sample = tco.usd_per_video(usd_h, est.num_chips, est.latency_s) / est.batch
-        if est.video_seconds > 0:
-            row.update(usd_per_video=per_sample, usd_per_video_second=per_sample / est.video_seconds)
-        else:
-            row.update(usd_per_image=per_sample, usd_per_video=per_sample)
-    else:
-        row["usd_per_million_samples"] = tco.usd_per_million_samples(usd_h, est.samples_s_per_chip)
-    row.update(usd_per_chip_hour=usd_h, cost_basis=hourly.basis)
-    return row
