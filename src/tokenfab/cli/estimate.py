@@ -33,7 +33,7 @@ def estimate(
     isl: Optional[int] = o.Isl, osl: Optional[int] = o.Osl,
     slo_ttft_ms: Optional[float] = o.SloTtft, slo_tpot_ms: Optional[float] = o.SloTpot,
     prefix_hit: float = o.PrefixHit,
-    max_chips: int = typer.Option(64, "--max-chips", min=1, help="Largest chip count the search tries (besides the chip's scale-up domain)."),
+    max_chips: Optional[int] = typer.Option(None, "--max-chips", min=1, help="Largest chip count the search tries (besides the chip's scale-up domain) [64; 4,096 for a chip that cannot hold the model on 64, such as an SRAM-only design]."),
     fidelity: o.Fidelity = o.FidelityOpt,
     economics: Optional[Path] = o.EconomicsFile, rental_usd_per_hour: Optional[float] = o.Rental,
     market_rental: bool = o.MarketRental,
@@ -84,7 +84,7 @@ def compare(
     slo_ttft_ms: Optional[float] = o.SloTtft, slo_tpot_ms: Optional[float] = o.SloTpot,
     prefix_hit: float = o.PrefixHit,
     precision: Optional[str] = typer.Option(None, "--precision", help="Fix the weight precision (searched: bf16, fp8)."),
-    max_chips: int = typer.Option(64, "--max-chips", min=1, help="Largest chip count the search tries."),
+    max_chips: Optional[int] = typer.Option(None, "--max-chips", min=1, help="Largest chip count the search tries [64; 4,096 for a chip that cannot hold the model on 64]."),
     fidelity: o.Fidelity = o.FidelityOpt,
     html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained plotly report to this file."),
     economics: Optional[Path] = o.EconomicsFile, rental_usd_per_hour: Optional[float] = o.Rental,
@@ -95,13 +95,28 @@ def compare(
                                "ordered pair as separate pools, cheapest output token first."),
     mtp: Optional[bool] = o.Mtp, mtp_acceptance: Optional[float] = o.MtpAcceptance, kv_tier: str = o.KvTier,
     overlap: bool = o.Overlap, framework: Optional[str] = o.Framework,
+    train: bool = typer.Option(False, "--train", help="Training mode: the best training mapping per (model, chip) "
+                               "for a run of --tokens on --chips-per-run chips (step time, MFU, days, $/run)."),
+    chips_per_run: int = typer.Option(1024, "--chips-per-run", min=1, help="--train: chips of the run (the search "
+                                      "may leave some idle)."),
+    tokens: Optional[float] = typer.Option(None, "--tokens", help="--train: training tokens of the run (e.g. 15e12)."),
+    seq_len: int = typer.Option(4096, "--seq-len", min=1, help="--train: tokens per training sequence."),
+    global_batch_tokens: Optional[float] = typer.Option(None, "--global-batch-tokens",
+                                                        help="--train: tokens per optimizer step (default 16M)."),
     json_out: bool = o.Json,
 ) -> None:
     """Best deployment per (model, chip) under the SLOs. No arguments: the default scenario, fixed
     chat-like lengths (--isl, --osl; not `simulate --traffic chat`, whose lengths vary per request).
-    Diffusion and recommendation models get their own tables (per video; samples/s)."""
-    _check_precision(precision, None)
+    Diffusion and recommendation models get their own tables (per video; samples/s). With --train:
+    the best training mapping per (model, chip), its days, chip-hours and $ per trillion tokens."""
     ids, chip_ids = id_list(models, "--models"), id_list(chips, "--chips")
+    if train:
+        if pairs:
+            raise ValueError("--pairs ranks serving pools; it does not go with --train")
+        _compare_training(ids, chip_ids, chips_per_run, tokens, seq_len, global_batch_tokens, precision or "bf16",
+                          html, economics, rental_usd_per_hour, market_rental, json_out)
+        return
+    _check_precision(precision, None)
     traffic, workload = _requests(ids[0] if ids else None, o.traffic_from(isl, osl, slo_ttft_ms, slo_tpot_ms, prefix_hit),
                                   settings)
     kw = _deployment_kwargs(mode, mtp, mtp_acceptance, None, kv_tier, overlap, framework=framework)
@@ -132,6 +147,84 @@ def compare(
             console.print(f"[red]{f['model']} on {f['chip']}:[/] {f['error']}")
     if html:
         console.print(f"report written to {html}")
+
+
+def _compare_training(ids, chip_ids, chips_per_run, tokens, seq_len, global_batch_tokens, precision, html,
+                      economics, rental_usd_per_hour, market_rental, json_out) -> None:
+    """`compare --train`: one training run per (model, chip) at the same job and chip count."""
+    from tokenfab import catalog
+    from tokenfab.specs import SpecError
+    from tokenfab.study.training import compare_training
+    from tokenfab.train import TrainingJob
+
+    if tokens is None:
+        raise ValueError("--train needs --tokens (training tokens of the run, e.g. 15e12)")
+    if not tokens > 0:
+        raise ValueError(f"--tokens must be a positive number of tokens, got {tokens:g}")
+    if global_batch_tokens is not None and not global_batch_tokens > 0:
+        raise ValueError(f"--global-batch-tokens must be positive, got {global_batch_tokens:g}")
+    if precision not in ("bf16", "fp8"):
+        raise ValueError(f"--precision must be bf16 or fp8 with --train, got {precision!r}")
+    fields = dict(tokens=tokens, seq_len=seq_len, precision=precision)
+    if global_batch_tokens is not None:
+        fields["global_batch_tokens"] = global_batch_tokens
+    try:
+        job = TrainingJob.from_mapping(fields, origin="--train")
+    except SpecError as exc:
+        raise ValueError(str(exc)) from None
+    ms = [catalog.load_model(m) for m in (ids or api.DEFAULT_MODELS)]
+    cs = [catalog.load_chip(c) for c in (chip_ids or api.DEFAULT_CHIPS)]
+    econ = o.economics_from(economics, rental_usd_per_hour)
+    if json_out:
+        rows, failures = compare_training(ms, cs, chips_per_run, job, econ, market_rental)
+    else:
+        from tokenfab.cli.common import err_console
+        with err_console.status("searching training mappings…") as status:
+            rows, failures = compare_training(ms, cs, chips_per_run, job, econ, market_rental,
+                                              progress=lambda note: status.update(f"training mappings: {note}"))
+    if html:
+        from tokenfab.report.train_html import write_train_compare_html
+        write_train_compare_html(rows, failures, job, chips_per_run, html)
+    if json_out:
+        print_json(rows + [dict(f, fits=False) for f in failures])
+        return
+    _print_train_compare(rows, failures, job, chips_per_run)
+    if html:
+        console.print(f"report written to {html}")
+
+
+def _print_train_compare(rows: list[dict], failures: list[dict], job, chips_per_run: int) -> None:
+    title = (f"Best training mapping per model × chip — {job.tokens / 1e12:g}T tokens at {job.seq_len:,}, "
+             f"{job.precision}, up to {chips_per_run:,} chips")
+    columns = [("model", "left"), ("chip", "left"), ("chips\nused", "right"), ("TP/PP/CP/\nEP/DP", "left"),
+               ("sched", "left"), ("prec", "left"), ("step\ns", "right"), ("MFU", "right"), ("days", "right"),
+               ("chip-hours", "right"), ("$/run", "right"), ("$/T tok", "right"), ("GiB/\nchip", "right")]
+    cells = []
+    for r in rows:
+        mp = r["mapping"]
+        cells.append(([escape(r["model"]), escape(r["chip"]), f"{r['chips_used']:,}",
+                       f"{mp['tp']}/{mp['pp']}/{mp['cp']}/{mp['ep']}/{mp['dp']}", mp["schedule"], r["precision"],
+                       f"{r['step_time_s']:,.2f}", f"{r['mfu']:.1%}", f"{r['days']:,.1f}", f"{r['chip_hours']:,.0f}",
+                       "—" if r.get("usd") is None else f"${r['usd']:,.0f}",
+                       "—" if r.get("usd_per_trillion_tokens") is None else f"${r['usd_per_trillion_tokens']:,.0f}",
+                       f"{r['memory_gib_per_chip']:.0f}"], None))
+    t, hidden = fitted_table(title, columns, cells, console.width,
+                             drop_order=["sched", "prec", "GiB/\nchip", "TP/PP/CP/\nEP/DP", "step\ns", "chips\nused"])
+    console.print(t)
+    if hidden:
+        console.print(f"not shown at this width: {', '.join(hidden)} (a wider terminal or --json shows them)",
+                      highlight=False)
+    bases = sorted({r["cost_basis"] for r in rows if r.get("cost_basis")})
+    if bases:
+        console.print(f"$: {', '.join(bases)} cost per chip-hour (see `tokenfab tco --chip ID`); "
+                      "--rental-usd-per-hour or --economics FILE to change it. MFU of the chosen precision's peak.",
+                      highlight=False)
+    for chip in sorted({r["chip"] for r in rows if r["precision"] != r.get("precision_asked", r["precision"])}):
+        console.print(f"{chip} has no FP8 math: its runs are at bf16.", highlight=False)
+    for chip, note in {r["chip"]: r["cost_note"] for r in rows if r.get("usd") is None and r.get("cost_note")}.items():
+        console.print(f"$ for {chip}: {note}", highlight=False)
+    for f in failures:
+        console.print(f"[red]{escape(f['model'])} on {escape(f['chip'])}:[/] {escape(f['error'])}")
 
 
 def _requests(model_id, traffic, settings):

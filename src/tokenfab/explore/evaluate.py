@@ -14,7 +14,8 @@ interposer — `tokenfab.design.derive`); meet the space's constraints (area, TD
 node); then every scenario must fit in memory and meet its SLOs with the best mapping
 (`api.estimate` on `to_chip_spec(design)`; diffusion and recommendation scenarios:
 `api.estimate_any` with their request, costed per video / per million samples from the same
-$/chip-hour and counted in $/Mtok-equivalents — see `WorkloadSpec`). A design failing an earlier
+$/chip-hour and counted in $/Mtok-equivalents — see `WorkloadSpec`; training scenarios:
+`tokenfab.train.estimate_training`, costed per trillion training tokens the same way). A design failing an earlier
 stage is not run further. Scenario results are cached per (design, scenario) in the worker process.
 """
 
@@ -30,7 +31,7 @@ from typing import Any
 from tokenfab.specs import ChipSpec, ModelSpec, SpecError, Traffic
 from tokenfab.specs.economics import Economics
 from tokenfab.specs.space import Constraints
-from tokenfab.specs.workload import WorkloadSpec
+from tokenfab.specs.workload import TrainingRun, WorkloadSpec
 
 PENALTY = 1e12
 """Objective value told to optuna for a design with no figures (its violation ranks it)."""
@@ -49,9 +50,13 @@ class ResolvedScenario:
     key: str
     """Hash of everything that sets the scenario's deployment (cache key with the design)."""
     kind: str = "llm"
-    """The model's kind: "llm" (tokens), "diffusion" ($ per video) or "recsys" ($ per million samples)."""
+    """The model's kind: "llm" (tokens), "diffusion" ($ per video) or "recsys" ($ per million samples);
+    "training" for an LLM pretrained ($ per trillion training tokens)."""
     request: Any = None
-    """GenerationRequest / RecsysRequest of a non-LLM scenario (None for LLMs)."""
+    """GenerationRequest / RecsysRequest of a non-LLM scenario, the `TrainingJob` of a training
+    scenario (None for LLMs served)."""
+    chips_per_run: int = 0
+    """Chips of a training scenario's run (0: not training)."""
 
     @property
     def unit(self) -> str:
@@ -59,8 +64,9 @@ class ResolvedScenario:
         return UNITS[self.kind]
 
 
-UNITS = {"llm": "Mtok", "diffusion": "video", "recsys": "million samples"}
-UNIT_COST_KEYS = {"llm": "usd_per_mtok", "diffusion": "usd_per_video", "recsys": "usd_per_million_samples"}
+UNITS = {"llm": "Mtok", "diffusion": "video", "recsys": "million samples", "training": "trillion training tokens"}
+UNIT_COST_KEYS = {"llm": "usd_per_mtok", "diffusion": "usd_per_video", "recsys": "usd_per_million_samples",
+                  "training": "usd_per_trillion_tokens"}
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,18 @@ def resolve_scenarios(workload: WorkloadSpec, max_chips: int, fidelity: str) -> 
     for i, s in enumerate(workload.scenarios):
         model = models[s.name]
         traffic = s.traffic()
+        if s.kind == "training":
+            from tokenfab.train import TrainingJob
+
+            run = s.training or TrainingRun()
+            job = TrainingJob(tokens=run.tokens, seq_len=run.seq_len, global_batch_tokens=run.global_batch_tokens,
+                              precision=run.precision)
+            key = hashlib.sha256(json.dumps(
+                ["training", model.model_dump(mode="json"), job.model_dump(mode="json"), run.chips_per_run],
+                sort_keys=True).encode()).hexdigest()[:16]
+            out.append(ResolvedScenario(s.name, weights[s.name], model, traffic, run.precision, None, key,
+                                        kind="training", request=job, chips_per_run=run.chips_per_run))
+            continue
         if model.kind == "llm":
             key = hashlib.sha256(json.dumps(
                 [model.model_dump(mode="json"), traffic.model_dump(mode="json"), s.precision, s.kv_precision,
@@ -197,6 +215,8 @@ def deploy(chip: ChipSpec, scen: ResolvedScenario, max_chips: int, fidelity: str
     diffusion / recommendation), as a dict; raises SpecError when nothing fits in memory."""
     from tokenfab import api
 
+    if scen.kind == "training":
+        return deploy_training(chip, scen)
     if scen.kind != "llm":
         return deploy_other(chip, scen, max_chips)
     est = api.estimate(scen.model, chip, scen.traffic, precision=scen.precision, kv_precision=scen.kv_precision,
@@ -235,12 +255,37 @@ def deploy_other(chip: ChipSpec, scen: ResolvedScenario, max_chips: int) -> dict
             "slo_latency_ms": est.slo_latency_ms, "samples_s_per_chip": est.samples_s_per_chip}
 
 
+def deploy_training(chip: ChipSpec, scen: ResolvedScenario) -> dict:
+    """The best training mapping of a training scenario on a chip (`tokenfab.train.estimate_training`),
+    with the tokens/s one chip trains over the run (failures and checkpoints included); a chip
+    without FP8 math trains at bf16. SpecError when no mapping fits memory."""
+    from tokenfab.train import estimate_training
+
+    job = scen.request
+    if job.precision == "fp8" and not chip.fp8_tflops:
+        job = job.model_copy(update={"precision": "bf16"})
+    try:
+        r = estimate_training(scen.model, chip, scen.chips_per_run, job)
+    except ValueError as exc:  # no mapping fits (the message says how much memory is missing)
+        raise SpecError(str(exc).splitlines()[0]) from None
+    mp = r["mapping"]
+    return {"kind": "training", "unit": UNITS["training"], "model": r["model"], "num_chips": r["chips_used"],
+            "tp": mp["tp"], "pp": mp["pp"], "ep": mp["ep"], "dp": mp["dp"], "batch": mp["micro_batch"],
+            "mapping": mp, "weight_precision": r["precision"], "meets_slo": True, "step_time_s": r["step_time_s"],
+            "mfu": r["mfu"], "days": r["days"], "chip_hours": r["chip_hours"], "tokens": r["tokens"],
+            "total_tok_s_per_chip": r["tokens"] / r["chip_hours"] / 3600.0,
+            "memory_gib_per_chip": r["memory_gib_per_chip"], "efficiency_source": r["efficiency_source"]}
+
+
 def price_other(dep: dict, chip_hour_usd: float, ctx: "EvalContext", name: str) -> dict:
     """A non-token deployment's cost per unit of its work (as `workloads.with_cost`: $ per video
     = $/chip-hour × chips × latency; $ per million samples = $/chip-hour over samples per
-    chip-hour) and its $/Mtok-equivalent r · cost / baseline cost (see `WorkloadSpec`)."""
+    chip-hour; $ per trillion training tokens = $/chip-hour × chip-hours of the run / its trillions
+    of tokens) and its $/Mtok-equivalent r · cost / baseline cost (see `WorkloadSpec`)."""
     from tokenfab.cost import tco
-    if dep["kind"] == "diffusion":
+    if dep["kind"] == "training":
+        unit_usd = chip_hour_usd * dep["chip_hours"] / (dep["tokens"] / 1e12)
+    elif dep["kind"] == "diffusion":
         unit_usd = tco.usd_per_video(chip_hour_usd, dep["num_chips"], dep["latency_s"])
     else:
         unit_usd = tco.usd_per_million_samples(chip_hour_usd, dep["samples_s_per_chip"])

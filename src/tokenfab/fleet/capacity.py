@@ -1,5 +1,8 @@
 """What one chip serves of one workload, per phase, from tokenfab's own estimate — cached.
 
+A training workload has one figure, the tokens/s a chip trains (`training_capacity`); the plan
+puts it in the first phase and demands nothing of the second.
+
 For a (model, chip, traffic) the engine's best deployment gives prompt tokens/s and generated
 tokens/s per chip averaged over the whole deployment, and the share s of chip time (or chip
 cost) spent in prefill. A chip given wholly to one phase then serves
@@ -61,7 +64,47 @@ def phase_capacity(model: str, chip, traffic: Traffic, use_disk: bool = True) ->
 
     if load_model(model).kind != "llm":  # an unknown model is the user's error, never "cannot serve"
         raise SpecError(f"workload model {model}: fleet plans serve LLMs (prefill and decode)")
-    key = _key(model, chip, traffic)
+    return _cached(_key(model, chip, traffic), lambda: _estimate(model, chip, traffic), use_disk)
+
+
+def training_capacity(model: str, chip, chips_per_run: int, precision: str, seq_len: int,
+                      tokens: float, use_disk: bool = True) -> PhaseCapacity:
+    """Tokens/s one chip of `chip` trains of `model`, as its share of the best run on `chips_per_run`
+    chips (`tokenfab.train.estimate_training`: tokens / run seconds / chips used, so failures and
+    checkpoints count); both phase figures carry it. A chip without FP8 math trains at bf16; a
+    model that fits no mapping trains 0."""
+    from tokenfab.catalog import load_model
+
+    if load_model(model).kind != "llm":
+        raise SpecError(f"workload model {model}: training demand covers LLMs")
+    if precision == "fp8" and not chip.fp8_tflops:
+        precision = "bf16"
+    blob = json.dumps([tokenfab.__version__, "training", model, chip.model_dump(mode="json"), chips_per_run,
+                       precision, seq_len, tokens], sort_keys=True, default=str)
+    key = hashlib.sha256(blob.encode()).hexdigest()[:32]
+    return _cached(key, lambda: _train(model, chip, chips_per_run, precision, seq_len, tokens), use_disk)
+
+
+def _train(model: str, chip, chips_per_run: int, precision: str, seq_len: int, tokens: float) -> PhaseCapacity:
+    from tokenfab.catalog import load_model
+    from tokenfab.train import TrainingJob, estimate_training
+
+    try:
+        job = TrainingJob(tokens=tokens, seq_len=seq_len, precision=precision,
+                          global_batch_tokens=max(16.0 * 2**20, float(seq_len)))
+        r = estimate_training(load_model(model), chip, chips_per_run, job)
+    except (SpecError, ValueError) as exc:
+        return PhaseCapacity(prefill_tok_s_per_chip=0.0, decode_tok_s_per_chip=0.0,
+                             source=f"cannot train: {str(exc).splitlines()[0]}")
+    rate = r["tokens"] / (r["days"] * 86400.0) / r["chips_used"]
+    m = r["mapping"]
+    return PhaseCapacity(prefill_tok_s_per_chip=rate, decode_tok_s_per_chip=rate,
+                         source=(f"training estimate ({precision}, {r['chips_used']} chips, tp {m['tp']} pp {m['pp']} "
+                                 f"ep {m['ep']} dp {m['dp']}, MFU {r['mfu']:.1%})"))
+
+
+def _cached(key: str, compute, use_disk: bool) -> PhaseCapacity:
+    """`compute()` once per key: in memory, then on disk."""
     if key in _MEMO:
         return _MEMO[key]
     path = cache_dir() / f"{key}.json"
@@ -72,7 +115,7 @@ def phase_capacity(model: str, chip, traffic: Traffic, use_disk: bool = True) ->
             return cap
         except (OSError, ValueError):
             pass  # a damaged cache entry is recomputed
-    cap = _estimate(model, chip, traffic)
+    cap = compute()
     _MEMO[key] = cap
     if use_disk:
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tokenfab.fleet.lp import PHASES, PlanProblem, shortfall
+from tokenfab.fleet.lp import PlanProblem, shortfall
 
 
 def _money(usd: float, sc) -> str:
@@ -65,5 +65,5 @@ def _unservable(p: PlanProblem) -> str:
             for ph in range(2):
                 if p.demand[w, ph, t] > 0 and not any(ever[c, t] and p.cap[c, w, ph] > 0 for c in range(C)):
                     return (f"no chip available by {p.periods[t]} can serve {p.workloads[w]} "
-                            f"({PHASES[ph]}); {p.demand[w, ph, t]:,.0f} tok/s unserved")
+                            f"({p.phase_name(w, ph)}); {p.demand[w, ph, t]:,.0f} tok/s unserved")
     return "the plan's constraints contradict one another"

@@ -79,6 +79,16 @@ class PlanProblem:
     integer_units: bool = False
     tokens_weight: np.ndarray | None = None
     """[W, T] tokens in period t if all of w's demand is served (max_tokens objective)."""
+    training: list[bool] | None = None
+    """[W] True for a training workload: its demand and capacity are tokens trained per second, in
+    the first phase; the second phase demands nothing (None: all serving)."""
+
+    min_served: np.ndarray | None = None
+    """[W] least fraction of each workload's demand served under `max_tokens` (None: 0)."""
+
+    def phase_name(self, w: int, ph: int) -> str:
+        """`prefill`/`decode`, or `training` for the first phase of a training workload."""
+        return "training" if self.training and self.training[w] and ph == 0 else PHASES[ph]
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -196,9 +206,11 @@ def build(p: PlanProblem, chip_caps_as_rows: bool = False):
             ks = np.nonzero((idx[:, 1] == w) & (idx[:, 2] == ph))[0]
             for t in range(T):
                 dem = p.demand[w, ph, t] * _TOK
+                if not len(ks) and dem == 0:  # nothing asked (a training workload's second phase)
+                    continue
                 cols = [alloc_col(k, t) for k in ks]
                 coefs = [p.cap[idx[k, 0], w, ph] * mat[idx[k, 0], t] * _TOK for k in ks]
-                name = f"{p.workloads[w]} {PHASES[ph]}"
+                name = f"{p.workloads[w]} {p.phase_name(w, ph)}"
                 if p.objective == "max_tokens":
                     cols.append(n_buy + n_alloc + w * T + t)
                     coefs.append(-dem)
@@ -254,6 +266,8 @@ def build(p: PlanProblem, chip_caps_as_rows: bool = False):
     hi[:n_buy] = np.where(p.available, bcap, 0.0).ravel()
     if n_f:
         hi[n_buy + n_alloc:] = 1.0
+        if p.min_served is not None:
+            lo[n_buy + n_alloc:] = np.repeat(np.clip(p.min_served, 0.0, 1.0), T)
     return obj, A, np.array(lb), np.array(ub), (lo, hi), meta, idx
 
 

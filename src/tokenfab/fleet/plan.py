@@ -18,8 +18,8 @@ import numpy as np
 from tokenfab.cost.export_control import export_control
 from tokenfab.cost.system import SystemNeeds
 from tokenfab.cost.tco import HOURS_PER_YEAR, capital_recovery_factor, owned_chip_hour_cost
-from tokenfab.fleet.capacity import PhaseCapacity, phase_capacity
-from tokenfab.fleet.lp import PHASES, Infeasible, PlanProblem, Solution, solve
+from tokenfab.fleet.capacity import PhaseCapacity, phase_capacity, training_capacity
+from tokenfab.fleet.lp import Infeasible, PlanProblem, Solution, solve
 from tokenfab.fleet.scenario import FleetScenario, period_year
 from tokenfab.perf.efficiency import MaturityRamp
 from tokenfab.specs import SpecError
@@ -100,6 +100,20 @@ def build_problem(sc: FleetScenario, base_dir: Path | None = None,
     cap_arr = np.zeros((C, W, 2))
     sources: dict[str, dict[str, dict]] = {}
     for w, wl in enumerate(sc.workloads):
+        if wl.kind == "training":
+            for c, (fc, spec) in enumerate(zip(sc.chips, specs)):
+                given = (fc.prefill_tok_s_per_chip or {}).get(wl.id)
+                if given is not None:
+                    pc = PhaseCapacity(prefill_tok_s_per_chip=given, decode_tok_s_per_chip=given, source="given")
+                else:
+                    if progress:
+                        progress(f"training capacity of {wl.model} on {fc.name}")
+                    pc = training_capacity(wl.model, spec, wl.chips_per_run, wl.precision, wl.seq_len,
+                                           wl.training_tokens_per_year)
+                cap_arr[c, w] = (pc.prefill_tok_s_per_chip, 0.0)
+                sources.setdefault(fc.name, {})[wl.id] = {"training_tok_s_per_chip": pc.prefill_tok_s_per_chip,
+                                                         "source": pc.source}
+            continue
         traffic = traffic_of(wl)
         for c, (fc, spec) in enumerate(zip(sc.chips, specs)):
             given = (fc.prefill_tok_s_per_chip or {}).get(wl.id), (fc.decode_tok_s_per_chip or {}).get(wl.id)
@@ -115,11 +129,16 @@ def build_problem(sc: FleetScenario, base_dir: Path | None = None,
             cap_arr[c, w] = (pc.prefill_tok_s_per_chip, pc.decode_tok_s_per_chip)
             sources.setdefault(fc.name, {})[wl.id] = pc.model_dump()
     # a chip serving only one phase of a workload cannot serve it (requests need both)
-    cap_arr[(cap_arr == 0).any(axis=2)] = 0.0
+    training = np.array([wl.kind == "training" for wl in sc.workloads])
+    cap_arr[(cap_arr == 0).any(axis=2) & ~training[None, :]] = 0.0
     demand = np.zeros((W, 2, T))
     tokens = np.zeros((W, T))
     for w, wl in enumerate(sc.workloads):
         growth = (1 + wl.growth_per_year) ** (years - years[0])
+        if wl.kind == "training":  # tokens trained per second, steady over the period
+            demand[w, 0] = wl.training_tokens_per_year * growth / (HOURS_PER_YEAR * 3600) * wl.peak_to_average
+            tokens[w] = wl.training_tokens_per_year * growth * dt
+            continue
         avg_tok_s = wl.tokens_per_day / 86400.0 * growth
         share_in = wl.input_len / (wl.input_len + wl.output_len)
         demand[w, 0] = avg_tok_s * wl.peak_to_average * share_in
@@ -142,7 +161,8 @@ def build_problem(sc: FleetScenario, base_dir: Path | None = None,
         demand=demand, capex_usd=capex, opex_usd=opex, kw=kw, available=avail, life_years=sc.depreciation_years,
         discount_rate=sc.discount_rate, maturity=maturity, buy_cap=buy_cap, vendor_caps=vendor_caps,
         power_cap_kw=power, budget_usd=budget, initial=initial, objective=sc.objective,
-        integer_units=sc.integer_units, tokens_weight=tokens)
+        integer_units=sc.integer_units, tokens_weight=tokens, training=[bool(x) for x in training],
+        min_served=np.array([wl.min_served_frac for wl in sc.workloads]))
     return problem, {"capacity": sources, "specs": specs, "economics": econ, "tokens": tokens}
 
 
@@ -174,7 +194,7 @@ def report(sc: FleetScenario, p: PlanProblem, sol: Solution, extra: dict) -> dic
                 for ph in range(2):
                     u = sol.alloc[c, w, ph, t]
                     if u > 1e-6:
-                        serve.setdefault(p.chips[c], {}).setdefault(p.workloads[w], {})[PHASES[ph]] = u
+                        serve.setdefault(p.chips[c], {}).setdefault(p.workloads[w], {})[p.phase_name(w, ph)] = u
         periods.append({
             "period": lab,
             "purchases": {p.chips[c]: float(sol.buy[c, t]) for c in range(C) if sol.buy[c, t] > 1e-6},

@@ -28,12 +28,16 @@ def period_year(label: str) -> float:
 
 
 class Workload(Spec):
-    """One model serving one traffic pattern, with its demand over time."""
+    """One model serving one traffic pattern, or training, with its demand over time."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.\-]*$")
     """Short name of the workload."""
     model: str
     """Model id or config.json path (capacity per chip comes from tokenfab's estimate)."""
+    kind: Literal["serving", "training"] = "serving"
+    """`serving`: requests (prefill + decode) at `tokens_per_day`; `training`: pretraining the model
+    on `training_tokens_per_year`, each chip training at the rate `tokenfab.train.estimate_training`
+    finds for a run on `chips_per_run` chips."""
     input_len: int = Field(default=2048, gt=0)
     """Mean prompt length, tokens."""
     output_len: int = Field(default=512, gt=0)
@@ -44,12 +48,34 @@ class Workload(Spec):
     """Time-per-output-token limit, ms (None: none)."""
     prefix_cache_hit: float = Field(default=0.0, ge=0, lt=1)
     """Fraction of prompt tokens served from the prefix cache."""
-    tokens_per_day: float = Field(gt=0)
-    """Average tokens a day (prompt + generated) in the first period."""
+    tokens_per_day: float | None = Field(default=None, gt=0)
+    """Serving: average tokens a day (prompt + generated) in the first period (required)."""
     growth_per_year: float = Field(default=0.0, ge=-0.9, le=20)
     """Demand growth per year, fraction (1.0 doubles it every year), compounded per period."""
     peak_to_average: float = Field(default=1.0, ge=1, le=10)
-    """Provisioned peak over the daily average: the fleet is sized for the peak."""
+    """Provisioned peak over the daily average: the fleet is sized for the peak (training runs
+    steadily: leave it at 1)."""
+    min_served_frac: float = Field(default=0.0, ge=0, le=1)
+    """Least fraction of this workload's demand a `max_tokens` plan must serve in every period (1: a
+    commitment, e.g. a fixed pretraining plan, served before any other token); `min_cost` serves all."""
+    training_tokens_per_year: float | None = Field(default=None, gt=0, le=1e17)
+    """Training: tokens trained a year in the first period (required); a period of Δ years trains
+    Δ × this, spread evenly over the period."""
+    chips_per_run: int = Field(default=1024, ge=1, le=1_000_000)
+    """Training: chips of one run; a chip's training rate is its share of such a run's tokens/s
+    (after failures and checkpoints)."""
+    precision: Literal["bf16", "fp8"] = "bf16"
+    """Training: GEMM format; a chip without FP8 math trains at bf16."""
+    seq_len: int = Field(default=4096, gt=0, le=1_000_000)
+    """Training: tokens per training sequence."""
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> "Workload":
+        if self.kind == "serving" and self.tokens_per_day is None:
+            raise ValueError(f"workload {self.id}: a serving workload needs tokens_per_day")
+        if self.kind == "training" and self.training_tokens_per_year is None:
+            raise ValueError(f"workload {self.id}: a training workload needs training_tokens_per_year")
+        return self
 
 
 class FleetChip(Spec):
@@ -79,7 +105,8 @@ class FleetChip(Spec):
     maturity_start_frac: float = Field(default=1.0, gt=0, le=1)
     """Throughput in its first period as a fraction of full speed."""
     prefill_tok_s_per_chip: dict[str, float] | None = None
-    """Workload id → prompt tok/s one chip prefills (replaces the estimate; for tests and what-ifs)."""
+    """Workload id → prompt tok/s one chip prefills (replaces the estimate; for tests and what-ifs);
+    for a training workload, the tokens/s one chip trains."""
     decode_tok_s_per_chip: dict[str, float] | None = None
     """Workload id → generated tok/s one chip decodes (replaces the estimate)."""
 

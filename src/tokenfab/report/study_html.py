@@ -323,6 +323,53 @@ chip specs; highlighted: the answer.{_e(vol_note)}</caption>
                 + self.chart(fig, "Chips needed (whole replicas, with headroom) × cost per chip-hour × 24. Estimates.")
                 + "</section>")
 
+    # ---- training -----------------------------------------------------------------------
+    def training(self) -> str:
+        secs = [s for s in self.doc["sections"].values() if s.get("kind") == "training"]
+        if not secs:
+            return ""
+        runs = [s["run"] for s in secs if s.get("status") == "ok"]
+        notes = "".join(f'<p class="unavailable">{_e(s["title"])}: {_e(s.get("error") or s.get("status"))}</p>'
+                        for s in secs if s.get("status") != "ok")
+        head = '<section id="training"><h2>Training runs</h2>'
+        if not runs:
+            return head + notes + "</section>"
+        go = self.go
+        r0 = runs[0]
+        what = (f"{r0['tokens'] / 1e12:g} trillion tokens at sequence length {r0['seq_len']:,}, up to "
+                f"{r0['chips']:,} chips per run (the mapping search may leave some idle)")
+        charts = []
+        priced = [r for r in runs if r.get("usd_per_trillion_tokens") is not None]
+        for key, title, axis, rs in (
+                ("usd_per_trillion_tokens", "Cost per trillion training tokens", "USD per trillion tokens (estimate)",
+                 priced),
+                ("days", "Days of the run", "days (estimate)", runs)):
+            if not rs:
+                continue
+            fig = go.Figure()
+            for model in dict.fromkeys(r["model"] for r in rs):
+                mr = [r for r in rs if r["model"] == model]
+                fig.add_trace(go.Bar(name=model, x=[self.chip_label(r["chip"], plain=True) for r in mr],
+                                     y=[r[key] for r in mr],
+                                     hovertemplate="%{x}: %{y:,.1f}<extra>" + _e(model) + "</extra>"))
+            fig.update_layout(barmode="group", title=title, yaxis_title=axis)
+            charts.append(self.chart(fig, f"{title}: {what}; each chip's best training mapping "
+                                          "(`tokenfab train`). Estimates."))
+
+        def row(r: dict) -> str:
+            mp = r["mapping"]
+            prec = r["precision"] + ("" if r["precision"] == r.get("precision_asked", r["precision"]) else " (no FP8)")
+            return _tr(_e(r["model"]), self.chip_label(r["chip"]), _num(r["chips_used"]),
+                       _e(f"{mp['tp']}/{mp['pp']}/{mp['cp']}/{mp['ep']}/{mp['dp']} {mp['schedule']}"), _e(prec),
+                       _num(r["step_time_s"], 2), _num(100 * r["mfu"], 1), _num(r["days"], 1),
+                       _num(r["chip_hours"]), _usd(r.get("usd")), _usd(r.get("usd_per_trillion_tokens")),
+                       _num(r["memory_gib_per_chip"], 1), num_from=2)
+
+        table = ("<table><tr><th>model</th><th>chip</th><th>chips used</th><th>TP/PP/CP/EP/DP schedule</th>"
+                 "<th>precision</th><th>step s</th><th>MFU %</th><th>days</th><th>chip-hours</th><th>$ per run</th>"
+                 "<th>$ per T tokens</th><th>GiB per chip</th></tr>" + "".join(row(r) for r in runs) + "</table>")
+        return head + "".join(charts) + table + notes + "</section>"
+
     # ---- serving ------------------------------------------------------------------------
     def serving(self) -> str:
         secs = [s for s in self.doc["sections"].values() if s.get("kind") == "serving"]
@@ -545,7 +592,7 @@ chip specs; highlighted: the answer.{_e(vol_note)}</caption>
     def page(self) -> str:
         d = self.doc
         body = [self.summary(), self.curves(), self.cost(), self.memory(), self.volume(), self.serving(),
-                self.build_vs_buy(), self.design(), self.sources()]
+                self.build_vs_buy(), self.design(), self.training(), self.sources()]
         toc = [("summary", "Answer"), ("throughput", "Throughput vs latency"), ("cost", "Cost"), ("memory", "Memory")]
         if d["inputs"].get("volume"):
             toc.append(("volume", "Volume"))
@@ -555,6 +602,8 @@ chip specs; highlighted: the answer.{_e(vol_note)}</caption>
             toc.append(("build-vs-buy", "Build vs buy"))
         if "design" in d["sections"]:
             toc.append(("design", "Design search"))
+        if any(s.get("kind") == "training" for s in d["sections"].values()):
+            toc.append(("training", "Training"))
         toc.append(("sources", "Inputs & sources"))
         css = resources.files("tokenfab.report").joinpath("study.css").read_text(encoding="utf-8")
         title = d["study"].get("title") or d["study"]["name"]

@@ -4,7 +4,8 @@ A study names what to compare (models and chips by catalog id or path, including
 design files), the traffic cases with their SLOs, overrides of the economics, and optional
 sections: `volume` (tokens per day → chips and $/day), `serving` (the discrete-event
 simulator at an arrival rate), `build_vs_buy` (a custom chip against a vendor chip), `design`
-(a custom-chip design-space search for a workload mix: its Pareto front and verdict).
+(a custom-chip design-space search for a workload mix: its Pareto front and verdict), `training`
+(a training run of each model on each chip: mapping, days, chip-hours and $ per trillion tokens).
 `tokenfab run STUDY.yaml` computes it; `tokenfab report STUDY.yaml` renders it.
 
 Like every spec: frozen, unknown keys rejected with their field path, units in field names.
@@ -142,6 +143,32 @@ class DesignSection(Spec):
     """Where trials are evaluated: studies run the search in-process (`inline`) only."""
 
 
+class TrainingSection(Spec):
+    """Training runs (`tokenfab train`) of models on chips: best mapping, days and $ of each (model, chip)."""
+
+    models: list[str] | None = Field(default=None, min_length=1)
+    """Models to train: catalog ids or config.json paths (default: the study's models)."""
+    chips: list[str] | None = Field(default=None, min_length=1)
+    """Chips to train on: catalog ids or ChipSpec / design YAML paths (default: the study's chips)."""
+    chips_per_run: int = Field(default=1024, ge=1, le=1_000_000)
+    """Chips of each run (the mapping search may leave some idle), chips."""
+    tokens: float = Field(gt=0, le=1e17)
+    """Training tokens of each run, tokens."""
+    seq_len: int = Field(default=4096, gt=0, le=10_000_000)
+    """Tokens per training sequence, tokens."""
+    global_batch_tokens: float = Field(default=16.0 * 2**20, gt=0, le=1e12)
+    """Tokens per optimizer step, tokens (16M: Llama 3 405B's, arXiv 2407.21783 Table 4)."""
+    precision: Literal["bf16", "fp8"] = "bf16"
+    """GEMM format of the linear layers: bf16 or fp8 (a chip without FP8 math trains at bf16)."""
+
+    @model_validator(mode="after")
+    def _batch_holds_a_sequence(self) -> "TrainingSection":
+        if self.global_batch_tokens < self.seq_len:
+            raise ValueError(f"global_batch_tokens ({self.global_batch_tokens:g}) is less than one sequence "
+                             f"({self.seq_len} tokens)")
+        return self
+
+
 class StudySpec(Spec):
     """A study: what to compare, under which traffic and economics, and which sections to run."""
 
@@ -173,6 +200,8 @@ class StudySpec(Spec):
     """Build-vs-buy comparison (optional)."""
     design: DesignSection | None = None
     """Custom-chip design-space search for a workload mix, with its Pareto front (optional)."""
+    training: TrainingSection | None = None
+    """Training runs of models on chips: best training mapping, days, chip-hours, $ (optional)."""
 
     @field_validator("curve_batches")
     @classmethod
@@ -217,6 +246,7 @@ _UNITS = (
     ("_usd_per_chip_hour", "USD per chip-hour"), ("_tokens_per_day", "tokens per day"), ("_per_s", "per second"),
     ("_per_day", "per day"), ("_usd", "USD"), ("_ms", "milliseconds"), ("_s", "seconds"), ("_frac", "a fraction"),
     ("_gb", "GB"), ("_w", "watts"), ("_years", "years"), ("_len", "tokens"), ("_equiv", "chips"),
+    ("_tokens", "tokens"),
 )
 _UNIT_RE = re.compile(r"_(ms|s|us|ns|min|h|hours?|days?|sec|seconds|usd|cny|eur|per_s|per_day|per_hour|"
                       r"per_min|tokens_per_day|tokens_per_s|tokens_per_hour|frac|pct|percent|gb|mb|tb|w|kw|years?)$")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -26,6 +26,10 @@ from tokenfab.specs.traffic import Traffic
 # request is `request:` (GenerationRequest / RecsysRequest fields) and its work is counted in
 # token-equivalents at the baseline chip's exchange rate (see `WorkloadSpec`); LLM-only fields
 # (lengths, TTFT/TPOT SLOs, kv_precision, ...) are rejected on it.
+#
+# A scenario of `kind: training` pretrains an LLM instead (`training:` holds the run: chips, tokens,
+# sequence length, precision); its cost per trillion training tokens is counted in token-equivalents
+# at the baseline chip's exchange rate, like the diffusion and recommendation scenarios.
 #
 # Variants (`variants:`) are what-ifs on the same mix: a variant replaces fields of named
 # scenarios (another model, model fields such as the attention type, a weight precision), so a
@@ -53,8 +57,31 @@ def _check_precision(value: str | None) -> str | None:
     return value
 
 
+class TrainingRun(Spec):
+    """A training scenario's run: `tokenfab.train` finds its best mapping on the chip evaluated."""
+
+    chips_per_run: int = Field(default=1024, ge=1, le=1_000_000)
+    """Chips of one run (the mapping search may leave some idle), chips."""
+    tokens: float = Field(default=1e12, gt=0, le=1e17)
+    """Training tokens of the run, tokens (sets its length, hence its failures and checkpoints; the
+    cost per trillion tokens hardly depends on it)."""
+    seq_len: int = Field(default=4096, gt=0, le=10_000_000)
+    """Tokens per training sequence, tokens."""
+    global_batch_tokens: float = Field(default=16.0 * 2**20, gt=0, le=1e12)
+    """Tokens per optimizer step, tokens (16M: Llama 3 405B's, arXiv 2407.21783 Table 4)."""
+    precision: Literal["bf16", "fp8"] = "bf16"
+    """GEMM format of the linear layers (a chip without FP8 math trains at bf16)."""
+
+    @model_validator(mode="after")
+    def _batch_holds_a_sequence(self) -> "TrainingRun":
+        if self.global_batch_tokens < self.seq_len:
+            raise ValueError(f"global_batch_tokens ({self.global_batch_tokens:g}) is less than one sequence "
+                             f"({self.seq_len} tokens)")
+        return self
+
+
 class Scenario(Traffic):
-    """One model served under one traffic pattern (lengths, SLOs; fields of `Traffic`)."""
+    """One model served under one traffic pattern (lengths, SLOs; fields of `Traffic`), or trained."""
 
     name: str = Field(pattern=_NAME)
     """Short name used in tables and by variants."""
@@ -76,11 +103,29 @@ class Scenario(Traffic):
     """Diffusion / recommendation models only: fields of their request (`GenerationRequest`:
     width_px, height_px, frames, steps, guidance, slo_latency_s, ...; `RecsysRequest`:
     slo_latency_ms, batch); unset fields take the model's defaults."""
+    kind: Literal["serving", "training"] = "serving"
+    """`serving`: the model answers requests; `training`: the model is pretrained (`training:`), its
+    cost per trillion training tokens counted in $/Mtok-equivalents at the baseline's rate."""
+    training: TrainingRun | None = None
+    """The run of a `kind: training` scenario (None: `TrainingRun`'s defaults)."""
 
     @field_validator("model_overrides")
     @classmethod
     def _known_model_fields(cls, value: dict[str, Any]) -> dict[str, Any]:
         return _check_model_overrides(value)
+
+    @model_validator(mode="after")
+    def _training_fields(self) -> "Scenario":
+        if self.kind == "serving":
+            if self.training is not None:
+                raise ValueError(f"training: only on a `kind: training` scenario ({self.name} serves)")
+            return self
+        bad = [f for f in (*LLM_ONLY_FIELDS, "precision", "request") if f in self.model_fields_set]
+        if bad:
+            what = ("set its format as training.precision" if bad[0] == "precision"
+                    else "a training scenario has no requests; set its run under training:")
+            raise ValueError(f"{bad[0]}: not a field of a training scenario ({self.name}); {what}")
+        return self
 
     def llm_only_fields(self) -> list[str]:
         """The fields set on this scenario that only an LLM (prefill/decode) scenario uses."""
@@ -89,6 +134,10 @@ class Scenario(Traffic):
     def check_kind(self, kind: str, where: str) -> None:
         """SpecError (one line, naming the field) when the scenario's fields do not suit a model
         of `kind` ("llm", "diffusion", "recsys"); `where` is the scenario's path."""
+        if self.kind == "training":
+            if kind != "llm":
+                raise SpecError(f"{where}.kind: training covers LLMs; {self.model} is a {kind} model")
+            return
         if kind == "llm":
             if self.request:
                 raise SpecError(f"{where}.request: only for diffusion / recommendation models; {self.model} is "

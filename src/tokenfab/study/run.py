@@ -23,6 +23,7 @@ from tokenfab.study.cache import ResultStore, atomic_write_text, code_fingerprin
 from tokenfab.study.load import LoadedStudy, load_study, resolve_refs
 from tokenfab.study.section import RunContext, Section
 from tokenfab.study.sections import cost_inputs, describe_inputs, plan
+from tokenfab.study.training import training_answer
 
 RESULTS_SCHEMA = "tokenfab.study-results/1"
 CSV_COLUMNS = (
@@ -241,6 +242,9 @@ def summarize(doc: dict, spec) -> dict:
     design = doc["sections"].get("design")
     if design is not None:
         answers.append(_design_answer(design))
+    training = training_answer([s for s in doc["sections"].values() if s["kind"] == "training"])
+    if training is not None:
+        answers.append(training)
     serving = [s for s in doc["sections"].values() if s["kind"] == "serving"]
     if serving and all(s.get("status") == "unavailable" for s in serving):
         answers.append({"kind": "serving", "sentence": "The serving simulation did not run: "

@@ -1,8 +1,8 @@
 """The sections of a study: what each computes and which inputs its result depends on.
 
-A `Section` pairs a key (`estimate/<model>/<chip>/<traffic>`, `serving/<chip>`,
-`build_vs_buy`, `design`) with the resolved inputs its result depends on (hashed for the cache) and a
-function that computes the result as a JSON-able dict. `plan` lists them in run order.
+A `Section` pairs a key (`estimate/<model>/<chip>/<traffic>`, `serving/<chip>`, `build_vs_buy`,
+`design`, `training/<model>/<chip>`) with the resolved inputs its result depends on (hashed for the
+cache) and a function that computes the result as a JSON-able dict. `plan` lists them in run order.
 Volume sizing and the summary are cheap pure functions of the section results (see `run`).
 """
 
@@ -19,6 +19,8 @@ from tokenfab.specs.study import TrafficCase
 from tokenfab.study.load import LoadedStudy, Refs, load_chip_ref, load_model_ref
 from tokenfab.study.design import design_section
 from tokenfab.study.section import Section
+from tokenfab.study.training import training_section
+from tokenfab.train import TrainingJob
 
 
 # ---- economics ------------------------------------------------------------------------------
@@ -153,7 +155,32 @@ def plan(study: LoadedStudy, refs: Refs, ci: CostInputs) -> list[Section]:
                                                  spec.max_chips)))
     if spec.design is not None:
         sections.append(_design_section(study, ci))
+    if spec.training is not None:
+        sections.extend(training_sections(study, refs, ci))
     return sections
+
+
+def training_sections(study: LoadedStudy, refs: Refs, ci: CostInputs) -> list[Section]:
+    """One `training/<model>/<chip>` section per (model, chip) of the study's training section."""
+    spec, t = study.spec, study.spec.training
+    models = ([load_model_ref(study, m, f"training.models.{i}") for i, m in enumerate(t.models)] if t.models
+              else list(refs.models.values()))
+    chips = ([load_chip_ref(study, c, f"training.chips.{i}") for i, c in enumerate(t.chips)] if t.chips
+             else list(refs.chips.values()))
+    job = TrainingJob(tokens=t.tokens, seq_len=t.seq_len, global_batch_tokens=t.global_batch_tokens,
+                      precision=t.precision)
+    econ_dump = ci.economics.model_dump(mode="json")
+    out = []
+    for model in models:
+        for chip in chips:
+            quote = rental_quote(ci, chip, spec.economics.market_rental)
+            econ = economics_for(ci.economics, quote)
+            inputs = {"model": model, "chip": chip, "job": job, "chips_per_run": t.chips_per_run,
+                      "economics": econ_dump, "rental_quote": quote}
+            out.append(Section(key=f"training/{model.id}/{chip.id}", kind="training",
+                               title=f"training {model.id} on {chip.id}", inputs=inputs,
+                               compute=lambda m=model, c=chip, e=econ: training_section(m, c, t.chips_per_run, job, e)))
+    return out
 
 
 def _design_section(study: LoadedStudy, ci: CostInputs) -> Section:
@@ -199,6 +226,8 @@ def describe_inputs(study: LoadedStudy, refs: Refs, ci: CostInputs) -> dict:
     if spec.build_vs_buy is not None:
         extra_chips = [(spec.build_vs_buy.custom_chip, load_chip_ref(study, spec.build_vs_buy.custom_chip, "")),
                        (spec.build_vs_buy.vendor_chip, load_chip_ref(study, spec.build_vs_buy.vendor_chip, ""))]
+    if spec.training is not None and spec.training.chips:  # chips trained on but not served: sourced too
+        extra_chips += [(ref, load_chip_ref(study, ref, "")) for ref in spec.training.chips]
     for ref, c in [*refs.chips.items(), *extra_chips]:
         values = {k: v for k, v in c.model_dump(mode="json").items()
                   if k not in ("sources", "estimated_fields", "notes", "id", "microarch") and v not in (None, "", [])}
