@@ -205,3 +205,49 @@ def test_supply_cap_binds_and_has_a_shadow_price():
     sol = solve(p)
     assert sol.buy[0, 0] == pytest.approx(20000)  # all the (cheaper per token) H20s there are
     assert any(b["constraint"] == "chip supply" and b["name"] == "h20" and b["shadow_price"] > 0 for b in sol.binding)
+
+
+def test_domestic_memory_supply_caps_the_chips_made_with_it():
+    """A chip made with domestic HBM (6 stacks a unit) can be bought only as far as the stacks go:
+    120,000 stacks a quarter / 6 = 20,000 units; the other 10,000 of the 30,000 needed come from a
+    chip without that memory, and the memory's shadow price is reported."""
+    h20 = {"prefill_tok_s_per_chip": {"w": 100.0}, "decode_tok_s_per_chip": {"w": 50.0}}
+    sc = FleetScenario.from_mapping(_scenario(
+        chips=[{"chip": "h20", "label": "domestic", "available_from": "2027Q1", "memory": "cxmt-hbm2e",
+                "memory_stacks": 6, **h20},
+               {"chip": "h20", "label": "imported", "available_from": "2027Q1", "price": 40000.0, **h20}],
+        memory_supply=[{"memory": "cxmt-hbm2e", "stacks_per_period": 120000}]))
+    p, _ = build_problem(sc)
+    sol = solve(p)
+    assert sol.buy[0, 0] == pytest.approx(20000) and sol.buy[1, 0] == pytest.approx(10000)
+    assert 6 * sol.buy[0].max() <= 120000 * (1 + 1e-9)
+    assert any(b["constraint"] == "memory supply" and b["name"] == "cxmt-hbm2e" and b["shadow_price"] > 0
+               for b in sol.binding)
+
+
+def test_memory_shortfall_is_named_in_one_line():
+    sc = FleetScenario.from_mapping(_scenario(
+        chips=[{"chip": "h20", "available_from": "2027Q1", "memory": "cxmt-hbm2e", "memory_stacks": 6,
+                "prefill_tok_s_per_chip": {"w": 100.0}, "decode_tok_s_per_chip": {"w": 50.0}}],
+        memory_supply=[{"memory": "cxmt-hbm2e", "stacks_per_period": 120000}]))
+    # 30,000 units x 6 stacks = 180,000 stacks against 120,000: 60,000 short in the first quarter
+    with pytest.raises(ValueError, match="demand in 2027Q1 exceeds the cxmt-hbm2e memory supply by 60,000 stacks"):
+        plan(sc)
+
+
+def test_no_chip_before_its_memory_is_made_in_volume():
+    """cxmt-hbm2e is in volume from mid-2024 (economics.yaml): a plan starting in 2024Q1 cannot buy
+    a chip made with it until 2024Q3."""
+    sc = FleetScenario.from_mapping(_scenario(
+        start="2024Q1", periods=4,
+        chips=[{"chip": "h20", "available_from": "2024Q1", "memory": "cxmt-hbm2e", "memory_stacks": 6,
+                "prefill_tok_s_per_chip": {"w": 100.0}, "decode_tok_s_per_chip": {"w": 50.0}},
+               {"chip": "b200", "available_from": "2024Q1",
+                "prefill_tok_s_per_chip": {"w": 100.0}, "decode_tok_s_per_chip": {"w": 50.0}}]))
+    p, _ = build_problem(sc)
+    assert p.available[0].tolist() == [False, False, True, True] and p.available[1].all()
+
+
+def test_memory_supply_must_name_a_chip_memory():
+    with pytest.raises(Exception, match="no chip names that memory"):
+        FleetScenario.from_mapping(_scenario(memory_supply=[{"memory": "cxmt-hbm2e", "stacks_per_period": 1}]))

@@ -50,7 +50,8 @@ def build_problem(sc: FleetScenario, base_dir: Path | None = None,
     from tokenfab.catalog import load_chip
     from tokenfab.cost.data import shipped_cost_data
 
-    econ = shipped_cost_data().economics(sc.economics_preset)
+    cost_data = shipped_cost_data()
+    econ = cost_data.economics(sc.economics_preset)
     if sc.pue is not None:
         econ = econ.with_overrides({"pue": sc.pue}, "scenario")
     labels = sc.labels()
@@ -85,6 +86,13 @@ def build_problem(sc: FleetScenario, base_dir: Path | None = None,
         opex[c] = (hour.power_usd_per_hour + hour.hosting_usd_per_hour + hour.ops_usd_per_hour) * HOURS_PER_YEAR * dt
         kw[c] = spec.tdp_w / 1000.0 * econ.server_power_multiplier * econ.pue
         avail[c] = (years >= y0 - 1e-9) & (years <= y1 + 1e-9)
+        if fc.memory is not None:
+            mem = cost_data.fab.memory.get(fc.memory)
+            if mem is None:
+                raise SpecError(f"chip {fc.name}: memory {fc.memory!r} is not in the cost data "
+                                f"({', '.join(sorted(cost_data.fab.memory))})")
+            if mem.available_from_year is not None:  # no chip before its memory is made in volume
+                avail[c] &= years >= mem.available_from_year - 1e-9
         if fc.maturity_periods:  # the software ramp of `perf.efficiency`, in periods of dt years
             ramp = MaturityRamp(at_launch=fc.maturity_start_frac, months_to_mature=fc.maturity_periods * dt * 12.0)
             maturity[c] = [ramp.at((y - y0) * 12.0) for y in years]
@@ -97,6 +105,11 @@ def build_problem(sc: FleetScenario, base_dir: Path | None = None,
         if not members:
             raise SpecError(f"supply cap for {cap.vendor!r}: no chip in the scenario is from that vendor")
         vendor_caps.append((cap.vendor, members, _by_period(labels, cap.units_per_period, cap.by_period, False, 1)))
+    memory_caps = []
+    for ms in sc.memory_supply:
+        members = [c for c, fc in enumerate(sc.chips) if fc.memory == ms.memory and fc.memory_stacks > 0]
+        memory_caps.append((ms.memory, members, [float(sc.chips[c].memory_stacks) for c in members],
+                            _by_period(labels, ms.stacks_per_period, ms.by_period, False, 1)))
     cap_arr = np.zeros((C, W, 2))
     sources: dict[str, dict[str, dict]] = {}
     for w, wl in enumerate(sc.workloads):
@@ -160,6 +173,7 @@ def build_problem(sc: FleetScenario, base_dir: Path | None = None,
         chips=names, workloads=[w.id for w in sc.workloads], periods=labels, period_years=dt, cap=cap_arr,
         demand=demand, capex_usd=capex, opex_usd=opex, kw=kw, available=avail, life_years=sc.depreciation_years,
         discount_rate=sc.discount_rate, maturity=maturity, buy_cap=buy_cap, vendor_caps=vendor_caps,
+        memory_caps=memory_caps,
         power_cap_kw=power, budget_usd=budget, initial=initial, objective=sc.objective,
         integer_units=sc.integer_units, tokens_weight=tokens, training=[bool(x) for x in training],
         min_served=np.array([wl.min_served_frac for wl in sc.workloads]))

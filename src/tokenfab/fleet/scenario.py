@@ -104,6 +104,12 @@ class FleetChip(Spec):
     them (throughput taken as proportional to the stack's `software_maturity`)."""
     maturity_start_frac: float = Field(default=1.0, gt=0, le=1)
     """Throughput in its first period as a fraction of full speed."""
+    memory: str | None = None
+    """Memory technology its stacks are (an id of the cost data's memory table, e.g. `cxmt-hbm2e`):
+    ties its purchases to that memory's `memory_supply` and to the memory's first year of volume
+    supply (`MemoryTech.available_from_year`). None: not supply-limited by memory."""
+    memory_stacks: int = Field(default=0, ge=0, le=64)
+    """Memory stacks one unit carries (counted against `memory_supply`)."""
     prefill_tok_s_per_chip: dict[str, float] | None = None
     """Workload id → prompt tok/s one chip prefills (replaces the estimate; for tests and what-ifs);
     for a training workload, the tokens/s one chip trains."""
@@ -125,6 +131,18 @@ class SupplyCap(Spec):
     """Cap in every period not listed in `by_period`."""
     by_period: dict[str, float] = Field(default_factory=dict)
     """Period label (YYYY: every quarter of that year) → cap in that period."""
+
+
+class MemorySupply(Spec):
+    """Most stacks of one memory technology the buyer gets in a period (domestic HBM for chips that
+    cannot import it): every unit bought of a chip made with it uses its `memory_stacks`."""
+
+    memory: str
+    """Memory id, as in the chips' `memory` (`cxmt-hbm2e`)."""
+    stacks_per_period: float = Field(ge=0)
+    """Cap in every period not listed in `by_period`, stacks."""
+    by_period: dict[str, float] = Field(default_factory=dict)
+    """Period label (YYYY: every quarter of that year) → cap in that period, stacks."""
 
 
 class InitialFleet(Spec):
@@ -186,6 +204,8 @@ class FleetScenario(Spec):
     """What the planner may buy."""
     supply_caps: list[SupplyCap] = Field(default_factory=list)
     """Vendor supply caps per period."""
+    memory_supply: list[MemorySupply] = Field(default_factory=list)
+    """Memory stacks available per period, by memory technology (chips name theirs in `memory`)."""
     initial_fleet: list[InitialFleet] = Field(default_factory=list)
     """Chips installed at the start."""
     sources: dict[str, str] = Field(default_factory=dict)
@@ -213,6 +233,13 @@ class FleetScenario(Spec):
                     raise ValueError(f"chips.{c.name}: unknown workload {sorted(bad)[0]!r}")
                 if table and any(not v >= 0 for v in table.values()):
                     raise ValueError(f"chips.{c.name}: throughputs must be ≥ 0")
+        for ms in self.memory_supply:
+            if not any(c.memory == ms.memory and c.memory_stacks > 0 for c in self.chips):
+                raise ValueError(f"memory_supply {ms.memory!r}: no chip names that memory with memory_stacks > 0")
+            for k, v in ms.by_period.items():
+                period_year(k)
+                if not v >= 0:
+                    raise ValueError(f"memory_supply {ms.memory!r}: {k}: must be ≥ 0")
         for f in self.initial_fleet:
             if f.chip not in names:
                 raise ValueError(f"initial_fleet: unknown chip label {f.chip!r}")

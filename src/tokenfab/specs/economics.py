@@ -210,6 +210,11 @@ class MemoryTech(Sourced):
     """Area a stack takes on the interposer, mm² (0: off-package memory)."""
     on_package: bool = True
     """True when the memory sits in the package (bonded next to the dies, e.g. HBM)."""
+    available_from_year: float | None = Field(default=None, ge=1990, le=2100)
+    """First year of volume supply (None: long available). A fleet plan buys no chip made with it
+    before then."""
+    supply_stacks_per_year: float | None = Field(default=None, ge=0)
+    """Stacks the whole market can get per year, for scenarios' `memory_supply` (None: not known)."""
 
 
 class PackagingTech(Sourced):
