@@ -251,3 +251,19 @@ def test_no_chip_before_its_memory_is_made_in_volume():
 def test_memory_supply_must_name_a_chip_memory():
     with pytest.raises(Exception, match="no chip names that memory"):
         FleetScenario.from_mapping(_scenario(memory_supply=[{"memory": "cxmt-hbm2e", "stacks_per_period": 1}]))
+
+
+def test_domestic_packaging_supply_caps_the_chips_assembled_with_it():
+    """25,000 domestic 2.5D packages a quarter: at most 25,000 units of the chip assembled with
+    them; the other 5,000 of the 30,000 needed come from a chip without that packaging; a plan
+    with no other chip is short by 5,000 packages, named in one line."""
+    h20 = {"prefill_tok_s_per_chip": {"w": 100.0}, "decode_tok_s_per_chip": {"w": 50.0}}
+    domestic = {"chip": "h20", "label": "domestic", "available_from": "2027Q1", "packaging": "domestic-2.5d", **h20}
+    supply = [{"packaging": "domestic-2.5d", "units_per_period": 25000}]
+    sc = FleetScenario.from_mapping(_scenario(
+        chips=[domestic, {"chip": "h20", "label": "other", "available_from": "2027Q1", "price": 40000.0, **h20}],
+        packaging_supply=supply))
+    sol = solve(build_problem(sc)[0])
+    assert sol.buy[0, 0] == pytest.approx(25000) and sol.buy[1, 0] == pytest.approx(5000)
+    with pytest.raises(ValueError, match="exceeds the domestic-2.5d packaging supply by 5,000 packages"):
+        plan(FleetScenario.from_mapping(_scenario(chips=[domestic], packaging_supply=supply)))

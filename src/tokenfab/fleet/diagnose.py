@@ -32,6 +32,8 @@ def _phrase(kind: str, period: str, name: str, amount: float, sc) -> str:
         return f"demand in {period} exceeds the {name} supply cap by {amount:,.0f} units"
     if kind == "memory supply":
         return f"demand in {period} exceeds the {name} memory supply by {amount:,.0f} stacks"
+    if kind == "packaging supply":
+        return f"demand in {period} exceeds the {name} packaging supply by {amount:,.0f} packages"
     return f"demand in {period} exceeds the supply cap of {name} by {amount:,.0f} units"
 
 
@@ -42,7 +44,7 @@ def explain_infeasible(p: PlanProblem, sc) -> str:
             continue
         if families[0] == "budget" and p.budget_usd is None:
             continue
-        if (families[0] == "supply" and not p.vendor_caps and not p.memory_caps
+        if (families[0] == "supply" and not p.vendor_caps and not p.memory_caps and not p.packaging_caps
                 and (p.buy_cap is None or not np.isfinite(p.buy_cap).any())):
             continue
         gaps = shortfall(p, families)

@@ -16,6 +16,7 @@ units already installed. With n[c,t] = Σ_τ installed b[c,τ] + init[c,t]:
     Σ_c capex[c,t]·b[c,t] ≤ budget[t]                   (capital budget)
     Σ_{c of vendor v} b[c,t] ≤ cap_v[t];  b[c,t] ≤ cap_c[t]; b[c,t] = 0 before it is available
     Σ_{c made with memory k} stacks[c]·b[c,t] ≤ stacks_k[t]  (memory supply, e.g. domestic HBM)
+    Σ_{c packaged with k} b[c,t] ≤ packages_k[t]              (packaging supply, e.g. domestic 2.5D)
 
 m[c,t] is the maturity ramp (a new chip's software reaching full speed). Discounting at rate r:
 d(y) = (1 + r)^−y. Cost (present value at the start, USD):
@@ -72,6 +73,8 @@ class PlanProblem:
     """(vendor, chip indices, [T] cap)."""
     memory_caps: list[tuple[str, list[int], list[float], np.ndarray]] = field(default_factory=list)
     """(memory id, chip indices, stacks per unit of each, [T] stacks available)."""
+    packaging_caps: list[tuple[str, list[int], np.ndarray]] = field(default_factory=list)
+    """(packaging id, chip indices, [T] packages available)."""
     power_cap_kw: np.ndarray | None = None
     """[T] facility power cap, kW (inf: none)."""
     budget_usd: np.ndarray | None = None
@@ -127,7 +130,8 @@ class Constraint:
     """One row of the LP: what it is, for the binding report."""
 
     kind: str
-    """`assignment`, `demand`, `power`, `budget`, `vendor supply`, `memory supply`, `chip supply`."""
+    """`assignment`, `demand`, `power`, `budget`, `vendor supply`, `memory supply`, `packaging supply`,
+    `chip supply`."""
     period: int
     name: str
     """Chip, workload/phase or vendor it is about ('' for power and budget)."""
@@ -248,6 +252,11 @@ def build(p: PlanProblem, chip_caps_as_rows: bool = False):
             if np.isfinite(caps[t]):
                 add_row([buy_col(c, t) for c in members], list(stacks), -np.inf, caps[t],
                         Constraint("memory supply", t, memory, 1.0))
+    for packaging, members, caps in p.packaging_caps:
+        for t in range(T):
+            if np.isfinite(caps[t]):
+                add_row([buy_col(c, t) for c in members], [1.0] * len(members), -np.inf, caps[t],
+                        Constraint("packaging supply", t, packaging, 1.0))
     bcap = p.buy_cap if p.buy_cap is not None else np.full((C, T), np.inf)
     if chip_caps_as_rows:
         for c in range(C):
@@ -332,7 +341,8 @@ def _binding(p: PlanProblem, meta: list[Constraint], row_dual: np.ndarray, res, 
         tw = p.tokens_weight if p.tokens_weight is not None else np.ones((len(p.workloads), T))
         scale_obj, what = float((tw * p.discount(np.arange(T) * p.period_years)[None, :]).max()), "discounted tokens"
     unit = {"assignment": "per unit installed", "demand": "per tok/s of peak demand", "power": "per MW",
-            "budget": "per USD of budget", "vendor supply": "per unit", "memory supply": "per stack"}
+            "budget": "per USD of budget", "vendor supply": "per unit", "memory supply": "per stack",
+            "packaging supply": "per package"}
     out = []
     for con, dual in zip(meta, row_dual):
         if abs(dual) < 1e-9:
@@ -351,13 +361,14 @@ def _binding(p: PlanProblem, meta: list[Constraint], row_dual: np.ndarray, res, 
             if p.available[c, t] and np.isfinite(p.buy_cap[c, t]):
                 out.append({"constraint": "chip supply", "period": p.periods[t], "name": p.chips[c],
                             "shadow_price": float(-m[c, t] * scale_obj), "unit": f"{what} per unit"})
-    order = {"power": 0, "budget": 1, "vendor supply": 2, "memory supply": 2, "chip supply": 3, "assignment": 4,
+    order = {"power": 0, "budget": 1, "vendor supply": 2, "memory supply": 2, "packaging supply": 2, "chip supply": 3, "assignment": 4,
              "demand": 5}
     out.sort(key=lambda b: (order[b["constraint"]], -abs(b["shadow_price"])))
     return out
 
 
-ELASTIC = {"power": ("power",), "budget": ("budget",), "supply": ("vendor supply", "memory supply", "chip supply")}
+ELASTIC = {"power": ("power",), "budget": ("budget",),
+           "supply": ("vendor supply", "memory supply", "packaging supply", "chip supply")}
 """Constraint families that may be relaxed to explain an infeasible plan."""
 
 

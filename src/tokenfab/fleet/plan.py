@@ -93,6 +93,13 @@ def build_problem(sc: FleetScenario, base_dir: Path | None = None,
                                 f"({', '.join(sorted(cost_data.fab.memory))})")
             if mem.available_from_year is not None:  # no chip before its memory is made in volume
                 avail[c] &= years >= mem.available_from_year - 1e-9
+        if fc.packaging is not None:
+            pkg = cost_data.fab.packaging.get(fc.packaging)
+            if pkg is None:
+                raise SpecError(f"chip {fc.name}: packaging {fc.packaging!r} is not in the cost data "
+                                f"({', '.join(sorted(cost_data.fab.packaging))})")
+            if pkg.available_from_year is not None:
+                avail[c] &= years >= pkg.available_from_year - 1e-9
         if fc.maturity_periods:  # the software ramp of `perf.efficiency`, in periods of dt years
             ramp = MaturityRamp(at_launch=fc.maturity_start_frac, months_to_mature=fc.maturity_periods * dt * 12.0)
             maturity[c] = [ramp.at((y - y0) * 12.0) for y in years]
@@ -110,6 +117,10 @@ def build_problem(sc: FleetScenario, base_dir: Path | None = None,
         members = [c for c, fc in enumerate(sc.chips) if fc.memory == ms.memory and fc.memory_stacks > 0]
         memory_caps.append((ms.memory, members, [float(sc.chips[c].memory_stacks) for c in members],
                             _by_period(labels, ms.stacks_per_period, ms.by_period, False, 1)))
+    packaging_caps = []
+    for ps in sc.packaging_supply:
+        members = [c for c, fc in enumerate(sc.chips) if fc.packaging == ps.packaging]
+        packaging_caps.append((ps.packaging, members, _by_period(labels, ps.units_per_period, ps.by_period, False, 1)))
     cap_arr = np.zeros((C, W, 2))
     sources: dict[str, dict[str, dict]] = {}
     for w, wl in enumerate(sc.workloads):
@@ -173,7 +184,7 @@ def build_problem(sc: FleetScenario, base_dir: Path | None = None,
         chips=names, workloads=[w.id for w in sc.workloads], periods=labels, period_years=dt, cap=cap_arr,
         demand=demand, capex_usd=capex, opex_usd=opex, kw=kw, available=avail, life_years=sc.depreciation_years,
         discount_rate=sc.discount_rate, maturity=maturity, buy_cap=buy_cap, vendor_caps=vendor_caps,
-        memory_caps=memory_caps,
+        memory_caps=memory_caps, packaging_caps=packaging_caps,
         power_cap_kw=power, budget_usd=budget, initial=initial, objective=sc.objective,
         integer_units=sc.integer_units, tokens_weight=tokens, training=[bool(x) for x in training],
         min_served=np.array([wl.min_served_frac for wl in sc.workloads]))

@@ -110,6 +110,10 @@ class FleetChip(Spec):
     supply (`MemoryTech.available_from_year`). None: not supply-limited by memory."""
     memory_stacks: int = Field(default=0, ge=0, le=64)
     """Memory stacks one unit carries (counted against `memory_supply`)."""
+    packaging: str | None = None
+    """Packaging technology it is assembled with (an id of the cost data's packaging table, e.g.
+    `domestic-2.5d`): ties its purchases to that packaging's `packaging_supply` and first volume year.
+    None: not supply-limited by packaging."""
     prefill_tok_s_per_chip: dict[str, float] | None = None
     """Workload id → prompt tok/s one chip prefills (replaces the estimate; for tests and what-ifs);
     for a training workload, the tokens/s one chip trains."""
@@ -143,6 +147,18 @@ class MemorySupply(Spec):
     """Cap in every period not listed in `by_period`, stacks."""
     by_period: dict[str, float] = Field(default_factory=dict)
     """Period label (YYYY: every quarter of that year) → cap in that period, stacks."""
+
+
+class PackagingSupply(Spec):
+    """Most packages of one packaging technology the buyer gets in a period (domestic 2.5D
+    interposers for chips that cannot use CoWoS): every unit of a chip assembled with it takes one."""
+
+    packaging: str
+    """Packaging id, as in the chips' `packaging` (`domestic-2.5d`)."""
+    units_per_period: float = Field(ge=0)
+    """Cap in every period not listed in `by_period`, packages."""
+    by_period: dict[str, float] = Field(default_factory=dict)
+    """Period label (YYYY: every quarter of that year) → cap in that period, packages."""
 
 
 class InitialFleet(Spec):
@@ -206,6 +222,8 @@ class FleetScenario(Spec):
     """Vendor supply caps per period."""
     memory_supply: list[MemorySupply] = Field(default_factory=list)
     """Memory stacks available per period, by memory technology (chips name theirs in `memory`)."""
+    packaging_supply: list[PackagingSupply] = Field(default_factory=list)
+    """Packages available per period, by packaging technology (chips name theirs in `packaging`)."""
     initial_fleet: list[InitialFleet] = Field(default_factory=list)
     """Chips installed at the start."""
     sources: dict[str, str] = Field(default_factory=dict)
@@ -240,6 +258,13 @@ class FleetScenario(Spec):
                 period_year(k)
                 if not v >= 0:
                     raise ValueError(f"memory_supply {ms.memory!r}: {k}: must be ≥ 0")
+        for ps in self.packaging_supply:
+            if not any(c.packaging == ps.packaging for c in self.chips):
+                raise ValueError(f"packaging_supply {ps.packaging!r}: no chip names that packaging")
+            for k, v in ps.by_period.items():
+                period_year(k)
+                if not v >= 0:
+                    raise ValueError(f"packaging_supply {ps.packaging!r}: {k}: must be ≥ 0")
         for f in self.initial_fleet:
             if f.chip not in names:
                 raise ValueError(f"initial_fleet: unknown chip label {f.chip!r}")

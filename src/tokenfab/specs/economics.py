@@ -238,6 +238,11 @@ class PackagingTech(Sourced):
     """Probability that bonding one die or stack succeeds."""
     final_test_yield: float = Field(gt=0, le=1)
     """Fraction of assembled packages that pass final test."""
+    available_from_year: float | None = Field(default=None, ge=1990, le=2100)
+    """First year of volume production (None: long available). A fleet plan buys no chip assembled
+    with it before then."""
+    supply_units_per_year: float | None = Field(default=None, ge=0)
+    """Packages the whole market can get per year, for scenarios' `packaging_supply` (None: not known)."""
 
 
 class FabData(Sourced):
