@@ -267,3 +267,25 @@ def test_domestic_packaging_supply_caps_the_chips_assembled_with_it():
     assert sol.buy[0, 0] == pytest.approx(25000) and sol.buy[1, 0] == pytest.approx(5000)
     with pytest.raises(ValueError, match="exceeds the domestic-2.5d packaging supply by 5,000 packages"):
         plan(FleetScenario.from_mapping(_scenario(chips=[domestic], packaging_supply=supply)))
+
+
+def test_export_controls_keep_controlled_us_chips_out_of_a_china_plan():
+    """B200 screens 3A090.a (TPP far above 4,800) and is a US export: excluded for China, so the
+    plan buys the H20 (below 3A090.a/.b) although the B200 would serve cheaper; with 8,000 licensed
+    units a period the B200 comes back, never past the licence."""
+    h20 = {"chip": "h20", "available_from": "2027Q1", "prefill_tok_s_per_chip": {"w": 100.0},
+           "decode_tok_s_per_chip": {"w": 50.0}}
+    b200 = {"chip": "b200", "available_from": "2027Q1", "price": 1000.0, "prefill_tok_s_per_chip": {"w": 1000.0},
+            "decode_tok_s_per_chip": {"w": 500.0}}
+    out = plan(FleetScenario.from_mapping(_scenario(chips=[h20, b200], export_controls={"destination": "china"})))
+    assert out["periods"][0]["purchases"].get("b200", 0) == pytest.approx(0, abs=1e-6)
+    assert out["periods"][0]["purchases"]["h20"] == pytest.approx(30000, rel=1e-6)
+    assert out["chips"]["b200"]["restricted"].startswith("3A090.a: excluded") and out["chips"]["h20"]["restricted"] is None
+    capped = FleetScenario.from_mapping(_scenario(chips=[h20, b200], export_controls={
+        "destination": "china", "controlled": "cap", "licensed_units_per_period": 8000}))
+    sol = solve(build_problem(capped)[0])
+    assert 0 < sol.buy[1, 0] <= 8000 * (1 + 1e-9)
+    # a domestic chip is no US export, whatever its TPP: Ascend 910C stays buyable
+    ascend = {**h20, "chip": "ascend-910c"}
+    p, _ = build_problem(FleetScenario.from_mapping(_scenario(chips=[ascend], export_controls={"destination": "china"})))
+    assert p.available.all()

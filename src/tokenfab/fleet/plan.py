@@ -112,6 +112,19 @@ def build_problem(sc: FleetScenario, base_dir: Path | None = None,
         if not members:
             raise SpecError(f"supply cap for {cap.vendor!r}: no chip in the scenario is from that vendor")
         vendor_caps.append((cap.vendor, members, _by_period(labels, cap.units_per_period, cap.by_period, False, 1)))
+    controlled = []  # (label, classification) of the US-origin chips 3A090 reaches
+    if sc.export_controls is not None:
+        us = {v.lower() for v in sc.export_controls.us_origin_vendors}
+        for c, (fc, spec) in enumerate(zip(sc.chips, specs)):
+            cls = export_control(spec)["classification"]
+            if (fc.vendor or spec.vendor).split(" ")[0].lower() in us and cls.startswith("3A090"):
+                controlled.append((c, cls))
+        if sc.export_controls.controlled == "exclude":
+            for c, _ in controlled:
+                avail[c] = False
+        elif controlled:
+            vendor_caps.append((f"licensed 3A090 chips to {sc.export_controls.destination}", [c for c, _ in controlled],
+                                np.full(T, sc.export_controls.licensed_units_per_period)))
     memory_caps = []
     for ms in sc.memory_supply:
         members = [c for c, fc in enumerate(sc.chips) if fc.memory == ms.memory and fc.memory_stacks > 0]
@@ -188,7 +201,11 @@ def build_problem(sc: FleetScenario, base_dir: Path | None = None,
         power_cap_kw=power, budget_usd=budget, initial=initial, objective=sc.objective,
         integer_units=sc.integer_units, tokens_weight=tokens, training=[bool(x) for x in training],
         min_served=np.array([wl.min_served_frac for wl in sc.workloads]))
-    return problem, {"capacity": sources, "specs": specs, "economics": econ, "tokens": tokens}
+    policy = sc.export_controls
+    restricted = {names[c]: (f"{cls}: {'excluded' if policy.controlled == 'exclude' else 'licensed'} for "
+                             f"{policy.destination}") for c, cls in controlled} if policy else {}
+    return problem, {"capacity": sources, "specs": specs, "economics": econ, "tokens": tokens,
+                     "restricted": restricted}
 
 
 def report(sc: FleetScenario, p: PlanProblem, sol: Solution, extra: dict) -> dict:
@@ -248,7 +265,8 @@ def report(sc: FleetScenario, p: PlanProblem, sol: Solution, extra: dict) -> dic
         "chips": {p.chips[c]: {"unit_capex_usd_first": float(p.capex_usd[c][p.available[c]][0])
                                if p.available[c].any() else None,
                                "opex_usd_per_period": float(p.opex_usd[c]), "facility_kw": float(p.kw[c]),
-                               "export_control": export_control(extra["specs"][c])}
+                               "export_control": export_control(extra["specs"][c]),
+                               "restricted": extra.get("restricted", {}).get(p.chips[c])}
                   for c in range(C)},
         "sources": sc.sources,
     }

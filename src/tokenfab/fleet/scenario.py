@@ -161,6 +161,26 @@ class PackagingSupply(Spec):
     """Period label (YYYY: every quarter of that year) → cap in that period, packages."""
 
 
+US_ORIGIN_VENDORS = ("NVIDIA", "AMD", "Intel", "Google", "AWS", "Qualcomm", "Groq", "Cerebras", "Tenstorrent")
+"""Vendors whose accelerators are US exports (a chip's first vendor word is matched)."""
+
+
+class ExportPolicy(Spec):
+    """Export controls on the buyer's side: which chips it may buy (`cost.export_control` screens
+    each against ECCN 3A090 from its datasheet)."""
+
+    destination: str
+    """Where the fleet is installed, as a word for the plan (`china`): a destination under the US
+    advanced-computing rules (Country Group D:5 and Macau)."""
+    controlled: Literal["exclude", "cap"] = "exclude"
+    """What happens to a US-origin chip the screen classifies 3A090.a or .b: `exclude` (no license),
+    or `cap` (licensed up to `licensed_units_per_period` units of all such chips together)."""
+    licensed_units_per_period: float = Field(default=0.0, ge=0)
+    """With `cap`: licensed units of controlled chips per period, all of them together."""
+    us_origin_vendors: tuple[str, ...] = US_ORIGIN_VENDORS
+    """Vendors whose chips the rules reach (domestic chips are not US exports, whatever their TPP)."""
+
+
 class InitialFleet(Spec):
     """Chips already installed at the start."""
 
@@ -224,6 +244,8 @@ class FleetScenario(Spec):
     """Memory stacks available per period, by memory technology (chips name theirs in `memory`)."""
     packaging_supply: list[PackagingSupply] = Field(default_factory=list)
     """Packages available per period, by packaging technology (chips name theirs in `packaging`)."""
+    export_controls: ExportPolicy | None = None
+    """Export controls on the chips the buyer may get (None: none: a US buyer)."""
     initial_fleet: list[InitialFleet] = Field(default_factory=list)
     """Chips installed at the start."""
     sources: dict[str, str] = Field(default_factory=dict)
