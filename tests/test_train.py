@@ -209,3 +209,97 @@ def test_lora_needs_less_memory_and_time_than_full_training():
     assert lora["step_time_s"] < full["step_time_s"]
     assert lora["memory_parts_gib"]["weights_grads_optimizer"] == pytest.approx(
         full["memory_parts_gib"]["weights_grads_optimizer"] * 2 / 18)
+
+
+# ---- backward costs (physics of the training step) ---------------------------------------------
+
+def test_zero_bubble_schedules_defer_only_the_weight_gradient_gemms():
+    # p = 4, m = 8, tf = 1, tb = 2 of which W (weight-gradient GEMMs) = 0.5, so B = 1.5 (input
+    # gradients, attention and elementwise backward, collectives). Ideal 8·3 = 24.
+    # ZB-H1: (p-1)(tf + B - W) = 3·2 = 6; ZB-H2: 3·(tf + B - 2W) = 3·1.5 = 4.5;
+    # DualPipe: (p/2-1)(tf + tb + tb - 3W) = 1·3.5; 1F1B does not split: 3·3 = 9.
+    for name, bubble in (("zb-h1", 6.0), ("zb-h2", 4.5), ("dualpipe", 3.5), ("1f1b", 9.0)):
+        assert schedule.bubble_fraction(name, 4, 8, tf=1.0, tb=2.0, tw=0.5) == pytest.approx(bubble / (24 + bubble))
+    # The smaller W, the larger the zero-bubble schedules' bubble.
+    assert schedule.bubble_fraction("zb-h2", 4, 8, tw=0.5) > schedule.bubble_fraction("zb-h2", 4, 8, tw=1.0) == 0
+
+
+def test_gradient_gemms_at_their_own_shapes_by_hand():
+    from tokenfab.graph.ops import Op
+    from tokenfab.train.layer import backward_gemm_ops
+
+    fwd = Op("mlp_up", "gemm", 1.0, m=2048.0, n=4096.0, k=8192.0, w_bytes=2.0, a_bytes=2.0)
+    dgrad, wgrad = backward_gemm_ops(fwd)
+    # dX = dY·W^T: 2048 x 4096 x 8192 -> the same 2·M·N·K FLOPs as the forward.
+    assert (float(dgrad.m), dgrad.n, dgrad.k) == (2048.0, 8192.0, 4096.0)
+    assert float(dgrad.flops) == float(fwd.flops) == 2 * 2048 * 4096 * 8192
+    # dW = X^T·dY: an 8192 x 4096 output reduced over the 2048 tokens.
+    assert (float(wgrad.m), wgrad.n, float(wgrad.k)) == (8192.0, 4096.0, 2048.0)
+    # Bytes: dY 2048·4096·2 = 16.78 MB, X 8192·2048·2 = 33.55 MB, fp32 gradient buffer read and
+    # written 8192·4096·8 = 268.44 MB -> 318.77 MB (the roofline's N·K·w + M·(K+N)·a).
+    assert float(wgrad.bytes) == pytest.approx(2048 * 4096 * 2 + 8192 * 2048 * 2 + 8192 * 4096 * 8)
+    # Frozen base weights (LoRA): the input gradient only.
+    assert [o.name for o in backward_gemm_ops(fwd, frozen=True)] == ["mlp_up:dgrad"]
+
+
+def test_a_short_micro_batch_makes_the_weight_gradient_memory_bound():
+    from tokenfab.graph.ops import Op
+    from tokenfab.perf.evaluate import time_ops
+    from tokenfab.train.layer import backward_gemm_ops
+    from tokenfab.train.search import chip_hardware
+    from tokenfab.perf.efficiency import efficiency_for
+
+    chip = catalog.load_chip("h100-sxm")
+    eff = efficiency_for(chip)
+    hw = chip_hardware(catalog.load_model("llama-3.1-8b"), chip, SystemSpec.for_chip(chip), eff, ("bf16",))
+    per_flop = []
+    for tokens in (256.0, 8192.0):
+        _, wgrad = backward_gemm_ops(Op("g", "gemm", 1.0, m=tokens, n=4096.0, k=8192.0, w_bytes=2.0, a_bytes=2.0))
+        per_flop.append(float(time_ops([wgrad], hw)[0].seconds) / float(wgrad.flops))
+    # 256 tokens: 2·8192·4096·256 = 17.2 GFLOP against 268 MB of fp32 buffer — 64 FLOP/byte, below
+    # H100's ridge (~990·0.77 / (3.35·0.80) ≈ 284): memory-bound, so each FLOP costs more.
+    assert per_flop[0] > 2.0 * per_flop[1]
+
+
+def test_sequence_parallel_backward_moves_half_again_the_forward_bytes():
+    from tokenfab.perf.efficiency import efficiency_for
+    from tokenfab.train.layer import micro_batch_times
+    from tokenfab.train.search import chip_hardware
+
+    m, chip = catalog.load_model("llama-3.1-8b"), catalog.load_chip("h100-sxm")
+    hw = chip_hardware(m, chip, SystemSpec.for_chip(chip), efficiency_for(chip), ("bf16",))
+    one = np.array([1.0])
+    full = micro_batch_times(m, hw, 4096, one * 4, one, one, one, 3.65)
+    # Forward: all-gather + reduce-scatter around each block; backward: their conjugates and the
+    # column-parallel input all-gathered again for the weight gradient -> 1.5x.
+    assert float(full.bwd_comm[0]) == pytest.approx(1.5 * float(full.fwd_comm[0]))
+    lora = micro_batch_times(m, hw, 4096, one * 4, one, one, one, 3.65, frozen=True)
+    assert float(lora.bwd_comm[0]) == pytest.approx(float(lora.fwd_comm[0]))  # no weight gradient
+    # W (weight-gradient GEMMs) is under half the backward: attention and elementwise backward are B.
+    assert 0 < float(full.wgrad[0]) < 0.5 * float(full.bwd_compute[0])
+
+
+def test_a_power_capped_chip_trains_at_its_sustained_clock():
+    chip = catalog.load_chip("h100-sxm")
+    capped = chip.model_copy(update={"microarch": chip.microarch.model_copy(
+        update={"sustained_frac": {"bf16": 0.5}})})
+    m = catalog.load_model("llama-3.2-1b")
+    job = TrainingJob(**SMALL, tp=1, pp=1, dp=8, zero=1, recompute="none", overlap=False)
+    full, half = (estimate_training(m, c, 8, job) for c in (chip, capped))
+    # GEMMs and attention run at half the clock; memory-bound kernels and collectives do not.
+    ratio = half["step_parts_s"]["compute"] / full["step_parts_s"]["compute"]
+    assert 1.3 < ratio < 2.0 + 1e-9
+    assert half["days"] > full["days"]
+
+
+def test_sequence_parallelism_shards_the_norms_and_residuals_over_tp():
+    from tokenfab.graph import StepShape
+    from tokenfab.train.layer import training_ops
+
+    one = np.array([1.0])
+    shape = StepShape("prefill", tokens=256.0 * one, seqs=one, ctx=128.0 * one, kv_len=256.0 * one, tp=2.0 * one,
+                      dp=one, ep=one, w_bytes=2.0, a_bytes=2.0, kv_bytes=2.0)
+    norms = next(op for op in training_ops(TINY, shape) if op.name == "norms_residual_rope")
+    # Two RMSNorms + two residual adds on 256 / 2 = 128 tokens: 128·64·2 B·10 = 163,840 bytes;
+    # RoPE on the rank's 4 / 2 = 2 query heads of 16 over all 256 tokens: 256·2·16·2 B·2 = 32,768.
+    assert float(norms.bytes[0]) == 163_840 + 32_768

@@ -4,11 +4,14 @@ The forward is the inference engine's prefill graph (`graph.step_ops`: GEMMs, at
 MLA, MoE routing/experts/all-to-all, norms, tensor-parallel all-reduces) over a micro-batch of
 whole sequences — except that training runs the LM head on every token and a cross-entropy
 instead of sampling, and trains the model's multi-token-prediction modules (one more decoder
-layer and LM head each). The backward repeats each kernel class at its FLOP ratio: GEMMs twice
-(input and weight gradients), fused attention `attention_backward_ratio` times, elementwise
-kernels twice (they read the saved input and the incoming gradient, write one gradient), and every
-collective once (Megatron's conjugate all-reduce / reduce-scatter; the all-to-all dispatch and
-combine run reversed). Context parallelism adds the ring exchange of K/V (forward) and of K/V and
+layer and LM head each). The backward prices each GEMM's two gradient GEMMs at their own shapes
+(`backward_gemm_ops`: the input gradient M x N x K -> M x K, and the weight gradient, whose
+reduction runs over the micro-batch's tokens and whose fp32 output is read and written into the
+gradient buffer), fused attention at `attention_backward_ratio` times its forward, elementwise
+kernels twice (they read the saved input and the incoming gradient, write one gradient), each
+tensor-parallel collective 1.5 times (`SP_BACKWARD_COMM`) and every other collective once (the
+all-to-all dispatch and combine run reversed). The weight-gradient GEMMs are kept apart (`wgrad`):
+they are the W pass the zero-bubble schedules move into the bubbles (`train.schedule`). Context parallelism adds the ring exchange of K/V (forward) and of K/V and
 their gradients (backward). Vectorized over (tp, cp, ep, micro-batch) points.
 """
 
@@ -21,17 +24,37 @@ import numpy as np
 
 from tokenfab.graph import StepShape, step_ops
 from tokenfab.graph.ops import Op
-from tokenfab.graph.transformer import SAMPLING_FLOPS_PER_LOGIT, _kv_elements_per_chip
+from tokenfab.graph.transformer import (RESIDUAL_FLOPS_PER_ELEMENT, RMSNORM_FLOPS_PER_ELEMENT, ROPE_FLOPS_PER_ELEMENT,
+                                        SAMPLING_FLOPS_PER_LOGIT, _kv_elements_per_chip)
 from tokenfab.perf.evaluate import time_ops
 from tokenfab.train.collectives import members_per_domain, ring_seconds
 from tokenfab.train.routing import alltoall_seconds
 
 HEAD_OPS = ("embedding", "lm_head", "cross_entropy")
 COMM_KINDS = ("allreduce", "alltoall", "allgather")
-BACKWARD_FACTOR = {"gemm": 2.0, "stream": 2.0, "fused": 2.0}
-"""Backward over forward of each kernel class (attention: `TrainingStack.attention_backward_ratio`)."""
+BACKWARD_FACTOR = {"stream": 2.0, "fused": 2.0}
+"""Backward over forward of the non-GEMM kernel classes (GEMMs: `backward_gemm_ops`; attention:
+`TrainingStack.attention_backward_ratio`)."""
 CHEAP_OPS = ("norms_residual_rope", "mlp_act", "experts_act")
 """Elementwise kernels selective recomputation runs again in the backward."""
+TP_COMM_OPS = ("allreduce_attn", "allreduce_mlp", "allreduce_moe", "allreduce_gdn")
+"""Tensor-parallel collectives of the forward graph: with sequence parallelism each is the
+all-gather before a column-parallel GEMM and the reduce-scatter after the row-parallel one."""
+SP_BACKWARD_COMM = 1.5
+"""Backward bytes of a tensor-parallel collective over its forward's, with sequence parallelism:
+the conjugates (reduce-scatter of the column-parallel GEMM's input gradient, all-gather of the
+row-parallel GEMM's output gradient) move the forward's bytes, and the column-parallel layer
+all-gathers its sequence-sharded input once more for its weight gradient — the forward does not
+keep the gathered copy (NVIDIA/Megatron-LM megatron/core/tensor_parallel/layers.py,
+`LinearWithGradAccumulationAndAsyncCommunication.backward`: "if ctx.sequence_parallel ...
+dist_all_gather_func(all_gather_buffer, input, ...)" before the wgrad GEMM). All-gather plus
+reduce-scatter forward (1 all-reduce of bytes), conjugates (1) + re-gather (1/2) backward: 1.5."""
+MAIN_GRAD_BYTES = 8.0
+"""Bytes per weight-gradient element a weight-gradient GEMM moves: it accumulates into the fp32
+gradient buffer in its epilogue, reading and writing 4 bytes each (Megatron's
+`gradient_accumulation_fusion`: `fused_weight_gradient_mlp_cuda.wgrad_gemm_accum_fp32(total_input,
+grad_output, weight.main_grad)`, NVIDIA/Megatron-LM megatron/core/tensor_parallel/layers.py;
+Transformer Engine's `accumulate_into_main_grad`)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +70,10 @@ class MicroBatchTimes:
     head_fwd: np.ndarray
     head_bwd: np.ndarray
     attention_fwd: np.ndarray
+    wgrad: np.ndarray
+    """Seconds of the layers' weight-gradient GEMMs (part of `bwd_compute`): the zero-bubble W pass."""
+    head_wgrad: np.ndarray
+    """Seconds of the LM head's weight-gradient GEMM (part of `head_bwd`)."""
 
 
 def training_ops(model, shape: StepShape, cp=1.0, fp8: bool = False, mtp: bool = True,
@@ -60,6 +87,8 @@ def training_ops(model, shape: StepShape, cp=1.0, fp8: bool = False, mtp: bool =
     mtp = float(model.mtp_layers) if mtp else 0.0
     layer_scale = (model.num_layers + mtp) / model.num_layers
     for op in step_ops(model, shape):
+        if op.name == "norms_residual_rope":
+            op = sequence_parallel_norms(model, shape, op)
         if op.name == "kv_b_proj":
             op = dataclasses.replace(op, m=np.asarray(op.m, float) * cp)
         if fp8 and op.kind == "gemm" and not op.meta.get("bf16_weights") and op.name not in HEAD_OPS:
@@ -77,6 +106,24 @@ def training_ops(model, shape: StepShape, cp=1.0, fp8: bool = False, mtp: bool =
         else:
             ops.append(dataclasses.replace(op, count=op.count * layer_scale))
     return ops
+
+
+def sequence_parallel_norms(model, shape: StepShape, op: Op) -> Op:
+    """The norms, residual adds and RoPE of a layer under sequence parallelism: training shards
+    the residual stream over the tensor-parallel ranks along the sequence (Korthikanti et al.,
+    arXiv 2205.05198 §4.2.2: "the layer-norm and dropout ... are independent along the sequence
+    dimension", so each rank runs them on T/tp tokens), where inference replicates them on all T.
+    RoPE runs inside attention on the rank's own heads and all its tokens, as in the inference
+    graph. Same per-element bytes and FLOPs as `graph.transformer._norm_ops`."""
+    T = np.asarray(shape.tokens, float)
+    tp = np.asarray(shape.tp, float)
+    d, a = model.hidden_size, shape.a_bytes
+    rope = T * (model.num_heads / tp) * model.head_dim
+    norm_tokens = T / tp
+    return dataclasses.replace(
+        op, bytes_=norm_tokens * d * a * 10 + rope * a * 2,
+        vector_flops=norm_tokens * d * 2 * (RMSNORM_FLOPS_PER_ELEMENT + RESIDUAL_FLOPS_PER_ELEMENT)
+        + rope * ROPE_FLOPS_PER_ELEMENT, sfu_ops=2.0 * norm_tokens)
 
 
 QUANTIZE_PREFIX = "fp8_quantize:"
@@ -108,11 +155,42 @@ def lora_adapter_op(op: Op, layer_scale: float) -> Op:
               kernels=2.0)
 
 
+DGRAD, WGRAD = ":dgrad", ":wgrad"
+
+
+def backward_gemm_ops(op: Op, frozen: bool = False) -> list[Op]:
+    """The gradient GEMMs of a forward GEMM `op` (M x K input, K x N weight, `groups` of them):
+
+    - input gradient dX = dY · W^T: M x N x K -> an M x K output, reading the weight again;
+    - weight gradient dW = X^T · dY: a K x N output reduced over the M tokens of the micro-batch,
+      accumulated into the fp32 gradient buffer (`MAIN_GRAD_BYTES` per element read and written),
+      with X (K x M) and dY (M x N) as its operands. Its reduction depth is the micro-batch's tokens:
+      a short micro-batch (small mbs, many context-parallel ranks, few tokens per expert) turns it
+      memory-bound on the fp32 buffer.
+
+    Both run in the forward's format (FP8 training quantizes dY for both, DeepSeek-V3 §3.3). The
+    roofline prices a GEMM's bytes as N·K·w + M·(K+N)·a; the weight gradient's operands are dY
+    (its "weight", N x M at the forward's w) and X plus the fp32 output (its "activations"), so its
+    `a_bytes` is the bytes-weighted mean (M·x + N·8)/(M + N) that makes K·(M + N)·a equal
+    K·M·x + K·N·8. Frozen weights (LoRA) have no weight gradient."""
+    m = np.asarray(op.m, float)
+    x = float(np.max(op.w_bytes)) if np.ndim(op.w_bytes) else float(op.w_bytes)
+    x = min(x, float(np.max(op.a_bytes)))  # activations are never wider than the GEMM's operands
+    dgrad = dataclasses.replace(op, name=op.name + DGRAD, m=m, n=op.k, k=op.n)
+    if frozen:
+        return [dgrad]
+    n = np.asarray(op.n, float)
+    a_w = (m * x + n * MAIN_GRAD_BYTES) / np.maximum(m + n, 1.0)
+    wgrad = dataclasses.replace(op, name=op.name + WGRAD, m=np.broadcast_to(np.asarray(op.k, float), m.shape),
+                                n=op.n, k=m, a_bytes=a_w, meta={k: v for k, v in op.meta.items() if k != "ragged"})
+    return [dgrad, wgrad]
+
+
 def micro_batch_times(model, hw, seq_len: int, tp, cp, ep, mbs, attention_backward_ratio: float,
                       w_bytes: float = 2.0, mtp: bool = True, frozen: bool = False) -> MicroBatchTimes:
     """Per-part seconds of one micro-batch of `mbs` sequences of `seq_len` tokens (see module);
     `w_bytes` per weight element the GEMMs read (1 on the FP8 path); `frozen` base weights (LoRA)
-    need no weight-gradient GEMMs, so a GEMM's backward is one GEMM."""
+    need no weight-gradient GEMMs, so a GEMM's backward is its input-gradient GEMM."""
     tp, cp, ep, mbs = (np.asarray(x, dtype=float) for x in (tp, cp, ep, mbs))
     S = float(seq_len)
     tokens = mbs * S / cp
@@ -120,20 +198,27 @@ def micro_batch_times(model, hw, seq_len: int, tp, cp, ep, mbs, attention_backwa
                       kv_len=np.full_like(tp, S), tp=tp, dp=np.where(ep > 1, ep / tp, 1.0), ep=ep,
                       w_bytes=w_bytes, a_bytes=2.0, kv_bytes=2.0)
     ops = training_ops(model, shape, cp, fp8=w_bytes < 2.0, mtp=mtp, lora=frozen)
-    times = time_ops(ops, hw)
+    bwd = [b for op in ops if op.kind == "gemm" for b in backward_gemm_ops(op, frozen)]
+    times = time_ops(ops + bwd, hw)
     z = np.zeros_like(tp)
-    parts = {k: z.copy() for k in ("fc", "fm", "bc", "bm", "cheap", "hf", "hb", "attn")}
-    for op, t in zip(ops, times):
+    parts = {k: z.copy() for k in ("fc", "fm", "bc", "bm", "cheap", "hf", "hb", "attn", "w", "hw")}
+    for op, t in zip(ops + bwd, times):
         sec = np.broadcast_to(np.asarray(t.seconds, float), tp.shape)
-        gemm_bwd = 1.0 if frozen else 2.0
-        if op.name in HEAD_OPS:
+        base, _, grad = op.name.partition(":") if op.name.endswith((DGRAD, WGRAD)) else (op.name, "", "")
+        if grad:  # a gradient GEMM: backward only
+            head = base in HEAD_OPS
+            parts["hb" if head else "bc"] += sec
+            if grad == WGRAD[1:]:
+                parts["hw" if head else "w"] += sec
+        elif op.name in HEAD_OPS:
             parts["hf"] += sec
-            parts["hb"] += sec * (gemm_bwd if op.kind == "gemm" else BACKWARD_FACTOR.get(op.kind, 1.0))
+            if op.kind != "gemm":
+                parts["hb"] += sec * BACKWARD_FACTOR.get(op.kind, 1.0)
         elif op.name in ("moe_dispatch", "moe_combine"):
             continue  # priced below with DeepEP's node deduplication
         elif op.kind in COMM_KINDS:
             parts["fm"] += sec
-            parts["bm"] += sec
+            parts["bm"] += sec * (SP_BACKWARD_COMM if op.name in TP_COMM_OPS and not frozen else 1.0)
         elif op.kind == "attention":
             parts["fc"] += sec
             parts["bc"] += sec * attention_backward_ratio
@@ -143,7 +228,8 @@ def micro_batch_times(model, hw, seq_len: int, tp, cp, ep, mbs, attention_backwa
             parts["bc"] += sec * np.asarray(op.meta["backward_bytes"], float) / np.maximum(op.bytes, 1.0)
         else:
             parts["fc"] += sec
-            parts["bc"] += sec * (gemm_bwd if op.kind == "gemm" else BACKWARD_FACTOR.get(op.kind, 2.0))
+            if op.kind != "gemm":
+                parts["bc"] += sec * BACKWARD_FACTOR.get(op.kind, 2.0)
             if op.name in CHEAP_OPS:
                 parts["cheap"] += sec
     cp_fwd = context_parallel_seconds(model, hw, tokens * cp, tp, cp)
@@ -157,7 +243,8 @@ def micro_batch_times(model, hw, seq_len: int, tp, cp, ep, mbs, attention_backwa
         parts["bm"] += np.where(on, 2.0 * a2a(2.0), 0.0)
     return MicroBatchTimes(fwd_compute=parts["fc"], fwd_comm=parts["fm"] + cp_fwd, bwd_compute=parts["bc"],
                            bwd_comm=parts["bm"] + 2.0 * cp_fwd, cheap_fwd=parts["cheap"], head_fwd=parts["hf"],
-                           head_bwd=parts["hb"], attention_fwd=parts["attn"])
+                           head_bwd=parts["hb"], attention_fwd=parts["attn"], wgrad=parts["w"],
+                           head_wgrad=parts["hw"])
 
 
 def context_parallel_seconds(model, hw, seq_tokens, tp, cp) -> np.ndarray:

@@ -1,8 +1,12 @@
 """Pipeline schedules: the idle time (bubble) of a training step and the micro-batches in flight.
 
 With `p` stages, `m` micro-batches per step, and per micro-batch on the slowest stage a forward
-`tf` and a backward `tb` (input gradient B and weight gradient W, equal GEMM FLOPs, so
-B = W = tb/2), a step lasts m·(tf + tb) + bubble:
+`tf` and a backward `tb` = B + W, where W is the weight-gradient GEMMs (`tw`, the part the
+zero-bubble schedules defer) and B everything else of the backward — the input-gradient GEMMs,
+the whole attention backward, the elementwise backward, recomputation and the backward
+collectives (arXiv 2401.10241 §2: "B ... computes the gradient for the input, W ... for the
+parameters"); without `tw`, B = W = tb/2 (equal GEMM FLOPs, the paper's idealization). A step
+lasts m·(tf + tb) + bubble:
 
 - 1F1B (PipeDream-flush, arXiv 2104.04473 §2.2.1): bubble (p-1)·(tf + tb); p micro-batches held.
 - interleaved, v model chunks per chip (same paper §2.2.2): (p-1)·(tf + tb)/v; activation memory
@@ -11,8 +15,8 @@ B = W = tb/2), a step lasts m·(tf + tb) + bubble:
 - ZB-H2 (same): (p-1)·(tf + B - 2W), at least 0; 2p-1 micro-batches held.
 - DualPipe (DeepSeek-V3, arXiv 2412.19437 Table 2): (p/2-1)·(F&B + B - 3W), where that table's B
   is the full backward (tb) and F&B the overlapped forward+backward chunk pair (tf + tb when compute
-  bound): (p/2-1)·(tf + tb/2); two copies of the stage's weights, p+1 micro-batches held; needs an
-  even p. (The zero-bubble paper's B is the input-gradient half: ZB-H1 is the same (p-1)·tf in both.)
+  bound): (p/2-1)·(tf + 2·tb - 3W), (p/2-1)·(tf + tb/2) at W = tb/2; two copies of the stage's
+  weights, p+1 micro-batches held; needs an even p. (The zero-bubble paper's B is the input-gradient half: ZB-H1 is the same (p-1)·tf in both.)
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ INTERLEAVE = 2
 """Model chunks per chip of the interleaved schedule searched (v); Megatron's examples run 2-4."""
 
 
-def bubble_seconds(schedule, p, tf, tb, v=INTERLEAVE) -> np.ndarray:
-    """Idle seconds per step on the slowest stage. `schedule`: index into `SCHEDULES`."""
+def bubble_seconds(schedule, p, tf, tb, v=INTERLEAVE, tw=None) -> np.ndarray:
+    """Idle seconds per step on the slowest stage. `schedule`: index into `SCHEDULES`; `tw` the
+    weight-gradient part W of `tb` (None: tb/2)."""
     s, p, tf, tb = (np.asarray(x, dtype=float) for x in (schedule, p, tf, tb))
-    b = w = tb / 2.0
+    w = tb / 2.0 if tw is None else np.clip(np.asarray(tw, dtype=float), 0.0, tb)
+    b = tb - w
     one_f_one_b = (p - 1.0) * (tf + tb)
     out = np.select(
         [s == 0, s == 1, s == 2, s == 3, s == 4],
@@ -55,7 +61,8 @@ def sends_per_microbatch(schedule, v=INTERLEAVE) -> np.ndarray:
     return np.where(np.asarray(schedule) == SCHEDULES.index("interleaved"), float(v), 1.0)
 
 
-def bubble_fraction(schedule: str, p: int, m: int, tf: float = 1.0, tb: float = 2.0) -> float:
+def bubble_fraction(schedule: str, p: int, m: int, tf: float = 1.0, tb: float = 2.0,
+                    tw: float | None = None) -> float:
     """Share of a step the slowest stage idles: bubble / (m·(tf + tb) + bubble)."""
-    bub = float(bubble_seconds(SCHEDULES.index(schedule), p, tf, tb))
+    bub = float(bubble_seconds(SCHEDULES.index(schedule), p, tf, tb, tw=tw))
     return bub / (m * (tf + tb) + bub)
