@@ -143,3 +143,16 @@ def test_a_rack_priced_chip_adds_only_the_cluster_network():
     assert rack.total_usd == rack.scaleout_network_usd > 0
     assert rack.host_usd == rack.scaleup_fabric_usd == 0
     assert chip_system_cost(b200, econ).total_usd > rack.total_usd
+
+
+def test_a_power_capped_design_is_throttled_at_roofline_fidelity_too():
+    """An uncalibrated design below the power its peak needs sustains only its `microarch`
+    sustained fraction of the matrix peak — at roofline fidelity as at tiled (it used to run
+    unthrottled there): H100 as a design at 560 W instead of 700 W is slower, and by less than
+    the cap's share of the bf16 peak (memory-bound parts do not slow down)."""
+    d = load_design("h100-sxm-design").model_copy(update={"calibration": None})
+    full, capped = (to_chip_spec(d.model_copy(update={"tdp_w": w})) for w in (700, 560))
+    held = capped.microarch.sustained_frac["bf16"]
+    assert held < 0.9 and full.microarch.sustained_frac["bf16"] == pytest.approx(1.0)
+    rate = lambda c: api.estimate("llama-3.1-8b", c, num_chips=1, tp=1, batch=256).output_tok_s_per_chip  # noqa: E731
+    assert held < rate(capped) / rate(full) < 1.0

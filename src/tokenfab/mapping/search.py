@@ -255,9 +255,15 @@ def chip_hardware(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Eff
         frac = pick([tiled.achievable_frac(eff, thw, compute_precision(chip, p)) for p in precisions])
         bf16_frac = tiled.achievable_frac(eff, thw, "bf16")
     elif fidelity == "roofline":
-        # FP8/FP4 GEMMs sustain a different share of their (doubled) peak than BF16 ones.
-        frac = pick([eff.gemm_frac(compute_precision(chip, p)) for p in precisions])
-        bf16_frac = eff.gemm_frac("bf16")
+        # FP8/FP4 GEMMs sustain a different share of their (doubled) peak than BF16 ones, and a
+        # power-capped design only its sustained share of that (`microarch.sustained_frac`; catalog
+        # chips and designs naming a calibration carry none: their calibration was measured capped).
+        held = chip.microarch.sustained_frac if chip.microarch is not None else {}
+        frac = pick([eff.gemm_frac(compute_precision(chip, p)) * held.get(compute_precision(chip, p), 1.0)
+                     for p in precisions])
+        bf16_frac = eff.gemm_frac("bf16") * held.get("bf16", 1.0)
+        attn = attn * pick([held.get(attention_precision_for(model, chip, kv, phase, attention_precision), 1.0)
+                            for kv in kv_names])
     else:
         raise ValueError(f"fidelity {fidelity!r} is not one of roofline, tiled")
     return Hardware(gemm_tflops=peak, attention_tflops=attn, hbm_tb_s=chip.hbm_tb_s, cores=chip.cores or 100,
