@@ -1,4 +1,4 @@
-"""Regression gate on the shipped measurement sets (public.csv and deployments.csv).
+"""Regression gate on the shipped measurement sets (public, deployments, generation and training CSVs).
 
 Fails if the median absolute percentage error over the predicted public rows grows by more than
 2 points over the recorded baseline (`tests/validate_baseline.json`), or if coverage drops by
@@ -49,7 +49,7 @@ def test_public_median_error_has_not_grown(public_summary):
     current = _current(summary, classes)
     if os.environ.get("TOKENFAB_UPDATE_VALIDATE_BASELINE"):
         BASELINE.write_text(json.dumps({
-            "what": "tokenfab validate on catalog/measurements/public.csv + deployments.csv; fractions, not percents",
+            "what": "tokenfab validate on the shipped measurement CSVs (datasets.shipped_csvs); fractions, not percents",
             **current}, indent=2) + "\n")
         pytest.skip("baseline rewritten")
     base = json.loads(BASELINE.read_text())
