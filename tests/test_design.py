@@ -90,11 +90,65 @@ def test_matrix_and_sram_area_by_hand():
     assert r.die_area_mm2 == pytest.approx(sum(r.area_mm2_breakdown.values()))
 
 
+def test_amd_simd_core_control_and_packed_fp32_by_hand():
+    # A CDNA-style CU: 4 SIMD16 of 64-bit lanes doing packed FP32 (128 FP32 results per clock).
+    # Control: 64 physical lanes x LLMCompass's AMD 1.5345 MTr = 98.2 MTr; crossbar 33.6 MTr; vector
+    # datapath: the 64 FP64 lanes only (no separate FP32 lanes).
+    amd = toy(**{"die.core.control": "simd", "die.core.vector_unit": {"lanes": 128, "fp64_lanes": 64,
+                                                                       "fp32_packed": True}})
+    nv = toy(**{"die.core.control": "simt", "die.core.vector_unit": {"lanes": 128, "fp64_lanes": 64}})
+    ra, rn = derive(amd), derive(nv)
+    dens = TECH.node("tsmc-n5")["logic_mtr_per_mm2"]
+    assert ra.area_mm2_breakdown["core_control"] == pytest.approx(8 * 64 * 1.5345 / dens)
+    assert ra.area_mm2_breakdown["core_noc"] == pytest.approx(8 * 33.6 / dens)
+    assert ra.area_mm2_breakdown["vector_units"] == pytest.approx(8 * 64 * TECH.c("fp64_lane_mtr") / dens)
+    assert rn.area_mm2_breakdown["core_control"] == pytest.approx(8 * 128 * TECH.c("simt_control_mtr_per_lane") / dens)
+    # Same FP32 peak either way (8 cores x 128 x 2 x 1 GHz = 2.048 TF); the packed lanes are smaller.
+    assert ra.datasheet["fp32_tflops"] == rn.datasheet["fp32_tflops"] == pytest.approx(2.048)
+    assert ra.area_mm2_breakdown["vector_units"] < rn.area_mm2_breakdown["vector_units"]
+    # Both are GPU cores for the tiled model (unified L1/shared SRAM, accumulators in registers).
+    assert ra.tiled["sram_per_core_bytes"] == rn.tiled["sram_per_core_bytes"]
+
+
+def test_packed_fp32_needs_two_fp32_results_per_fp64_lane():
+    with pytest.raises(ValueError, match="fp32_packed"):
+        toy(**{"die.core.vector_unit": {"lanes": 128, "fp64_lanes": 32, "fp32_packed": True}})
+
+
+def test_a_node_without_fab_data_uses_its_own_densities_and_is_priced_as_its_stand_in():
+    # GF 14LPP: HD bitcell 0.064 µm² -> 31.8 x 0.021 / 0.064 = 10.4 Mibit/mm² (TSMC 16FF+: 9.0);
+    # wafer cost and defect density of the fab data's tsmc-n16 entry.
+    r = derive(toy(process_node="GlobalFoundries 14LPP"))
+    assert (r.process_node, r.fab_node) == ("gf-14lpp", "tsmc-n16")
+    assert r.area_mm2_breakdown["shared_sram"] == pytest.approx(16 * 8 / 10.4 * TECH.c("cache_overhead"))
+    n16 = derive(toy(process_node="tsmc-n16"))
+    assert r.area_mm2_breakdown["shared_sram"] < n16.area_mm2_breakdown["shared_sram"]
+    spec = to_chip_spec(toy(process_node="GF 14LPP"))
+    assert spec.process_node.startswith("tsmc-n16 (GF 14LPP")  # the cost model resolves the stand-in
+
+
 def test_matrix_power_by_hand():
     r = derive(toy())
     watts = r.datasheet["bf16_tflops"] * 1e12 * TECH.c("bf16_pj_per_flop") * 1e-12  # N5: energy scale 1
     assert r.power_w_breakdown["matrix_units"] == pytest.approx(watts)
     assert r.power_w == pytest.approx(max(r.power_w_gemm_bf16, r.power_w_stream))
+
+
+def test_a_cube_with_an_accumulator_buffer_pays_for_its_partial_sums_by_hand():
+    # Ascend-style 16x16x16 output-stationary cube, partial sums in a 128 KiB buffer (L0C): per clock
+    # 256 FP32 outputs are read and written after 16 products each -> 2 x 4 B / (2 x 16) = 0.25 B/FLOP
+    # on top of the operands' (16 + 16) x 2 B / (2 x 256) = 0.125 B/FLOP.
+    cube = {"rows": 16, "cols": 16, "depth": 16, "dataflow": "output_stationary", "precisions": {"bf16": 1}}
+    with_acc = derive(toy(**{"die.core.matrix_unit": cube, "die.core.register_file_kb": 128,
+                             "die.core.accumulator_buffer": True}))
+    # Accumulators held in the array (the default): no buffer traffic, whatever the register file.
+    without = derive(toy(**{"die.core.matrix_unit": cube, "die.core.register_file_kb": 128}))
+    rate = with_acc.datasheet["bf16_tflops"] * 1e12
+    pj = TECH.c("core_sram_pj_per_byte") * 1e-12  # N5: energy scale 1
+    assert without.power_w_breakdown["core_sram"] == pytest.approx(rate * 0.125 * pj)
+    assert with_acc.power_w_breakdown["core_sram"] == pytest.approx(rate * (0.125 + 0.25) * pj)
+    with pytest.raises(ValueError, match="accumulator_buffer"):  # a weight-stationary array has none
+        toy(**{"die.core.register_file_kb": 128, "die.core.accumulator_buffer": True})
 
 
 def test_spare_cores_cost_area_not_performance():
@@ -253,8 +307,9 @@ def test_spares_never_lower_yield_and_never_beat_a_clean_rest_of_die(area, core_
     fewer = sellable_yield(area, core, n, s, d0, model, 3.0)
     more = sellable_yield(area, core, n, s + 1, d0, model, 3.0)
     assert plain - 1e-12 <= fewer <= more + 1e-12
-    # the non-core area must be clean (to the 32-point quadrature's accuracy)
-    assert more <= die_yield(area - n * core, d0, model, 3.0) + 1e-6
+    # the non-core area must be clean (to the 32-point quadrature's accuracy: hypothesis found 1.007e-6 on
+    # the heavy-tailed seeds model at D0 = 1/cm², 821 mm², one core of half the die)
+    assert more <= die_yield(area - n * core, d0, model, 3.0) + 1e-5
 
 
 def test_spare_cores_raise_sellable_yield_and_lower_the_die_cost():

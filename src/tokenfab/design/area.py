@@ -13,6 +13,10 @@ IO dies (MI300X-style): the PHYs, controllers, SerDes, PCIe and uncore sit on IO
 node with any IO-die cache; compute dies keep cores and shared SRAM plus die-to-die PHYs sized by
 their bandwidth to the IO dies (`d2d_mm2_per_tb_s`). A stacked SRAM die adds capacity on its own die.
 
+Core control: `simt` (NVIDIA SM) per FP32 thread lane at LLMCompass's NVIDIA count; `simd` (AMD CU)
+per physical SIMD lane at its AMD count, with AMD's per-CU crossbar; `dataflow` a fraction of the
+datapath. Packed FP32 (`vector_unit.fp32_packed`) counts only the 64-bit lanes.
+
 Shoreline: the PHYs need die edge (HBM stack width, SerDes and PCIe lanes); a square die offers
 4·√A of perimeter, of which `usable_perimeter_frac` can host PHYs.
 """
@@ -85,14 +89,19 @@ def area_breakdown(a: DesignArrays, tech: DesignTech) -> dict[str, np.ndarray]:
     io = a.has_io_dies
     on_compute = np.where(io, 0.0, 1.0)
     matrix_mtr = a.units * a.rows * a.cols * a.depth * mac_mtr(a, tech)
-    vector_mtr = a.lanes * c("vector_lane_mtr") + a.fp64_lanes * c("fp64_lane_mtr")
-    control_mtr = np.where(a.simt, a.lanes * c("simt_control_mtr_per_lane"),
-                           c("dataflow_control_frac") * (matrix_mtr + vector_mtr))
+    # Packed FP32 (AMD CDNA 2/3): the FP32 results come from the 64-bit lanes, counted once.
+    vector_mtr = (np.where(a.fp32_packed, 0.0, a.lanes * c("vector_lane_mtr"))
+                  + a.fp64_lanes * c("fp64_lane_mtr"))
+    simd_lanes = np.where(a.fp32_packed, a.fp64_lanes, a.lanes)  # physical SIMD lanes
+    control_mtr = np.where(a.simd, simd_lanes * c("simd_control_mtr_per_lane"),
+                           np.where(a.simt, a.lanes * c("simt_control_mtr_per_lane"),
+                                    c("dataflow_control_frac") * (matrix_mtr + vector_mtr)))
+    noc_mtr = np.where(a.simd, c("simd_core_noc_mtr"), c("core_noc_mtr"))
     parts = {
         "matrix_units": cb * matrix_mtr / dens,
         "vector_units": cb * vector_mtr / dens,
         "core_control": cb * control_mtr / dens,
-        "core_noc": cb * c("core_noc_mtr") / dens,
+        "core_noc": cb * noc_mtr / dens,
         "core_sram": cb * _sram_mm2(a.sram_kb / 1024.0, sram_d, c("scratchpad_overhead")),
         "register_files": cb * _sram_mm2(a.rf_kb / 1024.0, sram_d, c("register_file_overhead")),
         "shared_sram": _sram_mm2(a.shared_sram_mb + a.spare_shared_sram_mb, sram_d,

@@ -26,7 +26,7 @@ class DesignArrays:
     """N designs; every numeric attribute is a float array of shape (N,)."""
 
     node: list[str]
-    """Resolved node id per design (fab/tech key)."""
+    """Resolved node id per design (design-data key; the fab-data key too unless `fab_node` differs)."""
     hbm_gen: list[str]
     """Memory technology id per design (`hbm3e`, `lpddr5x`, `sram-only`, ...)."""
     clock_mhz: np.ndarray
@@ -49,6 +49,7 @@ class DesignArrays:
     sram_kb: np.ndarray
     rf_kb: np.ndarray
     simt: np.ndarray
+    """True for GPU cores (`simt` and `simd` control)."""
     issue: np.ndarray
     """SIMT instructions issued per clock per core."""
     prec: dict[str, np.ndarray]
@@ -91,6 +92,15 @@ class DesignArrays:
     tst: dict[str, np.ndarray] = field(default_factory=dict)
     """Gathered node values (NODE_KEYS) of the stacked SRAM dies."""
     """True where the design has no external memory (capacity and bandwidth are the on-chip SRAM's)."""
+    fab_node: list[str] = field(default_factory=list)
+    """Fab-data node that prices each design (wafer cost, defect density); empty: `node`. Differs from
+    `node` for design-data nodes without a fab entry (`design_tech.yaml` node_pricing: GF 14LPP)."""
+    simd: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """True for AMD-style SIMD cores (`control: simd`); empty: none."""
+    fp32_packed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """True where FP32 runs packed on the FP64 lanes (`vector_unit.fp32_packed`); empty: none."""
+    acc_buffer: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """True where partial sums go to a separate accumulator buffer every clock (`core.accumulator_buffer`)."""
 
     def __len__(self) -> int:
         return len(self.node)
@@ -114,10 +124,11 @@ class DesignArrays:
     def from_designs(designs: list[ChipDesign], tech: DesignTech, fab: FabData) -> "DesignArrays":
         """Arrays from validated designs (nodes resolved through the fab data's aliases)."""
         f = lambda get: np.array([float(get(d)) for d in designs], dtype=float)  # noqa: E731
-        nodes = [resolve_node(d.process_node, fab).id for d in designs]
+        resolved = [tech.resolve_node(d.process_node, fab) for d in designs]
+        nodes = [r[0] for r in resolved]
         gens = [d.memory.tech_id for d in designs]
         return DesignArrays(
-            node=nodes, hbm_gen=gens,
+            node=nodes, fab_node=[r[1] for r in resolved], hbm_gen=gens,
             clock_mhz=f(lambda d: d.clock_mhz), tdp_w=f(lambda d: d.tdp_w), dies=f(lambda d: d.compute_dies),
             cores_per_die=f(lambda d: d.die.cores_per_die), spare_cores_per_die=f(lambda d: d.die.spare_cores_per_die),
             shared_sram_mb=f(lambda d: d.die.shared_sram_mb),
@@ -130,7 +141,10 @@ class DesignArrays:
             units=f(lambda d: d.die.core.matrix_units_per_core),
             lanes=f(lambda d: d.die.core.vector_unit.lanes), fp64_lanes=f(lambda d: d.die.core.vector_unit.fp64_lanes),
             sram_kb=f(lambda d: d.die.core.sram_kb), rf_kb=f(lambda d: d.die.core.register_file_kb),
-            simt=np.array([d.die.core.control == "simt" for d in designs]),
+            simt=np.array([d.die.core.control in ("simt", "simd") for d in designs]),
+            simd=np.array([d.die.core.control == "simd" for d in designs], dtype=bool),
+            fp32_packed=np.array([d.die.core.vector_unit.fp32_packed for d in designs], dtype=bool),
+            acc_buffer=np.array([d.die.core.accumulator_buffer for d in designs], dtype=bool),
             issue=f(lambda d: d.die.core.issue_per_clock),
             prec={p: f(lambda d, p=p: d.die.core.matrix_unit.precisions.get(p, 0.0)) for p in PRECISIONS},
             hbm_stacks=f(lambda d: d.memory.hbm_stacks),
@@ -161,11 +175,15 @@ class DesignArrays:
         io_node = self.io_node if len(self.io_node) == n else list(self.node)
         stacked_node = self.stacked_node if len(self.stacked_node) == n else list(self.node)
         extra = dict(io_dies=io_dies, io_node=io_node, stacked_node=stacked_node,
+                     fab_node=self.fab_node if len(self.fab_node) == n else list(self.node),
                      io_stacked=self.io_stacked if len(self.io_stacked) == n else np.zeros(n, dtype=bool),
                      io_sram_mb=self.io_sram_mb if len(self.io_sram_mb) == n else zeros,
                      d2d_tb_s=self.d2d_tb_s if len(self.d2d_tb_s) == n else zeros,
                      stacked_sram_mb=self.stacked_sram_mb if len(self.stacked_sram_mb) == n else zeros,
-                     liquid_cooled=self.liquid_cooled if len(self.liquid_cooled) == n else np.ones(n, dtype=bool))
+                     liquid_cooled=self.liquid_cooled if len(self.liquid_cooled) == n else np.ones(n, dtype=bool),
+                     simd=self.simd if len(self.simd) == n else np.zeros(n, dtype=bool),
+                     fp32_packed=self.fp32_packed if len(self.fp32_packed) == n else np.zeros(n, dtype=bool),
+                     acc_buffer=self.acc_buffer if len(self.acc_buffer) == n else np.zeros(n, dtype=bool))
         node_vals = {nid: tech.node(nid) for nid in set(self.node) | set(io_node) | set(stacked_node)}
         extra["tio"] = {k: np.array([node_vals[nid][k] for nid in io_node]) for k in NODE_KEYS}
         extra["tst"] = {k: np.array([node_vals[nid][k] for nid in stacked_node]) for k in NODE_KEYS}

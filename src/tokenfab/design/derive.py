@@ -164,8 +164,8 @@ def _yields(a: DesignArrays, die_mm2, core_mm2, fab: FabData) -> tuple[np.ndarra
     off) per design, from its node's defect density and the fab data's yield model."""
     plain = np.ones(len(a))
     sell = np.ones(len(a))
-    nodes = np.asarray(a.node, dtype=object)
-    for node_id in set(a.node):
+    nodes = np.asarray(a.fab_node, dtype=object)
+    for node_id in set(a.fab_node):
         ix = np.flatnonzero(nodes == node_id)
         node = fab.nodes[node_id]
         d0, alpha, model = node.defect_density_per_cm2, node.cluster_alpha, fab.yield_model
@@ -211,7 +211,7 @@ def _unit_cost_arrays(a: DesignArrays, chip_mm2, fab: FabData, packaging: list[s
     unit = np.full(n, np.nan)
     pkg = np.empty(n, dtype=object)
     gb = a.hbm_stacks * a.hbm_gb_per_stack
-    nodes = np.asarray(a.node, dtype=object)
+    nodes = np.asarray(a.fab_node, dtype=object)
     priced = {g: memory_price_id(g, fab, tech) or "" for g in set(a.hbm_gen)}
     mems = np.asarray([priced[g] for g in a.hbm_gen], dtype=object)
     for mem_id in set(mems):
@@ -278,6 +278,8 @@ class DesignReport(BaseModel):
     power_density_w_per_mm2: float = 0.0
     max_w_per_mm2: float = 0.0
     memory: str = ""
+    fab_node: str = ""
+    """Fab-data node that priced it (differs from `process_node` for a node priced as a stand-in)."""
     core_mm2: float = 0.0
     die_yield: float = 1.0
     sellable_yield: float = 1.0
@@ -344,7 +346,7 @@ def _derive(design: ChipDesign, tech: DesignTech, cost: CostData) -> DesignRepor
         tech_id = design.memory.tech_id
         mem = memory_price_id(tech_id, fab, tech)
         on_interposer = tech.memory_tech(tech_id).placement == "interposer"
-        spec = PackageSpec(compute_die_mm2=total, chiplets=dies, node=a.node[0], memory=mem,
+        spec = PackageSpec(compute_die_mm2=total, chiplets=dies, node=a.fab_node[0], memory=mem,
                            memory_stacks=design.memory.hbm_stacks if (mem and on_interposer) else 0,
                            memory_gb=_f(r["hbm_gb"]) if mem else None,
                            packaging=design.packaging or r["packaging"][0])
@@ -379,7 +381,7 @@ def _derive(design: ChipDesign, tech: DesignTech, cost: CostData) -> DesignRepor
         io_die_mm2_each=io_each, io_dies_mm2=io_each * (design.io_dies.count if design.io_dies else 0),
         stacked_sram_die_mm2_each=_f(r["stacked_sram_die_mm2"]) if design.stacked_sram else 0.0,
         power_density_w_per_mm2=_f(r["power_density_w_per_mm2"]), max_w_per_mm2=_f(r["max_w_per_mm2"]),
-        memory=design.memory.label, core_mm2=_f(r["core_mm2"]), die_yield=_f(r["die_yield"]),
+        memory=design.memory.label, fab_node=a.fab_node[0], core_mm2=_f(r["core_mm2"]), die_yield=_f(r["die_yield"]),
         sellable_yield=_f(r["sellable_yield"]),
         sustained_frac={p: _f(v) for p, v in r["sustained_frac"].items()},
         unit_cost_usd=unit, package_cost=pkg, feasible=not reasons, infeasible_reasons=reasons,
@@ -485,7 +487,10 @@ def to_chip_spec(design: ChipDesign, tech: DesignTech | None = None, cost: CostD
         "scaleup_domain": design.io.scaleup_domain,
         "scaleup_interconnect": design.io.scaleup_interconnect or
                                 (f"{design.io.scaleup_links} links" if design.io.scaleup_links else "host PCIe"),
-        "tdp_w": design.tdp_w, "process_node": design.process_node, "die_area_mm2": rep.die_area_mm2,
+        "tdp_w": design.tdp_w, "die_area_mm2": rep.die_area_mm2,
+        # A node priced as a stand-in keeps its name in parentheses (the cost model reads the stand-in).
+        "process_node": (design.process_node if rep.fab_node in ("", rep.process_node)
+                         else f"{rep.fab_node} ({design.process_node}; priced as {rep.fab_node})"),
         "microarch": microarch_of(rep, calibrated=design.calibration is not None), "software": design.software,
         "software_maturity": design.software_maturity, "calibration": design.calibration,
         "infeasible_reasons": list(rep.infeasible_reasons),

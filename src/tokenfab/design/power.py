@@ -4,7 +4,8 @@ Two loads bound what a chip draws:
 
 - `gemm`: a large GEMM with every matrix unit at its peak rate in one precision. Matrix energy is
   pJ/FLOP (node, precision) × rate; operands enter the arrays from core SRAM at the rate the array
-  shape implies ((rows + cols) elements per rows × cols MACs); shared SRAM and HBM traffic per
+  shape implies ((rows + cols) elements per rows × cols MACs), and a cube with a separate accumulator
+  buffer (Ascend L0C) reads and writes its FP32 partial sums there (`accumulator_bytes_per_flop`); shared SRAM and HBM traffic per
   FLOP come from the tiled model's blocking of an 8192³ GEMM;
 - `stream`: device memory at full bandwidth (decode), compute at 64 FLOP per byte (capped at
   the peak, which then caps the traffic: SRAM-only designs).
@@ -47,6 +48,20 @@ def core_sram_bytes_per_flop(a: DesignArrays, b: float) -> np.ndarray:
     return np.where(a.weight_stationary, ws, os)
 
 
+def accumulator_bytes_per_flop(a: DesignArrays) -> np.ndarray:
+    """FP32 accumulator bytes read and written per FLOP in a separate accumulator buffer.
+
+    A dataflow output-stationary cube whose partial sums live in an SRAM buffer beside it
+    (`core.accumulator_buffer`, the buffer being `register_file_kb`: Ascend's L0C, "the output of Cube
+    instructions, which is also part of the input when accumulating", CANN Ascend C 'Storage Units')
+    reads and writes every output once per clock, after reducing `depth` products: 2 x 4 B per
+    rows x cols x depth MACs = 4 / depth B/FLOP. Output-stationary arrays otherwise hold their
+    accumulators in the PEs; GPUs keep them in the register file (inside the calibrated SIMT issue
+    power); weight-stationary arrays pass partial sums down the array (`core_sram_bytes_per_flop`)."""
+    buffered = a.acc_buffer if len(a.acc_buffer) == len(a) else np.zeros(len(a), dtype=bool)
+    return np.where(buffered, 4.0 / np.maximum(a.depth, 1.0), 0.0)
+
+
 def _shared_pj_per_byte(a: DesignArrays, tech: DesignTech) -> np.ndarray:
     """Energy per byte of shared-SRAM traffic at N5: across the on-die network, or, for SRAM-only
     designs, from SRAM banks beside the functional units (scratchpad energy)."""
@@ -86,7 +101,8 @@ def gemm_power(a: DesignArrays, tech: DesignTech, chip_mm2, precision: str, shar
     rate = peak_tflops(a, precision) * 1e12
     matrix = rate * c("bf16_pj_per_flop") * tech.energy_rel[precision].value * scale * 1e-12
     vector = vector_fp32_tflops(a) * 1e12 * c("vector_duty_in_gemm") * c("vector_pj_per_flop") * scale * 1e-12
-    core_sram = rate * core_sram_bytes_per_flop(a, b) * c("core_sram_pj_per_byte") * scale * 1e-12
+    core_sram = (rate * (core_sram_bytes_per_flop(a, b) + accumulator_bytes_per_flop(a))
+                 * c("core_sram_pj_per_byte") * scale * 1e-12)
     shared = rate * shared_bpf * (b / 2.0) * _shared_pj_per_byte(a, tech) * scale * 1e-12
     fixed = _fixed_w(a, tech, chip_mm2, other_leak_w)
     mem_bytes_s = rate * hbm_bpf * (b / 2.0)
@@ -105,7 +121,8 @@ def stream_power(a: DesignArrays, tech: DesignTech, chip_mm2, other_leak_w=0.0) 
     rate = np.minimum(bytes_s * STREAM_FLOP_PER_BYTE, peak)
     matrix = rate * c("bf16_pj_per_flop") * scale * 1e-12
     vector = vector_fp32_tflops(a) * 1e12 * c("vector_duty_in_gemm") * c("vector_pj_per_flop") * scale * 1e-12
-    core_sram = rate * core_sram_bytes_per_flop(a, 2.0) * c("core_sram_pj_per_byte") * scale * 1e-12
+    core_sram = (rate * (core_sram_bytes_per_flop(a, 2.0) + accumulator_bytes_per_flop(a))
+                 * c("core_sram_pj_per_byte") * scale * 1e-12)
     # Streamed data passes through on-chip SRAM; SRAM-only designs stream from SRAM banks beside the
     # functional units (scratchpad energy, no on-die network).
     shared = bytes_s * _shared_pj_per_byte(a, tech) * scale * 1e-12

@@ -10,10 +10,14 @@ is an estimate. Three tables:
   edge, energy, controller size, background power;
 - `constants`: node-independent or N5-referenced numbers (MAC transistor counts, control
   overheads, SRAM integration overheads, SerDes/PCIe PHYs, energies at N5, ...).
+
+`node_pricing` lists nodes with design data but no fab-data entry (GF 14LPP) and the fab node that
+stands in for their wafer cost and yield.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -22,6 +26,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from tokenfab.cost.fab import resolve_node
 from tokenfab.specs.base import Spec, SpecError
 
 NODE_KEYS = ("logic_mtr_per_mm2", "sram_mbit_per_mm2", "energy_scale", "leakage_w_per_mm2")
@@ -39,7 +44,7 @@ CONSTANT_KEYS = (
     "simt_issue_w_per_slot_ghz", "clock_control_frac_dataflow", "vector_duty_in_gemm",
     "link_activity_at_tdp", "throttle_exponent", "shared_sram_bytes_per_clk_per_core",
     "ws_m_granule", "dram_latency_us", "max_w_per_mm2_air", "max_w_per_mm2_liquid",
-    "d2d_mm2_per_tb_s", "d2d_pj_per_bit",
+    "d2d_mm2_per_tb_s", "d2d_pj_per_bit", "simd_control_mtr_per_lane", "simd_core_noc_mtr",
 )
 PRECISION_KEYS = ("fp64", "fp32", "tf32", "bf16", "fp16", "fp8", "int8", "fp4", "int4")
 
@@ -103,6 +108,19 @@ class MemoryTechData(Spec):
         return self
 
 
+class NodePricing(Spec):
+    """A node the design data describes but the fab data has no entry for: the fab node that stands
+    in for its wafer cost, defect density and mask set."""
+
+    priced_as: str
+    """Fab-data node id used for cost and yield."""
+    aliases: list[str] = Field(default_factory=list)
+    """Other spellings a design's `process_node` may use (matched case-insensitively, parentheses
+    and text after `;`, `,`, `/` or ` + ` ignored, as the fab data's aliases)."""
+    source: str
+    """Why that fab node stands in."""
+
+
 class DesignTech(Spec):
     """All technology data the design derivations read."""
 
@@ -116,6 +134,8 @@ class DesignTech(Spec):
     """Matrix energy per FLOP relative to bf16, per input precision."""
     constants: dict[str, Param]
     """The CONSTANT_KEYS parameters."""
+    node_pricing: dict[str, NodePricing] = Field(default_factory=dict)
+    """Nodes of `nodes` without a fab-data entry, each with the fab node that prices it."""
     notes: str = ""
     """How the table was assembled."""
     calibration: dict[str, float] = Field(default_factory=dict)
@@ -130,6 +150,23 @@ class DesignTech(Spec):
             if missing:
                 raise ValueError(f"{name}: missing {', '.join(missing)}")
         return self
+
+    @model_validator(mode="after")
+    def _priced_nodes_have_data(self) -> "DesignTech":
+        missing = [k for k in self.node_pricing if k not in self.nodes]
+        if missing:
+            raise ValueError(f"node_pricing: no node data for {', '.join(missing)}")
+        return self
+
+    def resolve_node(self, name: str, fab) -> tuple[str, str]:
+        """(design-data node id, fab-data node id) of a design's `process_node`: a node of
+        `node_pricing` by id or alias (priced as its stand-in), else the fab data's node."""
+        key = re.sub(r"\s+", " ", re.split(r"[;,/]|\s\+\s", re.sub(r"\(.*?\)", " ", name))[0].lower()).strip()
+        for node_id, pricing in self.node_pricing.items():
+            if any(re.sub(r"\s+", "", n.lower()) == key.replace(" ", "") for n in (node_id, *pricing.aliases)):
+                return node_id, pricing.priced_as
+        fab_id = resolve_node(name, fab).id
+        return fab_id, fab_id
 
     def c(self, key: str) -> float:
         """Value of a constant."""

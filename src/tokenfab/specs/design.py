@@ -62,6 +62,17 @@ class VectorUnitDesign(Spec):
     """FP32 FMA lanes per core."""
     fp64_lanes: int = Field(default=0, ge=0, le=65536)
     """FP64 FMA lanes per core (HPC parts; costs area, unused by inference)."""
+    fp32_packed: bool = False
+    """FP32 runs two-wide on the 64-bit FP64 lanes (packed FP32, AMD CDNA 2/3): the `lanes` FP32
+    results per clock come from `fp64_lanes` = lanes / 2 physical lanes, the only vector datapath
+    counted for area (AnandTech on CDNA 2: 4 SIMD16 per CU, ALUs 64-bit throughout, packed FP32
+    256 FLOP/clk/CU)."""
+
+    @model_validator(mode="after")
+    def _packed(self) -> "VectorUnitDesign":
+        if self.fp32_packed and self.lanes != 2 * self.fp64_lanes:
+            raise ValueError(f"fp32_packed: lanes ({self.lanes}) must be twice fp64_lanes ({self.fp64_lanes})")
+        return self
 
 
 class CoreDesign(Spec):
@@ -77,11 +88,25 @@ class CoreDesign(Spec):
     """Software-managed SRAM / L1 per core for operand tiles, KiB."""
     register_file_kb: float = Field(default=0.0, ge=0, le=65536)
     """Register file per core (holds accumulators on GPUs), KiB; 0 when accumulators live in SRAM."""
-    control: Literal["simt", "dataflow"] = "dataflow"
-    """Instruction issue style: `simt` (per-lane schedulers, LSUs: GPU) or `dataflow` (TPU/NPU)."""
+    control: Literal["simt", "simd", "dataflow"] = "dataflow"
+    """Instruction issue style: `simt` (NVIDIA SM: per-thread-lane schedulers, LSUs), `simd` (AMD
+    GCN/CDNA CU: wave64 on 16-wide SIMDs, control counted per physical SIMD lane with AMD's own
+    constants; otherwise treated as a GPU core like `simt`) or `dataflow` (TPU/NPU)."""
+    accumulator_buffer: bool = False
+    """Dataflow output-stationary cores only: the matrix unit reads and writes its FP32 partial sums
+    in a separate SRAM buffer (`register_file_kb`) every clock instead of holding them in the array
+    (Ascend's cube and L0C); that traffic is counted in power. False: accumulators stay in the PEs."""
     issue_per_clock: int = Field(default=4, ge=1, le=16)
     """SIMT only: vector instructions the core issues per clock (NVIDIA SM: 4 warp schedulers; AMD CDNA
     CU: 1 — four SIMDs each issue a wave64 instruction every 4 clocks); sets the issue/control power."""
+
+    @model_validator(mode="after")
+    def _accumulator_buffer(self) -> "CoreDesign":
+        if self.accumulator_buffer and (self.control != "dataflow" or self.register_file_kb <= 0
+                                        or self.matrix_unit.dataflow != "output_stationary"):
+            raise ValueError("accumulator_buffer needs control: dataflow, an output_stationary matrix unit and "
+                             "register_file_kb > 0 (the buffer)")
+        return self
 
 
 class DieDesign(Spec):

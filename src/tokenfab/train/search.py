@@ -19,7 +19,6 @@ micro-batch's forward and backward. The run divides by goodput (`train.goodput`)
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -132,30 +131,13 @@ class Context:
     flops_per_token: float
 
 
-def sustained_hardware(hw, chip: ChipSpec, precision: str):
-    """`hw` with the matrix peaks at the chip's power-capped sustained fraction: training holds a
-    chip at full load for days, the condition a design's power model describes
-    (`Microarch.sustained_frac`, `design.power.sustained_fraction`: a chip whose math at full clock
-    would draw more than its TDP runs at the clock the budget allows). The roofline fidelity the
-    search uses does not apply it (only the tiled one does), so a power-capped design would
-    otherwise train at its unthrottled clock. Catalog chips carry no fractions (their measured
-    efficiency includes their throttling): 1, nothing changes."""
-    sus = dict(chip.microarch.sustained_frac) if chip.microarch is not None else {}
-    if not sus:
-        return hw
-    f = sus.get(compute_precision(chip, precision), 1.0)
-    f16 = sus.get("bf16", 1.0)
-    return dataclasses.replace(hw, gemm_tflops=np.asarray(hw.gemm_tflops, float) * f,
-                               attention_tflops=np.asarray(hw.attention_tflops, float) * f16,
-                               bf16_tflops=None if hw.bf16_tflops is None else hw.bf16_tflops * f16)
-
-
 def prepare(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficiency, job: TrainingJob,
             stack: TrainingStack, num_chips: int) -> Context:
     """Base grid plus the micro-batch times of its distinct (tp, cp, ep, mbs) shapes."""
     base = build_base(model, chip, job, num_chips)
-    hw = sustained_hardware(chip_hardware(model, chip, system, eff, (job.precision,), None, 0, "prefill", None,
-                                          "roofline"), chip, job.precision)
+    # A power-capped design trains at its sustained clock: chip_hardware applies its
+    # `microarch.sustained_frac` (catalog chips carry none: their calibration includes throttling).
+    hw = chip_hardware(model, chip, system, eff, (job.precision,), None, 0, "prefill", None, "roofline")
     a = base.a
     keys = np.stack([a["tp"], a["cp"], a["ep"], a["mbs"]])
     uniq, inverse = np.unique(keys, axis=1, return_inverse=True) if len(base) else (np.zeros((4, 0)), np.zeros(0, int))
