@@ -157,14 +157,9 @@ def _compare_training(ids, chip_ids, chips_per_run, tokens, seq_len, global_batc
     from tokenfab.study.training import compare_training
     from tokenfab.train import TrainingJob
 
-    if tokens is None:
-        raise ValueError("--train needs --tokens (training tokens of the run, e.g. 15e12)")
-    if not tokens > 0:
-        raise ValueError(f"--tokens must be a positive number of tokens, got {tokens:g}")
-    if global_batch_tokens is not None and not global_batch_tokens > 0:
-        raise ValueError(f"--global-batch-tokens must be positive, got {global_batch_tokens:g}")
-    if precision not in ("bf16", "fp8"):
-        raise ValueError(f"--precision must be bf16 or fp8 with --train, got {precision!r}")
+    from tokenfab.cli.train import check_run
+
+    check_run(tokens, global_batch_tokens, precision, "with --train")
     fields = dict(tokens=tokens, seq_len=seq_len, precision=precision)
     if global_batch_tokens is not None:
         fields["global_batch_tokens"] = global_batch_tokens

@@ -69,14 +69,7 @@ def train(
         _rl(model, chip, chips, precision, rl_prompts, samples_per_prompt, rollout_isl, rollout_osl, logprob_passes,
             reward_model, economics, rental_usd_per_hour, market_rental, json_out)
         return
-    if tokens is None:
-        raise UserError("--tokens is required (training tokens of the run), unless --rl")
-    if not tokens > 0:
-        raise UserError(f"--tokens must be a positive number of tokens, got {tokens:g}")
-    if global_batch_tokens is not None and not global_batch_tokens > 0:
-        raise UserError(f"--global-batch-tokens must be positive, got {global_batch_tokens:g}")
-    if precision not in ("bf16", "fp8"):
-        raise UserError(f"--precision must be bf16 or fp8, got {precision!r}")
+    check_run(tokens, global_batch_tokens, precision, "unless --rl")
     spec_model, spec_chip = catalog.load_model(model), catalog.load_chip(chip)
     if precision == "fp8" and not spec_chip.fp8_tflops:
         raise UserError(f"{spec_chip.id} has no FP8 math; use --precision bf16")
@@ -88,11 +81,9 @@ def train(
     job = TrainingJob.from_mapping({k: v for k, v in fields.items() if v is not None}, origin="training job")
     econ = o.economics_from(economics, rental_usd_per_hour)
     try:
-        if json_out:
-            row = estimate_training(spec_model, spec_chip, chips, job, economics=econ, market_rental=market_rental)
-        else:
-            with err_console.status("searching training mappings…"):
-                row = estimate_training(spec_model, spec_chip, chips, job, economics=econ, market_rental=market_rental)
+        row = _searching(json_out, "searching training mappings…",
+                         lambda: estimate_training(spec_model, spec_chip, chips, job, economics=econ,
+                                                   market_rental=market_rental))
     except NoMapping as exc:
         raise UserError(str(exc)) from None
     except SpecError:
@@ -101,6 +92,26 @@ def train(
         print_json(row)
         return
     _print(row)
+
+
+def check_run(tokens: float | None, global_batch_tokens: float | None, precision: str, unless: str = "") -> None:
+    """One line for a training run's bad numbers (`train` and `compare --train` alike)."""
+    if tokens is None:
+        raise UserError(f"--tokens is required (training tokens of the run, e.g. 15e12){', ' + unless if unless else ''}")
+    if not tokens > 0:
+        raise UserError(f"--tokens must be a positive number of tokens, got {tokens:g}")
+    if global_batch_tokens is not None and not global_batch_tokens > 0:
+        raise UserError(f"--global-batch-tokens must be positive, got {global_batch_tokens:g}")
+    if precision not in ("bf16", "fp8"):
+        raise UserError(f"--precision must be bf16 or fp8, got {precision!r}")
+
+
+def _searching(json_out: bool, note: str, run):
+    """`run()`, with a status line on stderr unless the output is JSON."""
+    if json_out:
+        return run()
+    with err_console.status(note):
+        return run()
 
 
 def _rl(model, chip, chips, precision, prompts, samples, isl, osl, passes, reward_model, economics, rental, market,
@@ -116,11 +127,8 @@ def _rl(model, chip, chips, precision, prompts, samples, isl, osl, passes, rewar
                   logprob_passes=passes, reward_model=catalog.load_model(reward_model) if reward_model else None)
     econ = o.economics_from(economics, rental)
     try:
-        if json_out:
-            r = estimate_rl_step(m, c, chips, step, economics=econ, market_rental=market)
-        else:
-            with err_console.status("searching rollout and training placements…"):
-                r = estimate_rl_step(m, c, chips, step, economics=econ, market_rental=market)
+        r = _searching(json_out, "searching rollout and training placements…",
+                       lambda: estimate_rl_step(m, c, chips, step, economics=econ, market_rental=market))
     except NoMapping as exc:
         raise UserError(str(exc)) from None
     if json_out:

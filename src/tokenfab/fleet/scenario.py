@@ -273,20 +273,17 @@ class FleetScenario(Spec):
                     raise ValueError(f"chips.{c.name}: unknown workload {sorted(bad)[0]!r}")
                 if table and any(not v >= 0 for v in table.values()):
                     raise ValueError(f"chips.{c.name}: throughputs must be ≥ 0")
-        for ms in self.memory_supply:
-            if not any(c.memory == ms.memory and c.memory_stacks > 0 for c in self.chips):
-                raise ValueError(f"memory_supply {ms.memory!r}: no chip names that memory with memory_stacks > 0")
-            for k, v in ms.by_period.items():
+        supplies = [("memory_supply", ms.memory, ms.by_period, "memory with memory_stacks > 0",
+                     any(c.memory == ms.memory and c.memory_stacks > 0 for c in self.chips)) for ms in self.memory_supply]
+        supplies += [("packaging_supply", ps.packaging, ps.by_period, "packaging",
+                      any(c.packaging == ps.packaging for c in self.chips)) for ps in self.packaging_supply]
+        for field_name, part, by_period, what, used in supplies:
+            if not used:
+                raise ValueError(f"{field_name} {part!r}: no chip names that {what}")
+            for k, v in by_period.items():
                 period_year(k)
                 if not v >= 0:
-                    raise ValueError(f"memory_supply {ms.memory!r}: {k}: must be ≥ 0")
-        for ps in self.packaging_supply:
-            if not any(c.packaging == ps.packaging for c in self.chips):
-                raise ValueError(f"packaging_supply {ps.packaging!r}: no chip names that packaging")
-            for k, v in ps.by_period.items():
-                period_year(k)
-                if not v >= 0:
-                    raise ValueError(f"packaging_supply {ps.packaging!r}: {k}: must be ≥ 0")
+                    raise ValueError(f"{field_name} {part!r}: {k}: must be ≥ 0")
         for f in self.initial_fleet:
             if f.chip not in names:
                 raise ValueError(f"initial_fleet: unknown chip label {f.chip!r}")
