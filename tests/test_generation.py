@@ -175,6 +175,9 @@ def test_two_experts_double_memory_not_compute():
     (["-m", "wan2.1-t2v-14b", "--set", "frames=161"], "at most 81 frames"),
     (["-m", "sd3.5-large", "--set", "width_px=1000"], "not a multiple of 16 px"),
     (["-m", "sd3.5-large", "--set", "width_px=4096"], "above the 3072 px"),
+    (["-m", "step-video-t2v-30b", "--set", "frames=100"], "not a multiple of 17"),
+    (["-m", "step-video-t2v-30b", "--set", "frames=221"], "at most 204 frames"),
+    (["-m", "step-video-t2v-30b", "--set", "width_px=1000"], "not a multiple of 16 px"),
 ])
 def test_sizes_the_model_cannot_take_fail_in_one_line(args, message):
     out = CliRunner().invoke(app, ["estimate", *args, "-c", "h100-sxm", "--chips", "1"])
@@ -186,3 +189,50 @@ def test_sizes_the_model_cannot_take_fail_in_one_line(args, message):
 def test_request_checks_raise_spec_errors():
     with pytest.raises(SpecError, match="frames must be 1"):
         estimate_generation(load_model("sana-1.6b"), load_chip("h100-sxm"), GenerationRequest(frames=9))
+
+
+def test_step_video_tokens_per_step_by_hand():
+    m = load_model("step-video-t2v-30b")
+    dz = m.diffusion
+    # 48 blocks of 48 heads x 128 = 6144 wide (README 2.2); ~30B weights ("30 billion parameters"):
+    # per block 4d^2 self + 4d^2 cross + 2 x d x 4d FFN = 16 x 6144^2 = 604M; x 48 = 29.0B + embeddings.
+    assert (m.num_layers, m.num_heads, m.hidden_size) == (48, 48, 6144)
+    assert m.total_params() / 1e9 == pytest.approx(29.3, abs=0.1)
+    # 992x544x204: 204 frames = 12 VAE chunks of 17, 3 latent frames each -> 36; 16x16 spatial ->
+    # 34 x 62; patch 1 -> 36 x 34 x 62 = 75,888 tokens per sample (the README's 8x temporal ratio
+    # would give 25.5 latent frames: the code's chunking, not the ratio, sets the count).
+    assert dz.latent_grid(544, 992, 204) == (36, 34, 62)
+    assert dz.tokens(544, 992, 204) == 36 * 34 * 62 == 75_888
+    assert dz.tokens(544, 992, 136) == 8 * 3 * 34 * 62 == 50_592
+    assert dz.tokens(768, 768, 204) == 36 * 48 * 48 == 82_944
+    # One step at guidance 9 runs both branches as one batch of 2 (torch.cat([latents] * 2)):
+    # 151,776 tokens per forward; self-attention 4 x N x N_sample x d per sample per block.
+    ops = ops_of(m, 75_888, batch=2.0)
+    assert float(ops["dit_self_attention"].flops[0]) == 4.0 * 151_776 * 75_888 * 6144
+    assert float(ops["dit_self_qkv"].flops[0]) == 2.0 * 151_776 * 3 * 6144 * 6144
+    # Text keys: Step-LLM's 320 + Hunyuan-CLIP's 77 tokens per sample.
+    assert float(ops["dit_cross_attention"].flops[0]) == 4.0 * 151_776 * 397 * 6144
+    est = estimate_generation(m, load_chip("h200-sxm"), GenerationRequest(steps=2, cfg_batched=True), num_chips=1)
+    assert est.latent_tokens == 75_888 and est.forwards_per_step == 1
+    assert est.memory_gb_per_chip["text_encoder"] == 0.0 and est.memory_gb_per_chip["vae"] == 0.0  # own GPU
+    assert est.video_seconds == pytest.approx(204 / 25)
+
+
+def test_step_video_vae_decodes_its_deepest_stage_at_a_quarter_of_the_frames():
+    from tokenfab.graph.diffusion import vae_decode_ops
+    vae = load_model("step-video-t2v-30b").diffusion.vae
+    # Stages 512, 512, 256, 128 channels (ch 128 x (4, 4, 2, 1)), 6 convs each (+4 middle-block convs
+    # at the deepest), 27 taps; the deepest stage at 1/64 of the pixels and 1/4 of the frames
+    # (the 2x unpatchify already doubled the 8x latent's frames), frames doubling at the next two:
+    #   10*27*512^2/64/4 + 27*512^2/64*4/2      (deepest stage + its upsample conv)
+    # + 6*27*512^2/16/2  + 27*512^2/16*4        (second)
+    # + 6*27*256^2/4     + 27*256^2/4*4 + 6*27*128^2  -> x 2 FLOPs = 21,344,256 per output px-frame.
+    assert vae.decode_temporal_stride == 4
+    assert vae.decode_flops_per_output_px(vae.decode_temporal_stride) == 21_344_256
+    m = load_model("step-video-t2v-30b")
+    op = vae_decode_ops(m, 544, 992, 204)[0]
+    # 544 x 992 x 204 output px-frames x 21.34 MFLOP + mid-block attention over 36 latent frames of
+    # 34 x 62 px at 512 channels: 36 x 2 x (4 x 2108 x 512^2 + 2 x 2108^2 x 512).
+    conv = 544 * 992 * 204 * 21_344_256
+    attn = 36 * 2.0 * (4.0 * 2108 * 512 ** 2 + 2.0 * 2108 ** 2 * 512)
+    assert float(op.flops) == pytest.approx(conv + attn)

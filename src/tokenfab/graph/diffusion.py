@@ -20,6 +20,9 @@ sequence split for a head split around self-attention (q, k, v in; output back),
 divide by `ulysses`; ring attention passes K/V blocks around `ring` chips (timed as an
 all-gather of K and V). With FSDP (`--dit_fsdp`) each chip stores 1/sp of the weights and
 all-gathers every block's weights per forward. The VAE decodes on one chip (Wan's rank 0).
+
+Step-Video-T2V is a `cross` DiT too; its VAE works in chunks of 17 frames, 3 latent frames each
+(`DiffusionSpec.frame_chunk`): 992x544x204 -> 36 x 34 x 62 = 75,888 tokens per sample.
 """
 
 from __future__ import annotations
@@ -289,7 +292,7 @@ def vae_decode_ops(model: ModelSpec, height_px: int, width_px: int, frames: int,
     vae, dz = model.diffusion.vae, model.diffusion
     factor = vae_tile_factor(model, height_px, width_px) if tiled else 1.0
     px = float(height_px) * width_px * frames * samples * factor
-    flops = vae.decode_flops_per_output_px(dz.vae_stride[0]) * px
+    flops = vae.decode_flops_per_output_px(vae.decode_temporal_stride or dz.vae_stride[0]) * px
     # Middle-block attention over each latent frame (in one tile when tiled).
     lt, lh, lw = dz.latent_grid(height_px, width_px, frames)
     lat_px = float(lh * lw) if not tiled or not vae.tile_px else min(float(lh * lw), (vae.tile_px / dz.vae_stride[1]) ** 2)

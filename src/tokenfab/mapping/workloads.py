@@ -233,8 +233,9 @@ def estimate_generation(model: ModelSpec, chip: ChipSpec, request: GenerationReq
     shard = np.where(g["fsdp"] > 0, sp, 1.0)
     weights = model.total_params() * w_bytes / shard
     enc_params = sum(e.params() for e in dz.encoders())
-    t5 = 0.0 if request.t5_on_cpu else enc_params * 2.0 / shard
-    vae_w = dz.vae.params_count * dz.vae.dtype_bytes
+    off = dz.encoders_off_chip  # text encoders and VAE on their own server GPU (Step-Video)
+    t5 = 0.0 if request.t5_on_cpu or off else enc_params * 2.0 / shard
+    vae_w = 0.0 if off else dz.vae.params_count * dz.vae.dtype_bytes
     a = 2.0
     width = model.hidden_size if dz.block != "unet" else dz.unet.block_out_channels[0]
     seq = (N + (dz.text_len if dz.block in ("mmdit", "joint") else 0)) * fwd_batch
@@ -250,7 +251,7 @@ def estimate_generation(model: ModelSpec, chip: ChipSpec, request: GenerationReq
             np.any(usable - base - np.maximum(dit_act, tiled_ws) >= 0))
     else:
         tiled = bool(request.vae_tiling) and bool(tile)
-    vae_ws = tiled_ws if tiled else untiled_ws
+    vae_ws = 0.0 if off else (tiled_ws if tiled else untiled_ws)
     # The VAE runs in its dtype: fp32 weights use TF32 convolutions (PyTorch's cuDNN default).
     vae_peak = ((chip.peak_tflops("tf32") or chip.peak_tflops("fp32") or chip.bf16_tflops / 2)
                 if dz.vae.dtype_bytes >= 4 else chip.bf16_tflops)

@@ -226,6 +226,10 @@ class VaeSpec(Spec):
     mid_attention: bool = False
     """A single-head self-attention block in the decoder's middle block over each latent frame's
     pixels (SD/FLUX AutoencoderKL, HunyuanVideo's VAE, Wan-VAE)."""
+    decode_temporal_stride: int = Field(default=0, ge=0)
+    """Frame-rate divisor at the decoder's deepest stage when it differs from the VAE's temporal
+    compression (Step-Video's VAE: 4, its pixel-shuffle unpatchify doubles the frames of the 8x
+    latent before the middle block); 0: the VAE's temporal stride."""
 
     def decode_flops_per_output_px(self, temporal_stride: int) -> float:
         """FLOPs per output pixel-frame of the decoder's convolutions at each scale.
@@ -383,9 +387,21 @@ class DiffusionSpec(Spec):
     """Attention kernel the reference pipeline calls: `fa2` (PyTorch SDPA / flash-attn 2, what
     diffusers and most model repos run) or `fa3` (Wan's code uses FlashAttention-3 when installed)."""
     unet: UNetSpec | None = None
+    encoders_off_chip: bool = False
+    """The reference deployment runs the text encoders and the VAE on a separate GPU (Step-Video's
+    decoupled caption/VAE server, README section 4.3 and api/call_remote_server.py): their weights
+    and workspace are not on the denoiser's chips; their time still adds to the latency."""
+    frame_chunk: int = Field(default=0, ge=0)
+    """Frames the VAE encodes and decodes as one chunk when it works chunk by chunk (Step-Video:
+    17); 0: a causal VAE over the whole video (latent frames = 1 + (frames - 1) / stride)."""
+    chunk_latent_frames: int = Field(default=0, ge=0)
+    """Latent frames per `frame_chunk` (Step-Video: 3, so 204 frames -> 12 chunks -> 36 latent
+    frames; stepvideo/vae/vae.py AutoencoderKL frame_len 17, latent_len 3)."""
 
     def latent_grid(self, height_px: int, width_px: int, frames: int) -> tuple[int, int, int]:
         st, sh, sw = self.vae_stride
+        if self.frame_chunk:
+            return (max(frames // self.frame_chunk * self.chunk_latent_frames, 1), height_px // sh, width_px // sw)
         return (1 + (max(frames, 1) - 1) // st, height_px // sh, width_px // sw)
 
     def tokens(self, height_px: int, width_px: int, frames: int) -> int:
@@ -419,7 +435,11 @@ class DiffusionSpec(Spec):
             what = "an image model: frames must be 1" if not self.is_video else f"at most {self.max_frames} frames"
             raise SpecError(f"{model_id}: {frames} frames asked; {what}")
         st = self.vae_stride[0]
-        if self.is_video and st > 1 and (frames - 1) % st:
+        if self.is_video and self.frame_chunk:
+            if frames % self.frame_chunk:
+                raise SpecError(f"{model_id}: {frames} frames is not a multiple of {self.frame_chunk} "
+                                f"(the VAE works in chunks of {self.frame_chunk} frames)")
+        elif self.is_video and st > 1 and (frames - 1) % st:
             raise SpecError(f"{model_id}: {frames} frames is not 1 + a multiple of {st} (the VAE's temporal stride)")
 
     def block_params(self, d: int, ffn: int) -> tuple[int, int]:
@@ -548,7 +568,7 @@ class RecsysSpec(Spec):
 DIT_CLASSES = ("WanModel", "WanTransformer3DModel", "FluxTransformer2DModel", "SD3Transformer2DModel",
                "UNet2DConditionModel", "SanaTransformer2DModel", "HunyuanVideoTransformer3DModel",
                "CogVideoXTransformer3DModel", "MochiTransformer3DModel", "LTXVideoTransformer3DModel",
-               "OpenSoraMMDiT")
+               "OpenSoraMMDiT", "StepVideoModel")
 """Diffusers `_class_name`s (and Open-Sora's MMDiT) whose config files tokenfab reads."""
 
 
@@ -582,7 +602,20 @@ GEMMA2_2B = TextEncoderSpec(name="gemma-2-2b-it", num_layers=26, d_model=2304, d
 # MLP, 32 heads of 128, vocab 128256); 256 tokens (HunyuanVideo text_len 256).
 LLAVA_LLAMA3_8B = TextEncoderSpec(name="llava-llama-3-8b", num_layers=32, d_model=4096, d_ff=14336, num_heads=32,
                                   head_dim=128, vocab_size=128256, max_tokens=256)
-TEXT_ENCODERS = {e.name: e for e in (UMT5_XXL, T5_XXL, CLIP_L, CLIP_G, GEMMA2_2B, LLAVA_LLAMA3_8B)}
+# Step-Video-T2V's two bilingual encoders (stepfun-ai/Step-Video-T2V). Step-LLM
+# (stepvideo/text_encoder/stepllm.py STEP1TextEncoder: 320 tokens padded, SwiGLU FFN, multi-query
+# attention; width 6144 = StepVideoModel caption_channels[0]). Its layer count, head count and FFN
+# width are in the released step_llm/config.json, which was not read: 48 layers of 48 x 128 heads
+# and FFN 4 x 6144 are ESTIMATES (they only change the once-per-prompt text time and the memory).
+STEP_LLM = TextEncoderSpec(name="step-llm", num_layers=48, d_model=6144, d_ff=24576, num_heads=48, head_dim=128,
+                           vocab_size=65536, max_tokens=320)
+# Hunyuan-CLIP (hunyuan_clip/clip_text_encoder: HunyuanDiT's Chinese CLIP text tower, a BERT-large
+# shape: 24 layers, 1024 wide = StepVideoModel caption_channels[1], 16 heads, FFN 4096, 77 tokens);
+# the layer count and vocab are ESTIMATES from the BERT-large shape.
+HUNYUAN_CLIP = TextEncoderSpec(name="hunyuan-clip", num_layers=24, d_model=1024, d_ff=4096, num_heads=16, head_dim=64,
+                               vocab_size=47020, gated_ffn=False, max_tokens=77)
+TEXT_ENCODERS = {e.name: e for e in (UMT5_XXL, T5_XXL, CLIP_L, CLIP_G, GEMMA2_2B, LLAVA_LLAMA3_8B, STEP_LLM,
+                                     HUNYUAN_CLIP)}
 
 # SD/FLUX AutoencoderKL (vae/config.json: block_out_channels [128, 256, 512, 512], layers_per_block 2);
 # 83.7M weights; 2D 3x3 convolutions; diffusers tiles at 512 px with overlap 0.25.
@@ -607,7 +640,15 @@ LTX_VAE = VaeSpec(base_dim=128, dim_mult=(1, 2, 4, 4), num_res_blocks=3, z_dim=1
 # SANA's DC-AE f32c32 (32x spatial, 32 latent channels; decoder widths 128-1024): estimated stages.
 DC_AE = VaeSpec(base_dim=128, dim_mult=(1, 2, 4, 4, 8, 8), num_res_blocks=2, z_dim=32, params_count=323_000_000,
                 dtype_bytes=2.0, conv_kernel_volume=9, tile_px=0)
-VAES = {"wan-vae": VaeSpec(mid_attention=True), "sd-vae": SD_VAE, "hunyuanvideo-vae": HUNYUAN_VAE, "cogvideox-vae": COGVIDEOX_VAE,
+# Step-Video Video-VAE v2 decoder (stepvideo/vae/vae.py VideoDecoder: ch 128, ch_mult (1, 2, 4, 4),
+# num_res_blocks 2, 3x3x3 causal convs, mid-block attention; z 64 channels unpatchified 2x in time and
+# space by a pixel shuffle, then temporal upsamples at the two deepest levels: the deepest stage runs
+# at 1/4 of the frame rate and 1/8 of the side). Decodes chunks of 3 latent frames into 17 frames,
+# bf16 (the DiT pipeline's dtype). Weights ~0.5B ESTIMATED from the stages (the unpatchify convs,
+# 64->2048->4096 channels at the latent size, are left out of the FLOPs: ~0.3 MFLOP per output px).
+STEPVIDEO_VAE = VaeSpec(base_dim=128, dim_mult=(1, 2, 4, 4), num_res_blocks=2, z_dim=64, params_count=500_000_000,
+                        dtype_bytes=2.0, tile_px=0, mid_attention=True, decode_temporal_stride=4)
+VAES = {"wan-vae": VaeSpec(mid_attention=True), "stepvideo-vae": STEPVIDEO_VAE, "sd-vae": SD_VAE, "hunyuanvideo-vae": HUNYUAN_VAE, "cogvideox-vae": COGVIDEOX_VAE,
         "mochi-vae": MOCHI_VAE, "ltx-video-vae": LTX_VAE, "dc-ae-f32c32": DC_AE}
 
 
@@ -828,7 +869,28 @@ def _opensora(c: dict[str, Any]) -> dict[str, Any]:
                         T5_XXL.vocab_size, dz)
 
 
-_DIFFUSERS = {"FluxTransformer2DModel": _flux, "SD3Transformer2DModel": _sd3, "UNet2DConditionModel": _unet,
+def _stepvideo(c: dict[str, Any]) -> dict[str, Any]:
+    """Step-Video-T2V (stepfun-ai/Step-Video-T2V stepvideo/modules/model.py StepVideoModel: 48 blocks
+    of 48 x 128 heads; each block self-attention with QK-norm and 3D RoPE, cross-attention to the
+    text, GELU-tanh FFN 4 x d, AdaLN-single; in_channels 64, patch 1; caption_channels [6144, 1024]:
+    Step-LLM's 320 tokens joined by Hunyuan-CLIP's 77). Video-VAE 16x16 spatial; frames in chunks of
+    17, each 3 latent frames (stepvideo/diffusion/video_pipeline.py: latent frames =
+    num_frames // 17 * 3; vae.py frame_len 17, latent_len 3). Pipeline defaults: 992x544, 204
+    frames, 50 steps, guidance 9 (both branches as one batch: torch.cat([latents] * 2)), saved at
+    25 fps (utils/video_process.py); the README tests up to 204 frames at 992x544 and 768x768."""
+    heads, d = _heads(c)
+    p = int(c.get("patch_size", 1))
+    cap = c.get("caption_channels", [6144, 1024])
+    cap = int(cap[0] if isinstance(cap, (list, tuple)) else cap)
+    dz = dict(block="cross", patch=(1, p, p), vae_stride=(8, 16, 16), frame_chunk=17, chunk_latent_frames=3,
+              latent_channels=int(c.get("in_channels", 64)), text_len=STEP_LLM.max_tokens + HUNYUAN_CLIP.max_tokens,
+              text_dim=cap, text_encoder=STEP_LLM, extra_text_encoders=(HUNYUAN_CLIP,), vae=STEPVIDEO_VAE,
+              guidance="cfg", default_guidance=9.0, default_width_px=992, default_height_px=544, default_frames=204,
+              default_steps=50, max_frames=204, max_side_px=992, fps=25.0, encoders_off_chip=True)
+    return _spec_fields("step-video", d, int(c["num_layers"]), heads, 4 * d, STEP_LLM.vocab_size, dz)
+
+
+_DIFFUSERS = {"FluxTransformer2DModel": _flux, "StepVideoModel": _stepvideo, "SD3Transformer2DModel": _sd3, "UNet2DConditionModel": _unet,
               "SanaTransformer2DModel": _sana, "HunyuanVideoTransformer3DModel": _hunyuan,
               "CogVideoXTransformer3DModel": _cogvideox, "MochiTransformer3DModel": _mochi,
               "LTXVideoTransformer3DModel": _ltx, "OpenSoraMMDiT": _opensora,
