@@ -1,6 +1,6 @@
 """Fit the serving-framework profiles on the shipped end-to-end rows, with leave-one-source-out CV.
 
-    python3 bench/fit_frameworks.py [--data CSV ...] [--only vllm-rocm]
+    python3 bench/fit_frameworks.py [--data CSV ...] [--only vllm-rocm] [--stage all|kernels|host]
 
 Rows: usable end-to-end LLM rows of the measurement CSV (default: the shipped public.csv) that the
 engine predicts, grouped by the profile their `framework` column resolves to on their chip
@@ -22,6 +22,14 @@ A framework needs >= 8 rows from >= 2 sources, else it keeps the neutral profile
 the reference: its fit is printed as a check of "the calibration is TensorRT-LLM-like" and the
 profile stays neutral. A fitted profile is proposed for shipping only if its LOSO median |error|
 beats the neutral one. Prints the YAML to paste into catalog/frameworks.yaml.
+
+Host path (second stage, on the TTFT rows at a stated concurrency only): `request_overhead_ms`
+(per request: API server, chat template, admission, proxy hops, first-token streaming) and
+`input_us_per_token` (per prompt token: tokenization), added to TTFT outside the engine's steps
+(`validate.operating_point.host_path_s`). Fitted per profile on the same >= 8 rows from >= 2
+sources rule, leave-one-source-out, grid `HOST_OVERHEADS_MS` x `HOST_US_PER_TOKEN`, loss as above;
+proposed only if its LOSO median |error| beats zero host path. With fewer rows or one source the
+in-sample fit is printed for information and the profile keeps 0.
 """
 
 from __future__ import annotations
@@ -54,6 +62,8 @@ QUALITIES = tuple(np.round(np.arange(0.50, 1.2001, 0.05), 2))
 OVERHEADS = (None, 1.0, 2.0, 4.0, 8.0)
 REF_QUALITIES = tuple(np.round(np.arange(0.80, 1.1001, 0.05), 2))
 REF_OVERHEADS = (None, 1.0, 2.0)
+HOST_OVERHEADS_MS = (0.0, 5.0, 10.0, 20.0, 30.0, 40.0, 60.0, 80.0)
+HOST_US_PER_TOKEN = (0.0, 1.0, 2.0, 5.0, 10.0, 15.0)
 MISS = math.log(10.0)
 """Loss of a row the candidate cannot predict (a factor of 10)."""
 
@@ -187,10 +197,81 @@ def fit_group(pid: str, rows, meas, tmp: Path) -> dict:
                 seconds=time.time() - t0, grid=len(grid))
 
 
+def _ttft_at_concurrency(rows) -> list:
+    """The rows whose TTFT is predicted in a closed loop at a stated concurrency (where the host
+    path applies)."""
+    from tokenfab.validate.operating_point import CLOSED_LOOP_SCENARIOS, operating_point
+    return [(r, c) for r, c in rows if r.metric.startswith("ttft") and r.scenario in CLOSED_LOOP_SCENARIOS
+            and operating_point(r).concurrency]
+
+
+def fit_host_path(pid: str, rows) -> dict:
+    """Grid fit of the host path (`request_overhead_ms`, `input_us_per_token`) of profile `pid` on
+    its TTFT rows at a stated concurrency: in sample, and leave-one-source-out when the rows allow
+    (>= MIN_ROWS from >= MIN_SOURCES sources). Kernel factors stay neutral (the stage is separate)."""
+    meas = np.array([r.value for r, _ in rows])
+    sources = np.array([r.source for r, _ in rows])
+    grid = [(o, u) for o in HOST_OVERHEADS_MS for u in HOST_US_PER_TOKEN]
+    table = []
+    for o, u in grid:
+        prof = FrameworkProfile(id=pid, request_overhead_ms=o, input_us_per_token=u)
+        with override_profiles({pid: prof}):
+            table.append((prof, _log_err(_predict(rows), meas)))
+    allowed = list(range(len(grid)))
+    neutral_err = np.expm1(table[0][1])
+    i_all = _pick(table, np.ones(len(rows), bool), allowed)
+    out = dict(n=len(rows), sources=sorted(set(sources)), neutral=_stats(neutral_err), best=table[i_all][0],
+               insample=_stats(np.expm1(table[i_all][1])), loso=None, folds=[])
+    if len(rows) >= MIN_ROWS and len(set(sources)) >= MIN_SOURCES:
+        loso = np.full(len(rows), np.nan)
+        for s in sorted(set(sources)):
+            test = sources == s
+            i = _pick(table, ~test, allowed)
+            loso[test] = np.expm1(table[i][1])[test]
+            out["folds"].append((s, table[i][0]))
+        out["loso"] = _stats(loso)
+    return out
+
+
+def _describe_host(prof: FrameworkProfile) -> str:
+    return f"request_overhead {prof.request_overhead_ms:g} ms, {prof.input_us_per_token:g} us/prompt token"
+
+
+def report_host_paths(groups: dict, only) -> dict:
+    """Print the host-path fit of every profile with TTFT rows at a stated concurrency; returns the
+    proposals (profile id -> fit) whose LOSO beats a zero host path."""
+    proposals = {}
+    for pid in sorted(groups):
+        if only and pid not in only:
+            continue
+        rows = _ttft_at_concurrency(groups[pid])
+        if not rows:
+            continue
+        res = fit_host_path(pid, rows)
+        print(f"\n{pid} host path: {res['n']} TTFT rows at a stated concurrency from {len(res['sources'])} sources")
+        print(f"  without host path:   {_fmt(res['neutral'])}")
+        print(f"  in-sample fit:       {_describe_host(res['best'])}: {_fmt(res['insample'])}")
+        if res["loso"] is None:
+            print(f"  -> keeps 0 (too few to fit: >= {MIN_ROWS} rows from >= {MIN_SOURCES} sources needed)")
+            continue
+        print(f"  LOSO with host path: {_fmt(res['loso'])}")
+        for s, p in res["folds"]:
+            print(f"      held out {s[:66]:66s} -> {_describe_host(p)}")
+        if pid != REFERENCE and res["loso"][0] < res["neutral"][0]:
+            proposals[pid] = res
+            print(f"  -> proposed: request_overhead_ms: {res['best'].request_overhead_ms:g}, "
+                  f"input_us_per_token: {res['best'].input_us_per_token:g}")
+        else:
+            print("  -> keeps 0 (LOSO does not beat it" + (", or the reference)" if pid == REFERENCE else ")"))
+    return proposals
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", action="append", type=Path, help="measurement CSV (default: the shipped public.csv)")
     ap.add_argument("--only", action="append", help="fit only these profile ids")
+    ap.add_argument("--stage", choices=("all", "kernels", "host"), default="all",
+                    help="kernel factors, the host path on TTFT rows at a stated concurrency, or both")
     args = ap.parse_args(argv)
     paths = args.data or [public_csv()]
     with override_profiles(_neutral_everywhere()):
@@ -213,7 +294,7 @@ def main(argv=None) -> int:
     results, proposals = [], {}
     with tempfile.TemporaryDirectory() as d, override_profiles(_neutral_everywhere()):
         for pid in known_frameworks():
-            if pid == NEUTRAL or (args.only and pid not in args.only):
+            if pid == NEUTRAL or (args.only and pid not in args.only) or args.stage == "host":
                 continue
             grp = groups.get(pid, [])
             nsrc = len({r.source for r, _ in grp})
@@ -248,6 +329,9 @@ def main(argv=None) -> int:
             print(f"  -> {verdict}")
             if ship:
                 proposals[pid] = dict(res, **fit)
+    if args.stage != "kernels":
+        with override_profiles(_neutral_everywhere()):
+            report_host_paths(groups, args.only)
     today = dt.date.today().isoformat()
     if proposals:
         print("\n# YAML for catalog/frameworks.yaml (fitted fields and source):")

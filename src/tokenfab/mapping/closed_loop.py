@@ -16,7 +16,9 @@ data-parallel rank), with the engine's step times as inputs:
   the engine admits at most `token_budget` tokens per step, decode tokens included
   (`max_num_batched_tokens` / `max_num_tokens`), so a long prompt is prefilled over several steps;
 - u_p = X · isl · c1 is the share of time spent on prompts; a decoding request sits through the
-  prompts prefilled during its life, so its TPOT is the mean step, t_d(n) / (1 − u_p);
+  other clients' prompts prefilled during its life ((N − 1) / N of them: its own came before its
+  first decode step), so its TPOT is t_d(n) · (1 + f · u_p / (1 − u_p)), f = (N − 1) / N (one
+  client decodes at the pure step time: no other prompt is prefilled while it decodes);
 - n, the mean number of sequences decoding, is X · (osl − 1) · TPOT (Little's law again);
 - TTFT = the step in progress when the request arrives (a whole step for a request sent as its
   predecessor finishes, half of one after a random think time; with synchronized groups, the
@@ -110,7 +112,10 @@ def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefil
         td = interp_rows(np.maximum(seen, grid[0]), grid, table)
         beff = np.where(wave, B, np.maximum(B - n, 1.0))
         groups = Neff * isl / beff
-        share = np.where(sync, np.clip((groups - 1.0) / np.maximum(groups, 1.0), 0.0, 1.0), 1.0)
+        # The prompts a decoding request sits through are the other clients' (its own was prefilled
+        # before its first decode step): staggered, (N - 1) / N of the prefill work (none with one
+        # client); synchronized, the other groups' prefills.
+        share = np.where(sync, np.clip((groups - 1.0) / np.maximum(groups, 1.0), 0.0, 1.0), (Neff - 1.0) / Neff)
         # y = u_p solves n (1 - y) c = y L td (1 - (1 - share) y), c = isl c1 / 1 (smaller root).
         a = (1.0 - share) * L * td
         b = L * td + n * isl * c1
@@ -119,7 +124,7 @@ def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefil
         y = np.minimum(y, 1.0 - 1e-12)
         tau = td * (1.0 + share * y / (1.0 - y))
         X = n / (L * tau)
-        per_step = X * tau  # prompts arriving during one step
+        per_step = X * tau * (Neff - 1.0) / Neff  # other clients' prompts arriving during one step
         k = np.where(sync, np.clip(beff / isl, 1.0, Neff), 1.0 + per_step)
         base = np.where(wave, c0, np.maximum(td, c0))
         fits = k * isl <= beff

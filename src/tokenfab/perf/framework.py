@@ -70,12 +70,18 @@ def known_frameworks() -> list[str]:
 
 
 def _resolve(name: str, profiles: dict[str, FrameworkProfile]) -> FrameworkProfile | None:
+    """By id or alias; a name with a parenthesized qualifier (`vllm (MooncakeConnector)`, `sglang
+    (PD, mooncake)`: the runtime with a KV connector or a deployment note) resolves to the runtime
+    before it, whose kernels and host loop it runs."""
     key = name.strip().lower()
     if key in profiles:
         return profiles[key]
     for prof in profiles.values():
         if key in (a.lower() for a in prof.aliases):
             return prof
+    base = key.split("(", 1)[0].strip()
+    if base and base != key:
+        return _resolve(base, profiles)
     return None
 
 

@@ -58,12 +58,29 @@ class FrameworkProfile(Spec):
     """Share of collective time hidden behind compute beyond what the reference hides (the
     engine adds collective time to compute time). The Efficiency bounds the bandwidth fraction
     at 1, so the bandwidth part of the hiding is capped there."""
+    request_overhead_ms: float = Field(default=0.0, ge=0, le=500)
+    """Host time each request spends outside the engine's GPU steps on its way to the first token,
+    ms: the API server's HTTP handling and chat template, scheduler admission, inter-process hops
+    (a proxy in front of prefill/decode pools), the first token's detokenization and streaming.
+    Added to TTFT (and E2E) at a stated concurrency; for the engine it acts as client think time.
+    Does not change the Efficiency."""
+    input_us_per_token: float = Field(default=0.0, ge=0, le=100)
+    """Host time per prompt token on the way to the first token, µs: tokenizing the prompt text
+    (once per server it passes through) and building the request. Added to TTFT as
+    `input_us_per_token` × prompt tokens. Does not change the Efficiency."""
     source: str = "neutral: the reference (TensorRT-LLM-like) calibration unchanged"
     """How these values were set: the fit (rows, sources, date) or the reasoning."""
 
+    def request_host_s(self, input_len) -> float:
+        """Seconds a request of `input_len` prompt tokens spends in the serving stack's host path
+        before its first token, outside the engine's steps: `request_overhead_ms` plus
+        `input_us_per_token` × `input_len` (0 for the reference and neutral profiles)."""
+        return self.request_overhead_ms * 1e-3 + self.input_us_per_token * 1e-6 * float(input_len)
+
     @property
     def is_neutral(self) -> bool:
-        """True when applying the profile changes no efficiency figure."""
+        """True when applying the profile changes no efficiency figure (the per-request host
+        costs, `request_overhead_ms` and `input_us_per_token`, are not efficiency figures)."""
         return (self.step_overhead_ms is None and self.cuda_graphs and self.comm_overlap_frac == 0.0
                 and all(q == 1.0 for q in (self.gemm_quality, self.attention_quality, self.memory_quality,
                                            self.moe_quality, self.comm_quality)))

@@ -13,7 +13,8 @@ X = min(prefill capacity, C / (TTFT + osl × TPOT)): the decode pool holds the C
 over its data-parallel ranks, its TPOT is its pure decode step at that batch (no prompt shares a
 decode step) over the tokens a step emits; the prefill pool's capacity is its chips' input
 tokens/s over the prompt length (`mapping.modes`). TTFT is one prompt's prefill (latency) plus
-the KV transfer and one decode step.
+the KV transfer and one decode step, plus the framework profile's host path (API server, proxy,
+tokenization: `validate.operating_point.host_path_s`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tokenfab.mapping import modes
 from tokenfab.mapping.search import SearchSpace
 from tokenfab.specs import SystemSpec, Traffic
 from tokenfab.validate.micro import Unpredictable
+from tokenfab.validate.operating_point import host_note, host_path_s
 
 _PREFILL = re.compile(r"prefill pool (\d+) GPUs?", re.I)
 _DECODE = re.compile(r"decode pool (\d+) GPUs?(?: with EP ?= ?(\d+))?", re.I)
@@ -131,7 +133,8 @@ def predict_pools_at_concurrency(row, model, chip, traffic: Traffic, concurrency
         raise Unpredictable(f"the model does not fit a prefill pool of {n_p} chips")
     j = int(np.argmax(np.where(pa["fits"], pa["input_tok_s_per_chip"], -np.inf)))
     p_cap = float(pa["input_tok_s_per_chip"][j]) * n_p / isl  # requests/s
-    ttft_ms = float(pa["ttft_ms"][j]) + step_ms
+    host_s = host_path_s(row, chip, isl)  # API server, proxy, tokenization: outside both pools
+    ttft_ms = float(pa["ttft_ms"][j]) + step_ms + host_s * 1e3
     x_decode = concurrency / (ttft_ms * 1e-3 + osl * tpot_ms * 1e-3)
     x = min(p_cap, x_decode)
     if x < x_decode:  # prefill-bound: the extra sequences wait for their prompts
@@ -141,5 +144,5 @@ def predict_pools_at_concurrency(row, model, chip, traffic: Traffic, concurrency
     detail = (f"stated: concurrency {concurrency}, prefill pool {n_p} chips, decode pool {n_d} chips"
               f"{f' (EP{ep} instances)' if ep else ''}{'; ' + mtp_note if mtp_note else ''}; searched: prefill "
               f"tp{int(pa['tp'][j])} ep{int(pa['ep'][j])} dp{int(pa['dp'][j])}, decode {dec.precisions[prec]} tp{tp} pp{pp}; "
-              f"{x:.3g} req/s ({'prefill' if x < x_decode else 'decode'}-bound), TTFT {ttft_ms:.0f} ms, TPOT {tpot_ms:.1f} ms")
+              f"{x:.3g} req/s ({'prefill' if x < x_decode else 'decode'}-bound), TTFT {ttft_ms:.0f} ms{host_note(host_s)}, TPOT {tpot_ms:.1f} ms")
     return values, detail

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokenfab.mapping.closed_loop import closed_loop, tpot_percentile_s, ttft_median_s
+from tokenfab.perf.framework import profile_for
 from tokenfab.specs import Traffic
 from tokenfab.validate.datasets import target_qps
 from tokenfab.validate.micro import Unpredictable
@@ -157,10 +158,15 @@ def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: Operatin
     # MTP / speculative decoding: a decode step emits `tps` tokens, so a request takes osl / tps steps.
     from tokenfab.graph.speculative import tokens_per_step
     tps = tokens_per_step(traffic.draft_tokens, traffic.draft_acceptance)
+    # The serving stack's host path (API server, tokenization, admission, streaming) delays each
+    # request's arrival at the engine: think time for the engine, part of TTFT for the client.
+    host_s = host_path_s(row, chip, isl)
     out = closed_loop(np.maximum(clients, 1.0), isl, max(osl / tps, 2.0), grid, dec, c0, c1, TOKEN_BUDGET,
-                      np.maximum(max_seqs, 1.0), synchronized=sync, prompt_cv=queue_cv)
+                      np.maximum(max_seqs, 1.0), think_s=host_s, synchronized=sync, prompt_cv=queue_cv)
     if tps != 1.0:
         out = {**out, "tpot_s": out["tpot_s"] / tps}
+    if host_s > 0:
+        out = {**out, "ttft_s": out["ttft_s"] + host_s, "e2e_s": out["e2e_s"] + host_s}
     system_rps = out["throughput_rps"] * dp
     i = int(np.argmax(np.where(ok, system_rps, -np.inf)))
     t, pp, ep, d, prec = (int(x) for x in uniq[i])
@@ -169,6 +175,8 @@ def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: Operatin
               "total_tok_s": rps * (isl + osl), "ttft": float(out["ttft_s"][i]) * 1e3,
               "tpot": float(out["tpot_s"][i]) * 1e3, "e2e": float(out["e2e_s"][i]) * 1e3,
               "ttft_p50": float(ttft_median_s(out)[i]) * 1e3}
+    if host_s > 0:
+        values["ttft_p50"] += host_s * 1e3
     for q in (50, 90, 99):
         values[f"tpot_p{q}"] = float(tpot_percentile_s(out, q, sync, queue_cv)[i]) * 1e3
     searched = [f"{k}{v}" for k, v in (("tp", t), ("pp", pp), ("ep", ep), ("dp", d))
@@ -179,5 +187,16 @@ def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: Operatin
     detail = (f"stated: {op.describe()}; searched: {', '.join(searched) or 'nothing'}; "
               f"{res.precisions[prec]} tp{t} pp{pp} ep{ep} dp{d}; closed loop, {clients[i]:g} clients/engine"
               f"{capped} ({'synchronized fixed lengths' if sync else 'staggered'}): {rps:.3g} req/s, "
-              f"TTFT {values['ttft']:.0f} ms, TPOT {values['tpot']:.1f} ms")
+              f"TTFT {values['ttft']:.0f} ms{host_note(host_s)}, TPOT {values['tpot']:.1f} ms")
     return values, detail
+
+
+def host_path_s(row, chip, input_len: float) -> float:
+    """Seconds of the row's serving-framework host path before the first token (the profile's
+    `request_overhead_ms` + `input_us_per_token` × prompt tokens; 0 for unknown harnesses)."""
+    return profile_for(row.framework, chip.vendor).request_host_s(input_len)
+
+
+def host_note(host_s: float) -> str:
+    """Detail phrase for the host path included in a TTFT ('' when there is none)."""
+    return f" (incl. {host_s * 1e3:.0f} ms serving-stack host path)" if host_s > 0 else ""
