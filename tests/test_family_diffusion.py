@@ -86,3 +86,34 @@ def test_estimate_cli_dispatches_on_model_kind():
                                    "--set", "steps=5", "--json"])
     assert out.exit_code == 0, out.output
     assert '"usd_per_video"' in out.output and '"latency_s"' in out.output
+
+
+def test_eager_launch_floor_of_a_tiny_dit_by_hand(dit):
+    from tokenfab.graph.diffusion import forward_launches
+    from tokenfab.perf.framework import EAGER_KERNEL_LAUNCH_US
+    # A Wan-style block launches 14 (modulation, 2 LayerNorms, 2 modulates, gates, residual adds)
+    # + 36 (q/k/v, 2 RMS norms x 7, 2 rotaries x 8, SDPA, copy, o) + 6 (cross-attention) + 3 (FFN)
+    # = 59 kernels; 2 blocks -> 118 per forward.
+    assert forward_launches(dit) == 118
+    # 2 steps x 2 guidance forwards (sequential CFG) x 118 launches x 10 us = 4.72 ms: the toy's GPU
+    # work (~0.4 ms a forward) is far below the host's 1.18 ms, so the host sets the pace.
+    c = load_chip("h100-sxm")
+    req = GenerationRequest(width_px=64, height_px=64, frames=5, steps=2, guidance=5.0, cfg_parallel=False)
+    eager = estimate_generation(dit, c, req, num_chips=1, precision="bf16")
+    assert EAGER_KERNEL_LAUNCH_US == 10.0
+    assert eager.host_bound and eager.launches_per_forward == 118
+    assert eager.denoise_s == pytest.approx(2 * 2 * 118 * 10e-6)
+    graphs = estimate_generation(dit, c, req.model_copy(update={"cuda_graphs": True}), num_chips=1, precision="bf16")
+    assert not graphs.host_bound and graphs.launches_per_forward == 0
+    assert graphs.denoise_s < eager.denoise_s / 2
+
+
+def test_text_encoder_and_vae_launches_by_hand():
+    from tokenfab.graph.diffusion import text_encoder_launches, vae_decode_launches
+    flux, wan = load_model("flux.1-dev"), load_model("wan2.1-t2v-14b")
+    # T5-XXL 24 layers x 32 (2 RMS norms x 7 + attention 11 + 2 adds + gated FFN 5) + CLIP-L 12 x 15.
+    assert text_encoder_launches(flux) == 24 * 32 + 12 * 15 == 948
+    # SD/FLUX VAE decoder: 4 stages x 3 ResNets x 8 + 3 upsamplers x 2 + mid (2 ResNets x 8 + attention 7)
+    # + conv_in / norm_out / SiLU / conv_out 4 = 129; Wan's causal decoder runs per latent frame (81 -> 21).
+    assert vae_decode_launches(flux, 1024, 1024, 1) == 96 + 6 + 16 + 7 + 4 == 129
+    assert vae_decode_launches(wan, 480, 832, 81) == 21 * 129

@@ -303,3 +303,136 @@ def vae_decode_ops(model: ModelSpec, height_px: int, width_px: int, frames: int,
     # write it once more (separate kernels in the eager PyTorch decoders): 6 passes per conv.
     fmap_bytes = sum(convs * 6 * c * px / 4 ** (len(chans) - 1 - i) for i, c in enumerate(chans)) * vae.dtype_bytes
     return [Op("vae_decode", "fused", 1, flops_=flops, bytes_=fmap_bytes, kernels=float(3 * convs * len(chans) + 4))]
+
+
+# ---- host kernel launches of an eager forward ---------------------------------------------------
+# Counted op by op from the reference PyTorch code (diffusers, read at huggingface/diffusers
+# src/diffusers/models/...): each tensor op that is not a view (linear, norm, activation, element-
+# wise add/mul, cat, SDPA, a copy to make a transposed tensor contiguous) is one kernel launch; a
+# dtype cast of an fp32 intermediate is one; views (reshape of contiguous, chunk, split, transpose
+# before SDPA) are none. Estimates: the sub-counts below are those of the code read, the whole-
+# model count ignores the few launches outside the blocks (timestep embedding, patch embedding,
+# output head: ~20).
+
+ADALN_LAUNCHES = 6
+"""`normalization.AdaLayerNormZero` / `AdaLayerNormZeroSingle`: SiLU(emb), Linear, LayerNorm, then
+`x * (1 + scale) + shift` (add, mul, add)."""
+RMSNORM_LAUNCHES = 7
+"""`normalization.RMSNorm` in eager mode: cast to fp32, pow, mean, + eps, rsqrt, mul, x weight
+(cast back folded into the weight multiply)."""
+ROTARY_LAUNCHES = 8
+"""`embeddings.apply_rotary_emb` (use_real, unbind_dim -1) on one tensor: neg and stack for the
+rotated half, two fp32 casts, two multiplies (cos, sin), add, cast back."""
+SDPA_ATTENTION_LAUNCHES = 6
+"""`AttnProcessor2_0` without norms or rotary: to_q, to_k, to_v, `F.scaled_dot_product_attention`,
+the copy making `transpose(1, 2).reshape(...)` contiguous, to_out[0]."""
+MMDIT_BLOCK_LAUNCHES = 2 * ADALN_LAUNCHES + (6 + 4 * RMSNORM_LAUNCHES + 3 + 2 * ROTARY_LAUNCHES + 1 + 1 + 2) + 2 * 11
+"""`transformer_flux.FluxTransformerBlock` (91): norm1 and norm1_context (2 x 6); the joint
+attention `FluxAttnProcessor2_0` (6 projections, 4 RMS q/k norms, 3 cats of text+image q/k/v, rotary
+on q and k, SDPA, contiguous copy, to_out and to_add_out: 57); per stream after attention 11 (gate
+mul, residual add, norm2 LayerNorm, modulate add/mul/add, FeedForward Linear/GELU/Linear, gate mul,
+residual add)."""
+SINGLE_BLOCK_LAUNCHES = ADALN_LAUNCHES + 2 + (3 + 2 * RMSNORM_LAUNCHES + 2 * ROTARY_LAUNCHES + 1 + 1) + 4
+"""`transformer_flux.FluxSingleTransformerBlock` (47): AdaLayerNormZeroSingle (6), proj_mlp and
+GELU (2), attention without the text projections (q/k/v, 2 RMS norms, 2 rotaries, SDPA, copy: 35),
+cat, proj_out, gate mul, residual add (4)."""
+CROSS_BLOCK_BASE_LAUNCHES = 14
+"""`sana_transformer.SanaTransformerBlock` outside its attentions and FFN: scale_shift_table +
+timestep add (1), norm1 and norm2 LayerNorm (2), two `x * (1 + scale) + shift` (6), two gate-mul +
+residual adds (4), the cross-attention residual add (1)."""
+LINEAR_ATTENTION_LAUNCHES = 16
+"""`SanaLinearAttnProcessor2_0`: to_q/k/v (3), ReLU kernel on q and k (2), fp32 casts of q, k, v
+(3), `F.pad(value, value=1)` (1), two matmuls (2), `x[:, :, :-1] / (x[:, :, -1:] + eps)` (2), cast
+back (1), to_out (1), fp16 clip (1)."""
+SOFTMAX_SELF_ATTENTION_LAUNCHES = SDPA_ATTENTION_LAUNCHES + 2 * RMSNORM_LAUNCHES + 2 * ROTARY_LAUNCHES
+"""Self-attention of a rotary DiT with q/k RMS norms (Wan / LTX-Video style): 36."""
+GLUMBCONV_LAUNCHES = 6
+"""SANA's `GLUMBConv` FFN: conv_inverted (1x1), SiLU, depthwise conv, SiLU of the gate, gate mul,
+conv_point."""
+MLP_LAUNCHES = 3
+"""`attention.FeedForward`: Linear, GELU, Linear."""
+JOINT_BLOCK_LAUNCHES = 2 * 10 + (1 + 3 + 2 + 2 * ROTARY_LAUNCHES + 2 + 1 + 1 + 1) + 4 + 1 + MLP_LAUNCHES + 4
+"""`cogvideox_transformer_3d.CogVideoXBlock` (59): two `CogVideoXLayerNormZero` (SiLU, Linear,
+LayerNorm of each stream, modulate add/mul/add of each: 10 each); `CogVideoXAttnProcessor2_0` (cat
+text+video, q/k/v, LayerNorm q/k, rotary on the video part of q and k, cat back q and k, SDPA,
+contiguous copy, to_out: 27); gate-mul + residual-add of both streams after attention (4) and after
+the FFN (4); the cat before the FFN (1); FeedForward (3)."""
+RESNET_LAUNCHES = 11
+"""`resnet.ResnetBlock2D`: GroupNorm, SiLU, conv1, SiLU(temb), time_emb_proj Linear, + temb,
+GroupNorm, SiLU, conv2, residual add, / output_scale_factor (a 1x1 shortcut conv adds one)."""
+BASIC_TRANSFORMER_LAUNCHES = 1 + (SDPA_ATTENTION_LAUNCHES + 1) + 1 + 1 + (SDPA_ATTENTION_LAUNCHES + 1) + 1 + 1 + 4 + 1
+"""`attention.BasicTransformerBlock` (SDXL, 24): LayerNorm, self-attention (AttnProcessor2_0 plus its
+/ rescale_output_factor: 7), residual add, LayerNorm, cross-attention (7), add, LayerNorm, GEGLU
+FeedForward (Linear, GELU of the gate, mul, Linear: 4), add."""
+TRANSFORMER_2D_LAUNCHES = 6
+"""`transformer_2d.Transformer2DModel` around its blocks: GroupNorm, the permute-reshape copy,
+proj_in, proj_out, the reshape-permute copy back, residual add."""
+
+
+def _unet_launches(u) -> float:
+    """UNet2DConditionModel (SDXL): ResNets, transformer stacks, skip cats, down/upsamplers."""
+    n = len(u.block_out_channels)
+    stacks = lambda depth: TRANSFORMER_2D_LAUNCHES + depth * BASIC_TRANSFORMER_LAUNCHES if depth else 0  # noqa: E731
+    total = 1.0 + 3  # conv_in; conv_norm_out GroupNorm + SiLU + conv_out
+    prev = u.block_out_channels[0]
+    for i, c in enumerate(u.block_out_channels):
+        for _ in range(u.layers_per_block):
+            total += RESNET_LAUNCHES + (prev != c) + stacks(u.transformer_layers[i])
+            prev = c
+        total += i < n - 1  # downsample conv
+    total += 2 * RESNET_LAUNCHES + stacks(u.mid_transformer_layers)
+    for i in reversed(range(n)):
+        c = u.block_out_channels[i]
+        for _ in range(u.layers_per_block + 1):
+            total += 1 + RESNET_LAUNCHES + 1 + stacks(u.transformer_layers[i])  # skip cat, 1x1 shortcut (cat widens)
+        total += 2 * (i > 0)  # nearest interpolate + conv
+    return total
+
+
+def forward_launches(model: ModelSpec) -> float:
+    """Kernel launches of one eager denoiser forward (see the *_LAUNCHES constants): what the host
+    must issue whatever the batch, so an eager step takes at least launches x per-launch CPU time.
+    Sequence-parallel collectives add a few more per block; they are not counted."""
+    dz = model.diffusion
+    if dz.block == "unet":
+        return _unet_launches(dz.unet)
+    if dz.block == "mmdit":
+        return model.num_layers * MMDIT_BLOCK_LAUNCHES + dz.num_single_layers * SINGLE_BLOCK_LAUNCHES
+    if dz.block == "joint":
+        return model.num_layers * JOINT_BLOCK_LAUNCHES + dz.num_single_layers * SINGLE_BLOCK_LAUNCHES
+    attn = LINEAR_ATTENTION_LAUNCHES if dz.linear_attention else SOFTMAX_SELF_ATTENTION_LAUNCHES
+    cross = SDPA_ATTENTION_LAUNCHES if dz.cross_attention else 0
+    ffn = GLUMBCONV_LAUNCHES if dz.linear_attention else MLP_LAUNCHES
+    return model.num_layers * (CROSS_BLOCK_BASE_LAUNCHES + attn + cross + ffn)
+
+
+T5_LAYER_LAUNCHES = 2 * RMSNORM_LAUNCHES + 11 + 2 + 5
+"""transformers `T5Block` (gated-GELU T5 v1.1 / umT5, 32): two T5LayerNorms (RMS, 7 each); self-
+attention q/k/v, scores matmul, + position bias, softmax in fp32 (cast, softmax, cast back),
+matmul, contiguous copy, o (11); two residual adds; DenseGatedActDense wi_0, GELU, wi_1, mul, wo
+(5). Gated decoder-LLM encoders (Gemma, LLaVA-Llama) are taken at the same count (estimate)."""
+CLIP_LAYER_LAUNCHES = 15
+"""transformers `CLIPEncoderLayer` (SDPA attention): LayerNorm, q/k/v, SDPA, contiguous copy,
+out_proj, residual add, LayerNorm, fc1, quick_gelu (x * sigmoid(1.702 x): mul, sigmoid, mul), fc2,
+residual add."""
+VAE_RESNET_LAUNCHES = 8
+"""A VAE decoder `ResnetBlock2D` without a time embedding: GroupNorm, SiLU, conv1, GroupNorm,
+SiLU, conv2, residual add, / output_scale_factor."""
+
+
+def text_encoder_launches(model: ModelSpec) -> float:
+    """Kernel launches of one eager call of every text encoder of the pipeline."""
+    return float(sum(te.num_layers * (T5_LAYER_LAUNCHES if te.gated_ffn else CLIP_LAYER_LAUNCHES)
+                     for te in model.diffusion.encoders()))
+
+
+def vae_decode_launches(model: ModelSpec, height_px: int, width_px: int, frames: int) -> float:
+    """Kernel launches of one eager VAE decode: per stage `num_res_blocks + 1` ResNets and an
+    upsampler (interpolate + conv), the middle block's two ResNets and attention (GroupNorm, q/k/v,
+    SDPA, out, add: 7), conv_in, norm_out, SiLU, conv_out. Causal video decoders run the decoder once
+    per latent frame (Wan's `for i in range(iter_)` loop; an estimate for the others)."""
+    vae, dz = model.diffusion.vae, model.diffusion
+    stages = len(vae.dim_mult)
+    once = stages * (vae.num_res_blocks + 1) * VAE_RESNET_LAUNCHES + 2 * (stages - 1) + 2 * VAE_RESNET_LAUNCHES + 7 + 4
+    latent_frames = dz.latent_grid(height_px, width_px, frames)[0] if dz.is_video else 1
+    return float(once * latent_frames)

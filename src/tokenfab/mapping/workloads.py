@@ -22,12 +22,14 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from tokenfab.graph.diffusion import GenShape, dit_forward_ops, text_encoder_ops, vae_decode_ops
+from tokenfab.graph.diffusion import (GenShape, dit_forward_ops, forward_launches, text_encoder_launches, text_encoder_ops,
+                                      vae_decode_launches, vae_decode_ops)
 from tokenfab.graph.recsys import RecShape
 from tokenfab.graph.recsys import step_ops as recsys_ops
 from tokenfab.mapping import memory
 from tokenfab.mapping.search import DEFAULT_CHIP_COUNTS, chip_hardware
 from tokenfab.perf.efficiency import efficiency_for
+from tokenfab.perf.framework import EAGER_KERNEL_LAUNCH_US
 from tokenfab.perf.evaluate import Hardware, bound_shares, time_ops, total_seconds, unit_peaks
 from tokenfab.specs import ChipSpec, ModelSpec, SpecError, SystemSpec, bytes_per_element
 from tokenfab.specs.requests import GenerationRequest, RecsysRequest
@@ -65,6 +67,8 @@ class GenerationEstimate(BaseModel):
     vae_tiled: bool
     latency_s: float = Field(description="seconds to generate the batch, prompt to decoded pixels")
     forward_ms: float
+    launches_per_forward: float = Field(default=0.0, description="host kernel launches of one eager denoiser forward (0: CUDA graphs)")
+    host_bound: bool = Field(default=False, description="the eager host launches, not the GPU, set the forward's time")
     videos_per_hour_per_chip: float = Field(description="samples (videos or images) per hour per chip")
     samples_s: float = Field(description="samples per second of the deployment")
     memory_gb_per_chip: dict[str, float]
@@ -221,13 +225,20 @@ def estimate_generation(model: ModelSpec, chip: ChipSpec, request: GenerationReq
     shape = GenShape(tokens=float(N), ulysses=g["ulysses"], ring=g["ring"], w_bytes=w_bytes, fsdp=g["fsdp"],
                      batch=fwd_batch, cfg_parallel=cfgp)
     fwd = time_ops(dit_forward_ops(model, shape), hw)
-    t_fwd = total_seconds(fwd) + eff.step_overhead_ms * 1e-3
+    t_gpu = total_seconds(fwd) + eff.step_overhead_ms * 1e-3
+    # Eager pipelines: the host issues every kernel of the forward at EAGER_KERNEL_LAUNCH_US each;
+    # a forward takes the longer of the GPU's work and the host's launches (CUDA graphs: the GPU's).
+    launches = 0.0 if request.cuda_graphs else forward_launches(model)
+    t_host = launches * EAGER_KERNEL_LAUNCH_US * 1e-6
+    t_fwd = np.maximum(t_gpu, t_host)
     # Step caching: a skipped step reuses the cached residual (FBCache still runs the first block).
     probe = 1.0 / (model.num_layers + dz.num_single_layers) if request.cache_kind == "fbcache" else 0.0
     step_share = 1.0 - request.cache_skip_rate * (1.0 - probe)
     hw16 = chip_hardware(model, chip, system, eff, ("bf16",))
     prompts = B * branches  # each branch's prompt (the negative one for unconditional branches)
     t_text = 0.0 if request.t5_on_cpu else float(total_seconds(time_ops(text_encoder_ops(model, prompts), hw16)))
+    if not request.cuda_graphs and not request.t5_on_cpu:  # diffusers encodes each branch's prompts in its own call
+        t_text = max(t_text, branches * text_encoder_launches(model) * EAGER_KERNEL_LAUNCH_US * 1e-6)
     # Memory per chip (before the VAE, whose tiling depends on what is left).
     sp = g["ulysses"] * g["ring"]
     shard = np.where(g["fsdp"] > 0, sp, 1.0)
@@ -257,6 +268,8 @@ def estimate_generation(model: ModelSpec, chip: ChipSpec, request: GenerationReq
                 if dz.vae.dtype_bytes >= 4 else chip.bf16_tflops)
     t_vae = float(total_seconds(time_ops(vae_decode_ops(model, H, W, frames, B, tiled),
                                          _hw(chip, eff, system, vae_peak, eff.gemm_compute_frac))))
+    if not request.cuda_graphs:
+        t_vae = max(t_vae, vae_decode_launches(model, H, W, frames) * EAGER_KERNEL_LAUNCH_US * 1e-6)
     denoise = steps * fwd_count * t_fwd * step_share
     latency = t_text + denoise + t_vae
     n = g["num_chips"]
@@ -284,7 +297,7 @@ def estimate_generation(model: ModelSpec, chip: ChipSpec, request: GenerationReq
         cache_skip_rate=request.cache_skip_rate, latent_tokens=N,
         video_seconds=frames / dz.fps if dz.is_video else 0.0,
         text_encoder_s=t_text, denoise_s=float(denoise[i]), vae_decode_s=t_vae, vae_tiled=tiled, latency_s=float(latency[i]),
-        forward_ms=float(t_fwd[i]) * 1e3, videos_per_hour_per_chip=float(vph[i]), samples_s=float(B / latency[i]),
+        forward_ms=float(t_fwd[i]) * 1e3, launches_per_forward=launches, host_bound=bool(t_host > t_gpu[i]), videos_per_hour_per_chip=float(vph[i]), samples_s=float(B / latency[i]),
         memory_gb_per_chip={"weights": float(weights[i]) / 1e9, "text_encoder": float(np.broadcast_to(t5, n.shape)[i]) / 1e9,
                             "vae": vae_w / 1e9, "activations": float(act[i]) / 1e9, "free": float(free[i]) / 1e9,
                             "capacity": chip.hbm_gb},

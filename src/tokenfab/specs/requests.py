@@ -44,6 +44,12 @@ class GenerationRequest(Spec):
     """Attention kernel: the model's reference pipeline's (`pipeline`), FlashAttention-2 class
     (PyTorch SDPA: 35% of peak on Hopper, FlashAttention-3 paper) or FlashAttention-3 /
     TensorRT class (the chip's calibrated attention efficiency)."""
+    cuda_graphs: bool = False
+    """The denoiser replays a CUDA graph or a compiled engine (torch.compile mode "reduce-overhead",
+    TensorRT, as MLPerf's SDXL harness): no host launch floor. False (the default, as the reference
+    diffusers / model-repo pipelines run): eager PyTorch, each kernel launch costs the host
+    `perf.framework.EAGER_KERNEL_LAUNCH_US`, so a forward takes at least launches x that (at small
+    batch the GPU waits for the CPU)."""
     vae_tiling: bool | None = None
     """Decode the VAE in overlapping tiles (less memory, more work); None: only when the untiled
     decode does not fit."""

@@ -101,7 +101,9 @@ def generation_request(row: MeasurementRow) -> tuple[GenerationRequest, int]:
                             t5_on_cpu="t5_cpu" in row.notes, batch=int(batch) if batch else 1,
                             cfg_batched="cfg_batched" in row.notes,
                             cfg_parallel=True if "cfg_parallel" in row.notes else False,
-                            cache_skip_rate=cache or 0.0, attention_kernel=attn.group(1) if attn else "pipeline")
+                            cache_skip_rate=cache or 0.0, attention_kernel=attn.group(1) if attn else "pipeline",
+                            # compiled engines replay whole graphs: no eager per-kernel launch floor
+                            cuda_graphs=any(k in (row.framework or "") for k in ("TensorRT", "torch.compile")))
     return req, int(inst) if inst else 1
 
 
