@@ -5,7 +5,10 @@ import yaml
 
 pytestmark = pytest.mark.slow  # a local Ray instance takes seconds to start and stop
 
-ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'tokenfab[ray]'); Ray executor not tested")
+
+def _ray():
+    """Ray, imported only when a test here runs (collecting the inner loop need not load it)."""
+    return pytest.importorskip("ray", reason="ray is not installed (pip install 'tokenfab[ray]'); Ray executor not tested")
 
 from tokenfab.explore import SearchConfig, run_search  # noqa: E402
 from tokenfab.explore.catalog import load_base_design, load_space, load_workload  # noqa: E402
@@ -28,8 +31,9 @@ SPACE = {"name": "wide", "base": "h100-sxm-design",
 
 @pytest.fixture(scope="module")
 def local_ray():
+    ray = _ray()
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    yield
+    yield ray
     ray.shutdown()
 
 
@@ -45,7 +49,7 @@ def test_ray_executor_gives_the_inline_study(tmp_path, local_ray):
         remote = run_search(wl, sp, base, SearchConfig(trials=16, seed=3), executor=ex)
     finally:
         ex.close()
-    assert ray.is_initialized()  # the executor joined the running instance and left it running
+    assert local_ray.is_initialized()  # the executor joined the running instance and left it running
     assert remote.executor == "ray" and remote.workers == 2 and remote.evaluated > 0
     sig = [(r.number, r.params, r.result["feasible"], r.result["objectives"]) for r in inline.trials]
     assert [(r.number, r.params, r.result["feasible"], r.result["objectives"]) for r in remote.trials] == sig
