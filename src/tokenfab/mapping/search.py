@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -211,6 +212,9 @@ class Prepared:
     overlap: bool
     decode_hw: Hardware
     """`hw` with the attention peak decode runs at (`attention_precision_for`)."""
+    timer: Callable[[list, Hardware], list] | None = None
+    """Times a step's ops on `hw` (None: `perf.evaluate.time_ops`); the design-batch path
+    (`mapping.batched`) passes the screening kernels (`perf.screen.time_ops`)."""
 
     @property
     def crosses(self) -> np.ndarray:
@@ -321,7 +325,8 @@ def step_seconds(p: Prepared, shape: StepShape, micro_tokens) -> tuple[np.ndarra
     takes 2 × max(compute, communication) of a half — taken where it is faster than running the
     whole step in one piece (a half reads the weights again)."""
     hw = p.decode_hw if shape.phase == "decode" else p.hw
-    times = time_ops(step_ops(p.model, shape), hw)
+    timer = p.timer or time_ops
+    times = timer(step_ops(p.model, shape), hw)
     t = pipeline.pipelined_seconds(times, p.model.num_layers, p.pp)
     if not (p.overlap and p.model.is_moe):
         return t, times
@@ -330,7 +335,7 @@ def step_seconds(p: Prepared, shape: StepShape, micro_tokens) -> tuple[np.ndarra
         return t, times
     half = dataclasses.replace(shape, tokens=shape.tokens / 2.0, seqs=shape.seqs / 2.0,
                                vision_items=np.asarray(shape.vision_items) / 2.0)
-    halves = time_ops(step_ops(p.model, half), hw)
+    halves = timer(step_ops(p.model, half), hw)
     secs = np.broadcast_arrays(*[h.seconds for h in halves])
     comm_half = sum(np.where(np.broadcast_to(h.bound, s.shape) == 2, s, 0.0) for h, s in zip(halves, secs))
     comp_half = sum(secs) - comm_half
@@ -372,6 +377,42 @@ def prefill_chunk(p: Prepared, new: float, k, cp=1.0) -> tuple[np.ndarray, np.nd
     return t_chunk, t_pipe + p2p + overhead, times
 
 
+EXPERT_OPS = frozenset({"experts_up", "experts_act", "experts_down", "moe_permute", "moe_unpermute"})
+"""Ops whose work is the tokens entering a chip's experts from every data-parallel rank."""
+
+
+def coupled_ranks(p: Prepared) -> np.ndarray:
+    """Attention data-parallel ranks that step as one, per point: where a MoE model's experts are
+    spread over the data-parallel ranks (ep > 1, dp > 1) every MoE layer exchanges tokens among
+    all of them, so each iteration lasts as long as its busiest rank's (1 elsewhere)."""
+    return np.where(p.model.is_moe & (p.ep > 1) & (p.dp > 1), p.dp.astype(float), 1.0)
+
+
+def lone_prefill_ratio(p: Prepared, new: float, k, pre_times: list) -> np.ndarray:
+    """Time of a prefill iteration in which ONE attention-DP rank carries its chunk of `k` prompts
+    while the others only decode, relative to `prefill_chunk`'s iteration in which every rank
+    carries one. The chunk rank's attention and dense layers take as long; the experts receive
+    that rank's tokens only (1/dp of them), so their GEMMs, permutes and activations shrink.
+    TensorRT-LLM's ADP-balance blog (docs/source/blogs/tech_blog/blog10_ADP_Balance_Strategy.md)
+    measures this pattern on 8 GB200 (DeepSeek-V3, attention DP8 + EP8): by default contexts
+    land on ranks in different iterations, "the iteration time is dominated by the slowest
+    rank", the mean balance ratio is 54%, and an opt-in coordinated wait recovers 1.31-1.33x."""
+    g = coupled_ranks(p)
+    if not np.any(g > 1.0):
+        return np.ones_like(g)
+    lone = StepShape("prefill", tokens=new * k / g, seqs=k / g, ctx=(p.isl - new + new / 2.0) * np.ones_like(p.tp),
+                     kv_len=p.isl * np.ones_like(p.tp), tp=p.tp, dp=p.dp, ep=p.ep, w_bytes=p.w_bytes,
+                     a_bytes=p.a_bytes, kv_bytes=p.kv_bytes, vision_items=k * p.vision_items / g,
+                     vision_patches=p.vision_patches)
+    timer = p.timer or time_ops
+    lone_times = timer(step_ops(p.model, lone), p.hw)
+    total = sum(np.asarray(t.seconds, float) for t in pre_times)
+    experts = sum(np.asarray(t.seconds, float) for t in pre_times if t.name in EXPERT_OPS)
+    experts_lone = sum(np.asarray(t.seconds, float) for t in lone_times if t.name in EXPERT_OPS)
+    ratio = np.clip((total - experts + experts_lone) / np.maximum(total, 1e-30), 0.0, 1.0)
+    return np.where(g > 1.0, ratio, 1.0)
+
+
 def evaluate(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficiency, traffic: Traffic,
              space: SearchSpace = SearchSpace(), max_chip_count: int = 64,
              fidelity: str = "roofline") -> GridResult:
@@ -400,7 +441,14 @@ def evaluate(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficien
     budget = space.prefill_chunk_tokens or memory.PREFILL_CHUNK_TOKENS
     k = np.clip(np.floor(budget / new), 1.0, batch)
     t_chunk, t_chunk_pipe, pre_times = prefill_chunk(p, new, k)
-    t_pre = t_chunk_pipe / k  # per prompt, amortized over the chunk, at the slowest stage's pace
+    # Attention data-parallel ranks coupled by expert parallelism step together and schedule
+    # their prompts independently: a prompt's chunk runs on its own rank while the others decode
+    # (a shorter iteration: `lone_prefill_ratio`), and every rank's cycle sits through all
+    # `ranks` ranks' chunks.
+    ranks = coupled_ranks(p)
+    lone = lone_prefill_ratio(p, new, k, pre_times)
+    t_chunk, t_chunk_pipe = t_chunk * lone, t_chunk_pipe * lone
+    t_pre = ranks * t_chunk_pipe / k  # per prompt, amortized over the chunk, at the slowest stage's pace
 
     # Each round the pipeline waits for the micro-batch with the most prompts to prefill.
     t_pre_round = batch * t_pre / pp * pipeline.prefill_straggler_factor(batch, pp, osl, new / budget)

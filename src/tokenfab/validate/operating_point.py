@@ -161,8 +161,21 @@ def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: Operatin
     # The serving stack's host path (API server, tokenization, admission, streaming) delays each
     # request's arrival at the engine: think time for the engine, part of TTFT for the client.
     host_s = host_path_s(row, chip, isl)
-    out = closed_loop(np.maximum(clients, 1.0), isl, max(osl / tps, 2.0), grid, dec, c0, c1, TOKEN_BUDGET,
-                      np.maximum(max_seqs, 1.0), think_s=host_s, synchronized=sync, prompt_cv=queue_cv)
+    # Attention-DP ranks coupled by expert parallelism (`mapping.search.coupled_ranks`) step as
+    # one engine: its clients are all `g` ranks' clients, a decode step of n sequences is a rank's
+    # step of n / g, and every rank's prompt stalls the whole group for its own iteration.
+    g = np.where(model.is_moe & (uniq[:, 2] > 1) & (uniq[:, 3] > 1), dp, 1.0)
+    out = None
+    for gv in np.unique(g):
+        sel = g == gv
+        part = closed_loop(np.maximum(clients[sel] * gv, 1.0), isl, max(osl / tps, 2.0), grid * gv, dec[sel],
+                           c0[sel], c1[sel], TOKEN_BUDGET, np.maximum(max_seqs[sel], 1.0) * gv, think_s=host_s,
+                           synchronized=sync, prompt_cv=queue_cv)
+        if out is None:
+            out = {k: np.zeros(len(uniq)) for k in part}
+        for key, val in part.items():
+            out[key][sel] = val
+    out["throughput_rps"] = out["throughput_rps"] / g  # per rank, as the uncoupled engines'
     if tps != 1.0:
         out = {**out, "tpot_s": out["tpot_s"] / tps}
     if host_s > 0:
