@@ -26,12 +26,12 @@ def _prep(model: str, **space):
 
 def test_only_moe_layouts_with_experts_over_dp_ranks_are_coupled():
     p = _prep("deepseek-v3", num_chips=(8,), tp=(1, 8), ep=(1, 8), batch=(16,), precisions=("fp8",))
-    g = coupled_ranks(p)
+    g = coupled_ranks(p.model, p.ep, p.dp)
     want = np.where((p.ep > 1) & (p.dp > 1), p.dp, 1)
     assert np.array_equal(g, want)
     assert (g == 8).any() and (g == 1).any()
     dense = _prep("llama-3.1-70b", num_chips=(8,), tp=(1, 2), batch=(16,), precisions=("fp8",))
-    assert np.all(coupled_ranks(dense) == 1)
+    assert np.all(coupled_ranks(dense.model, dense.ep, dense.dp) == 1)
 
 
 def test_a_lone_chunk_keeps_its_dense_time_and_sheds_expert_work():
@@ -62,3 +62,27 @@ def test_coupled_ranks_sit_through_every_ranks_prompts():
     # Against the same ranks if they were independent (dp replicas without expert exchange), the
     # prefill stall per cycle is dp x lone times larger.
     assert a["prefill_time_share"][0] > 0.0
+
+
+def test_the_simulators_engine_is_the_coupled_group():
+    # The step-time tables of the simulator (serving.steptime) for the same layout: one engine of
+    # eight ranks, decodes spread over them, a lone chunk's experts at 1/8 of the tokens. The
+    # chunk's iteration matches the mapping search's lone ratio.
+    from tokenfab.serving.steptime import EngineStepTime, Mapping
+
+    model, chip = load_model("deepseek-v3"), load_chip("h200-sxm")
+    mp = Mapping(num_chips=8, tp=1, ep=8, dp=8, batch=16, weight_precision="fp8", kv_precision="fp8")
+    one = EngineStepTime(model, chip, mp, max_ctx=4608, token_budget=4096, typical_len=4352)
+    group = EngineStepTime(model, chip, mp, max_ctx=4608, token_budget=4096, typical_len=4352, coupled=True)
+    assert (one.ranks, group.ranks) == (1, 8)
+    assert group.max_seqs == 8 * one.max_seqs and group.kv_capacity_tokens == 8 * one.kv_capacity_tokens
+    # 64 sequences over the group decode as 8 on each rank.
+    assert group.decode(64, 2000.0)[0] == pytest.approx(one.decode(8, 2000.0)[0], rel=1e-9)
+    lone_sim = group.mixed(0, 0.0, [(4096, 0)]) / one.mixed(0, 0.0, [(4096, 0)])
+    space = SearchSpace(num_chips=(8,), tp=(1,), ep=(8,), batch=(16,), precisions=("fp8",))
+    from tokenfab.perf.efficiency import efficiency_for
+    p = prepare(model, chip, SystemSpec.for_chip(chip), efficiency_for(chip), TRAFFIC, space)
+    _, _, times = prefill_chunk(p, 4096.0, 1.0)
+    lone = float(lone_prefill_ratio(p, 4096.0, 1.0, times)[0])
+    assert lone_sim < 1.0
+    assert lone_sim == pytest.approx(lone, rel=0.05)

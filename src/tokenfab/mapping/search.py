@@ -381,11 +381,13 @@ EXPERT_OPS = frozenset({"experts_up", "experts_act", "experts_down", "moe_permut
 """Ops whose work is the tokens entering a chip's experts from every data-parallel rank."""
 
 
-def coupled_ranks(p: Prepared) -> np.ndarray:
-    """Attention data-parallel ranks that step as one, per point: where a MoE model's experts are
-    spread over the data-parallel ranks (ep > 1, dp > 1) every MoE layer exchanges tokens among
-    all of them, so each iteration lasts as long as its busiest rank's (1 elsewhere)."""
-    return np.where(p.model.is_moe & (p.ep > 1) & (p.dp > 1), p.dp.astype(float), 1.0)
+def coupled_ranks(model: ModelSpec, ep, dp) -> np.ndarray:
+    """Attention data-parallel ranks that step as one, per point (arrays broadcast): where a MoE
+    model's experts are spread over the data-parallel ranks (ep > 1, dp > 1) every MoE layer
+    exchanges tokens among all of them, so each iteration lasts as long as its busiest rank's
+    (1 elsewhere)."""
+    ep, dp = np.asarray(ep, float), np.asarray(dp, float)
+    return np.where(model.is_moe & (ep > 1) & (dp > 1), dp, 1.0)
 
 
 def lone_prefill_ratio(p: Prepared, new: float, k, pre_times: list) -> np.ndarray:
@@ -397,7 +399,7 @@ def lone_prefill_ratio(p: Prepared, new: float, k, pre_times: list) -> np.ndarra
     measures this pattern on 8 GB200 (DeepSeek-V3, attention DP8 + EP8): by default contexts
     land on ranks in different iterations, "the iteration time is dominated by the slowest
     rank", the mean balance ratio is 54%, and an opt-in coordinated wait recovers 1.31-1.33x."""
-    g = coupled_ranks(p)
+    g = coupled_ranks(p.model, p.ep, p.dp)
     if not np.any(g > 1.0):
         return np.ones_like(g)
     lone = StepShape("prefill", tokens=new * k / g, seqs=k / g, ctx=(p.isl - new + new / 2.0) * np.ones_like(p.tp),
@@ -445,7 +447,7 @@ def evaluate(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficien
     # their prompts independently: a prompt's chunk runs on its own rank while the others decode
     # (a shorter iteration: `lone_prefill_ratio`), and every rank's cycle sits through all
     # `ranks` ranks' chunks.
-    ranks = coupled_ranks(p)
+    ranks = coupled_ranks(p.model, p.ep, p.dp)
     lone = lone_prefill_ratio(p, new, k, pre_times)
     t_chunk, t_chunk_pipe = t_chunk * lone, t_chunk_pipe * lone
     t_pre = ranks * t_chunk_pipe / k  # per prompt, amortized over the chunk, at the slowest stage's pace

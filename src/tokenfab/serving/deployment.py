@@ -220,9 +220,10 @@ def build_deployment(model: ModelSpec, chip: ChipSpec, workload: Workload, mappi
     longest = int((workload.input_tokens + workload.output_tokens).max())
     instances = sum(disagg) if disagg else 1
     colocated = instances * mapping.num_chips <= system.scaleup_domain
+    # Aggregated, attention-DP ranks coupled by expert parallelism run as one engine of `ranks`.
     st = engine_step_time(model, chip, mapping, max_ctx=longest, token_budget=token_budget, system=system,
-                          typical_len=int(mean_in + mean_out), colocated=colocated)
-    cfg = EngineConfig(max_num_seqs=mapping.batch, token_budget=token_budget, block_size=block_size,
+                          typical_len=int(mean_in + mean_out), colocated=colocated, coupled=not disagg)
+    cfg = EngineConfig(max_num_seqs=mapping.batch * st.ranks, token_budget=token_budget, block_size=block_size,
                        prefix_caching=prefix_caching)
     mode = f"disaggregated {disagg[0]}:{disagg[1]}" if disagg else "aggregated"
     if disagg:
@@ -236,6 +237,6 @@ def build_deployment(model: ModelSpec, chip: ChipSpec, workload: Workload, mappi
                 kv_link="scale-up" if colocated else "scale-out")
     if _estimate is not None and not disagg and _estimate.num_chips == mapping.num_chips:
         info["estimate"] = _estimate_info(_estimate, replicas)
-    return Deployment(steptime=st, engine=cfg, replicas=replicas, engines_per_replica=mapping.dp,
+    return Deployment(steptime=st, engine=cfg, replicas=replicas, engines_per_replica=mapping.dp // st.ranks,
                       chips_per_replica=mapping.num_chips, disagg=disagg, router=router,
                       label=f"{model.id} on {chip.id}: {mapping.label()}, {mode} × {replicas}", info=info)

@@ -38,7 +38,7 @@ import numpy as np
 
 from tokenfab.graph import StepShape, step_ops
 from tokenfab.mapping import memory
-from tokenfab.mapping.search import chip_hardware
+from tokenfab.mapping.search import EXPERT_OPS, chip_hardware, coupled_ranks
 from tokenfab.perf import comm
 from tokenfab.perf.efficiency import Efficiency, efficiency_for
 from tokenfab.perf.evaluate import time_ops
@@ -142,11 +142,14 @@ class EngineStepTime:
 
     def __init__(self, model: ModelSpec, chip: ChipSpec, mapping: Mapping, max_ctx: int, token_budget: int,
                  system: SystemSpec | None = None, eff: Efficiency | None = None, typical_len: int | None = None,
-                 colocated: bool | None = None):
+                 colocated: bool | None = None, coupled: bool = False):
         self.model, self.chip, self.mapping = model, chip, mapping
         self.system = system or SystemSpec.for_chip(chip)
         self.eff = eff or efficiency_for(chip)
-        self.max_seqs = int(mapping.batch)
+        # Coupled attention-DP ranks (`coupled_ranks`): the engine is the whole group of `ranks`
+        # ranks stepping as one, decode sequences spread over them, a prompt's chunk on one rank.
+        self.ranks = int(coupled_ranks(model, mapping.ep, mapping.dp)) if coupled else 1
+        self.max_seqs = int(mapping.batch) * self.ranks
         self.token_budget = int(token_budget)
         self.max_ctx = int(max_ctx)
         self._dec_tokens = (1.0 + mapping.draft_tokens) / mapping.tokens_per_step
@@ -169,7 +172,7 @@ class EngineStepTime:
         m, mp = self.model, self.mapping
         weights = float(memory.weight_bytes_per_chip(m, np.float64(mp.tp), np.float64(mp.pp), np.float64(mp.ep),
                                                      np.float64(mp.dp), self._w_bytes))
-        act = float(memory.activation_bytes(m, np.float64(mp.tp), np.float64(self.max_seqs),
+        act = float(memory.activation_bytes(m, np.float64(mp.tp), np.float64(mp.batch),
                                             np.float64(self.token_budget), A_BYTES))
         free = memory.usable_bytes(self.chip.hbm_gb) - weights - act
         per_seq = float(memory.kv_bytes_per_sequence(m, np.float64(mp.tp), np.float64(mp.pp),
@@ -177,7 +180,7 @@ class EngineStepTime:
         self.kv_bytes_per_token = per_seq / typical_len
         """KV-cache bytes per token on each chip of the engine."""
         self.weights_gb = weights / 1e9
-        self.kv_capacity_tokens = int(max(free, 0.0) / self.kv_bytes_per_token)
+        self.kv_capacity_tokens = int(max(free, 0.0) / self.kv_bytes_per_token) * self.ranks
         if self.kv_capacity_tokens <= 0:
             raise SpecError(f"{m.id} on {mp.label()} × {self.chip.id}: weights ({weights / 1e9:.1f} GB) and activations "
                             f"leave no HBM for the KV cache; use more chips or a lower precision")
@@ -214,13 +217,15 @@ class EngineStepTime:
 
     def _build_tables(self) -> None:
         pp = float(self.mapping.pp)
+        g = float(self.ranks)
         cgrid = np.linspace(0.0, self.max_ctx, CTX_POINTS)
         self._cgrid = cgrid
-        # Decode: every integer batch 1..max_seqs × context grid (row 0 unused).
+        # Decode: every integer batch 1..max_seqs × context grid (row 0 unused); a coupled group's
+        # b sequences are b / ranks on each rank.
         b = np.arange(1, self.max_seqs + 1, dtype=float)
         bb, cc = np.meshgrid(b, np.maximum(cgrid, 1.0), indexing="ij")
-        bt = (bb / pp).ravel()
-        ctx_mask = self._context_ops("decode", b / pp)
+        bt = (bb / pp / g).ravel()
+        ctx_mask = self._context_ops("decode", b / pp / g)
         _, times = self._times("decode", bt, bt, cc.ravel(), cc.ravel())
         # MTP: a simulated step is 1/tps of a real one (module docstring).
         tps = self.mapping.tokens_per_step
@@ -235,9 +240,16 @@ class EngineStepTime:
         n = np.arange(0, n_max + 1, dtype=float)
         nt = np.maximum(n, 1.0) / pp
         pmask = self._context_ops("prefill", np.array([1.0, 64.0, float(self.token_budget)]))
-        _, times = self._times("prefill", nt, 1.0, nt / 2.0, nt)
-        lin = np.sum([t for t, m in zip(times, pmask) if not m], axis=0) + self._per_step(nt)
+        names, times = self._times("prefill", nt, 1.0, nt / 2.0, nt)
+        expert = np.array([x in EXPERT_OPS for x in names])
+        lin = np.sum([t for t, m, e in zip(times, pmask, expert) if not m and not e], axis=0) + self._per_step(nt)
         self._lin = lin.tolist()
+        # Expert work of n tokens entering the experts from the whole group (a rank-shape step of
+        # n / ranks tokens: the experts see every rank's tokens), kept apart so that a coupled
+        # group's chunk, on one rank, pays its dense layers in full and its experts at 1/ranks.
+        times_e = times if g == 1.0 else self._times("prefill", nt / g, 1.0, nt / 2.0, nt / g)[1]
+        self._lin_exp = (np.sum([t for t, m, e in zip(times_e, pmask, expert) if not m and e], axis=0)
+                         * np.ones_like(nt)).tolist()
         # Context work of one prefill chunk: T new tokens after c cached ones.
         tg = sorted({1, 2, 4, 8, 16, 32, 64, 96} | set(range(128, self.token_budget + 128, 128)) | {self.token_budget})
         self._tgrid = [float(x) for x in tg]
@@ -266,8 +278,8 @@ class EngineStepTime:
         d = hi - lo
         return lo + f * d, (d if d > 0.0 else 0.0) * self._inv_dc
 
-    def _lin_at(self, n: float) -> float:
-        lin = self._lin
+    @staticmethod
+    def _lin_at(n: float, lin: list) -> float:
         top = len(lin) - 1
         if n >= top:  # beyond the table: extend with the last slope
             return lin[top] + (n - top) * (lin[top] - lin[top - 1])
@@ -289,12 +301,15 @@ class EngineStepTime:
         return a + g * (b - a)
 
     def mixed(self, b: int, ctx: float, chunks: list[tuple[int, int]]) -> float:
-        tokens = b * self._dec_tokens
+        dec = b * self._dec_tokens
+        chunk = 0.0
         t = 0.0
         for c, past in chunks:
-            tokens += c
+            chunk += c
             t += self._chunk_ctx(c, past)
-        t += self._lin_at(tokens)
+        # Dense layers on the busiest rank (the chunks and its share of the decodes); experts on
+        # every token of the step (one engine: ranks = 1, the same sum).
+        t += self._lin_at(chunk + dec / self.ranks, self._lin) + self._lin_at(chunk + dec, self._lin_exp)
         if b:
             if b > self.max_seqs:
                 b = self.max_seqs
@@ -335,17 +350,19 @@ _CACHE_SIZE = 64
 
 def engine_step_time(model: ModelSpec, chip: ChipSpec, mapping: Mapping, max_ctx: int, token_budget: int = 8192,
                      system: SystemSpec | None = None, typical_len: int | None = None,
-                     colocated: bool | None = None) -> EngineStepTime:
-    """Cached `EngineStepTime` (tables are built once per model, chip, mapping and context range)."""
+                     colocated: bool | None = None, coupled: bool = False) -> EngineStepTime:
+    """Cached `EngineStepTime` (tables are built once per model, chip, mapping and context range).
+    `coupled`: aggregated serving, where attention-DP ranks coupled by expert parallelism run as
+    one engine (`EngineStepTime.ranks`)."""
     system = system or SystemSpec.for_chip(chip)
     ctx = _round_ctx(max_ctx)
     typical = _round_ctx(typical_len) if typical_len else ctx // 2
     key = (model.model_dump_json(), chip.model_dump_json(), mapping, ctx, int(token_budget),
-           system.model_dump_json(), typical, colocated)
+           system.model_dump_json(), typical, colocated, bool(coupled))
     st = _CACHE.get(key)
     if st is None:
         if len(_CACHE) >= _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
         st = _CACHE[key] = EngineStepTime(model, chip, mapping, ctx, token_budget, system=system,
-                                          typical_len=typical, colocated=colocated)
+                                          typical_len=typical, colocated=colocated, coupled=coupled)
     return st

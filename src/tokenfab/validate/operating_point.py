@@ -164,7 +164,8 @@ def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: Operatin
     # Attention-DP ranks coupled by expert parallelism (`mapping.search.coupled_ranks`) step as
     # one engine: its clients are all `g` ranks' clients, a decode step of n sequences is a rank's
     # step of n / g, and every rank's prompt stalls the whole group for its own iteration.
-    g = np.where(model.is_moe & (uniq[:, 2] > 1) & (uniq[:, 3] > 1), dp, 1.0)
+    from tokenfab.mapping.search import coupled_ranks
+    g = coupled_ranks(model, uniq[:, 2], uniq[:, 3])
     out = None
     for gv in np.unique(g):
         sel = g == gv
