@@ -102,10 +102,19 @@ def test_cli_rejects_an_unknown_source():
 def test_gemm_kernel_terms_by_weight_bytes():
     eff = Efficiency(hbm_frac=0.9, kernel_launch_us=3.0, gemm_hbm_frac=0.8, lowp_gemm_hbm_frac=0.6,
                      lowp_gemm_fixed_us=12.0)
-    hbm, fixed = roofline.gemm_kernel_terms(np.array([2.0, 1.0, 0.5625]), eff)
-    # bf16: its own 0.8, launch 3 µs; fp8: 0.6, 12 µs; fp4 falls back to the fp8 values.
+    hbm, fixed = roofline.gemm_kernel_terms(np.array([2.0, 1.0, 0.5625]), eff.model_copy(
+        update={"dynamic_quant_in_gemm": True}))
+    # As the kernel tables see it: bf16: its own 0.8, launch 3 µs; fp8: 0.6, 12 µs; fp4 falls back
+    # to the fp8 values.
     assert list(hbm) == [0.8, 0.6, 0.6]
     assert list(fixed * 1e6) == pytest.approx([3.0, 12.0, 12.0])
+    # Serving (one activation-quantization kernel, not the tables' dynamic-scale flow): at most the
+    # bf16 GEMM's 3 µs plus one 3 µs launch = 6 µs.
+    _, fixed = roofline.gemm_kernel_terms(np.array([2.0, 1.0, 0.5625]), eff)
+    assert list(fixed * 1e6) == pytest.approx([3.0, 6.0, 6.0])
+    # A fitted fixed cost under the cap is kept.
+    _, fixed = roofline.gemm_kernel_terms(np.array([1.0]), eff.model_copy(update={"lowp_gemm_fixed_us": 4.0}))
+    assert list(fixed * 1e6) == pytest.approx([4.0])
     # Without the new fields, the old behaviour: hbm_frac and kernel_launch_us for every class.
     hbm, fixed = roofline.gemm_kernel_terms(np.array([2.0, 1.0]), Efficiency(hbm_frac=0.85, kernel_launch_us=3.0))
     assert list(hbm) == [0.85, 0.85] and list(fixed * 1e6) == pytest.approx([3.0, 3.0])

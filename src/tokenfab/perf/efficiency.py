@@ -51,6 +51,15 @@ class Efficiency(Spec):
     fp4_gemm_fixed_us: float | None = Field(default=None, ge=0)
     """Fixed cost of one 4-bit-weight GEMM, µs (activation quantization and block-scale layout
     included); None = `lowp_gemm_fixed_us`."""
+    dynamic_quant_in_gemm: bool = False
+    """Charge the low-precision fixed costs as fitted. aiconfigurator's GEMM tables (the TensorRT-LLM
+    PyTorch flow) time each FP8/FP4 GEMM together with a dynamic-scale activation quantization
+    (amax reduction, scale, quantize: ~14-16 µs at small M on H100/B200), which is what the fit of
+    `lowp_gemm_fixed_us` / `fp4_gemm_fixed_us` sees (the fit sets this True). Serving engines quantize
+    activations in one kernel (static or per-token-group scales) or fuse it into the preceding
+    norm, and pure FP8 kernels have no such floor (vLLM PRs #19566 / #20071: CUTLASS FP8 at M = 16 on
+    B200 in ~6 µs), so by default (False) a low-precision GEMM's fixed cost is at most the bf16
+    GEMM's plus one kernel launch (`gemm_fixed_s`)."""
     attention_compute_frac: float = Field(default=0.60, gt=0, le=1)
     """Fraction of dense peak a fused (flash) attention kernel sustains in prefill."""
     hbm_frac: float = Field(default=0.85, gt=0, le=1)
@@ -96,11 +105,16 @@ class Efficiency(Spec):
         return {"bf16": bf16, "lowp": lowp, "fp4": lowp if self.fp4_gemm_hbm_frac is None
                 else self.fp4_gemm_hbm_frac}[kernel]
 
-    def gemm_fixed_s(self, kernel: str) -> float:
-        """Fixed seconds of one GEMM of kernel class `kernel` (bf16, lowp, fp4)."""
+    def gemm_fixed_s(self, kernel: str, table_flow: bool | None = None) -> float:
+        """Fixed seconds of one GEMM of kernel class `kernel` (bf16, lowp, fp4). Low-precision
+        classes: as fitted where `table_flow` (default `dynamic_quant_in_gemm`), else at most the
+        bf16 GEMM's fixed cost plus one kernel launch (its one activation-quantization kernel)."""
         bf16 = self.kernel_launch_us if self.gemm_fixed_us is None else self.gemm_fixed_us
         lowp = bf16 if self.lowp_gemm_fixed_us is None else self.lowp_gemm_fixed_us
         fp4 = lowp if self.fp4_gemm_fixed_us is None else self.fp4_gemm_fixed_us
+        if not (self.dynamic_quant_in_gemm if table_flow is None else table_flow):
+            cap = bf16 + self.kernel_launch_us
+            lowp, fp4 = min(lowp, cap), min(fp4, cap)
         return {"bf16": bf16, "lowp": lowp, "fp4": fp4}[kernel] * 1e-6
 
 

@@ -105,7 +105,10 @@ def gemm_seconds(m, n, k, precision: str, chip: ChipSpec, eff: Efficiency, param
     a_in, out_b = ACT_IN_BYTES[precision], 2.0
     a = (k * a_in + n * out_b) / (k + n)  # roofline charges m·(k+n)·a: mean of input and output widths
     cls = str(roofline.kernel_class(w))
+    # The tables time the PyTorch flow's dynamic activation quantization with each FP8/FP4 GEMM
+    # (`Efficiency.dynamic_quant_in_gemm`): fit the fixed cost as the tables see it.
     e = eff.model_copy(update={
+        "dynamic_quant_in_gemm": True,
         {"bf16": "gemm_hbm_frac", "lowp": "lowp_gemm_hbm_frac", "fp4": "fp4_gemm_hbm_frac"}[cls]: params["hbm_frac"],
         {"bf16": "gemm_fixed_us", "lowp": "lowp_gemm_fixed_us", "fp4": "fp4_gemm_fixed_us"}[cls]: params["fixed_us"]})
     t, _ = roofline.gemm_time_s(m, n, k, chip.peak_tflops(PEAK_PRECISION[precision]), chip.hbm_tb_s, w, a,
@@ -118,7 +121,7 @@ def current_gemm_params(eff: Efficiency, precision: str) -> dict:
     p = PEAK_PRECISION[precision]
     cls = str(roofline.kernel_class(WEIGHT_BYTES[precision]))
     return {"compute_frac": eff.gemm_frac(p), "hbm_frac": eff.gemm_stream_frac(cls),
-            "fixed_us": eff.gemm_fixed_s(cls) * 1e6}
+            "fixed_us": eff.gemm_fixed_s(cls, table_flow=True) * 1e6}
 
 
 def _m_bins(m, err) -> dict:
