@@ -110,9 +110,10 @@ def test_dlrm_activation_bytes_follow_the_engine_and_the_fp16_dcn_is_reformatted
     B, X = 1000, 27 * 128
     lo = {op.name: op for op in step_ops(load_model("dlrm-v2"), rshape(B))}
     hi = {op.name: op for op in step_ops(load_model("dlrm-v2-99.9"), rshape(B))}
-    # x0 * (.) + x_l epilogue: 3 layers, each reading x0 and x_l once more: 3 x 2 x 1000 x 3456 x bytes.
-    assert float(lo["dcn_epilogue"].bytes[0]) * lo["dcn_epilogue"].count == 3 * 2 * B * X * 1
-    assert float(hi["dcn_epilogue"].bytes[0]) * hi["dcn_epilogue"].count == 3 * 2 * B * X * 2
+    # x0 * (.) + x_l as TensorRT runs it (conv, then one unfused PointWise PROD + SUM kernel): 3 layers,
+    # each reading U(Vx) + b, x0 and x_l and writing x_{l+1}: 3 x 4 x 1000 x 3456 x bytes.
+    assert float(lo["dcn_epilogue"].bytes[0]) * lo["dcn_epilogue"].count == 3 * 4 * B * X * 1
+    assert float(hi["dcn_epilogue"].bytes[0]) * hi["dcn_epilogue"].count == 3 * 4 * B * X * 2
     assert np.all(lo["dense_3"].a_bytes == 1.0) and np.all(hi["dense_3"].a_bytes == 2.0)
     assert np.all(hi["dense_9"].a_bytes == 1.0)
     # Two reformats, int8 -> fp16 in and fp16 -> int8 out: each reads 1 + writes 2 (or 2 + 1) bytes per element.

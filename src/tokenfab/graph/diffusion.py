@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokenfab.graph.ops import Op
+from tokenfab.graph.transformer import BF16_GEMM, SOFTMAX_FLOPS_PER_SCORE, SOFTMAX_SFU_PER_SCORE
 from tokenfab.graph.registry import register_family
 from tokenfab.specs import ModelSpec
 
@@ -55,6 +56,15 @@ class GenShape:
     cfg_parallel: np.ndarray | float = 1.0
     """2 where the two guidance branches run on two groups of chips (their noise predictions are
     gathered once per step), 1 otherwise."""
+    quant_level: float = 3.0
+    """UNet only: which layers an 8-bit UNet quantizes (`UNET_QUANT_LEVELS`); unused at 16 bits."""
+    eager: bool = False
+    """Every elementwise op is its own kernel with its own HBM round trip (eager PyTorch: the UNet's
+    `UNET_EAGER_*`, the DiT blocks' `EAGER_*_PASSES`), instead of the fused norms and epilogues of
+    TensorRT / torch.compile."""
+    fused_rope: bool = False
+    """The eager pipeline rotates q and k with one fused kernel (Liger's RoPE in Open-Sora 2.0) instead
+    of `apply_rotary_emb`'s fp32 chain (`FUSED_ROPE_PASSES`)."""
 
     @property
     def sp(self):
@@ -104,6 +114,9 @@ def cross_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
         Op("dit_head", "gemm", 1, m=n, n=patch, k=d, w_bytes=w, a_bytes=a),
         Op("dit_gather_output", "allgather", 1, bytes_=N * patch * a, group=g.sp),
     ]
+    if g.eager:
+        ops.append(Op("dit_eager_elementwise", "stream", L, bytes_=eager_block_passes(model, g.fused_rope)[0] * (n + text / g.sp) * d * a,
+                      kernels=eager_block_kernels(model)[0]))
     if dz.cross_attention:
         ops += [
             Op("dit_cross_q", "gemm", L, m=n, n=d, k=d, w_bytes=w, a_bytes=a),
@@ -172,6 +185,12 @@ def joint_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
             Op("dit_text_ffn_up", "gemm", L, m=t, n=(2 if dz.gated_ffn else 1) * ft, k=dt, w_bytes=w, a_bytes=a),
             Op("dit_text_ffn_down", "gemm", L, m=t, n=dt, k=ft, w_bytes=w, a_bytes=a),
         ]
+    if g.eager:
+        main_p, single_p = eager_block_passes(model, g.fused_rope)
+        main_k, single_k = eager_block_kernels(model)
+        ops.append(Op("dit_eager_elementwise", "stream", L, bytes_=main_p * s * d * a, kernels=main_k))
+        if Ls:
+            ops.append(Op("dit_single_eager_elementwise", "stream", Ls, bytes_=single_p * s * d * a, kernels=single_k))
     if Ls:
         _, single = dz.block_params(d, F)
         ops += [
@@ -186,6 +205,125 @@ def joint_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
     return ops
 
 
+UNET_QUANT_LEVELS = {"int8": 2.5, "fp8": 3.0}
+"""Layers NVIDIA's 8-bit SDXL UNets quantize, as ModelOpt's `quantize_lvl` levels ("0: None, 1: CNN,
+2: CNN+FFN, 2.5: CNN+FFN+QKV, 3: CNN+FC, 4: CNN+FC+fMHA", the `--quant-level` help of ModelOpt's
+diffusers example). INT8 (MLPerf v4.0, closed/NVIDIA/code/stable-diffusion-xl/tensorrt/
+download_model.sh: `quantize_sdxl ... --quant-level 2.5`): convolutions, the GEGLU FFN and the
+attention q/k/v in int8; the attention output projections and the stacks' proj_in/proj_out stay
+FP16. FP8 (MLPerf v4.1, whose README says "UNet is quantized to FP8-FP16"; ModelOpt's README runs
+SDXL FP8 at `--quant-level {3.0|4.0}`): level 3, every convolution and linear layer; attention stays
+FP16 below level 4. At every level ModelOpt's `filter_func` keeps conv_in, conv_out, conv_shortcut,
+time_emb_proj and add_embedding in FP16."""
+UNET_FP16_CONVS = ("conv_in", "conv_out", "shortcut")
+"""Convolutions `filter_func` leaves unquantized (`unet_conv_in`, `unet_conv_out`, `*_shortcut`)."""
+
+UNET_SHORT_K_STORES = True
+"""A UNet GEMM's output stores are charged on top of its matrix time (`unet_gemm_output_stores`): a
+GEMM tile writes its C tile after its K loop, and at the UNet's short K (c = 640 or 1280 for the
+transformer projections, 9 c for 3x3 convolutions) that store is not hidden behind compute. DeepGEMM's
+FP8 table on H800 (deepseek-ai/DeepGEMM README, initial release; public.csv M0390-M0392) shows it:
+M x N x K = 4096 x 32768 x 512 runs at 590 TFLOPS against 1304-1358 at K = 7168-16384, which is
+compute at the long-K rate (99 us) plus the 268 MB bf16 C store at HBM speed (94 us): 711 TFLOPS
+predicted, where compute alone gives 1385. At the LLM and DiT shapes the calibrated GEMM fractions
+were fit on (K >= 3072) the store is a few percent and sits inside those fractions."""
+
+UNET_EAGER_RESNET_IN_PASSES = 5.0
+"""Eager `ResnetBlock2D` passes over its input feature map (element read or written = 1): GroupNorm
+(PyTorch's kernel reads x for the group statistics, then reads x and writes y: 3), SiLU (2)."""
+UNET_EAGER_RESNET_OUT_PASSES = 12.0
+"""...and over its output width: `+ temb` (2), GroupNorm (3), SiLU (2), the residual add (read both,
+write: 3), `/ output_scale_factor` (2) (op order as in RESNET_LAUNCHES)."""
+UNET_FUSED_RESNET_PASSES = 8.0
+"""Passes the fused (TensorRT / torch.compile) ResNet spends outside its convolutions, over the
+output width: GroupNorm + SiLU as one kernel twice (stats read, then read + write: 3 each) and the
+residual read in conv2's epilogue (1), about 8 with the input GroupNorm's."""
+UNET_EAGER_BLOCK_PASSES = 43.0
+"""Eager `BasicTransformerBlock` passes, in units of the block's width per token: three LayerNorms
+(read + write: 6), two contiguous copies after SDPA (4), two `/ rescale_output_factor` (4), three
+residual adds (9), GEGLU's GELU of the 4c gate (8) and gate multiply (read 4c + 4c, write 4c: 12)."""
+UNET_FUSED_BLOCK_PASSES = 18.0
+"""The same block fused: LayerNorms (6) and the GEGLU activation (12); copies, rescales and residual
+adds ride in GEMM epilogues."""
+UNET_EAGER_STACK_PASSES = 10.0
+"""Eager `Transformer2DModel` around its blocks: GroupNorm (3), the permute-reshape copies in and
+out (2 + 2), the residual add (3)."""
+
+
+# ---- eager DiT blocks: HBM passes of their unfused elementwise ops -------------------------------
+# Counted op by op from the same diffusers code as the *_LAUNCHES constants below, in passes of the
+# block's width per token (a bf16 element read or written = 1, an fp32 one = 2). Estimates: what a
+# fused engine keeps (the `dit_norms_modulation` 16 passes and the FFN activation) is subtracted.
+EAGER_RMSNORM_PASSES = 16.0
+"""diffusers `RMSNorm`: cast to fp32 (read 1, write 2), pow (2 + 2), mean (2), x * rsqrt (1 + 2),
+cast to the weight dtype (2 + 1), x weight (1 + 1) = 17; 16 taking the weight multiply in place."""
+EAGER_ROTARY_PASSES = 26.0
+"""`apply_rotary_emb` (use_real, unbind -1) on one tensor: neg of the odd half (1), stack (2), two fp32
+casts (3 + 3), two multiplies by cos / sin (4 + 4), add (6), cast back (3)."""
+EAGER_ADALN_PASSES = 6.0
+"""`AdaLayerNormZero`: LayerNorm (2), x * (1 + scale) (2), + shift (2)."""
+EAGER_MMDIT_BLOCK_PASSES = EAGER_ADALN_PASSES + 2 * EAGER_RMSNORM_PASSES + 6 + 2 * EAGER_ROTARY_PASSES + 2 + 24
+"""`FluxTransformerBlock` per token of either stream (122): norm1 (6); q and k RMS norms (32); the
+text+image cat of q, k, v (6); rotary on q and k (52); the contiguous copy after SDPA (2); after
+attention: gate mul (2), residual add (3), LayerNorm (2), modulate (4), GELU of the 4d hidden (8),
+gate mul (2), residual add (3) = 24."""
+EAGER_SINGLE_BLOCK_PASSES = EAGER_ADALN_PASSES + 8 + 2 * EAGER_RMSNORM_PASSES + 2 * EAGER_ROTARY_PASSES + 2 + 10 + 5
+"""`FluxSingleTransformerBlock` (115): AdaLayerNormZeroSingle (6), GELU of proj_mlp's 4d (8), q/k RMS
+norms (32), rotary (52), the copy after SDPA (2), cat of the d attention and 4d MLP outputs (10),
+gate mul and residual add (5)."""
+EAGER_JOINT_BLOCK_PASSES = 2 * 6 + 2 + 4 + 2 * EAGER_ROTARY_PASSES + 4 + 2 + 10 + 2 + 8
+"""`CogVideoXBlock` (96): two `CogVideoXLayerNormZero` (LayerNorm + modulate: 6 each); cat of text and
+video (2); LayerNorm of q and k (4); rotary on q and k (52); cat back (4); the copy after SDPA (2);
+gate mul + residual add after attention and after the FFN (10); the cat before the FFN (2); GELU (8)."""
+EAGER_LINEAR_CROSS_BLOCK_PASSES = 25 + 26 + 2 + 32.5
+"""`SanaTransformerBlock` (85.5, width d, FFN 2.5 d gated): two LayerNorms with modulation (12), two
+gate-mul + residual adds (10) and the cross-attention residual (3) = 25; `SanaLinearAttnProcessor2_0`:
+ReLU of q and k (4), fp32 casts of q, k, v (9), pad of v (4), the normaliser division (4), cast back
+(3), fp16 clip (2) = 26; the cross-attention copy (2); `GLUMBConv`: SiLU of the 5d inverted output
+(10), the depthwise conv's read and write (10), SiLU of the gate (5), gate multiply (7.5) = 32.5."""
+EAGER_SOFTMAX_CROSS_BLOCK_PASSES = 25 + 2 * EAGER_RMSNORM_PASSES + 2 * EAGER_ROTARY_PASSES + 2 + 2 + 8
+"""A Wan / LTX-style block (121): norms, modulation and residuals as SANA's (25), q/k RMS norms (32),
+rotary (52), copies after both SDPAs (4), GELU (8)."""
+FUSED_ROPE_PASSES = 2.0
+"""A fused rotary kernel reads and writes its tensor once (Liger-Kernel's `liger_rotary_pos_emb`)."""
+FUSED_BLOCK_PASSES = 24.0
+"""What the fused block model already charges per token (16 norm/modulation passes and the 4d GELU's 8)."""
+
+
+def eager_block_kernels(model: ModelSpec) -> tuple[float, float]:
+    """(main, single) blocks' eager elementwise kernels beyond the fused model's, from the *_LAUNCHES
+    counts: a block's launches less its matrix kernels (GEMMs, SDPA) and the kernels the fused ops
+    already charge (norm/modulation 6 or 3, activation 1, SANA's depthwise conv 1). Each pays the
+    chip's per-kernel cost (`Efficiency.kernel_launch_us`) on the GPU like every other stream op."""
+    dz = model.diffusion
+    single = SINGLE_BLOCK_LAUNCHES - 6 - 4  # proj_mlp, q/k/v, SDPA, proj_out; norms 3 + act 1
+    if dz.block == "mmdit":  # 6 projections, SDPA, to_out, to_add_out, 2 x 2 FFN linears; norms 6 + act 1
+        return MMDIT_BLOCK_LAUNCHES - 13 - 7, single
+    if dz.block == "joint":  # 2 norm linears, q/k/v, SDPA, to_out, 2 FFN linears; norms 6 + act 1
+        return JOINT_BLOCK_LAUNCHES - 9 - 7, single
+    attn = LINEAR_ATTENTION_LAUNCHES if dz.linear_attention else SOFTMAX_SELF_ATTENTION_LAUNCHES
+    ffn = GLUMBCONV_LAUNCHES if dz.linear_attention else MLP_LAUNCHES
+    cross = SDPA_ATTENTION_LAUNCHES if dz.cross_attention else 0
+    fused = 8 if dz.linear_attention else 7  # norms 6 + act 1 (+ SANA's depthwise conv)
+    return CROSS_BLOCK_BASE_LAUNCHES + attn + cross + ffn - 12 - fused, single
+
+
+def eager_block_passes(model: ModelSpec, fused_rope: bool = False) -> tuple[float, float]:
+    """(main, single) blocks' extra eager passes per token in units of the width, beyond FUSED_BLOCK_PASSES
+    (`fused_rope`: q and k rotated by one fused kernel each)."""
+    dz = model.diffusion
+    rope_saving = 2 * (EAGER_ROTARY_PASSES - FUSED_ROPE_PASSES) if fused_rope and not dz.linear_attention else 0.0
+    if dz.block == "mmdit":
+        main = EAGER_MMDIT_BLOCK_PASSES
+    elif dz.block == "joint":
+        main = EAGER_JOINT_BLOCK_PASSES
+    elif dz.linear_attention:
+        main = EAGER_LINEAR_CROSS_BLOCK_PASSES
+    else:
+        main = EAGER_SOFTMAX_CROSS_BLOCK_PASSES
+    return main - FUSED_BLOCK_PASSES - rope_saving, EAGER_SINGLE_BLOCK_PASSES - FUSED_BLOCK_PASSES - rope_saving
+
+
 def unet_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
     """SDXL-style UNet forward over `batch` latents of `tokens` pixels each, on one chip.
 
@@ -193,38 +331,57 @@ def unet_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
     at the weight precision; a level's transformer stack has proj_in/out around `depth` blocks of
     self-attention (its pixels attend to each other), cross-attention to `text_len` tokens and a
     GEGLU FFN (c -> 2 x 4c -> c). Down levels run `layers_per_block` ResNets, up levels one more
-    over the concatenated skip; the middle block two ResNets around its stack."""
+    over the concatenated skip; the middle block two ResNets around its stack. An 8-bit UNet keeps
+    the layers of `UNET_QUANT_LEVELS` in FP16 (timed on the 16-bit path); an eager forward
+    (`g.eager`) pays every elementwise op's HBM round trip (`UNET_EAGER_*`). Attention carries one
+    exponential per score for the special-function units (head dim 64: as many exps per matmul
+    FLOP as FlashAttention-3's section 3.1 warns of)."""
     dz = model.diffusion
     u, B, w, a = dz.unet, g.batch, g.w_bytes, g.a_bytes
     T, ctx = dz.text_len, u.cross_attention_dim
+    level = g.quant_level
     ops: list[Op] = []
+    fp16 = {"w_bytes": 2.0, "a_bytes": a, "meta": BF16_GEMM}  # a layer the 8-bit recipe leaves in FP16
+    low = {"w_bytes": w, "a_bytes": a}
 
     def conv(name, px, cin, cout, k=9):
-        ops.append(Op(name, "gemm", 1, m=B * px, n=cout, k=k * cin, w_bytes=w, a_bytes=a))
+        keep = any(t in name for t in UNET_FP16_CONVS)
+        ops.append(Op(name, "gemm", 1, m=B * px, n=cout, k=k * cin, **(fp16 if keep else low)))
 
     def resnet(tag, px, cin, cout):
         conv(f"{tag}_conv1", px, cin, cout)
         conv(f"{tag}_conv2", px, cout, cout)
         if cin != cout:
             conv(f"{tag}_shortcut", px, cin, cout, k=1)
-        ops.append(Op(f"{tag}_norm_act", "stream", 2, bytes_=4 * B * px * cout * a, kernels=2.0))
+        passes = (UNET_EAGER_RESNET_IN_PASSES * cin + UNET_EAGER_RESNET_OUT_PASSES * cout) if g.eager \
+            else UNET_FUSED_RESNET_PASSES * cout
+        ops.append(Op(f"{tag}_norm_act", "stream", 1, bytes_=passes * B * px * a,
+                      kernels=(9.0 if g.eager else 4.0)))
 
-    def stack(tag, px, c, depth):
+    def stack(tag, px, c, depth, heads):
         if not depth:
             return
         m = B * px
+        out = low if level >= 3 else fp16  # to_out and proj_in/out: quantized from level 3
+        scores = m * px * heads
+        x_scores = m * T * heads
+        block_passes = UNET_EAGER_BLOCK_PASSES if g.eager else UNET_FUSED_BLOCK_PASSES
         ops.extend([
-            Op(f"{tag}_proj", "gemm", 2, m=m, n=c, k=c, w_bytes=w, a_bytes=a),
-            Op(f"{tag}_qkv", "gemm", depth, m=m, n=3 * c, k=c, w_bytes=w, a_bytes=a),
-            Op(f"{tag}_self_attention", "attention", depth, flops_=4.0 * m * px * c, bytes_=4.0 * m * c * a),
-            Op(f"{tag}_o", "gemm", 2 * depth, m=m, n=c, k=c, w_bytes=w, a_bytes=a),
-            Op(f"{tag}_cross_q", "gemm", depth, m=m, n=c, k=c, w_bytes=w, a_bytes=a),
-            Op(f"{tag}_cross_kv", "gemm", depth, m=B * T, n=2 * c, k=ctx, w_bytes=w, a_bytes=a),
-            Op(f"{tag}_cross_attention", "attention", depth, flops_=4.0 * m * T * c, bytes_=(2 * m + 2 * B * T) * c * a),
-            Op(f"{tag}_ff_up", "gemm", depth, m=m, n=8 * c, k=c, w_bytes=w, a_bytes=a),
-            Op(f"{tag}_ff_down", "gemm", depth, m=m, n=c, k=4 * c, w_bytes=w, a_bytes=a),
-            Op(f"{tag}_norms", "stream", depth, bytes_=(6 * c + 12 * c) * m * a, kernels=4.0),
+            Op(f"{tag}_proj", "gemm", 2, m=m, n=c, k=c, **out),
+            Op(f"{tag}_qkv", "gemm", depth, m=m, n=3 * c, k=c, **low),
+            Op(f"{tag}_self_attention", "attention", depth, flops_=4.0 * m * px * c, bytes_=4.0 * m * c * a,
+               vector_flops=SOFTMAX_FLOPS_PER_SCORE * scores, sfu_ops=SOFTMAX_SFU_PER_SCORE * scores),
+            Op(f"{tag}_o", "gemm", 2 * depth, m=m, n=c, k=c, **out),
+            Op(f"{tag}_cross_q", "gemm", depth, m=m, n=c, k=c, **low),
+            Op(f"{tag}_cross_kv", "gemm", depth, m=B * T, n=2 * c, k=ctx, **low),
+            Op(f"{tag}_cross_attention", "attention", depth, flops_=4.0 * m * T * c, bytes_=(2 * m + 2 * B * T) * c * a,
+               vector_flops=SOFTMAX_FLOPS_PER_SCORE * x_scores, sfu_ops=SOFTMAX_SFU_PER_SCORE * x_scores),
+            Op(f"{tag}_ff_up", "gemm", depth, m=m, n=8 * c, k=c, **low),
+            Op(f"{tag}_ff_down", "gemm", depth, m=m, n=c, k=4 * c, **low),
+            Op(f"{tag}_norms", "stream", depth, bytes_=block_passes * c * m * a, kernels=(12.0 if g.eager else 4.0)),
         ])
+        if g.eager:
+            ops.append(Op(f"{tag}_stack_eager", "stream", 1, bytes_=UNET_EAGER_STACK_PASSES * c * m * a, kernels=5.0))
 
     ch, px0 = u.block_out_channels, g.tokens
     conv("unet_conv_in", px0, u.in_channels, ch[0])
@@ -233,23 +390,26 @@ def unet_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
         px = px0 / 4 ** i
         for j in range(u.layers_per_block):
             resnet(f"unet_down{i}_res{j}", px, prev, c)
-            stack(f"unet_down{i}_attn{j}", px, c, u.transformer_layers[i])
+            stack(f"unet_down{i}_attn{j}", px, c, u.transformer_layers[i], u.heads[i])
             prev = c
         if i < len(ch) - 1:
             conv(f"unet_down{i}_downsample", px / 4, c, c)
     px = px0 / 4 ** (len(ch) - 1)
     resnet("unet_mid_res0", px, prev, prev)
-    stack("unet_mid_attn", px, prev, u.mid_transformer_layers)
+    stack("unet_mid_attn", px, prev, u.mid_transformer_layers, u.heads[-1])
     resnet("unet_mid_res1", px, prev, prev)
     for i in reversed(range(len(ch))):
         c, px = ch[i], px0 / 4 ** i
         for j in range(u.layers_per_block + 1):
             resnet(f"unet_up{i}_res{j}", px, prev + c, c)
-            stack(f"unet_up{i}_attn{j}", px, c, u.transformer_layers[i])
+            stack(f"unet_up{i}_attn{j}", px, c, u.transformer_layers[i], u.heads[i])
             prev = c
         if i > 0:
             conv(f"unet_up{i}_upsample", px * 4, c, c)
     conv("unet_conv_out", px0, ch[0], u.in_channels)
+    # The output tiles' stores, serialized after each tile's short mainloop (UNET_SHORT_K_STORES).
+    stores = sum(op.count * np.asarray(op.m, float) * op.n * a for op in ops if op.kind == "gemm")
+    ops.append(Op("unet_gemm_output_stores", "stream", 1, bytes_=stores, kernels=0.0))
     return ops
 
 

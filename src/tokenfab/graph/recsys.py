@@ -61,6 +61,10 @@ def _embedding_ops(model: ModelSpec, r: RecShape, rows_per_item: float, items) -
     ]
 
 
+DCN_POINTWISE_PASSES = 4.0
+"""HBM passes of the interaction-wide rows per DCN layer outside its GEMMs: read U(Vx) + b, x0 and
+x_l, write x_{l+1} (one unfused PointWise kernel; see `dlrm_ops`)."""
+
 HIGH_ACCURACY = 0.999
 """MLPerf's high-accuracy target: from here the DCN interaction runs in fp16 (RecsysSpec.accuracy_target)."""
 
@@ -88,10 +92,16 @@ def dlrm_ops(model: ModelSpec, r: RecShape) -> list[Op]:
             continue
         ops.append(Op(f"dense_{i}", "gemm", 1, m=B, n=n, k=k, w_bytes=w, a_bytes=a))
     # Inference engines (TensorRT) write pooled rows straight into the interaction buffer and
-    # fuse bias + ReLU into the GEMM epilogues; a DCN layer's x0 * (.) + x_l epilogue reads x0
-    # and x_l once more.
+    # fuse bias + ReLU into the GEMM epilogues. A DCN layer's x0 * (.) + x_l is not fused into its
+    # GEMM: NVIDIA builds the cross layer as 1x1 convolutions followed by an ElementWise PROD
+    # (with x0) and an ElementWise SUM (with x_l) (`_build_interaction_op`, use_conv=True, in
+    # closed/NVIDIA/code/dlrm-v2/tensorrt/builder.py of MLPerf Inference v4.x), and TensorRT merges
+    # into a convolution only a following sum, min or max ElementWise layer (TensorRT Layer Fusion
+    # Catalog, "Convolution and ElementWise Operation"), while adjacent pointwise layers fuse into
+    # one PointWise kernel. So per layer the convolution writes U(Vx) + b and one pointwise kernel
+    # reads it, x0 and x_l and writes x_{l+1}: DCN_POINTWISE_PASSES passes of the 3456-wide rows.
     X = rec.interaction_dim
-    ops.append(Op("dcn_epilogue", "stream", rec.dcn_layers, bytes_=2 * B * X * a_dcn, kernels=0.0))
+    ops.append(Op("dcn_epilogue", "stream", rec.dcn_layers, bytes_=DCN_POINTWISE_PASSES * B * X * a_dcn, kernels=1.0))
     if fp16_dcn:  # precision boundaries around the fp16 DCN in a lower-precision engine
         ops.append(Op("dcn_reformat", "stream", 2, bytes_=B * X * (a + a_dcn) * (a_dcn > a), kernels=1.0))
     return ops

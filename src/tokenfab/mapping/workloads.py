@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from tokenfab.graph.diffusion import (GenShape, dit_forward_ops, forward_launches, text_encoder_launches, text_encoder_ops,
+from tokenfab.graph.diffusion import (UNET_QUANT_LEVELS, GenShape, dit_forward_ops, forward_launches, text_encoder_launches, text_encoder_ops,
                                       vae_decode_launches, vae_decode_ops)
 from tokenfab.graph.recsys import RecShape
 from tokenfab.graph.recsys import step_ops as recsys_ops
@@ -180,10 +180,13 @@ def _gen_precisions(model: ModelSpec, chip: ChipSpec, precision: str | None) -> 
 
 def estimate_generation(model: ModelSpec, chip: ChipSpec, request: GenerationRequest = GenerationRequest(),
                         num_chips: int | None = None, precision: str | None = None, system: SystemSpec | None = None,
-                        max_chips: int = 64, ulysses: int | None = None) -> GenerationEstimate:
+                        max_chips: int = 64, ulysses: int | None = None, eager_elementwise: bool | None = None,
+                        fused_rope: bool = False) -> GenerationEstimate:
     """Fastest-per-chip deployment generating one request (highest samples/hour/chip meeting the
     latency SLO; ties: lower latency, fewer chips). Raises a one-line SpecError for a size or
-    length the model cannot take and when nothing fits memory."""
+    length the model cannot take and when nothing fits memory. `eager_elementwise`: the pipeline's
+    elementwise ops run unfused, each with its own HBM round trip (default: without CUDA graphs, as
+    diffusers runs them); `fused_rope`: its eager blocks rotate q/k with one fused kernel."""
     if model.kind != "diffusion":
         raise SpecError(f"{model.id} is not a diffusion model")
     dz = model.diffusion
@@ -223,7 +226,9 @@ def estimate_generation(model: ModelSpec, chip: ChipSpec, request: GenerationReq
     hw = chip_hardware(model, chip, system, eff, precisions, None, prec)
     N = dz.tokens(H, W, frames)
     shape = GenShape(tokens=float(N), ulysses=g["ulysses"], ring=g["ring"], w_bytes=w_bytes, fsdp=g["fsdp"],
-                     batch=fwd_batch, cfg_parallel=cfgp)
+                     batch=fwd_batch, cfg_parallel=cfgp, quant_level=UNET_QUANT_LEVELS.get(precisions[0], 3.0),
+                     eager=(not request.cuda_graphs) if eager_elementwise is None else eager_elementwise,
+                     fused_rope=fused_rope)
     fwd = time_ops(dit_forward_ops(model, shape), hw)
     t_gpu = total_seconds(fwd) + eff.step_overhead_ms * 1e-3
     # Eager pipelines: the host issues every kernel of the forward at EAGER_KERNEL_LAUNCH_US each;

@@ -38,6 +38,7 @@ from tokenfab.perf.efficiency import efficiency_for
 from tokenfab.graph.speculative import tokens_per_step
 from tokenfab.perf.framework import efficiency_under  # the row's `framework` profile
 from tokenfab.validate.disaggregated import pools_from_notes, predict_pools_at_concurrency, with_row_mtp
+from tokenfab.validate.workloads import with_row_media
 from tokenfab.specs import SpecError, SystemSpec, Traffic
 from tokenfab.validate.datasets import Lengths, is_mlperf, lengths_for, mlperf_benchmark_for, target_qps
 from tokenfab.validate.micro import Unpredictable
@@ -377,6 +378,7 @@ def predict_deployment(row, server_sim: bool = False) -> DeploymentPrediction:
     traffic = Traffic(input_len=max(int(round(lengths.input_len)), 1), output_len=max(int(round(lengths.output_len)), 1),
                       slo_ttft_ms=ttft_slo, slo_tpot_ms=tpot_slo)
     traffic, mtp_note = with_row_mtp(traffic, row.notes)
+    traffic = with_row_media(traffic, row.notes)  # VLM rows: the images' tokens join the prompt
     n = _num_chips(row)
     scale = 1.0 if row.per == "chip" else float(n)
     if closed and op.disaggregated and pools_from_notes(row.notes):

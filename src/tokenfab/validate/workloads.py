@@ -5,6 +5,7 @@
   field of the row's notes, `resolution=WxH;frames=F;steps=N` (frames 1 for images), or the older
   `gen=WxHxF steps=N`; optional `guidance=G`, `batch=B` (samples per forward), `cfg_batched`,
   `cfg_parallel`, `cache=S` (step-cache skip rate), `ulysses=U`, `t5_cpu`, `attention=fa2|fa3`,
+  `fused_rope` (the eager pipeline rotates q/k with a fused kernel),
   `instances=K` (independent copies on the row's chips). Metrics: `latency_s`,
   `e2e_latency_ms_mean/p50/p90/p99` (one request's latency: the estimate is deterministic) and
   `samples_s` (batch / latency x instances).
@@ -29,6 +30,7 @@ _SHAPE = re.compile(r"^\s*resolution=(\d+)x(\d+);frames=(\d+);steps=(\d+)")
 _NUM = {k: re.compile(rf"\b{k}=([0-9]+(?:\.[0-9]+)?)") for k in
         ("steps", "guidance", "ulysses", "latency_bound_ms", "batch", "cache", "instances")}
 _ATTN = re.compile(r"\battention=(fa2|fa3)\b")
+_FUSED_ROPE = re.compile(r"\bfused_rope\b")
 GEN_LATENCY = {"latency_s": 1.0, "e2e_latency_ms_mean": 1e3, "e2e_latency_ms_p50": 1e3,
                "e2e_latency_ms_p90": 1e3, "e2e_latency_ms_p99": 1e3}
 """Latency metrics of generation rows and their unit per second."""
@@ -115,7 +117,7 @@ def _generation(row, model, chip, n):
     u = _num(row, "ulysses")
     prec = row.weight_precision if row.weight_precision not in (None, "mixed") else "bf16"
     est = workloads.estimate_generation(model, chip, req, num_chips=per, precision=prec, max_chips=per,
-                                        ulysses=int(u) if u else None)
+                                        ulysses=int(u) if u else None, fused_rope=bool(_FUSED_ROPE.search(row.notes)))
     if row.metric in GEN_LATENCY:
         value = est.latency_s * GEN_LATENCY[row.metric]
     elif row.metric == "samples_s":
