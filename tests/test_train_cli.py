@@ -61,3 +61,41 @@ def test_model_that_fits_no_mapping_says_the_missing_memory():
     r = invoke("train", "-m", "llama-3.1-405b", "-c", "h100-sxm", "--chips", "8", "--tokens", "1e12")
     assert r.exit_code == 2
     assert "fits no mapping: needs" in r.stderr and "GiB per chip, has 67.6" in r.stderr
+
+
+def test_html_report_has_the_step_split_the_chip_sweep_and_the_top_mappings(tmp_path):
+    path = tmp_path / "train.html"
+    r = invoke(*BASE, "--chips", "16", "--tokens", "1e10", "--json", "--html", str(path))
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["html"] == str(path)
+    page = path.read_text()
+    assert page.startswith("<!doctype html>") and "plotly" in page  # plotly.js embedded: opens offline
+    # The chosen mapping is row 1 of the top-mappings table, at the MFU the run reports.
+    mp = out["mapping"]
+    first = f"<tr><td>1</td><td>{mp['tp']}/{mp['pp']}/{mp['cp']}/{mp['ep']}/{mp['dp']}</td>"
+    assert first in page and f"{out['mfu']:.1%}" in page
+    assert "Where a training step goes" in page and "MFU and days against chip count" in page
+
+
+@pytest.mark.parametrize("target", ["missing_folder/x.html", "."])
+def test_html_path_is_checked_before_the_search(tmp_path, target):
+    r = invoke(*BASE, "--chips", "16", "--tokens", "1e10", "--html", str(tmp_path / target))
+    assert r.exit_code == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "--html" in r.stderr
+
+
+def test_html_does_not_apply_to_an_rl_step(tmp_path):
+    r = invoke("train", "-m", "llama-3.2-1b", "-c", "h100-sxm", "--chips", "16", "--rl",
+               "--html", str(tmp_path / "x.html"))
+    assert r.exit_code == 2 and "--html reports a pretraining run" in r.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--software", "nemo"), "--software must be one of"),
+    (("--software", "megatron-core", "--schedule", "zb-h1"), "zb-h1 is not implemented"),
+])
+def test_software_errors_are_one_line(args, message):
+    r = invoke(*BASE, "--chips", "16", "--tokens", "1e10", *args)
+    assert r.exit_code == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr

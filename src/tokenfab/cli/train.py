@@ -41,6 +41,9 @@ def train(
                               "no optimizer states for them)."),
     overlap: Optional[bool] = typer.Option(None, "--overlap/--no-overlap",
                                            help="Overlap TP/EP/CP communication with compute (searched)."),
+    software: str = typer.Option("any", "--software", help="Training software whose pipeline schedules the search "
+                                 "may use: any, megatron-core (1F1B, interleaved), zero-bubble (+ ZB-H1/H2), "
+                                 "dualpipe (1F1B, DualPipe)."),
     rl: bool = typer.Option(False, "--rl", help="One RL post-training step instead of a pretraining run: "
                             "rollout (inference engine) + reward + log-probs + training + weight sync."),
     rl_prompts: int = typer.Option(256, "--rl-prompts", min=1, help="RL: prompts per step."),
@@ -54,18 +57,26 @@ def train(
     economics: Optional[Path] = o.EconomicsFile,
     rental_usd_per_hour: Optional[float] = o.Rental,
     market_rental: bool = o.MarketRental,
+    html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained plotly report: the step split, "
+                                        "MFU and days against chip count, the fastest mappings."),
     json_out: bool = o.Json,
 ) -> None:
     """Train MODEL on CHIP: the fastest mapping (TP, PP and schedule, DP with ZeRO, EP, CP,
     recomputation, overlap) that fits memory, its step time, MFU, tokens/s, days, chip-hours and $."""
     from tokenfab import catalog
     from tokenfab.specs import SpecError
-    from tokenfab.train import TrainingJob, estimate_training
+    from tokenfab.train import TrainingJob, TrainingStack, estimate_training
     from tokenfab.train.search import NoMapping
+    from tokenfab.train.stack import SOFTWARE_SCHEDULES
 
     reject_empty(**{"--precision": precision, "--recompute": recompute, "--schedule": schedule,
-                    "--reward-model": reward_model})
+                    "--reward-model": reward_model, "--software": software})
+    if software not in SOFTWARE_SCHEDULES:
+        raise UserError(f"--software must be one of {', '.join(SOFTWARE_SCHEDULES)}, got {software!r}")
+    stack = TrainingStack(schedules=SOFTWARE_SCHEDULES[software])
     if rl:
+        if html is not None:
+            raise UserError("--html reports a pretraining run; it does not apply with --rl")
         _rl(model, chip, chips, precision, rl_prompts, samples_per_prompt, rollout_isl, rollout_osl, logprob_passes,
             reward_model, economics, rental_usd_per_hour, market_rental, json_out)
         return
@@ -82,16 +93,54 @@ def train(
     econ = o.economics_from(economics, rental_usd_per_hour)
     try:
         row = _searching(json_out, "searching training mappings…",
-                         lambda: estimate_training(spec_model, spec_chip, chips, job, economics=econ,
+                         lambda: estimate_training(spec_model, spec_chip, chips, job, stack, economics=econ,
                                                    market_rental=market_rental))
     except NoMapping as exc:
         raise UserError(str(exc)) from None
     except SpecError:
         raise
+    row["software"] = software
+    if html is not None:
+        _write_html(html, row, spec_model, spec_chip, chips, job, stack, json_out)
+        row["html"] = str(html)
     if json_out:
         print_json(row)
         return
     _print(row)
+    if html is not None:
+        console.print(f"wrote {html}")
+
+
+def _write_html(path: Path, row: dict, model, chip, chips: int, job, stack, json_out: bool) -> None:
+    """The report: best mapping at each chip count of a halving sweep (progress on stderr), the
+    fastest mappings at the chips given, the step split."""
+    from tokenfab.report.train_html import train_run_html
+    from tokenfab.train import estimate_training
+    from tokenfab.train.estimate import chip_sweep, top_mappings
+    from tokenfab.train.search import NoMapping
+
+    counts = [n for n in chip_sweep(chips) if n != chips]
+    sweep = []
+    status = None if json_out else err_console.status("")
+    if status is not None:
+        status.start()
+    try:
+        for i, n in enumerate(counts, 1):
+            if status is not None:
+                status.update(f"report: best mapping on {n:,} chips ({i}/{len(counts)})…")
+            try:
+                r = estimate_training(model, chip, n, job, stack)
+            except (NoMapping, ValueError):
+                continue  # too few chips to hold the model, or the fixed degrees do not divide them
+            sweep.append({"chips": n, "mfu": r["mfu"], "days": r["days"], "mapping": r["mapping"]})
+        sweep.append({"chips": chips, "mfu": row["mfu"], "days": row["days"], "mapping": row["mapping"]})
+        if status is not None:
+            status.update("report: fastest mappings…")
+        top = top_mappings(model, chip, chips, job, stack)
+    finally:
+        if status is not None:
+            status.stop()
+    path.write_text(train_run_html(row, sweep, top))
 
 
 def check_run(tokens: float | None, global_batch_tokens: float | None, precision: str, unless: str = "") -> None:

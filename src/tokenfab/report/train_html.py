@@ -94,3 +94,80 @@ def _mapping(mp: dict) -> str:
 
 def _money(x) -> str:
     return "—" if x is None else f"${x:,.0f}"
+
+
+STEP_PARTS = ("compute", "recompute", "comm", "bubble", "p2p", "dp_sync", "optimizer")
+"""The step's parts as `tokenfab train --json` reports them (`step_parts_s`)."""
+
+
+def train_run_figures(row: dict, sweep: list[dict]) -> list:
+    """The step split of the chosen mapping (one stacked bar; the parts overlap where communication
+    hides behind compute, so they may add up to more than the step), and MFU and days of the best
+    mapping at each chip count of `sweep`."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    parts = row["step_parts_s"]
+    split = go.Figure()
+    for k in STEP_PARTS:
+        if k in parts:
+            split.add_trace(go.Bar(name=k.replace("_", " "), y=["step"], x=[parts[k]], orientation="h",
+                                   hovertemplate=f"{k}: %{{x:.3f}} s<extra></extra>"))
+    split.add_vline(x=row["step_time_s"], line_dash="dash",
+                    annotation_text=f"step {row['step_time_s']:.2f} s (overlapped parts count once)")
+    split.update_layout(barmode="stack", title="Where a training step goes, seconds on the slowest stage (estimate)",
+                        xaxis_title="seconds per step", height=320)
+    figs = [split]
+    if sweep:
+        xs = [s["chips"] for s in sweep]
+        scale = make_subplots(specs=[[{"secondary_y": True}]])
+        scale.add_trace(go.Scatter(x=xs, y=[100.0 * s["mfu"] for s in sweep], name="MFU, %", mode="lines+markers",
+                                   customdata=[_mapping(s["mapping"]) + " " + s["mapping"]["schedule"] for s in sweep],
+                                   hovertemplate="%{x:,} chips: MFU %{y:.1f}%<br>TP/PP/CP/EP/DP %{customdata}"
+                                                 "<extra></extra>"), secondary_y=False)
+        scale.add_trace(go.Scatter(x=xs, y=[s["days"] for s in sweep], name="days", mode="lines+markers",
+                                   hovertemplate="%{x:,} chips: %{y:,.1f} days<extra></extra>"), secondary_y=True)
+        scale.update_xaxes(type="log", title_text="chips available (best mapping at each count)")
+        scale.update_yaxes(title_text="MFU, %", secondary_y=False)
+        scale.update_yaxes(title_text="days of the run", type="log", secondary_y=True)
+        scale.update_layout(title="MFU and days against chip count (estimate)")
+        figs.append(scale)
+    return figs
+
+
+def top_mappings_table_html(top: list[dict]) -> str:
+    """The fastest fitting mappings as an HTML table, best first."""
+    body = "".join(
+        f"<tr><td>{i}</td><td>{_mapping(t)}</td><td>{_html.escape(t['schedule'])}</td><td>{t['micro_batch']}</td>"
+        f"<td>{t['zero']}</td><td>{_html.escape(t['recompute'])}</td><td>{'on' if t['overlap'] else 'off'}</td>"
+        f"<td>{t['chips_used']:,}</td><td>{t['step_time_s']:,.2f}</td><td>{t['mfu']:.1%}</td><td>{t['days']:,.1f}</td>"
+        f"<td>{t['memory_gib_per_chip']:.1f}</td></tr>" for i, t in enumerate(top, 1))
+    return ("<table><tr><th>#</th><th>TP/PP/CP/EP/DP</th><th>schedule</th><th>micro-batch</th><th>ZeRO</th>"
+            "<th>recompute</th><th>overlap</th><th>chips used</th><th>step s</th><th>MFU</th><th>days</th>"
+            f"<th>GiB per chip</th></tr>{body}</table>")
+
+
+def train_run_html(row: dict, sweep: list[dict], top: list[dict]) -> str:
+    """The page of one `tokenfab train` run (plotly.js embedded, so it opens offline)."""
+    try:
+        import plotly  # noqa: F401
+    except ImportError:
+        raise ValueError("--html needs plotly: pip install plotly") from None
+    figs = train_run_figures(row, sweep)
+    parts = "".join(f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs))
+    mp = row["mapping"]
+    title = f"tokenfab train {row['model']} on {row['chips_used']:,} × {row['chip']}"
+    usd = row.get("usd")
+    summary = (f"{row['tokens'] / 1e12:g} trillion tokens at sequence length {row['seq_len']:,}, {row['precision']} "
+               f"GEMMs: TP {mp['tp']} · PP {mp['pp']} ({mp['schedule']}) · CP {mp['cp']} · EP {mp['ep']} · DP "
+               f"{mp['dp']}, ZeRO {mp['zero']}, recompute {mp['recompute']} (schedules of software "
+               f"{row.get('software', 'any')}); step {row['step_time_s']:.2f} s, MFU "
+               f"{row['mfu']:.1%}, goodput {row['goodput']:.1%}, {row['days']:,.1f} days, {row['chip_hours']:,.0f} "
+               f"chip-hours" + (f", ${usd:,.0f}" if usd is not None else "") +
+               f"; {row['memory_gib_per_chip']:.1f} GiB per chip. First-principles estimates, not measurements.")
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{_html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style>
+</head><body><h1>{_html.escape(title)}</h1><p>{_html.escape(summary)}</p>
+<h2>Fastest mappings that fit</h2>{top_mappings_table_html(top)}
+{parts}</body></html>"""

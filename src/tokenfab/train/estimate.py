@@ -5,8 +5,15 @@ from __future__ import annotations
 from tokenfab.perf.efficiency import efficiency_for
 from tokenfab.specs import SpecError, SystemSpec
 from tokenfab.train.flops import attention_flops_per_token, matmul_params, model_flops_per_token
-from tokenfab.train.search import prepare, search
+from tokenfab.train.search import prepare, search, top_points
 from tokenfab.train.stack import RECOMPUTE, SCHEDULES, TrainingJob, TrainingStack
+
+
+def check_schedule(job: TrainingJob, stack: TrainingStack) -> None:
+    """A fixed schedule must be one the training software implements: one line otherwise."""
+    if job.schedule and job.schedule not in stack.schedules:
+        raise SpecError(f"schedule {job.schedule} is not implemented by the training software given "
+                        f"(its schedules: {', '.join(stack.schedules)})")
 
 
 def check_degrees(job: TrainingJob, num_chips: int) -> None:
@@ -32,6 +39,7 @@ def estimate_training(model, chip, num_chips: int, job: TrainingJob, stack: Trai
         raise SpecError(f"{model.id} is a {model.kind} model; training estimates cover LLMs")
     stack = stack or TrainingStack()
     check_degrees(job, num_chips)
+    check_schedule(job, stack)
     system = SystemSpec.for_chip(chip)
     ctx = prepare(model, chip, system, efficiency_for(chip), job, stack, num_chips)
     best = search(ctx)
@@ -55,7 +63,8 @@ def estimate_training(model, chip, num_chips: int, job: TrainingJob, stack: Trai
         "memory_gib_per_chip": v["memory_bytes"] / 2**30,
         "memory_parts_gib": {"weights_grads_optimizer": v["state_bytes"] / 2**30,
                              "activations": v["activation_bytes"] / 2**30},
-        "step_parts_s": {k: v[k + "_s"] for k in ("compute", "comm", "bubble", "p2p", "dp_sync", "optimizer")},
+        "step_parts_s": {k: v[k + "_s"] for k in ("compute", "recompute", "comm", "bubble", "p2p", "dp_sync",
+                                                  "optimizer")},
         "flops_per_token": float(model_flops_per_token(model, job.seq_len)),
         "matmul_params": matmul_params(model),
         "attention_flops_per_token": float(attention_flops_per_token(model, job.seq_len)),
@@ -77,3 +86,22 @@ def _cost(chip, chip_hours: float, tokens: float, economics, market_rental: bool
     usd = chip_hours * hour.total_usd_per_hour
     return {"usd": usd, "usd_per_trillion_tokens": usd / (tokens / 1e12), "usd_per_chip_hour": hour.total_usd_per_hour,
             "cost_basis": hour.basis}
+
+
+def top_mappings(model, chip, num_chips: int, job: TrainingJob, stack: TrainingStack | None = None,
+                 k: int = 10) -> list[dict]:
+    """The `k` fastest fitting mappings of `job` on at most `num_chips` chips, best first: degrees,
+    schedule, ZeRO stage, recomputation, overlap, chips used, step time, MFU, days and GiB per chip."""
+    stack = stack or TrainingStack()
+    check_degrees(job, num_chips)
+    check_schedule(job, stack)
+    ctx = prepare(model, chip, SystemSpec.for_chip(chip), efficiency_for(chip), job, stack, num_chips)
+    keep = ("tp", "pp", "cp", "ep", "dp", "micro_batch", "schedule", "zero", "recompute", "overlap")
+    return [{**{key: p[key] for key in keep}, "chips_used": int(p["chips_used"]), "step_time_s": p["step_time_s"],
+             "mfu": p["mfu"], "days": p["run_s"] / 86400.0, "memory_gib_per_chip": p["memory_bytes"] / 2**30}
+            for p in top_points(ctx, k)]
+
+
+def chip_sweep(num_chips: int, points: int = 6) -> list[int]:
+    """Chip counts for a scaling sweep: `num_chips` halved `points - 1` times (ascending, at least 1)."""
+    return sorted({max(num_chips // 2**i, 1) for i in range(points)})

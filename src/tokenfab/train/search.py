@@ -70,8 +70,10 @@ def dp_ladder(limit: int) -> np.ndarray:
     return np.array(sorted(vals), dtype=np.int64)
 
 
-def build_base(model: ModelSpec, chip: ChipSpec, job: TrainingJob, num_chips: int) -> Base:
-    """Every valid base point on at most `num_chips` chips, with the job's fixed degrees."""
+def build_base(model: ModelSpec, chip: ChipSpec, job: TrainingJob, num_chips: int,
+               schedules: tuple[str, ...] = SCHEDULES) -> Base:
+    """Every valid base point on at most `num_chips` chips, with the job's fixed degrees and, unless
+    the job fixes one, the pipeline `schedules` the training software implements."""
     dom = chip.scaleup_domain
     S = job.seq_len
     tps = [job.tp] if job.tp else [t for t in POW2 if t <= dom and model.num_heads % t == 0]
@@ -86,7 +88,7 @@ def build_base(model: ModelSpec, chip: ChipSpec, job: TrainingJob, num_chips: in
     if fixed and not job.dp:
         dps = sorted(set(dps) | {num_chips // math.prod(x or 1 for x in (job.tp, job.pp, job.cp))} - {0})
     mbss = [job.micro_batch] if job.micro_batch else list(MICRO_BATCHES)
-    scheds = [SCHEDULES.index(job.schedule)] if job.schedule else list(range(len(SCHEDULES)))
+    scheds = [SCHEDULES.index(job.schedule)] if job.schedule else [SCHEDULES.index(x) for x in schedules]
     grids = np.meshgrid(np.array(tps), np.array(pps), np.array(cps), np.array(eps), np.array(dps),
                         np.array(mbss), np.array(scheds), indexing="ij")
     tp, pp, cp, ep, dp, mbs, sched = (g.ravel().astype(np.int64) for g in grids)
@@ -134,7 +136,7 @@ class Context:
 def prepare(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficiency, job: TrainingJob,
             stack: TrainingStack, num_chips: int) -> Context:
     """Base grid plus the micro-batch times of its distinct (tp, cp, ep, mbs) shapes."""
-    base = build_base(model, chip, job, num_chips)
+    base = build_base(model, chip, job, num_chips, stack.schedules)
     # A power-capped design trains at its sustained clock: chip_hardware applies its
     # `microarch.sustained_frac` (catalog chips carry none: their calibration includes throttling).
     hw = chip_hardware(model, chip, system, eff, (job.precision,), None, 0, "prefill", None, "roofline")
@@ -256,8 +258,9 @@ def evaluate(ctx: Context, recompute: int, zero: int, overlap: bool) -> dict[str
                 mfu_bf16=ctx.flops_per_token * tok_s / (chips_used * ctx.chip.bf16_tflops * 1e12),
                 memory_bytes=mem, state_bytes=state, activation_bytes=act, fits=mem <= usable,
                 tf_s=tf, tb_s=tb, bubble_s=m * 0 + bubble, p2p_s=p2p, dp_sync_s=dp_sync, optimizer_s=optimizer,
-                compute_s=m * _stage(np.maximum(f_comp + b_comp, 0.0), mb.head_fwd + mb.head_bwd, pp, L),
-                comm_s=m * _stage(f_comm + b_comm, 0.0 * tp, pp, L))
+                compute_s=m * _stage(np.maximum(f_comp + b_comp - rc_comp, 0.0), mb.head_fwd + mb.head_bwd, pp, L),
+                recompute_s=m * _stage(rc_comp + rc_comm + 0.0 * tp, 0.0 * tp, pp, L),
+                comm_s=m * _stage(f_comm + b_comm - rc_comm, 0.0 * tp, pp, L))
 
 
 @dataclass
@@ -303,3 +306,28 @@ def search(ctx: Context) -> Best:
                         f"usable on {ctx.chip.id}")
     best.evaluations = evaluations
     return best
+
+
+def top_points(ctx: Context, k: int = 10) -> list[dict]:
+    """The `k` fitting points with the shortest runs over every variant (ties: fewer chips), best
+    first: each the point's degrees, schedule, variant and its `evaluate` values (scalars)."""
+    cands = []
+    for rc, z, ov in variants(ctx.job):
+        if not len(ctx.base):
+            break
+        r = evaluate(ctx, rc, z, ov)
+        run = np.where(r["fits"], r["run_s"], np.inf)
+        for i in np.argsort(run, kind="stable")[:k]:
+            if not np.isfinite(run[i]):
+                break
+            cands.append((float(run[i]), float(r["chips_used"][i]), int(i), rc, z, ov,
+                          {key: np.asarray(v)[i].item() if np.ndim(v) else float(v) for key, v in r.items()}))
+    cands.sort(key=lambda c: c[:2])
+    out = []
+    for _run, _chips, i, rc, z, ov, values in cands[:k]:
+        a = ctx.base.a
+        out.append({"tp": int(a["tp"][i]), "pp": int(a["pp"][i]), "cp": int(a["cp"][i]), "ep": int(a["ep"][i]),
+                    "dp": int(a["dp"][i]), "micro_batch": int(a["mbs"][i]),
+                    "schedule": SCHEDULES[int(a["schedule"][i])], "zero": z, "recompute": RECOMPUTE[rc],
+                    "overlap": bool(ov), **values})
+    return out

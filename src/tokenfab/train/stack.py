@@ -16,6 +16,17 @@ from tokenfab.specs.base import Spec
 
 SCHEDULES = ("1f1b", "interleaved", "zb-h1", "zb-h2", "dualpipe")
 """Pipeline schedules the search knows (`train.schedule`)."""
+SOFTWARE_SCHEDULES = {
+    "any": SCHEDULES,
+    "megatron-core": ("1f1b", "interleaved"),
+    "zero-bubble": ("1f1b", "interleaved", "zb-h1", "zb-h2"),
+    "dualpipe": ("1f1b", "dualpipe"),
+}
+"""Pipeline schedules each training software implements (`--software`). Megatron-Core picks one of
+three in `get_forward_backward_func` (NVIDIA/Megatron-LM megatron/core/pipeline_parallel/schedules.py:
+`forward_backward_no_pipelining`, `..._without_interleaving` = 1F1B, `..._with_interleaving`); the
+ZB-H1/H2 schedules ship in a Megatron-LM fork (sail-sg/zero-bubble-pipeline-parallelism, arXiv
+2401.10241); DualPipe in deepseek-ai/DualPipe. `any`: every schedule the model knows."""
 RECOMPUTE = ("none", "selective", "full")
 """Activation recomputation: nothing, the cheap elementwise kernels (norms, SwiGLU), or whole layers."""
 
@@ -110,3 +121,13 @@ class TrainingStack(Spec):
     estimate: Llama 3 reports the interruptions, not the restart time."""
     max_goodput_loss: float = Field(default=0.95, gt=0, lt=1)
     """Cap on the failure/checkpoint loss so a huge cluster's goodput stays finite and positive."""
+    schedules: tuple[Literal["1f1b", "interleaved", "zb-h1", "zb-h2", "dualpipe"], ...] = Field(
+        default=SCHEDULES, min_length=1)
+    """Pipeline schedules the training software implements (`SOFTWARE_SCHEDULES`); the search uses
+    no other. 1F1B is always among them: without pipelining a step is its plain forward/backward."""
+
+    @model_validator(mode="after")
+    def _has_1f1b(self) -> "TrainingStack":
+        if "1f1b" not in self.schedules:
+            raise ValueError(f"schedules {list(self.schedules)} lack 1f1b, which every pipeline stack runs")
+        return self
