@@ -11,7 +11,10 @@ gradient buffer), fused attention at `attention_backward_ratio` times its forwar
 kernels twice (they read the saved input and the incoming gradient, write one gradient), each
 tensor-parallel collective 1.5 times (`SP_BACKWARD_COMM`) and every other collective once (the
 all-to-all dispatch and combine run reversed). The weight-gradient GEMMs are kept apart (`wgrad`):
-they are the W pass the zero-bubble schedules move into the bubbles (`train.schedule`). Context parallelism adds the ring exchange of K/V (forward) and of K/V and
+they are the W pass the zero-bubble schedules move into the bubbles (`train.schedule`). Without TE's
+overlap, Megatron still runs two of a column-parallel layer's three backward collectives beside its
+gradient GEMMs (`tp_bwd_hidden`, `BACKWARD_ASYNC_SHARE`); a stack without fused attention adds the
+score traffic (`unfused_score_op`). Context parallelism adds the ring exchange of K/V (forward) and of K/V and
 their gradients (backward). Vectorized over (tp, cp, ep, micro-batch) points.
 """
 
@@ -49,6 +52,30 @@ keep the gathered copy (NVIDIA/Megatron-LM megatron/core/tensor_parallel/layers.
 `LinearWithGradAccumulationAndAsyncCommunication.backward`: "if ctx.sequence_parallel ...
 dist_all_gather_func(all_gather_buffer, input, ...)" before the wgrad GEMM). All-gather plus
 reduce-scatter forward (1 all-reduce of bytes), conjugates (1) + re-gather (1/2) backward: 1.5."""
+COLUMN_PARALLEL = ("qkv_proj", "q_proj", "q_b_proj", "kv_b_proj", "mlp_up", "shared_up")
+"""Column-parallel GEMMs of the forward graph: their input is the sequence-parallel all-gather, so
+their backward runs the two collectives Megatron overlaps (`BACKWARD_ASYNC_SHARE`)."""
+BACKWARD_ASYNC_SHARE = 1.0 / 3.0
+"""Share of a tensor-parallel collective's backward bytes (`SP_BACKWARD_COMM` = 1.5 forward units)
+that each of Megatron's two asynchronous backward collectives moves, without TE's userbuffer
+overlap: a column-parallel layer launches the re-gather of its input with `async_op=True` before
+its input-gradient GEMM and the reduce-scatter of that gradient with `async_op=True` before its
+weight-gradient GEMM ("Here we rely on CUDA_DEVICE_MAX_CONNECTIONS=1 to ensure that the reduce
+scatter is scheduled before the weight gradient computation", NVIDIA/Megatron-LM
+megatron/core/tensor_parallel/layers.py, `LinearWithGradAccumulationAndAsyncCommunication.backward`),
+0.5 unit each; the row-parallel layer's all-gather of its output gradient (the conjugate of the
+forward reduce-scatter, `_ReduceScatterToSequenceParallelRegion.backward`) is synchronous. Korthikanti
+et al. (arXiv 2205.05198 §6.2) credit this overlap for full recomputation costing 39% rather than 33%."""
+UNFUSED_SCORE_BYTES = (13.0, 19.0)
+"""Bytes per attention-score element (per head, query and key) that unfused attention moves in the
+forward and the backward (Megatron-LM before fused attention, megatron/model/transformer.py
+`CoreAttention`: `torch.baddbmm` writes the bf16 scores (2), `FusedScaleMaskSoftmax` reads and
+writes them (4), the attention dropout reads and writes them and keeps a 1-byte mask (5), and the
+AV `torch.bmm` reads the probabilities (2): 13. Backward: the AV bmm writes the probability
+gradient and the dV bmm reads the probabilities (4), dropout backward reads gradient and mask and
+writes (5), softmax backward reads output and gradient and writes (6), the QK^T bmm's two gradients
+read the score gradient (4): 19). Korthikanti et al. (arXiv 2205.05198 §5) count the same tensors
+(the 5as/h term of their activation memory: scores, softmax output, dropout mask and output)."""
 MAIN_GRAD_BYTES = 8.0
 """Bytes per weight-gradient element a weight-gradient GEMM moves: it accumulates into the fp32
 gradient buffer in its epilogue, reading and writing 4 bytes each (Megatron's
@@ -74,6 +101,12 @@ class MicroBatchTimes:
     """Seconds of the layers' weight-gradient GEMMs (part of `bwd_compute`): the zero-bubble W pass."""
     head_wgrad: np.ndarray
     """Seconds of the LM head's weight-gradient GEMM (part of `head_bwd`)."""
+    tp_bwd_hidden: np.ndarray
+    """Seconds of the backward tensor-parallel collectives (part of `bwd_comm`) that Megatron's
+    asynchronous column-parallel backward runs beside GEMMs without TE's overlap: the re-gather of
+    the input beside the input-gradient GEMMs and the input-gradient reduce-scatter beside the
+    weight-gradient GEMMs, each at most as long as those GEMMs (`BACKWARD_ASYNC_SHARE`); 0 for
+    frozen weights (no weight gradient: Megatron runs them synchronously)."""
 
 
 def training_ops(model, shape: StepShape, cp=1.0, fp8: bool = False, mtp: bool = True,
@@ -187,10 +220,14 @@ def backward_gemm_ops(op: Op, frozen: bool = False) -> list[Op]:
 
 
 def micro_batch_times(model, hw, seq_len: int, tp, cp, ep, mbs, attention_backward_ratio: float,
-                      w_bytes: float = 2.0, mtp: bool = True, frozen: bool = False) -> MicroBatchTimes:
+                      w_bytes: float = 2.0, mtp: bool = True, frozen: bool = False,
+                      unfused_attention: bool = False) -> MicroBatchTimes:
     """Per-part seconds of one micro-batch of `mbs` sequences of `seq_len` tokens (see module);
     `w_bytes` per weight element the GEMMs read (1 on the FP8 path); `frozen` base weights (LoRA)
-    need no weight-gradient GEMMs, so a GEMM's backward is its input-gradient GEMM."""
+    need no weight-gradient GEMMs, so a GEMM's backward is its input-gradient GEMM;
+    `unfused_attention` adds the score traffic of attention run as separate kernels
+    (`UNFUSED_SCORE_BYTES`, `unfused_score_op`), which selective recomputation re-runs as
+    Korthikanti et al.'s does."""
     tp, cp, ep, mbs = (np.asarray(x, dtype=float) for x in (tp, cp, ep, mbs))
     S = float(seq_len)
     tokens = mbs * S / cp
@@ -199,9 +236,11 @@ def micro_batch_times(model, hw, seq_len: int, tp, cp, ep, mbs, attention_backwa
                       w_bytes=w_bytes, a_bytes=2.0, kv_bytes=2.0)
     ops = training_ops(model, shape, cp, fp8=w_bytes < 2.0, mtp=mtp, lora=frozen)
     bwd = [b for op in ops if op.kind == "gemm" for b in backward_gemm_ops(op, frozen)]
+    if unfused_attention:
+        ops = ops + [unfused_score_op(model, shape, cp, mtp)]
     times = time_ops(ops + bwd, hw)
     z = np.zeros_like(tp)
-    parts = {k: z.copy() for k in ("fc", "fm", "bc", "bm", "cheap", "hf", "hb", "attn", "w", "hw")}
+    parts = {k: z.copy() for k in ("fc", "fm", "bc", "bm", "cheap", "hf", "hb", "attn", "w", "hw", "tpb", "cd", "cw")}
     for op, t in zip(ops + bwd, times):
         sec = np.broadcast_to(np.asarray(t.seconds, float), tp.shape)
         base, _, grad = op.name.partition(":") if op.name.endswith((DGRAD, WGRAD)) else (op.name, "", "")
@@ -210,6 +249,8 @@ def micro_batch_times(model, hw, seq_len: int, tp, cp, ep, mbs, attention_backwa
             parts["hb" if head else "bc"] += sec
             if grad == WGRAD[1:]:
                 parts["hw" if head else "w"] += sec
+            if base in COLUMN_PARALLEL:
+                parts["cw" if grad == WGRAD[1:] else "cd"] += sec
         elif op.name in HEAD_OPS:
             parts["hf"] += sec
             if op.kind != "gemm":
@@ -219,10 +260,16 @@ def micro_batch_times(model, hw, seq_len: int, tp, cp, ep, mbs, attention_backwa
         elif op.kind in COMM_KINDS:
             parts["fm"] += sec
             parts["bm"] += sec * (SP_BACKWARD_COMM if op.name in TP_COMM_OPS and not frozen else 1.0)
+            if op.name in TP_COMM_OPS and not frozen:
+                parts["tpb"] += sec * SP_BACKWARD_COMM
         elif op.kind == "attention":
             parts["fc"] += sec
             parts["bc"] += sec * attention_backward_ratio
             parts["attn"] += sec
+        elif op.name == UNFUSED_SCORES:
+            parts["fc"] += sec
+            parts["bc"] += sec * UNFUSED_SCORE_BYTES[1] / UNFUSED_SCORE_BYTES[0]
+            parts["cheap"] += sec
         elif op.name.startswith(QUANTIZE_PREFIX):
             parts["fc"] += sec
             parts["bc"] += sec * np.asarray(op.meta["backward_bytes"], float) / np.maximum(op.bytes, 1.0)
@@ -244,7 +291,24 @@ def micro_batch_times(model, hw, seq_len: int, tp, cp, ep, mbs, attention_backwa
     return MicroBatchTimes(fwd_compute=parts["fc"], fwd_comm=parts["fm"] + cp_fwd, bwd_compute=parts["bc"],
                            bwd_comm=parts["bm"] + 2.0 * cp_fwd, cheap_fwd=parts["cheap"], head_fwd=parts["hf"],
                            head_bwd=parts["hb"], attention_fwd=parts["attn"], wgrad=parts["w"],
-                           head_wgrad=parts["hw"])
+                           head_wgrad=parts["hw"],
+                           tp_bwd_hidden=np.minimum(BACKWARD_ASYNC_SHARE * parts["tpb"], parts["cd"])
+                           + np.minimum(BACKWARD_ASYNC_SHARE * parts["tpb"], parts["cw"]))
+
+
+UNFUSED_SCORES = "attention_scores"
+
+
+def unfused_score_op(model, shape: StepShape, cp, mtp: bool) -> Op:
+    """Forward score traffic of unfused attention over the full-attention layers (MTP layers
+    included): each rank's heads (num_heads / tp) x its queries (tokens) x the keys of the whole
+    sequence (a context-parallel rank's queries still meet every key), the full s x s matrix the
+    causal mask is applied to, at `UNFUSED_SCORE_BYTES[0]` bytes each. The QK^T and AV matmuls stay priced as the attention op."""
+    T = np.asarray(shape.tokens, float)
+    keys = T / np.maximum(np.asarray(shape.seqs, float), 1e-30)  # tokens per sequence: the whole sequence
+    elements = (model.num_heads / np.asarray(shape.tp, float)) * T * keys
+    layers = model.num_full_layers + (model.mtp_layers if mtp else 0)
+    return Op(UNFUSED_SCORES, "stream", float(layers), bytes_=elements * UNFUSED_SCORE_BYTES[0], kernels=4.0)
 
 
 def context_parallel_seconds(model, hw, seq_tokens, tp, cp) -> np.ndarray:

@@ -10,8 +10,10 @@ micro-batches) and lasts
     m·(tf + tb) + bubble(schedule) + pipeline sends + exposed data-parallel sync + optimizer
 
 with tf, tb the forward and backward of one micro-batch on the slowest stage (`train.layer`):
-compute plus tensor/expert/context-parallel communication, or with overlap max(comm, compute +
-f·comm): the compute beside a collective runs on the SMs it leaves (f = `TrainingStack.comm_sm_frac`).
+compute plus tensor/expert/context-parallel communication (less, in the backward, the collectives
+Megatron runs asynchronously beside the gradient GEMMs: `layer.BACKWARD_ASYNC_SHARE`), or with
+overlap max(comm, compute + f·comm): the compute beside a collective runs on the SMs it leaves
+(f = `TrainingStack.comm_sm_frac`).
 Data-parallel gradient reduce-scatter overlaps the last micro-batch's backward and the weight
 all-gather the next step's first forward when overlap is on; ZeRO-3 gathers weights for every
 micro-batch's forward and backward. The run divides by goodput (`train.goodput`).
@@ -147,7 +149,7 @@ def prepare(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficienc
     w_bytes = 1.0 if job.precision == "fp8" else 2.0
     mbt = micro_batch_times(model, hw, job.seq_len, uniq[0], uniq[1], uniq[2], uniq[3],
                             stack.attention_backward_ratio / stack.attention_backward_efficiency, w_bytes,
-                            job.mtp, frozen=job.lora)
+                            job.mtp, frozen=job.lora, unfused_attention=not stack.fused_attention)
     mb = type(mbt)(**{k: np.asarray(getattr(mbt, k))[inverse] for k in mbt.__dataclass_fields__})
     return Context(model, chip, system, eff, job, stack, base, mb,
                    float(model_flops_per_token(model, job.seq_len, job.lora)))
@@ -188,7 +190,11 @@ def evaluate(ctx: Context, recompute: int, zero: int, overlap: bool) -> dict[str
         f_lay = np.maximum(f_comm, f_comp + f * f_comm)
         b_lay = np.maximum(b_comm, b_comp + f * b_comm)
     else:
-        f_lay, b_lay = f_comp + f_comm, b_comp + b_comm
+        # Without TE's overlap Megatron still runs two of a column-parallel layer's three backward
+        # collectives asynchronously beside its gradient GEMMs (`layer.BACKWARD_ASYNC_SHARE`), which
+        # then run on the SMs the collectives leave.
+        f_lay = f_comp + f_comm
+        b_lay = b_comp + b_comm - (1.0 - st.comm_sm_frac) * mb.tp_bwd_hidden
     # Each forward and backward of a micro-batch on a stage is one engine step for the host: its
     # scheduling overhead not hidden by the GPU (`Efficiency.step_overhead_ms`) is paid every time.
     host = eff.step_overhead_ms * 1e-3

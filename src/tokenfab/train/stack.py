@@ -101,6 +101,11 @@ class TrainingStack(Spec):
     on B200 reach 1460 TFLOP/s forward and 1000 backward (deepseek-ai/FlashMLA README, "Test &
     benchmark MHA prefill (Dense)": "as reported by NVIDIA") = 0.685; the backward's extra
     recomputation and atomic dQ accumulation run below the forward's rate."""
+    fused_attention: bool = True
+    """Attention runs as one fused kernel (FlashAttention, cuDNN/TE fused attention: the scores never
+    reach HBM). False: the pre-fusion path of 2022 Megatron-LM, whose score traffic
+    (`train.layer.UNFUSED_SCORE_BYTES`) reproduces Korthikanti et al.'s measured A100 layers
+    (`bench/train_layer_breakdown.py`); the scores' activation memory is not added."""
     grad_bytes: float = Field(default=4.0, gt=0)
     """Bytes per gradient element held and reduce-scattered: FP32 accumulation and reduction
     (Llama 3: "accumulate gradients during backward in FP32 and reduce-scatter in FP32", arXiv
