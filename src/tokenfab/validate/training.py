@@ -68,6 +68,8 @@ def training_job(row: MeasurementRow):
         fields["mtp"] = False
     if "recompute" in kv:
         fields["recompute"] = kv["recompute"]
+    if kv.get("overlap") in ("0", "1"):
+        fields["overlap"] = kv["overlap"] == "1"
     if row.num_chips and "dp" not in fields and {"tp", "pp"} <= fields.keys():
         inner = fields["tp"] * fields["pp"] * fields.get("cp", 1)
         if row.num_chips % inner == 0:
@@ -82,12 +84,30 @@ STACK_KEYS = ("grad_bytes", "optimizer_bytes", "weight_bytes")
 """`TrainingStack` fields a row may state in its notes (the software's documented settings)."""
 
 
+SOFTWARE_BY_FRAMEWORK = (("megatron", "megatron-core"), ("nemo", "megatron-core"))
+"""Row frameworks (substring, lower case) -> the training software whose pipeline schedules the
+search may use (`train.stack.SOFTWARE_SCHEDULES`): Megatron-LM, Megatron-Core, Megatron-Bridge and
+NeMo run Megatron-Core's schedules (1F1B, interleaved), not the zero-bubble fork's."""
+
+
+def row_software(row: MeasurementRow) -> str:
+    """The training software a row's framework names (`any` when it names none we know)."""
+    fw = (row.framework or "").lower()
+    return next((sw for key, sw in SOFTWARE_BY_FRAMEWORK if key in fw), "any")
+
+
 def training_stack(row: MeasurementRow):
-    """The `TrainingStack` with what the row's notes state (`grad_bytes=2`: bf16 gradient reduction)."""
+    """The `TrainingStack` with what the row states: its notes (`grad_bytes=2`: bf16 gradient
+    reduction; `fused_attention=0`: 2022 Megatron's unfused attention) and its framework's pipeline
+    schedules (`row_software`)."""
     from tokenfab.train import TrainingStack
+    from tokenfab.train.stack import SOFTWARE_SCHEDULES
 
     kv = notes_fields(row.notes)
-    fields = {k: float(kv[k]) for k in STACK_KEYS if k in kv}
+    fields: dict = {k: float(kv[k]) for k in STACK_KEYS if k in kv}
+    if kv.get("fused_attention") in ("0", "1"):
+        fields["fused_attention"] = kv["fused_attention"] == "1"
+    fields["schedules"] = SOFTWARE_SCHEDULES[row_software(row)]
     try:
         return TrainingStack.from_mapping(fields, origin=f"row {row.id}")
     except SpecError as exc:
