@@ -69,7 +69,9 @@ def main() -> None:
         start = time.perf_counter() - t0
         try:
             warm_s = warm(ex, wl, sp, base, args.batch)
-            cfg = SearchConfig(trials=args.trials, seed=args.seed, batch=args.batch, population=args.batch)
+            # No screening stage: it runs inline before the first batch whatever the executor
+            # (bench/design_batch_speed.py measures it); this measures the executors.
+            cfg = SearchConfig(trials=args.trials, seed=args.seed, batch=args.batch, population=args.batch, screen=0)
             out = run_search(wl, sp, base, cfg, executor=ex)
         finally:
             ex.close()

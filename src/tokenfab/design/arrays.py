@@ -124,8 +124,11 @@ class DesignArrays:
     def from_designs(designs: list[ChipDesign], tech: DesignTech, fab: FabData) -> "DesignArrays":
         """Arrays from validated designs (nodes resolved through the fab data's aliases)."""
         f = lambda get: np.array([float(get(d)) for d in designs], dtype=float)  # noqa: E731
-        resolved = [tech.resolve_node(d.process_node, fab) for d in designs]
+        memo: dict[str, tuple[str, str]] = {}  # a search's designs share a few node names
+        resolved = [memo[d.process_node] if d.process_node in memo
+                    else memo.setdefault(d.process_node, tech.resolve_node(d.process_node, fab)) for d in designs]
         nodes = [r[0] for r in resolved]
+        memo_fab: dict[str, str] = {}
         gens = [d.memory.tech_id for d in designs]
         return DesignArrays(
             node=nodes, fab_node=[r[1] for r in resolved], hbm_gen=gens,
@@ -157,12 +160,12 @@ class DesignArrays:
             pcie_lanes=f(lambda d: d.io.host_pcie_lanes),
             liquid_cooled=np.array([d.cooling == "liquid" for d in designs], dtype=bool),
             io_dies=f(lambda d: d.io_dies.count if d.io_dies else 0),
-            io_node=[resolve_node(d.io_dies.process_node, fab).id if d.io_dies else n for d, n in zip(designs, nodes)],
+            io_node=[_node_id(d.io_dies.process_node, fab, memo_fab) if d.io_dies else n for d, n in zip(designs, nodes)],
             io_stacked=np.array([bool(d.io_dies and d.io_dies.stacked) for d in designs], dtype=bool),
             io_sram_mb=f(lambda d: d.io_dies.shared_sram_mb if d.io_dies else 0.0),
             d2d_tb_s=f(lambda d: d.io_dies.d2d_tb_s_per_compute_die if d.io_dies else 0.0),
             stacked_sram_mb=f(lambda d: d.stacked_sram.mb_per_compute_die if d.stacked_sram else 0.0),
-            stacked_node=[resolve_node(d.stacked_sram.process_node, fab).id if d.stacked_sram else n
+            stacked_node=[_node_id(d.stacked_sram.process_node, fab, memo_fab) if d.stacked_sram else n
                           for d, n in zip(designs, nodes)],
         ).with_tech(tech)
 
@@ -215,3 +218,10 @@ class DesignArrays:
             elif isinstance(value, dict) and all(np.ndim(v) == 1 and len(v) == len(self) for v in value.values()):
                 out[name] = {k: v[idx] for k, v in value.items()}
         return replace(self, **out)
+
+
+def _node_id(name: str, fab: FabData, memo: dict[str, str]) -> str:
+    """`resolve_node(name, fab).id`, remembered per name."""
+    if name not in memo:
+        memo[name] = resolve_node(name, fab).id
+    return memo[name]

@@ -72,11 +72,29 @@ def design_hash(mapping: dict) -> str:
     return hashlib.sha256(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+_PATHS: dict[str, list[str]] = {}
+"""Dotted parameter paths split once."""
+
+
 def design_mapping(base: dict, params: dict[str, Any]) -> dict:
-    """The base mapping with a point's (decoded) values set."""
-    data = copy.deepcopy(base)
+    """The base mapping with a point's (decoded) values set. Only the sections on a set path are
+    copied (the rest is shared with `base`, never mutated here): a search builds thousands."""
+    data = dict(base)
+    fresh = {id(data)}  # sections already copied for this point
     for path, value in params.items():
-        set_path(data, path, decode_choice(value))
+        keys = _PATHS.get(path) or _PATHS.setdefault(path, path.split("."))
+        node = data
+        for k in keys[:-1]:
+            child = node.get(k)
+            if not isinstance(child, dict):
+                child = {}
+            if id(child) not in fresh:
+                child = dict(child)
+                fresh.add(id(child))
+                node[k] = child
+            node = child
+        value = decode_choice(value)
+        node[keys[-1]] = copy.deepcopy(value) if isinstance(value, (dict, list)) else value
     return data
 
 

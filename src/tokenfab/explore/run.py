@@ -85,7 +85,10 @@ def _study_info(o: SearchOutcome) -> dict:
             "trials": len(o.trials), "evaluated": o.evaluated, "reused": len(o.trials) - o.resumed_from - o.evaluated,
             "resumed_from": o.resumed_from, "recovered": o.recovered, "executor": o.executor, "workers": o.workers,
             "batch": o.batch, "seconds": o.seconds, "objectives": list(o.objectives),
-            "max_chips": o.context.max_chips, "fidelity": o.context.fidelity}
+            "max_chips": o.context.max_chips, "fidelity": o.context.fidelity,
+            "screen": {"points": o.screened, "seeded_trials": o.screen_seeded, "seconds": o.screen_seconds,
+                       "fidelity": "screen (explore.screen: tiles chosen per core geometry, reduced mapping "
+                                   "grid); every trial runs the full path"} if o.screened else None}
 
 
 def moves(best: dict | None, other: dict | None, front: list[dict], other_front: list[dict]) -> dict:

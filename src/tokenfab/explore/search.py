@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from tokenfab.explore import objectives as obj_mod
 from tokenfab.explore.designs import base_mapping, decode_choice, design_hash, design_mapping, distributions, grid_values
 from tokenfab.explore.evaluate import EvalContext, make_context
@@ -65,6 +67,17 @@ class SearchConfig:
     study_name: str | None = None
     resume: bool = False
     economics: Economics | None = None
+    screen: int | None = None
+    """Design-space points scored by the screening stage (`explore.screen`) before the first batch;
+    the best of them (their Pareto front on the objectives) are the first trials. None: `SCREEN_PER_TRIAL`
+    × trials, at most `SCREEN_MAX`; 0: no screening. Only a new study of an all-LLM workload is
+    screened, and never a grid search."""
+
+
+SCREEN_PER_TRIAL = 32
+SCREEN_MAX = 4096
+"""Default screening: 32 points per trial asked for, at most 4,096 (a few seconds at the screen's
+~1,000 designs/s per core, against ~0.5 s per trial for the full path: bench/design_batch_speed.py)."""
 
 
 @dataclass
@@ -101,6 +114,11 @@ class SearchOutcome:
     context: EvalContext
     evaluated_numbers: list[int] = field(default_factory=list)
     """Trial numbers whose design this run evaluated."""
+    screened: int = 0
+    """Points the screening stage scored in this run (0: none)."""
+    screen_seconds: float = 0.0
+    screen_seeded: int = 0
+    """Screened points enqueued as the study's first trials."""
 
 
 def settings(space: DesignSpace, cfg: SearchConfig) -> dict[str, Any]:
@@ -367,6 +385,8 @@ def _run_search(workload, space, base_design, cfg, progress, on_told, executor) 
         for i in range(0, len(pending), st["batch"]):
             part = pending[i:i + st["batch"]]
             run_batch([(Trial(study, t._trial_id), dict(t.params)) for t in part])
+        if not study.get_trials(deepcopy=False):
+            state.update(_screen(study, space, st, cfg, ctx, total))
         while state["done"] < total:
             k = min(st["batch"], total - state["done"])
             n_so_far = len(study.get_trials(deepcopy=False))
@@ -389,4 +409,29 @@ def _run_search(workload, space, base_design, cfg, progress, on_told, executor) 
                          objectives=st["objectives"], trials=sorted(records, key=lambda r: r.number),
                          evaluated=state["evaluated"], resumed_from=resumed_from, recovered=recovered,
                          seconds=time.perf_counter() - t0, executor=ex.name, workers=ex.workers,
-                         batch=st["batch"], context=ctx, evaluated_numbers=sorted(state["numbers"]))
+                         batch=st["batch"], context=ctx, evaluated_numbers=sorted(state["numbers"]),
+                         screened=state.get("screened", 0), screen_seconds=state.get("screen_seconds", 0.0),
+                         screen_seeded=state.get("screen_seeded", 0))
+
+
+def _screen(study, space: DesignSpace, st: dict, cfg: SearchConfig, ctx: EvalContext, total: int) -> dict:
+    """Screen points of a new study and enqueue the best as its first trials (`SearchConfig.screen`).
+    Returns the counts for the outcome."""
+    from tokenfab.explore import screen
+
+    n = cfg.screen if cfg.screen is not None else min(SCREEN_PER_TRIAL * total, SCREEN_MAX)
+    if n <= 0 or st["sampler"] == "grid" or not screen.screenable(ctx):
+        return {}
+    points = screen.sample_points(space, n, _batch_seed(cfg.seed, -1))
+    try:
+        scores = screen.screen_points(points, ctx)
+    except (SpecError, ValueError) as exc:  # a space the batch path cannot take: the sampler starts alone
+        study.set_user_attr("screen", {"points": n, "seeded": 0, "error": str(exc).splitlines()[0]})
+        return {}
+    objectives = tuple(o for o in st["objectives"] if o in screen.SCREENED) or ("usd_per_mtok",)
+    chosen = [i for i in screen.pick(scores, objectives, min(st["batch"], total)) if scores["feasible"][i]]
+    for i in chosen:
+        study.enqueue_trial(points[i], skip_if_exists=True)
+    study.set_user_attr("screen", {"points": n, "seeded": len(chosen), "seconds": scores["seconds"],
+                                   "feasible": int(np.sum(scores["feasible"])), "fidelity": "screen"})
+    return {"screened": n, "screen_seconds": scores["seconds"], "screen_seeded": len(chosen)}

@@ -415,6 +415,62 @@ def lone_prefill_ratio(p: Prepared, new: float, k, pre_times: list) -> np.ndarra
     return np.where(g > 1.0, ratio, 1.0)
 
 
+@dataclass(frozen=True)
+class Cycle:
+    """One continuous-batching cycle of aggregated serving, per point (`aggregated_cycle`)."""
+
+    t_dec: np.ndarray
+    """Seconds of one decode step."""
+    dec_times: list
+    new: float
+    """Uncached prompt tokens a request prefills."""
+    k: np.ndarray
+    """Prompts per prefill forward."""
+    t_chunk_all: np.ndarray
+    """Latency of a prefill forward in which every data-parallel rank carries a chunk (`prefill_chunk`)."""
+    t_chunk_pipe_all: np.ndarray
+    """That forward at the slowest stage's pace."""
+    pre_times: list
+    t_chunk: np.ndarray
+    """Latency of a request's own prefill forward (alone on its rank where ranks are coupled)."""
+    t_pre_round: np.ndarray
+    """Seconds per cycle spent in prefill forwards."""
+    cycle: np.ndarray
+    """Seconds for every sequence of a batch to emit its output (the decode steps plus the prompts
+    prefilled meanwhile)."""
+
+
+def aggregated_cycle(p: Prepared, traffic: Traffic, space: SearchSpace, lone_ratio=None) -> Cycle:
+    """The steady state of aggregated serving (prefill and decode share the chips), per point:
+    `evaluate` and the design-batch path (`mapping.batched`) both price a point with it.
+    `lone_ratio`: `lone_prefill_ratio` or a caller's equivalent (same signature)."""
+    batch, pp, osl = p.batch, p.pp, p.osl
+    # Decode: a micro-batch of batch/pp sequences traverses all layers once per token.
+    t_dec, dec_times = decode_step(p)
+
+    # Prefill. Continuous-batching servers (vLLM, TRT-LLM, SGLang) run the prompts waiting for
+    # admission together, up to a token budget per forward (max_num_batched_tokens), so the
+    # weights are read once per chunk of `k` prompts, not once per prompt. A prompt longer than
+    # the budget is one chunk of its own. Prefix-cache hits are not recomputed but are attended to.
+    new = max(p.isl * (1 - traffic.prefix_cache_hit), 1.0)
+    budget = space.prefill_chunk_tokens or memory.PREFILL_CHUNK_TOKENS
+    k = np.clip(np.floor(budget / new), 1.0, batch)
+    t_chunk_all, t_chunk_pipe_all, pre_times = prefill_chunk(p, new, k)
+    # Attention data-parallel ranks coupled by expert parallelism step together and schedule
+    # their prompts independently: a prompt's chunk runs on its own rank while the others decode
+    # (a shorter iteration: `lone_prefill_ratio`), and every rank's cycle sits through all
+    # `ranks` ranks' chunks.
+    ranks = coupled_ranks(p.model, p.ep, p.dp)
+    lone = (lone_ratio or lone_prefill_ratio)(p, new, k, pre_times)
+    t_chunk, t_chunk_pipe = t_chunk_all * lone, t_chunk_pipe_all * lone
+    t_pre = ranks * t_chunk_pipe / k  # per prompt, amortized over the chunk, at the slowest stage's pace
+
+    # Each round the pipeline waits for the micro-batch with the most prompts to prefill.
+    t_pre_round = batch * t_pre / pp * pipeline.prefill_straggler_factor(batch, pp, osl, new / budget)
+    cycle = osl / p.tokens_per_step * t_dec + t_pre_round  # speculative decoding: fewer steps
+    return Cycle(t_dec, dec_times, new, k, t_chunk_all, t_chunk_pipe_all, pre_times, t_chunk, t_pre_round, cycle)
+
+
 def evaluate(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficiency, traffic: Traffic,
              space: SearchSpace = SearchSpace(), max_chip_count: int = 64,
              fidelity: str = "roofline") -> GridResult:
@@ -432,29 +488,9 @@ def evaluate(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficien
     act = memory.activation_bytes(model, tp, batch, isl, p.a_bytes, usable=memory.usable_bytes(chip.hbm_gb))
     free = memory.usable_bytes(chip.hbm_gb) - weights - kv - act
 
-    # Decode: a micro-batch of batch/pp sequences traverses all layers once per token.
-    t_dec, dec_times = decode_step(p)
-
-    # Prefill. Continuous-batching servers (vLLM, TRT-LLM, SGLang) run the prompts waiting for
-    # admission together, up to a token budget per forward (max_num_batched_tokens), so the
-    # weights are read once per chunk of `k` prompts, not once per prompt. A prompt longer than
-    # the budget is one chunk of its own. Prefix-cache hits are not recomputed but are attended to.
-    new = max(isl * (1 - traffic.prefix_cache_hit), 1.0)
-    budget = space.prefill_chunk_tokens or memory.PREFILL_CHUNK_TOKENS
-    k = np.clip(np.floor(budget / new), 1.0, batch)
-    t_chunk, t_chunk_pipe, pre_times = prefill_chunk(p, new, k)
-    # Attention data-parallel ranks coupled by expert parallelism step together and schedule
-    # their prompts independently: a prompt's chunk runs on its own rank while the others decode
-    # (a shorter iteration: `lone_prefill_ratio`), and every rank's cycle sits through all
-    # `ranks` ranks' chunks.
-    ranks = coupled_ranks(p.model, p.ep, p.dp)
-    lone = lone_prefill_ratio(p, new, k, pre_times)
-    t_chunk, t_chunk_pipe = t_chunk * lone, t_chunk_pipe * lone
-    t_pre = ranks * t_chunk_pipe / k  # per prompt, amortized over the chunk, at the slowest stage's pace
-
-    # Each round the pipeline waits for the micro-batch with the most prompts to prefill.
-    t_pre_round = batch * t_pre / pp * pipeline.prefill_straggler_factor(batch, pp, osl, new / budget)
-    cycle = osl / p.tokens_per_step * t_dec + t_pre_round  # speculative decoding: fewer steps
+    c = aggregated_cycle(p, traffic, space)
+    t_dec, dec_times, t_chunk, pre_times, k = c.t_dec, c.dec_times, c.t_chunk, c.pre_times, c.k
+    t_pre_round, cycle = c.t_pre_round, c.cycle
     n_chips = g["num_chips"].astype(float)
     arrays = dict(g)
     arrays.update(
