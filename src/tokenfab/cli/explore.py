@@ -44,6 +44,9 @@ def design(
                                                                       "trial."),
     fidelity: Optional[str] = typer.Option(None, "--fidelity", help="tiled (SRAM-aware, default) or roofline "
                                                                     "(faster)."),
+    screen: Optional[int] = typer.Option(None, "--screen", help="Design points the vectorized screen scores "
+                                                                "before the first trials (default 32 per trial, "
+                                                                "at most 4,096; 0: none)."),
     variant: Optional[str] = typer.Option(None, "--variant", help="Also search a variant of the workload (a name "
                                                                   "in it, or a variant YAML) and show how the best "
                                                                   "design moves."),
@@ -75,6 +78,9 @@ def design(
                         ("--max-chips", max_chips)):
         if value is not None and value < 1:
             raise UserError(f"{name} must be at least 1")
+    from tokenfab.explore.search import SCREEN_MAX
+    if screen is not None and not 0 <= screen <= SCREEN_MAX:
+        raise UserError(f"--screen must be between 0 and {SCREEN_MAX}, got {screen}")
     if ray_address and executor != "ray":
         raise UserError("--ray-address needs --executor ray")
     from tokenfab.explore.search import check_storage
@@ -83,7 +89,7 @@ def design(
     cfg = SearchConfig(trials=trials, seed=seed, sampler=sampler, population=population, batch=batch,
                        max_chips=max_chips, fidelity=fidelity, executor=executor, workers=workers,
                        ray_address=ray_address, storage=storage, study_name=study_name, resume=resume,
-                       economics=econ)
+                       economics=econ, screen=screen)
     try:
         with _Progress(enabled=not quiet) as bar:
             report = design_study(workload, space, cfg, variant=variant, with_sensitivity=not no_sensitivity,
