@@ -4,6 +4,71 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 
+INNER_MAX_EXAMPLES = 25
+"""Test tiers (README, Quick start): in the inner loop (`pytest -m "not slow"`) a Hypothesis property test
+runs at most this many examples; CI (plain `pytest`, slow included) runs each at the count its own
+`@settings` asks for (up to 300). A property that fails is saved in `.hypothesis/` and replayed first
+on the next run at any count."""
+
+
+def inner_loop(config) -> bool:
+    """True when this run leaves the `slow` tier out (the inner loop, `-m "not slow"`)."""
+    expr = " ".join(str(config.getoption("markexpr", "") or "").split())
+    return "not slow" in expr
+
+
+def cap_examples(fn, cap: int = INNER_MAX_EXAMPLES) -> bool:
+    """Lower a Hypothesis test's `max_examples` to `cap` in place; True when it was lowered. A test
+    that is not a Hypothesis test, or already asks for no more than `cap`, is left alone."""
+    current = getattr(fn, "_hypothesis_internal_use_settings", None)
+    if not getattr(fn, "is_hypothesis_test", False) or current is None or current.max_examples <= cap:
+        return False
+    fn._hypothesis_internal_use_settings = type(current)(current, max_examples=cap)
+    return True
+
+
+def _app_key(app) -> tuple:
+    """What a typer app's click command is built from: a command or group registered later changes it."""
+    return (id(app), id(app.registered_callback), tuple(map(id, app.registered_commands)),
+            tuple(map(id, app.registered_groups)))
+
+
+def build_command_once(build):
+    """`build` (typer's app → click command) memoized per app and its registrations. typer's test
+    runner builds the whole click command tree again on every `invoke` (20-40 ms for tokenfab's app;
+    the inner loop invokes it ~290 times: 6-12 s of CPU, measured); the `tokenfab` executable builds
+    it once per process, and so do the tests with this. A click command keeps no state between
+    invocations (each gets a fresh Context)."""
+    built: dict[tuple, tuple] = {}
+
+    def command_for(app):
+        key = _app_key(app)
+        if key not in built:
+            built[key] = (app, build(app))  # the app is held so that its id is not reused
+        return built[key][1]
+
+    command_for.built = built
+    return command_for
+
+
+def pytest_configure(config):
+    import typer.testing
+
+    build = getattr(typer.testing, "_get_command", None)
+    if build is not None and not hasattr(build, "built"):  # a typer without the name: nothing to speed up
+        typer.testing._get_command = build_command_once(build)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not inner_loop(config):
+        return
+    seen = set()
+    for item in items:
+        fn = getattr(item, "obj", None)
+        if fn is not None and id(fn) not in seen:  # parametrized copies share one function
+            seen.add(id(fn))
+            cap_examples(fn)
+
 
 @pytest.fixture
 def tiny_model():

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from tokenfab.cli import app
@@ -9,6 +10,7 @@ from tokenfab.cli import app
 runner = CliRunner()
 
 
+@pytest.mark.slow  # two design searches (~3 s); the inner loop keeps screening and seeding in test_design_batch.py
 def test_screen_size_reaches_the_study_and_zero_turns_it_off():
     r = runner.invoke(app, ["design", "chat-mix", "--trials", "2", "--screen", "64", "--no-sensitivity",
                             "--quiet", "--json"])

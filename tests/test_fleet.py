@@ -3,8 +3,6 @@ one-line infeasibility, the CLI's JSON."""
 
 import itertools
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -159,8 +157,8 @@ def test_infeasible_scenario_is_one_line_naming_the_power_cap_and_exit_2(tmp_pat
 
     f = tmp_path / "s.yaml"
     f.write_text(yaml.safe_dump(_scenario(power_cap_mw=20.0)))
-    res = subprocess.run([sys.executable, "-m", "tokenfab", "fleet", str(f)], capture_output=True, text=True)
-    assert res.returncode == 2
+    res = CliRunner().invoke(app, ["fleet", str(f)])  # in process: `python -m tokenfab` is tests/test_cli.py's
+    assert res.exit_code == 2 and res.stdout == ""
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
     # 30,000 chips × 0.9 kW = 27 MW against a 20 MW cap: 7 MW short, in the first quarter

@@ -29,10 +29,16 @@ SAME_SILICON = [("h100-sxm", "h100-sxm-design", "deepseek-v3"), ("h100-sxm", "h1
                 ("a100-sxm-80g", "a100-sxm-80g-design", "llama-3.1-70b"), ("b200", "b200-design", "llama-3.1-70b"),
                 ("mi300x", "mi300x-design", "llama-3.1-70b"), ("ascend-910b", "ascend-910b-design", "llama-3.1-70b"),
                 ("ascend-910c", "ascend-910c-design", "qwen3-32b")]
+TILED_IN_CI_ONLY = {("h100-sxm", "deepseek-v3"), ("a100-sxm-80g", "llama-3.1-70b"), ("ascend-910b", "llama-3.1-70b")}
+"""Tiled cases the inner loop (-m "not slow") leaves to CI: DeepSeek-V3 tiled takes ~1.5 s (H100 stays at
+roofline and tiled on Llama); A100 and 910B repeat the SM and NPU cases of H100 and 910C."""
+SAME_SILICON_CASES = [
+    pytest.param(fidelity, *case,
+                 marks=[pytest.mark.slow] if fidelity == "tiled" and (case[0], case[2]) in TILED_IN_CI_ONLY else [])
+    for fidelity in ("roofline", "tiled") for case in SAME_SILICON]
 
 
-@pytest.mark.parametrize("catalog_id, design_id, model", SAME_SILICON)
-@pytest.mark.parametrize("fidelity", ["roofline", "tiled"])
+@pytest.mark.parametrize("fidelity, catalog_id, design_id, model", SAME_SILICON_CASES)
 def test_same_silicon_described_as_a_design_gets_the_same_answer(catalog_id, design_id, model, fidelity):
     # Each reference design has the datasheet of its catalog chip and names its stack and, where the
     # chip is calibrated, its calibration: within 3% (issue 16), at the search's fidelity too.

@@ -106,6 +106,16 @@ def test_plan_json(app):
     out = json.loads(r.stdout)
     assert out["feasible"] and out["best"]["max_rate_rps"] > 0 and out["num_chips"] >= 1
     assert {"usd_per_day", "usd_per_mtok", "cost_basis"} <= out.keys()
+    # The fleet for 1e9 tokens/day, worked as tests/test_serving_plan.py's engine test (slow tier) does.
+    best = out["best"]
+    assert best["rate_per_chip_rps"] == max(c["rate_per_chip_rps"] for c in out["candidates"] if c["feasible"])
+    rps = 1e9 / 86400 / (out["mean_input_tokens"] + out["mean_output_tokens"])
+    assert out["required_rps"] == pytest.approx(rps)
+    assert out["num_chips"] == out["units"] * best["chips_per_unit"] and out["units"] * best["max_rate_rps"] >= rps
+    assert (out["units"] - 1) * best["max_rate_rps"] < rps  # the fewest units that carry the volume
+    if out["usd_per_chip_hour"] is not None:
+        assert out["usd_per_day"] == pytest.approx(out["num_chips"] * out["usd_per_chip_hour"] * 24)
+        assert out["usd_per_mtok"] == pytest.approx(out["usd_per_day"] / 1e3)
 
 
 def test_plan_reports_mode_pools_and_the_estimates_choice(app):

@@ -135,27 +135,28 @@ def test_run_writes_results_json_csv_and_report(tmp_path):
 
 def test_second_run_with_unchanged_inputs_loads_the_cache(tmp_path, monkeypatch):
     path = tiny_study(tmp_path)
-    first = run_study(path, tmp_path / "out")
+    first = run_study(path, tmp_path / "out", write_report=False)
 
     def boom(*a, **k):
         raise AssertionError("the engine must not run on a cache hit")
 
     monkeypatch.setattr("tokenfab.study.sections.api.estimate", boom)
-    second = run_study(path, tmp_path / "out")
+    second = run_study(path, tmp_path / "out", write_report=False)  # no report asked: the cached results suffice
     assert second.cached and second.computed == []
     assert second.results["rows"] == first.results["rows"] and second.results["hash"] == first.results["hash"]
 
 
 def test_changing_only_the_volume_reuses_every_section(tmp_path):
-    run_study(tiny_study(tmp_path), tmp_path / "out")
-    again = run_study(tiny_study(tmp_path, volume={"output_tokens_per_day": 3.0e9}), tmp_path / "out")
+    run_study(tiny_study(tmp_path), tmp_path / "out", write_report=False)
+    again = run_study(tiny_study(tmp_path, volume={"output_tokens_per_day": 3.0e9}), tmp_path / "out",
+                      write_report=False)
     assert not again.cached and again.computed == [] and len(again.reused) == 2
 
 
 def test_no_cache_recomputes(tmp_path):
     path = tiny_study(tmp_path)
-    run_study(path, tmp_path / "out")
-    assert len(run_study(path, tmp_path / "out", use_cache=False).computed) == 2
+    run_study(path, tmp_path / "out", write_report=False)
+    assert len(run_study(path, tmp_path / "out", use_cache=False, write_report=False).computed) == 2
 
 
 def test_killed_run_resumes_from_the_sections_it_wrote(tmp_path):
@@ -167,12 +168,12 @@ def test_killed_run_resumes_from_the_sections_it_wrote(tmp_path):
             raise KeyboardInterrupt  # as if the process were stopped here
 
     with pytest.raises(KeyboardInterrupt):
-        run_study(path, store.dir, progress=kill_after_first)
+        run_study(path, store.dir, progress=kill_after_first, write_report=False)
     written = sorted(p.name for p in store.sections_dir.iterdir())
     first_key = prepare(path).sections[0].key
     assert written == [section_filename(first_key)]  # whole files only, no temporaries
     assert not store.results_path.exists()
-    resumed = run_study(path, store.dir)
+    resumed = run_study(path, store.dir, write_report=False)
     assert resumed.reused == [first_key] and len(resumed.computed) == 1
     assert store.results_path.exists()
 
@@ -180,20 +181,20 @@ def test_killed_run_resumes_from_the_sections_it_wrote(tmp_path):
 def test_partial_or_corrupt_section_files_are_recomputed(tmp_path):
     path = tiny_study(tmp_path)
     store = ResultStore(tmp_path / "out")
-    run_study(path, store.dir)
+    run_study(path, store.dir, write_report=False)
     key = prepare(path).sections[0].key
     (store.sections_dir / section_filename(key)).write_text('{"key": "truncated')
     (store.sections_dir / f".{section_filename(key)}.abc.tmp").write_text("half a file")
     store.results_path.unlink()
-    again = run_study(path, store.dir)
+    again = run_study(path, store.dir, write_report=False)
     assert again.computed == [key]
     assert json.loads((store.sections_dir / section_filename(key)).read_text())["key"] == key
 
 
 def test_a_section_from_other_inputs_is_not_reused(tmp_path):
-    run_study(tiny_study(tmp_path), tmp_path / "out")
+    run_study(tiny_study(tmp_path), tmp_path / "out", write_report=False)
     changed = tiny_study(tmp_path, economics={"overrides": {"rental_usd_per_chip_hour": 3.0}})
-    again = run_study(changed, tmp_path / "out")
+    again = run_study(changed, tmp_path / "out", write_report=False)
     assert len(again.computed) == 2 and again.reused == []
     assert {r["usd_per_chip_hour"] for r in again.results["rows"]} == {3.0}
 
@@ -222,7 +223,7 @@ def test_total_tokens_per_day_splits_by_the_traffic_lengths():
 
 
 def test_summary_names_the_cheapest_chip_meeting_the_slos(tmp_path):
-    doc = run_study(tiny_study(tmp_path), tmp_path / "out").results
+    doc = run_study(tiny_study(tmp_path), tmp_path / "out", write_report=False).results
     ok = [r for r in doc["rows"] if r["meets_slo"]]
     best = min(ok, key=lambda r: r["usd_per_day"])
     answer = doc["summary"]["answers"][0]
@@ -253,6 +254,8 @@ def test_serving_section_gives_latency_percentiles_and_cdfs(tmp_path):
         d = sec[metric]
         assert d["n"] > 0 and d["p50"] <= d["p90"] <= d["p99"]
         assert d["cdf_frac"][-1] == pytest.approx(1.0) and d["cdf_ms"] == sorted(d["cdf_ms"])
+    serving_html = out.report_path.read_text().split('<section id="serving">')[1].split("</section>")[0]
+    assert "CDF of" in serving_html  # the report draws them (the browser test is slow-tier)
 
 
 @pytest.mark.slow
@@ -274,6 +277,8 @@ def test_build_vs_buy_study_gives_a_break_even(tmp_path):
     assert r["breakeven_fleet"] is None or r["breakeven_fleet"] > 0
     assert len(r["tornado"]) > 3
     assert any(a["kind"] == "build_vs_buy" for a in out.results["summary"]["answers"])
+    html = out.report_path.read_text()  # the report's section, rendered (the browser test is slow-tier)
+    assert '<section id="build-vs-buy">' in html and "Break-even" in html
 
 
 # ---- the design section --------------------------------------------------------------------
