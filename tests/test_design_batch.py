@@ -26,6 +26,8 @@ from tokenfab.perf import screen, tiled
 from tokenfab.perf.efficiency import efficiency_for, family_default
 from tokenfab.specs import Traffic
 
+from test_tiled import ATTENTION_SRAM_CASES, GEMM_SRAM_CASES, sram_pair  # the tiled model's laws' cases
+
 LLAMA = Traffic(input_len=6000, output_len=400, slo_ttft_ms=30000, slo_tpot_ms=200)  # chat-mix "batch"
 
 
@@ -103,7 +105,6 @@ def test_screen_kernels_never_move_against_sram():
 
 
 KIB, MIB = 1024.0, 1024.0 ** 2
-dims = st.sampled_from([1, 7, 64, 100, 128, 333, 1024, 2048, 4096, 7168, 16384])
 
 
 def _one(hw: tiled.TiledHW) -> tiled.TiledHW:
@@ -111,20 +112,11 @@ def _one(hw: tiled.TiledHW) -> tiled.TiledHW:
 
 
 @settings(max_examples=150, deadline=None)
-@given(m=dims, n=dims, k=dims, b=st.sampled_from([1.0, 2.0]), cores=st.sampled_from([1, 4, 32, 132]),
-       core_kib=st.sampled_from([16, 64, 228, 1024]), shared_mib=st.sampled_from([0, 4, 50, 256]),
-       grow=st.sampled_from([1.5, 2.0, 8.0]), which=st.sampled_from(["core", "shared", "both"]),
-       ws=st.booleans())
+@given(**GEMM_SRAM_CASES)
 def test_screened_gemm_more_sram_never_raises_hbm_traffic_or_time(m, n, k, b, cores, core_kib, shared_mib, grow,
                                                                    which, ws):
     """tests/test_tiled.py's law, through the screening kernels."""
-    hw = tiled.TiledHW(cores=cores, sram_per_core_bytes=core_kib * KIB, shared_sram_bytes=shared_mib * MIB,
-                       array_rows=128 if ws else 64, array_cols=128 if ws else 8, array_depth=16, weight_stationary=ws,
-                       acc_bytes_per_core=0 if ws else 128 * KIB, shared_sram_tb_s=8.0 if shared_mib else 0.0)
-    bigger = hw.with_(
-        sram_per_core_bytes=hw.sram_per_core_bytes * (grow if which in ("core", "both") else 1.0),
-        shared_sram_bytes=(hw.shared_sram_bytes or MIB) * (grow if which in ("shared", "both") else 1.0)
-        if which != "core" else hw.shared_sram_bytes)
+    hw, bigger = sram_pair(cores, core_kib, shared_mib, grow, which, ws)
     eff = family_default("NVIDIA")
     run = lambda h: screen.gemm_detail(np.array([m]), np.array([n]), np.array([k]), np.array([[500.0]]),  # noqa: E731
                                        np.array([[3.0]]), b, b, eff, hw=_one(h))
@@ -135,12 +127,7 @@ def test_screened_gemm_more_sram_never_raises_hbm_traffic_or_time(m, n, k, b, co
 
 
 @settings(max_examples=150, deadline=None)
-@given(tokens=st.sampled_from([1, 2, 16, 512, 4096, 32768]), group=st.sampled_from([1, 4, 8, 16, 128]),
-       keys=st.sampled_from([64, 1000, 8192, 65536]), d=st.sampled_from([(64, 64), (128, 128), (192, 128),
-                                                                        (576, 512)]),
-       kv_bytes=st.sampled_from([1.0, 2.0]), seqs=st.sampled_from([1, 8, 256]),
-       core_kib=st.sampled_from([8, 32, 64, 228, 1024]), shared_mib=st.sampled_from([0, 1, 16, 256]),
-       grow=st.sampled_from([1.5, 2.0, 8.0]), which=st.sampled_from(["core", "shared", "both"]), ws=st.booleans())
+@given(**ATTENTION_SRAM_CASES)
 def test_screened_attention_more_sram_never_raises_traffic_or_time(tokens, group, keys, d, kv_bytes, seqs, core_kib,
                                                                     shared_mib, grow, which, ws):
     """tests/test_tiled.py's attention law (MLA's shared 576/512 latent included), screened."""

@@ -84,12 +84,17 @@ def test_vectorized_over_shapes_and_designs():
 dims = st.sampled_from([1, 7, 64, 100, 128, 333, 1024, 2048, 4096, 7168, 16384])
 
 
-@settings(max_examples=150, deadline=None)
-@given(m=dims, n=dims, k=dims, b=st.sampled_from([1.0, 2.0]), cores=st.sampled_from([1, 4, 32, 132]),
-       core_kib=st.sampled_from([16, 64, 228, 1024]), shared_mib=st.sampled_from([0, 4, 50, 256]),
-       grow=st.sampled_from([1.5, 2.0, 8.0]), which=st.sampled_from(["core", "shared", "both"]),
-       ws=st.booleans())
-def test_more_sram_never_raises_hbm_traffic_or_time(m, n, k, b, cores, core_kib, shared_mib, grow, which, ws):
+GEMM_SRAM_CASES = dict(
+    m=dims, n=dims, k=dims, b=st.sampled_from([1.0, 2.0]), cores=st.sampled_from([1, 4, 32, 132]),
+    core_kib=st.sampled_from([16, 64, 228, 1024]), shared_mib=st.sampled_from([0, 4, 50, 256]),
+    grow=st.sampled_from([1.5, 2.0, 8.0]), which=st.sampled_from(["core", "shared", "both"]), ws=st.booleans())
+"""GEMM shapes and SRAM growths of the GEMM law (also run on the screening kernels:
+tests/test_design_batch.py)."""
+
+
+def sram_pair(cores, core_kib, shared_mib, grow, which, ws) -> tuple[TiledHW, TiledHW]:
+    """A small tiled chip (weight- or output-stationary) and the same chip with `grow` x the SRAM
+    per core, shared, or both."""
     hw = TiledHW(cores=cores, sram_per_core_bytes=core_kib * KIB, shared_sram_bytes=shared_mib * MIB,
                  array_rows=128 if ws else 64, array_cols=128 if ws else 8, array_depth=16, weight_stationary=ws,
                  acc_bytes_per_core=0 if ws else 128 * KIB, shared_sram_tb_s=8.0 if shared_mib else 0.0)
@@ -97,6 +102,13 @@ def test_more_sram_never_raises_hbm_traffic_or_time(m, n, k, b, cores, core_kib,
         sram_per_core_bytes=hw.sram_per_core_bytes * (grow if which in ("core", "both") else 1.0),
         shared_sram_bytes=(hw.shared_sram_bytes or MIB) * (grow if which in ("shared", "both") else 1.0)
         if which != "core" else hw.shared_sram_bytes)
+    return hw, bigger
+
+
+@settings(max_examples=150, deadline=None)
+@given(**GEMM_SRAM_CASES)
+def test_more_sram_never_raises_hbm_traffic_or_time(m, n, k, b, cores, core_kib, shared_mib, grow, which, ws):
+    hw, bigger = sram_pair(cores, core_kib, shared_mib, grow, which, ws)
     eff = family_default("NVIDIA")
     before = tiled.gemm_detail(m, n, k, 500.0, 3.0, b, b, cores, eff, hw=hw)
     after = tiled.gemm_detail(m, n, k, 500.0, 3.0, b, b, cores, eff, hw=bigger)
@@ -267,13 +279,18 @@ def test_kv_resident_in_shared_sram_moves_nothing_over_hbm():
     assert float(d["hbm_bytes"]) == 0.0 and float(d["hbm_s"]) == 0.0
 
 
+ATTENTION_SRAM_CASES = dict(
+    tokens=st.sampled_from([1, 2, 16, 512, 4096, 32768]), group=st.sampled_from([1, 4, 8, 16, 128]),
+    keys=st.sampled_from([64, 1000, 8192, 65536]), d=st.sampled_from([(64, 64), (128, 128), (192, 128), (576, 512)]),
+    kv_bytes=st.sampled_from([1.0, 2.0]), seqs=st.sampled_from([1, 8, 256]),
+    core_kib=st.sampled_from([8, 32, 64, 228, 1024]), shared_mib=st.sampled_from([0, 1, 16, 256]),
+    grow=st.sampled_from([1.5, 2.0, 8.0]), which=st.sampled_from(["core", "shared", "both"]), ws=st.booleans())
+"""Attention shapes (GQA to MLA's shared 576/512 latent) and SRAM growths of the attention law
+(also run on the screening kernels: tests/test_design_batch.py)."""
+
+
 @settings(max_examples=150, deadline=None)
-@given(tokens=st.sampled_from([1, 2, 16, 512, 4096, 32768]), group=st.sampled_from([1, 4, 8, 16, 128]),
-       keys=st.sampled_from([64, 1000, 8192, 65536]), d=st.sampled_from([(64, 64), (128, 128), (192, 128),
-                                                                        (576, 512)]),
-       kv_bytes=st.sampled_from([1.0, 2.0]), seqs=st.sampled_from([1, 8, 256]),
-       core_kib=st.sampled_from([8, 32, 64, 228, 1024]), shared_mib=st.sampled_from([0, 1, 16, 256]),
-       grow=st.sampled_from([1.5, 2.0, 8.0]), which=st.sampled_from(["core", "shared", "both"]), ws=st.booleans())
+@given(**ATTENTION_SRAM_CASES)
 def test_more_sram_never_raises_attention_traffic_or_time(tokens, group, keys, d, kv_bytes, seqs, core_kib,
                                                           shared_mib, grow, which, ws):
     dk, dv = d
