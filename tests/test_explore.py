@@ -265,6 +265,7 @@ def test_process_executor_gives_the_inline_study(tmp_path):
     assert trial_signature(pool) == trial_signature(inline)
 
 
+@pytest.mark.slow  # end-to-end search/run; the inner loop keeps the cheaper tests of the same path
 def test_repeated_designs_are_not_evaluated_twice(tmp_path):
     wl, sp, base = load(tmp_path)  # 18 points: 40 trials must repeat designs
     out = run_search(wl, sp, base, SearchConfig(trials=40, seed=1, sampler="random"))
@@ -292,6 +293,7 @@ def test_study_reports_baseline_verdict_and_sensitivity(tmp_path):
     assert sum(bparts.values()) == pytest.approx(rep["best"]["objectives"]["usd_per_mtok"])
 
 
+@pytest.mark.slow  # end-to-end search/run; the inner loop keeps the cheaper tests of the same path
 def test_front_design_file_loads_as_a_chip(tmp_path):
     from tokenfab import catalog
     from tokenfab.explore import write_outputs

@@ -29,6 +29,7 @@ def context(wl):
                         sp.search.max_chips, sp.search.fidelity)
 
 
+@pytest.mark.slow  # end-to-end search/run; the inner loop keeps the cheaper tests of the same path
 def test_mixed_workload_evaluates_a_design_in_mtok_equivalents():
     wl, _ = load_workload("media-mix")
     ctx = context(wl)

@@ -120,6 +120,7 @@ def test_code_fingerprint_is_stable():
 
 # ---- runs and the cache ---------------------------------------------------------------------
 
+@pytest.mark.slow  # end-to-end search/run; the inner loop keeps the cheaper tests of the same path
 def test_run_writes_results_json_csv_and_report(tmp_path):
     out = run_study(tiny_study(tmp_path), tmp_path / "out")
     assert not out.cached and len(out.computed) == 2
