@@ -24,7 +24,6 @@ mapping points.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
@@ -51,8 +50,11 @@ _GH_W = _GH_W / _GH_W.sum()
 _Z99 = 2.3263478740408408  # standard normal 99th percentile
 
 
-_erfc = np.vectorize(math.erfc, otypes=[float])
-"""Complementary error function over arrays (the standard library's, element-wise)."""
+def _erfc(x):
+    """Complementary error function over arrays (scipy's ufunc, imported where first used)."""
+    from scipy.special import erfc
+
+    return erfc(x)
 
 
 def p99_wait_plus_service_s(rho, tau_s, service_mean_s, service_p99_s, q: float = 0.99):
