@@ -407,10 +407,10 @@ def lone_prefill_ratio(p: Prepared, new: float, k, pre_times: list) -> np.ndarra
                      a_bytes=p.a_bytes, kv_bytes=p.kv_bytes, vision_items=k * p.vision_items / g,
                      vision_patches=p.vision_patches)
     timer = p.timer or time_ops
-    lone_times = timer(step_ops(p.model, lone), p.hw)
+    lone_times = timer([op for op in step_ops(p.model, lone) if op.name in EXPERT_OPS], p.hw)  # only what differs
     total = sum(np.asarray(t.seconds, float) for t in pre_times)
     experts = sum(np.asarray(t.seconds, float) for t in pre_times if t.name in EXPERT_OPS)
-    experts_lone = sum(np.asarray(t.seconds, float) for t in lone_times if t.name in EXPERT_OPS)
+    experts_lone = sum(np.asarray(t.seconds, float) for t in lone_times)
     ratio = np.clip((total - experts + experts_lone) / np.maximum(total, 1e-30), 0.0, 1.0)
     return np.where(g > 1.0, ratio, 1.0)
 
