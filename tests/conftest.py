@@ -4,7 +4,7 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 
-INNER_MAX_EXAMPLES = 25
+INNER_MAX_EXAMPLES = 10
 """Test tiers (README, Quick start): in the inner loop (`pytest -m "not slow"`) a Hypothesis property test
 runs at most this many examples; CI (plain `pytest`, slow included) runs each at the count its own
 `@settings` asks for (up to 300). A property that fails is saved in `.hypothesis/` and replayed first
