@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from tokenfab.cli import options as o
-from tokenfab.cli.common import console, handle_errors, print_json
+from tokenfab.cli.common import console, emit, handle_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -59,15 +59,13 @@ def chip(
         from tokenfab.report.design_plots import chip_html
 
         html.write_text(chip_html(s))
-        s["html"] = str(html)
-    if json_out:
-        print_json(s)
-        return
-    _print(s)
-    if s.get("workload"):
-        _print_workload(s["workload"], s["id"])
-    if html is not None:
-        console.print(f"wrote {html}")
+
+    def show() -> None:
+        _print(s)
+        if s.get("workload"):
+            _print_workload(s["workload"], s["id"])
+
+    emit(s, json_out, show, html)
 
 
 def _workload(name: str, model: str, traffic, fidelity: str | None) -> dict:

@@ -170,6 +170,19 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(json_safe(obj), indent=2) + "\n")
 
 
+def emit(result: dict, as_json: bool, show: Callable[[], None], html: Path | None = None) -> None:
+    """A command's result: JSON on stdout (with the page's path under `html` when one was written)
+    or its tables (`show`), then a line naming the page written."""
+    if html is not None:
+        result["html"] = str(html)
+    if as_json:
+        print_json(result)
+        return
+    show()
+    if html is not None:
+        console.print(f"wrote {html}")
+
+
 def split_csv(values: list[str] | None) -> list[str]:
     """Accept `--chips a,b --chips c` as [a, b, c]."""
     out: list[str] = []

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from tokenfab.cli import options as o
-from tokenfab.cli.common import UserError, console, err_console, handle_errors, print_json, reject_empty
+from tokenfab.cli.common import UserError, console, emit, err_console, handle_errors, reject_empty
 
 
 def register(app: typer.Typer) -> None:
@@ -60,13 +60,7 @@ def fleet(
         from tokenfab.report.fleet_html import fleet_html
 
         html.write_text(fleet_html(result))
-        result["html"] = str(html)
-    if as_json:
-        print_json(result)
-        return
-    _print(result)
-    if html is not None:
-        console.print(f"wrote {html}")
+    emit(result, as_json, lambda: _print(result), html)
 
 
 def _m(usd: float | None, r: dict) -> str:

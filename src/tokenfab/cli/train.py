@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from tokenfab.cli import options as o
-from tokenfab.cli.common import UserError, console, err_console, handle_errors, print_json, reject_empty
+from tokenfab.cli.common import UserError, console, emit, err_console, handle_errors, print_json, reject_empty
 
 
 def register(app: typer.Typer) -> None:
@@ -102,13 +102,7 @@ def train(
     row["software"] = software
     if html is not None:
         _write_html(html, row, spec_model, spec_chip, chips, job, stack, json_out)
-        row["html"] = str(html)
-    if json_out:
-        print_json(row)
-        return
-    _print(row)
-    if html is not None:
-        console.print(f"wrote {html}")
+    emit(row, json_out, lambda: _print(row), html)
 
 
 def _write_html(path: Path, row: dict, model, chip, chips: int, job, stack, json_out: bool) -> None:

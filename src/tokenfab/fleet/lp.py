@@ -175,7 +175,6 @@ def build(p: PlanProblem, chip_caps_as_rows: bool = False):
     `chip_caps_as_rows`: per-chip buy caps as rows (`chip supply`) rather than bounds."""
     C, W, T = p.shape
     idx, n_buy, n_alloc, n_f = _layout(p)
-    K = len(idx)
     n = n_buy + n_alloc + n_f
     inst = p.installed()  # [tau, t]
     mat = p.maturity if p.maturity is not None else np.ones((C, T))

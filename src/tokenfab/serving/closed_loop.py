@@ -15,8 +15,6 @@ from __future__ import annotations
 import heapq
 import time
 
-import numpy as np
-
 from tokenfab.serving.scheduler import Request
 from tokenfab.serving.simulator import Deployment, SimResult, Simulator
 from tokenfab.specs import SpecError

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokenfab.mapping import memory as inference_memory
-from tokenfab.mapping.search import chip_hardware, compute_precision
+from tokenfab.mapping.search import chip_hardware
 from tokenfab.perf.efficiency import Efficiency
 from tokenfab.specs import ChipSpec, ModelSpec, SystemSpec
 from tokenfab.train import memory, schedule

@@ -34,7 +34,6 @@ import numpy as np
 from tokenfab import api, catalog
 from tokenfab.validate.queueing import tpot_p99_ms, ttft_with_queueing_ms
 from tokenfab.mapping.search import SearchSpace, evaluate
-from tokenfab.perf.efficiency import efficiency_for
 from tokenfab.graph.speculative import tokens_per_step
 from tokenfab.perf.framework import efficiency_under  # the row's `framework` profile
 from tokenfab.validate.disaggregated import pools_from_notes, predict_pools_at_concurrency, with_row_mtp
