@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokenfab.mapping.closed_loop import closed_loop, tpot_percentile_s, ttft_median_s
+from tokenfab.mapping.closed_loop import closed_loop, interp_rows, tpot_percentile_s, ttft_median_s
 from tokenfab.perf.framework import profile_for
 from tokenfab.specs import Traffic
 from tokenfab.validate.datasets import target_qps
@@ -166,22 +166,14 @@ def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: Operatin
     # step of n / g, and every rank's prompt stalls the whole group for its own iteration.
     from tokenfab.mapping.search import coupled_ranks
     g = coupled_ranks(model, uniq[:, 2], uniq[:, 3])
-    out = None
-    for gv in np.unique(g):
-        sel = g == gv
-        part = closed_loop(np.maximum(clients[sel] * gv, 1.0), isl, max(osl / tps, 2.0), grid * gv, dec[sel],
-                           c0[sel], c1[sel], TOKEN_BUDGET, np.maximum(max_seqs[sel], 1.0) * gv, think_s=host_s,
-                           synchronized=sync, prompt_cv=queue_cv)
-        if out is None:
-            out = {k: np.zeros(len(uniq)) for k in part}
-        for key, val in part.items():
-            out[key][sel] = val
-    out["throughput_rps"] = out["throughput_rps"] / g  # per rank, as the uncoupled engines'
+    dec_group = np.stack([interp_rows(n_seq / g, grid, dec) for n_seq in grid], axis=1)
+    out = closed_loop(np.maximum(clients * g, 1.0), isl, max(osl / tps, 2.0), grid, dec_group, c0, c1, TOKEN_BUDGET,
+                      np.maximum(max_seqs, 1.0) * g, think_s=host_s, synchronized=sync, prompt_cv=queue_cv)
     if tps != 1.0:
         out = {**out, "tpot_s": out["tpot_s"] / tps}
     if host_s > 0:
         out = {**out, "ttft_s": out["ttft_s"] + host_s, "e2e_s": out["e2e_s"] + host_s}
-    system_rps = out["throughput_rps"] * dp
+    system_rps = out["throughput_rps"] * dp / g  # a group's requests, dp / g groups
     i = int(np.argmax(np.where(ok, system_rps, -np.inf)))
     t, pp, ep, d, prec = (int(x) for x in uniq[i])
     rps = float(system_rps[i])
