@@ -357,7 +357,7 @@ def _steady_state(p: ms.Prepared, traffic: Traffic, space: ms.SearchSpace, runs,
 def _lone_prefill_ratio(p: ms.Prepared, new: float, k, pre_times: list) -> np.ndarray:
     """`search.lone_prefill_ratio`, timing only what it reads: the expert ops of the points whose
     ranks are coupled (the ratio is 1 elsewhere)."""
-    from tokenfab.graph import StepShape, step_ops
+    from tokenfab.graph import step_ops
 
     g = ms.coupled_ranks(p.model, p.ep, p.dp)
     cols = np.flatnonzero(g > 1.0)
@@ -365,19 +365,9 @@ def _lone_prefill_ratio(p: ms.Prepared, new: float, k, pre_times: list) -> np.nd
     if len(cols) == 0:
         return ones
     sub = _subset(p, cols)
-    gs, ks = g[cols], np.broadcast_to(k, g.shape)[cols]
-    lone = StepShape("prefill", tokens=new * ks / gs, seqs=ks / gs, ctx=(sub.isl - new + new / 2.0) * np.ones_like(sub.tp),
-                     kv_len=sub.isl * np.ones_like(sub.tp), tp=sub.tp, dp=sub.dp, ep=sub.ep, w_bytes=sub.w_bytes,
-                     a_bytes=sub.a_bytes, kv_bytes=sub.kv_bytes, vision_items=ks * sub.vision_items / gs,
-                     vision_patches=sub.vision_patches)
-    ops = [op for op in step_ops(sub.model, lone) if op.name in ms.EXPERT_OPS]
-    lone_times = sub.timer(ops, sub.hw)
-    shape = ones.shape
-    col = lambda t: np.broadcast_to(np.asarray(t.seconds, float), shape)[:, cols]  # noqa: E731
-    total = sum(col(t) for t in pre_times)
-    experts = sum(col(t) for t in pre_times if t.name in ms.EXPERT_OPS)
-    experts_lone = sum(np.broadcast_to(np.asarray(t.seconds, float), (shape[0], len(cols))) for t in lone_times)
-    ones[:, cols] = np.clip((total - experts + experts_lone) / np.maximum(total, 1e-30), 0.0, 1.0)
+    lone = ms.prefill_shape(sub, new, np.broadcast_to(k, g.shape)[cols], g[cols])
+    lone_times = sub.timer([op for op in step_ops(sub.model, lone) if op.name in ms.EXPERT_OPS], sub.hw)
+    ones[:, cols] = ms.lone_ratio(pre_times, lone_times, cols)
     return ones
 
 

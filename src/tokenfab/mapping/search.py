@@ -357,6 +357,16 @@ def decode_step(p: Prepared, batch=None) -> tuple[np.ndarray, list]:
     return t + p2p + p.eff.step_overhead_ms * 1e-3, times
 
 
+def prefill_shape(p: Prepared, new: float, k, split=1.0) -> StepShape:
+    """A prefill forward of `k` prompts of `new` uncached tokens each, its tokens split evenly over
+    `split` ranks (context parallelism; 1: one rank carries it), the rest of each prompt attended
+    to as cached."""
+    return StepShape("prefill", tokens=new * k / split, seqs=k / split,
+                     ctx=(p.isl - new + new / 2.0) * np.ones_like(p.tp), kv_len=p.isl * np.ones_like(p.tp), tp=p.tp,
+                     dp=p.dp, ep=p.ep, w_bytes=p.w_bytes, a_bytes=p.a_bytes, kv_bytes=p.kv_bytes,
+                     vision_items=k * p.vision_items / split, vision_patches=p.vision_patches)
+
+
 def prefill_chunk(p: Prepared, new: float, k, cp=1.0) -> tuple[np.ndarray, np.ndarray, list]:
     """One prefill forward of `k` prompts of `new` uncached tokens each (the rest of the prompt is
     a prefix-cache hit: attended to, not recomputed). Returns (latency through all stages in turn,
@@ -365,10 +375,7 @@ def prefill_chunk(p: Prepared, new: float, k, cp=1.0) -> tuple[np.ndarray, np.nd
     halves), each doing 1/cp of the work; the KV exchange between them is the caller's
     (`mapping.modes`)."""
     cp = np.asarray(cp, float)
-    pre = StepShape("prefill", tokens=new * k / cp, seqs=k / cp, ctx=(p.isl - new + new / 2.0) * np.ones_like(p.tp),
-                    kv_len=p.isl * np.ones_like(p.tp), tp=p.tp, dp=p.dp, ep=p.ep, w_bytes=p.w_bytes,
-                    a_bytes=p.a_bytes, kv_bytes=p.kv_bytes, vision_items=k * p.vision_items / cp,
-                    vision_patches=p.vision_patches)
+    pre = prefill_shape(p, new, k, cp)
     t_pipe, times = step_seconds(p, pre, new * k / cp)
     p2p = (p.pp - 1) * comm.p2p_time_s(k * new / cp * p.model.hidden_size * p.a_bytes, p.crosses, p.system, p.eff)
     overhead = p.eff.step_overhead_ms * 1e-3
@@ -402,17 +409,26 @@ def lone_prefill_ratio(p: Prepared, new: float, k, pre_times: list) -> np.ndarra
     g = coupled_ranks(p.model, p.ep, p.dp)
     if not np.any(g > 1.0):
         return np.ones_like(g)
-    lone = StepShape("prefill", tokens=new * k / g, seqs=k / g, ctx=(p.isl - new + new / 2.0) * np.ones_like(p.tp),
-                     kv_len=p.isl * np.ones_like(p.tp), tp=p.tp, dp=p.dp, ep=p.ep, w_bytes=p.w_bytes,
-                     a_bytes=p.a_bytes, kv_bytes=p.kv_bytes, vision_items=k * p.vision_items / g,
-                     vision_patches=p.vision_patches)
-    timer = p.timer or time_ops
-    lone_times = timer([op for op in step_ops(p.model, lone) if op.name in EXPERT_OPS], p.hw)  # only what differs
-    total = sum(np.asarray(t.seconds, float) for t in pre_times)
-    experts = sum(np.asarray(t.seconds, float) for t in pre_times if t.name in EXPERT_OPS)
-    experts_lone = sum(np.asarray(t.seconds, float) for t in lone_times)
-    ratio = np.clip((total - experts + experts_lone) / np.maximum(total, 1e-30), 0.0, 1.0)
-    return np.where(g > 1.0, ratio, 1.0)
+    # The experts receive the chunk rank's tokens: the rank-shape step of 1/g of them (`moe_layout`
+    # counts every rank's tokens); only the expert ops differ, so only they are timed.
+    ops = [op for op in step_ops(p.model, prefill_shape(p, new, k, g)) if op.name in EXPERT_OPS]
+    lone_times = (p.timer or time_ops)(ops, p.hw)
+    return np.where(g > 1.0, lone_ratio(pre_times, lone_times), 1.0)
+
+
+def lone_ratio(pre_times: list, lone_expert_times: list, cols=None) -> np.ndarray:
+    """(all ops - expert ops + the lone chunk's expert ops) / all ops of a prefill forward, per point;
+    `cols`: the points (last axis) the lone times were taken on."""
+    shape = np.broadcast_shapes(*(np.shape(t.seconds) for t in pre_times))
+
+    def sec(t):
+        x = np.broadcast_to(np.asarray(t.seconds, float), shape)
+        return x if cols is None else x[..., cols]
+
+    total = sum(sec(t) for t in pre_times)
+    experts = sum(sec(t) for t in pre_times if t.name in EXPERT_OPS)
+    experts_lone = sum(np.asarray(t.seconds, float) for t in lone_expert_times)
+    return np.clip((total - experts + experts_lone) / np.maximum(total, 1e-30), 0.0, 1.0)
 
 
 @dataclass(frozen=True)
