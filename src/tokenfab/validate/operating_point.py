@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokenfab.mapping.closed_loop import closed_loop, interp_rows, tpot_percentile_s, ttft_median_s
+from tokenfab.mapping.search import coupled_ranks
 from tokenfab.perf.framework import profile_for
 from tokenfab.specs import Traffic
 from tokenfab.validate.datasets import target_qps
@@ -164,7 +165,6 @@ def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: Operatin
     # Attention-DP ranks coupled by expert parallelism (`mapping.search.coupled_ranks`) step as
     # one engine: its clients are all `g` ranks' clients, a decode step of n sequences is a rank's
     # step of n / g, and every rank's prompt stalls the whole group for its own iteration.
-    from tokenfab.mapping.search import coupled_ranks
     g = coupled_ranks(model, uniq[:, 2], uniq[:, 3])
     dec_group = np.stack([interp_rows(n_seq / g, grid, dec) for n_seq in grid], axis=1)
     out = closed_loop(np.maximum(clients * g, 1.0), isl, max(osl / tps, 2.0), grid, dec_group, c0, c1, TOKEN_BUDGET,
