@@ -120,6 +120,23 @@ def test_validate_adds_the_host_path_to_ttft_at_a_stated_concurrency(rid, low):
     assert low * added <= pred.value - base <= added * 1.001
 
 
+def test_the_median_ttft_carries_the_host_path_once():
+    """D0072: vLLM on one H100, one client, a median TTFT. With one staggered client the median is
+    the mean (`closed_loop.ttft_median_s`), so a 40 ms + 10 µs/token host path raises it by exactly
+    `request_host_s(input_len)` = 40 ms + 10 µs x the row's prompt tokens, once (it used to be added
+    to the mean and again to the median taken from that mean: 88 ms against 48 ms)."""
+    from tokenfab.validate.deployment import predict_deployment
+
+    row = _row("D0072")
+    assert row.metric == "ttft_ms_p50"
+    with override_profiles({"vllm": FrameworkProfile(id="vllm")}):
+        base = predict_deployment(row).value
+    host = FrameworkProfile(id="vllm", request_overhead_ms=40.0, input_us_per_token=10.0)
+    with override_profiles({"vllm": host}):
+        pred = predict_deployment(row).value
+    assert pred - base == pytest.approx(host.request_host_s(row.input_len) * 1e3, rel=1e-6)
+
+
 @pytest.mark.slow
 def test_the_host_path_fit_needs_two_sources_for_leave_one_source_out():
     """bench/fit_frameworks.py on Mooncake's nine vLLM PD rows (one source): the in-sample fit

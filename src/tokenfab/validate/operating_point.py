@@ -171,6 +171,7 @@ def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: Operatin
                       np.maximum(max_seqs, 1.0) * g, think_s=host_s, synchronized=sync, prompt_cv=queue_cv)
     if tps != 1.0:
         out = {**out, "tpot_s": out["tpot_s"] / tps}
+    ttft_p50_s = ttft_median_s(out)  # at the engine, before the host path (which it may stand in for)
     if host_s > 0:
         out = {**out, "ttft_s": out["ttft_s"] + host_s, "e2e_s": out["e2e_s"] + host_s}
     system_rps = out["throughput_rps"] * dp / g  # a group's requests, dp / g groups
@@ -180,9 +181,7 @@ def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: Operatin
     values = {"requests_s": rps, "output_tok_s": rps * osl, "input_tok_s": rps * isl,
               "total_tok_s": rps * (isl + osl), "ttft": float(out["ttft_s"][i]) * 1e3,
               "tpot": float(out["tpot_s"][i]) * 1e3, "e2e": float(out["e2e_s"][i]) * 1e3,
-              "ttft_p50": float(ttft_median_s(out)[i]) * 1e3}
-    if host_s > 0:
-        values["ttft_p50"] += host_s * 1e3
+              "ttft_p50": (float(ttft_p50_s[i]) + host_s) * 1e3}
     for q in (50, 90, 99):
         values[f"tpot_p{q}"] = float(tpot_percentile_s(out, q, sync, queue_cv)[i]) * 1e3
     searched = [f"{k}{v}" for k, v in (("tp", t), ("pp", pp), ("ep", ep), ("dp", d))
