@@ -23,6 +23,10 @@ all-gathers every block's weights per forward. The VAE decodes on one chip (Wan'
 
 Step-Video-T2V is a `cross` DiT too; its VAE works in chunks of 17 frames, 3 latent frames each
 (`DiffusionSpec.frame_chunk`): 992x544x204 -> 36 x 34 x 62 = 75,888 tokens per sample.
+
+Softmax attention below head dim 128 (SDXL's UNet, CogVideoX, SD3.5 and LTX-Video at 64) also pays the
+exponentials the chips' head-dim-128 attention fractions leave out, serialized with the MMAs as
+FlashAttention-3's head-dim sweep shows (`small_head_exps`).
 """
 
 from __future__ import annotations
@@ -103,6 +107,7 @@ def cross_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
         Op("dit_ulysses_a2a_in", "alltoall", L, bytes_=3 * n * d * a, group=g.ulysses),
         Op("dit_ring_kv", "allgather", L, bytes_=2 * (N / g.ulysses) * d * a / 1.0 * (g.ring > 1), group=g.ring),
         _self_attention(model, g, N, g.tokens, L),
+        _attention_exps(model, g, N, g.tokens, L),
         Op("dit_ulysses_a2a_out", "alltoall", L, bytes_=n * d * a, group=g.ulysses),
         Op("dit_self_o", "gemm", L, m=n, n=d, k=d, w_bytes=w, a_bytes=a),
         Op("dit_ffn_up", "gemm", L, m=n, n=(2 if dz.gated_ffn else 1) * F, k=d, w_bytes=w, a_bytes=a),
@@ -142,6 +147,15 @@ def _self_attention(model: ModelSpec, g: GenShape, N, per_sample, count, name: s
               bytes_=(2 * N / g.ring + 2 * N) * d / g.ulysses * a)
 
 
+def _attention_exps(model: ModelSpec, g: GenShape, N, per_sample, count, name: str = "dit_self_attention") -> Op:
+    """The softmax exponentials of `_self_attention` that a head-dim-128 fraction leaves out at the
+    model's head dim (`small_head_exps`: CogVideoX, SD3.5 and LTX-Video attend at head dim 64), on the
+    chip's share of the scores (queries / ring x keys x heads / ulysses); none for linear attention."""
+    scores = (N / g.ring) * per_sample * model.num_heads / g.ulysses
+    exps = 0.0 if model.diffusion.linear_attention else small_head_exps(scores, model.head_dim)
+    return Op(f"{name}_exps", "stream", count, bytes_=0.0, kernels=0.0, sfu_ops=exps)
+
+
 def joint_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
     """MMDiT (`mmdit`: per-stream weights, then single-stream blocks) and CogVideoX (`joint`:
     shared weights) forwards: the latent tokens and the `text_len` text tokens of each sample
@@ -165,6 +179,7 @@ def joint_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
         Op("dit_ulysses_a2a_in", "alltoall", L + Ls, bytes_=3 * s * d * a, group=g.ulysses),
         Op("dit_ring_kv", "allgather", L + Ls, bytes_=2 * ((N + T) / g.ulysses) * d * a * (g.ring > 1), group=g.ring),
         _self_attention(model, g, N + T, S1, L),
+        _attention_exps(model, g, N + T, S1, L),
         Op("dit_ulysses_a2a_out", "alltoall", L + Ls, bytes_=s * d * a, group=g.ulysses),
         Op("dit_o", "gemm", L, m=main, n=d, k=d, w_bytes=w, a_bytes=a),
         Op("dit_ffn_up", "gemm", L, m=main, n=up, k=d, w_bytes=w, a_bytes=a),
@@ -197,6 +212,7 @@ def joint_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
             Op("dit_single_modulation", "gemm", Ls, m=B, n=3 * d, k=d, w_bytes=w, a_bytes=a),
             Op("dit_single_linear1", "gemm", Ls, m=s, n=3 * d + F, k=d, w_bytes=w, a_bytes=a),
             _self_attention(model, g, N + T, S1, Ls, "dit_single_attention"),
+            _attention_exps(model, g, N + T, S1, Ls, "dit_single_attention"),
             Op("dit_single_act", "stream", Ls, bytes_=2 * s * F * a),
             Op("dit_single_linear2", "gemm", Ls, m=s, n=d, k=d + F, w_bytes=w, a_bytes=a),
             Op("dit_single_norms", "stream", Ls, bytes_=8 * s * d * a, kernels=3.0),
@@ -215,6 +231,28 @@ FP16. FP8 (MLPerf v4.1, whose README says "UNet is quantized to FP8-FP16"; Model
 SDXL FP8 at `--quant-level {3.0|4.0}`): level 3, every convolution and linear layer; attention stays
 FP16 below level 4. At every level ModelOpt's `filter_func` keeps conv_in, conv_out, conv_shortcut,
 time_emb_proj and add_embedding in FP16."""
+
+CALIBRATED_ATTENTION_HEAD_DIM = 128.0
+"""Head dimension the chips' attention fractions stand for: one softmax exponential per 4 x 128 = 512
+matrix FLOPs, hidden inside the calibrated rate (FA3-class kernels at head dim 128)."""
+
+
+def small_head_exps(scores, head_dim: float):
+    """Softmax exponentials of a head-dim-`head_dim` attention that do not hide under its matrix work.
+
+    FlashAttention-3's forward sweep on H100 SXM5 (Shah et al., arXiv 2407.08608, Figure 5, FP16,
+    no causal mask, 16k tokens: 497 / 648 / 756 TFLOPS at head dim 64 / 128 / 256) fits time per
+    score = 4 d FLOPs at 907 TFLOPS (92% of the 989 peak) + 0.23 ps, within 1.4% at all three: the
+    MMAs and the exponential (3.86 T/s on the multi-function units: 0.26 ps) add, they do not overlap.
+    A fraction calibrated at head dim 128 folds that fixed term into a per-FLOP rate (one exponential
+    per 512 FLOPs); applied to a head-dim-d kernel's 4 d FLOPs per score it charges only d / 128 of the
+    exponential, so the other (1 - d / 128) per score is timed here, on the multi-function units
+    (an estimate: FA3's fit, not a measurement of the UNet's own TensorRT kernels): at d = 64,
+    256 FLOPs at 563 (0.57 x 989) + 0.5 / 3.86 T/s = 438 TFLOPS, 0.78 of head dim 128's rate, where
+    FA3 measures 497 / 648 = 0.77 (16k tokens), 476 / 638 = 0.75 (4k), 392 / 565 = 0.69 (1k)."""
+    return np.asarray(scores, float) * max(0.0, 1.0 - head_dim / CALIBRATED_ATTENTION_HEAD_DIM)
+
+
 UNET_FP16_CONVS = ("conv_in", "conv_out", "shortcut")
 """Convolutions `filter_func` leaves unquantized (`unet_conv_in`, `unet_conv_out`, `*_shortcut`)."""
 
@@ -335,7 +373,8 @@ def unet_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
     the layers of `UNET_QUANT_LEVELS` in FP16 (timed on the 16-bit path); an eager forward
     (`g.eager`) pays every elementwise op's HBM round trip (`UNET_EAGER_*`). Attention carries one
     exponential per score for the special-function units (head dim 64: as many exps per matmul
-    FLOP as FlashAttention-3's section 3.1 warns of)."""
+    FLOP as FlashAttention-3's section 3.1 warns of), and the half exponential per score that a
+    fraction calibrated at head dim 128 leaves out is charged serially (`small_head_exps`)."""
     dz = model.diffusion
     u, B, w, a = dz.unet, g.batch, g.w_bytes, g.a_bytes
     T, ctx = dz.text_len, u.cross_attention_dim
@@ -379,6 +418,10 @@ def unet_forward_ops(model: ModelSpec, g: GenShape) -> list[Op]:
             Op(f"{tag}_ff_up", "gemm", depth, m=m, n=8 * c, k=c, **low),
             Op(f"{tag}_ff_down", "gemm", depth, m=m, n=c, k=4 * c, **low),
             Op(f"{tag}_norms", "stream", depth, bytes_=block_passes * c * m * a, kernels=(12.0 if g.eager else 4.0)),
+            # Head dim c / heads = 64 in every SDXL level: the exponentials the calibrated fraction
+            # does not carry, serialized with the MMAs (`small_head_exps`).
+            Op(f"{tag}_attention_exps", "stream", depth, bytes_=0.0, kernels=0.0,
+               sfu_ops=small_head_exps(scores + x_scores, c / heads)),
         ])
         if g.eager:
             ops.append(Op(f"{tag}_stack_eager", "stream", 1, bytes_=UNET_EAGER_STACK_PASSES * c * m * a, kernels=5.0))
