@@ -59,6 +59,11 @@ def train(
     market_rental: bool = o.MarketRental,
     html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained plotly report: the step split, "
                                         "MFU and days against chip count, the fastest mappings."),
+    mlperf: Optional[str] = typer.Option(None, "--mlperf", help="Predict MLPerf Training's time to train of this "
+                                         "benchmark instead (llama31_405b, llama2_70b_lora, gpt3): its sequence "
+                                         "length, samples to converge and evaluations, a searched mapping."),
+    mlperf_batch: Optional[int] = typer.Option(None, "--mlperf-batch", help="--mlperf: global batch in sequences "
+                                               "(default: the smallest reference-convergence batch)."),
     json_out: bool = o.Json,
 ) -> None:
     """Train MODEL on CHIP: the fastest mapping (TP, PP and schedule, DP with ZeRO, EP, CP,
@@ -74,6 +79,9 @@ def train(
     if software not in SOFTWARE_SCHEDULES:
         raise UserError(f"--software must be one of {', '.join(SOFTWARE_SCHEDULES)}, got {software!r}")
     stack = TrainingStack(schedules=SOFTWARE_SCHEDULES[software])
+    if mlperf is not None:
+        _mlperf(mlperf, mlperf_batch, model, chip, chips, precision, stack, json_out)
+        return
     if rl:
         if html is not None:
             raise UserError("--html reports a pretraining run; it does not apply with --rl")
@@ -155,6 +163,47 @@ def _searching(json_out: bool, note: str, run):
         return run()
     with err_console.status(note):
         return run()
+
+
+def _mlperf(bench: str, batch: int | None, model: str, chip: str, chips: int, precision: str, stack,
+            json_out: bool) -> None:
+    """`--mlperf BENCH`: predicted minutes to train an MLPerf Training benchmark (`validate.mlperf_training`)."""
+    from tokenfab import catalog
+    from tokenfab.train.search import NoMapping
+    from tokenfab.validate.mlperf_training import benchmark, benchmark_minutes
+
+    reject_empty(**{"--mlperf": bench})
+    if precision not in ("bf16", "fp8"):
+        raise UserError(f"--precision must be bf16 or fp8, got {precision!r}")
+    if batch is not None and batch < 1:
+        raise UserError(f"--mlperf-batch must be ≥ 1 sequence, got {batch}")
+    benchmark(bench)  # an unknown name: one line naming the known ones
+    spec_model, spec_chip = catalog.load_model(model), catalog.load_chip(chip)
+    if precision == "fp8" and not spec_chip.fp8_tflops:
+        raise UserError(f"{spec_chip.id} has no FP8 math; use --precision bf16")
+    try:
+        r = _searching(json_out, "searching training mappings…",
+                       lambda: benchmark_minutes(bench, spec_model, spec_chip, chips, batch, precision, stack))
+    except NoMapping as exc:
+        raise UserError(str(exc)) from None
+    if json_out:
+        print_json(r)
+        return
+    mp = r["mapping"]
+    t = Table(title=f"MLPerf Training {r['benchmark']}: {r['model']} on {chips:,} × {r['chip']} "
+                    f"(global batch {r['global_batch']:,})", title_justify="left")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    for k, v in [
+        ("time to train", f"{r['minutes']:,.1f} min"),
+        ("samples to converge", f"{r['samples_to_converge']:,.0f} ({r['rcp']})"),
+        ("training", f"{r['train_min']:,.1f} min at {r['tokens_s']:,.0f} tok/s (MFU {r['mfu']:.1%})"),
+        ("evaluations", f"{r['evaluations']:.1f} × {r['eval_s']:.1f} s = {r['eval_min']:,.1f} min"),
+        ("mapping", f"tp {mp['tp']} pp {mp['pp']} ({mp['schedule']}) cp {mp['cp']} dp {mp['dp']} "
+                    f"mbs {mp['micro_batch']}, zero {mp['zero']}, recompute {mp['recompute']}"),
+    ]:
+        t.add_row(k, v)
+    console.print(t)
 
 
 def _rl(model, chip, chips, precision, prompts, samples, isl, osl, passes, reward_model, economics, rental, market,

@@ -27,7 +27,7 @@ Metric = Literal[
     "tpot_ms_mean", "tpot_ms_p50", "tpot_ms_p90", "tpot_ms_p99",
     "e2e_latency_ms_mean", "tflops", "tb_s", "gb_s_busbw", "gb_s_algbw", "latency_us", "requests_s",
     "samples_s", "latency_s", "e2e_latency_ms_p50", "e2e_latency_ms_p90", "e2e_latency_ms_p99",
-    "tokens_s", "mfu", "step_time_s", "chip_hours",
+    "tokens_s", "mfu", "step_time_s", "chip_hours", "time_to_train_min",
 ]
 MeasPrecision = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4", "mixed"]
 

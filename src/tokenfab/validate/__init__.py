@@ -21,7 +21,7 @@ from tokenfab.validate.deployment import predict_deployment
 from tokenfab.validate.micro import Unpredictable, predict_micro
 
 THROUGHPUT_METRICS = ("output_tok_s", "total_tok_s", "input_tok_s", "requests_s", "samples_s")
-TRAINING_METRICS = ("tokens_s", "mfu", "step_time_s", "chip_hours")
+TRAINING_METRICS = ("tokens_s", "mfu", "step_time_s", "chip_hours", "time_to_train_min")
 """Metrics of training runs (scenario `training`); their class is `training`."""
 LATENCY_METRICS = ("ttft_ms_mean", "ttft_ms_p50", "ttft_ms_p90", "ttft_ms_p99", "tpot_ms_mean", "tpot_ms_p50",
                    "tpot_ms_p90", "tpot_ms_p99", "e2e_latency_ms_mean", "latency_s")
@@ -60,6 +60,9 @@ def predict_row(row: MeasurementRow, server_sim: bool = False) -> tuple[float, s
         where = "calibrated" if eff.source.startswith("calibrated") else eff.source
         return predict_micro(row, chip, eff), f"efficiency: {where}"
     if row.scenario == "training":
+        if row.metric == "time_to_train_min":  # MLPerf Training's score
+            from tokenfab.validate.mlperf_training import predict_time_to_train
+            return predict_time_to_train(row)
         from tokenfab.validate.training import predict_training
         return predict_training(row)
     from tokenfab.validate.workloads import predict_workload

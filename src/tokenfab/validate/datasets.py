@@ -25,11 +25,12 @@ def shipped_csvs() -> list[Path]:
     """What `tokenfab validate` scores by default: the public measurement set, the modern
     deployments set (disaggregated pools, wide EP, MTP: `deployments.csv`) and the image/video
     generation and recommendation set (`generation.csv`), published training runs
-    (`training.csv`, scenario `training`: `validate.training`) and VLM serving runs (`vlm.csv`:
+    (`training.csv`, scenario `training`: `validate.training`; MLPerf Training time-to-train results,
+    `mlperf_training.csv`) and VLM serving runs (`vlm.csv`:
     image requests, `images=N image=WxH` in the notes, their tokens counted by the model's rules)."""
     return [public_csv(), measurements_dir() / "deployments.csv"] + [
         p for p in (measurements_dir() / "generation.csv", measurements_dir() / "training.csv",
-                    measurements_dir() / "vlm.csv") if p.exists()]
+                    measurements_dir() / "mlperf_training.csv", measurements_dir() / "vlm.csv") if p.exists()]
 
 
 def public_csv() -> Path:
