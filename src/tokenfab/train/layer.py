@@ -15,7 +15,8 @@ they are the W pass the zero-bubble schedules move into the bubbles (`train.sche
 overlap, Megatron still runs two of a column-parallel layer's three backward collectives beside its
 gradient GEMMs (`tp_bwd_hidden`, `BACKWARD_ASYNC_SHARE`); a stack without fused attention adds the
 score traffic (`unfused_score_op`). Context parallelism adds the ring exchange of K/V (forward) and of K/V and
-their gradients (backward). Vectorized over (tp, cp, ep, micro-batch) points.
+their gradients (backward). A dropless MoE layer adds the host time its dispatcher's
+device-to-host sync exposes (`train.moe`). Vectorized over (tp, cp, ep, micro-batch) points.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tokenfab.graph.transformer import (RESIDUAL_FLOPS_PER_ELEMENT, RMSNORM_FLOP
                                         SAMPLING_FLOPS_PER_LOGIT, _kv_elements_per_chip)
 from tokenfab.perf.evaluate import time_ops
 from tokenfab.train.collectives import members_per_domain, ring_seconds
+from tokenfab.train.moe import moe_host_seconds
 from tokenfab.train.routing import alltoall_seconds
 
 HEAD_OPS = ("embedding", "lm_head", "cross_entropy")
@@ -288,6 +290,10 @@ def micro_batch_times(model, hw, seq_len: int, tp, cp, ep, mbs, attention_backwa
         on = (ep > tp)  # ep = tp: every chip already holds its tokens' experts
         parts["fm"] += np.where(on, a2a(w_bytes) + a2a(2.0), 0.0)
         parts["bm"] += np.where(on, 2.0 * a2a(2.0), 0.0)
+        # The host time the dispatcher's device-to-host sync exposes per MoE layer (train.moe).
+        host_f, host_b = moe_host_seconds(model, mtp)
+        parts["fc"] += host_f
+        parts["bc"] += host_b
     return MicroBatchTimes(fwd_compute=parts["fc"], fwd_comm=parts["fm"] + cp_fwd, bwd_compute=parts["bc"],
                            bwd_comm=parts["bm"] + 2.0 * cp_fwd, cheap_fwd=parts["cheap"], head_fwd=parts["hf"],
                            head_bwd=parts["hb"], attention_fwd=parts["attn"], wgrad=parts["w"],
