@@ -15,6 +15,10 @@ Rules:
   peak, while the serving stacks on those chips use Hopper-native attention (FlashAttention-3,
   TensorRT-LLM FMHA, FlashMLA: 58-67% of peak on H800, rows M0401-M0404). Such rows are still
   validated, just not fitted (`excluded_from_fit`).
+- Two all-reduce kernels, two sets of fields: rows timing a serving stack's custom/quick all-reduce
+  (framework names vLLM, SGLang, TensorRT-LLM or a `custom` kernel) fit `allreduce_latency_us` and
+  `allreduce_bw_frac` against that kernel alone; rccl-tests/nccl-tests rows fit NCCL's
+  `comm_latency_us` and `comm_bw_frac`. A chip without custom all-reduce rows keeps None (NCCL only).
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ import numpy as np
 import yaml
 
 from tokenfab import catalog
+from tokenfab.perf import comm
 from tokenfab.perf.efficiency import Efficiency, calibration_path, family_default
 from tokenfab.specs import SpecError
 from tokenfab.validate.fit import levenberg_marquardt
 from tokenfab.specs.measurement import MeasurementRow
-from tokenfab.validate.micro import Unpredictable, predict_micro
+from tokenfab.validate.micro import _SERVING_ALLREDUCE as SERVING_ALLREDUCE
+from tokenfab.validate.micro import Unpredictable, predict_micro, system_for
 
 BOUNDS: dict[str, tuple[float, float]] = {
     "gemm_compute_frac": (0.2, 1.0),
@@ -45,8 +51,17 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "comm_bw_frac": (0.2, 1.0),
     "comm_latency_us": (0.5, 50.0),
     "scaleout_latency_us": (1.0, 100.0),
+    # The custom (one/two-shot) all-reduce of serving stacks: a flat latency of a few µs (one kernel,
+    # peer flags over the fabric) and the share of the scale-up link its few thread blocks sustain.
+    # Same ranges as the kernel-table fit (aic_fit.COMM_BOUNDS), latency floor as comm_latency_us.
+    "allreduce_latency_us": (0.5, 50.0),
+    "allreduce_bw_frac": (0.05, 1.0),
 }
 """Fittable Efficiency fields and their physical ranges."""
+CUSTOM_ALLREDUCE = ("allreduce_latency_us", "allreduce_bw_frac")
+"""Fields only a serving stack's custom all-reduce rows inform (None in every family default): fitted
+only for a chip that has such rows, started where the kernel-table fit starts them (2 x
+comm_latency_us, comm_bw_frac), left None otherwise."""
 SAME_SILICON: dict[str, str] = {
     "gb200": "b200",
     "h100-sxm": "h800-sxm",
@@ -98,15 +113,46 @@ def _predict(rows, chip, eff) -> np.ndarray:
     return np.array([predict_micro(r, chip, eff) for r in rows], dtype=float)
 
 
+def _fit_value(row, chip, eff) -> float:
+    """What a row measures, as the fit sees it: a custom all-reduce row times the custom kernel alone.
+    (The engine takes the faster of it and NCCL's estimate; fitting that minimum would let the custom
+    kernel's rows drag NCCL's `comm_latency_us` and `comm_bw_frac` wherever NCCL's estimate happens
+    to be the lower one during the search.)"""
+    if eff.allreduce_latency_us is not None and is_custom_allreduce_row(row) and row.metric == "latency_us" \
+            and row.message_bytes and row.num_chips and row.num_chips <= chip.scaleup_domain:
+        system = system_for(chip, row.num_chips)
+        return float(comm.custom_allreduce_time_s(row.message_bytes, row.num_chips, system, eff)) * 1e6
+    return predict_micro(row, chip, eff)
+
+
+def _fit_predict(rows, chip, eff) -> np.ndarray:
+    return np.array([_fit_value(r, chip, eff) for r in rows], dtype=float)
+
+
+def is_custom_allreduce_row(row: MeasurementRow) -> bool:
+    """A serving stack's custom/quick all-reduce (vLLM, SGLang, TensorRT-LLM, a `custom` kernel), which
+    `predict_micro` prices with `allreduce_latency_us`; rccl-tests/nccl-tests rows are NCCL's."""
+    return row.scenario == "allreduce" and any(s in row.framework.lower() for s in SERVING_ALLREDUCE)
+
+
+def _with_custom_start(base: Efficiency, rows) -> Efficiency:
+    """`base` with the custom all-reduce fields started (when some row measures that kernel)."""
+    if not any(is_custom_allreduce_row(r) for r in rows):
+        return base
+    return _with(base, {"allreduce_latency_us": 2.0 * base.comm_latency_us, "allreduce_bw_frac": base.comm_bw_frac})
+
+
 def _informed(rows, chip, base: Efficiency) -> list[str]:
     """Parameters some row's prediction is sensitive to (±10% moves a prediction > 0.5%)."""
-    p0 = _predict(rows, chip, base)
+    p0 = _fit_predict(rows, chip, base)
     out = []
     for name, (lo, hi) in BOUNDS.items():
         x = getattr(base, name)
+        if x is None:  # a custom all-reduce field on a chip without custom all-reduce rows
+            continue
         for f in (0.9, 1.1):
             v = min(max(x * f, lo), hi)
-            p = _predict(rows, chip, _with(base, {name: v}))
+            p = _fit_predict(rows, chip, _with(base, {name: v}))
             if np.any(np.abs(p / p0 - 1.0) > SENSITIVITY):
                 out.append(name)
                 break
@@ -124,7 +170,7 @@ def _to_x(z, lo, hi):
 
 def _residuals(z, names, rows, chip, base, meas, x0) -> np.ndarray:
     vals = {n: float(_to_x(zi, *BOUNDS[n])) for n, zi in zip(names, z)}
-    pred = _predict(rows, chip, _with(base, vals))
+    pred = _fit_predict(rows, chip, _with(base, vals))
     r_data = np.log(pred / meas)
     r_prior = PRIOR_WEIGHT * np.log(np.array([vals[n] for n in names]) / x0)
     return np.concatenate([r_data, r_prior])
@@ -160,14 +206,16 @@ def fit_chip(chip_id: str, rows: list[MeasurementRow], label: str) -> ChipFit:
         if np.isfinite(v) and v > 0:
             usable.append(r)
     if not usable:
-        return ChipFit(chip_id, family_default(chip.vendor), [], list(BOUNDS), [], skipped)
+        return ChipFit(chip_id, family_default(chip.vendor), [], [n for n in BOUNDS if getattr(base, n) is not None],
+                       [], skipped)
     meas = np.array([r.value for r in usable], dtype=float)
-    names = _informed(usable, chip, base)
-    x0 = np.array([getattr(base, n) for n in names], dtype=float)
     before = _predict(usable, chip, base)
+    start = _with_custom_start(base, usable)
+    names = _informed(usable, chip, start)
+    x0 = np.array([getattr(start, n) for n in names], dtype=float)
     if names:
         z0 = np.array([_to_z(x, *BOUNDS[n]) for n, x in zip(names, x0)])
-        z = levenberg_marquardt(lambda zz: _residuals(zz, names, usable, chip, base, meas, x0), z0)
+        z = levenberg_marquardt(lambda zz: _residuals(zz, names, usable, chip, start, meas, x0), z0)
         fitted = {n: float(np.round(_to_x(zi, *BOUNDS[n]), 4)) for n, zi in zip(names, z)}
     else:
         fitted = {}
@@ -177,11 +225,14 @@ def fit_chip(chip_id: str, rows: list[MeasurementRow], label: str) -> ChipFit:
         values["lowp_gemm_compute_frac"] = family_default(chip.vendor).lowp_gemm_compute_frac
     if "fp4_gemm_compute_frac" not in values:
         values["fp4_gemm_compute_frac"] = family_default(chip.vendor).fp4_gemm_compute_frac
+    for n in CUSTOM_ALLREDUCE:  # a start value no row informed is not a measurement: back to NCCL only
+        if n not in values:
+            values[n] = getattr(family_default(chip.vendor), n)
     values["source"] = f"calibrated: {label} rows {ids}"
     eff = _with(base, values)
     after = _predict(usable, chip, eff)
     fam = family_default(chip.vendor)
-    kept = [n for n in BOUNDS if n not in fitted]
+    kept = [n for n in BOUNDS if n not in fitted and getattr(base, n) is not None]
     row_log = [{"id": r.id, "scenario": r.scenario, "metric": r.metric, "measured": float(m),
                 "before": float(round(b, 6)), "after": float(round(a, 6)),
                 "error_before": float(round((b - m) / m, 4)), "error_after": float(round((a - m) / m, 4))}
@@ -246,7 +297,10 @@ def calibration_yaml(fit: ChipFit, label: str, digest: str) -> str:
             "input_sha256": digest,
             "method": ("least squares on log(predicted/measured) over microbenchmark rows only, ridge "
                        f"{PRIOR_WEIGHT} x log(x/family default), logistic bounds, Levenberg-Marquardt from "
-                       "the family default (deterministic)"),
+                       "the family default (deterministic)"
+                       + ("; the custom all-reduce fields (rows whose framework is a serving stack) start, and "
+                          "are pulled, at 2 x comm_latency_us and comm_bw_frac of the family default"
+                          if set(CUSTOM_ALLREDUCE) & set(fit.fitted) else "")),
             "fitted": fit.fitted,
             "transferred_same_silicon": fit.transferred,
             "kept_family_default": fit.kept_default,
