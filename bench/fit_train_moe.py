@@ -11,11 +11,10 @@ them), leave-one-SYSTEM-out on NVIDIA's Megatron-Bridge table (fit without, e.g.
 score them), and each row's error before (0 ms) and at the fit. Dense rows do not depend on the
 parameter (a dense model has no MoE layer); the script checks that.
 
-`--ep-exposed` is a what-if for the second mechanism the engine does not price per row: Megatron-Core
-runs the expert all-to-all on the critical path unless `overlap_moe_expert_parallel_comm` is set, and
-validate lets the search overlap it. The flag predicts every MoE row whose source does not state an
-EP overlap (the recipes of T0045-T0048 do; DeepSeek-V3's DualPipe does) with `overlap=0` — which
-also exposes tensor- and data-parallel communication, so it is a bound, not a model — and refits.
+The expert all-to-all is on the critical path except where a row states the stack overlaps it
+(notes `ep_overlap=1`: Megatron's `overlap_moe_expert_parallel_comm`; DualPipe always does,
+`TrainingStack.ep_comm_overlap`), and a row whose MoE layer runs in a full CUDA graph with static
+expert buffers (`moe_sync=0`) has no host sync: those rows do not depend on the parameter.
 """
 
 from __future__ import annotations
@@ -45,13 +44,6 @@ def source_of(row) -> str:
         if key in ref:
             return name
     return ref.split("@")[0][:40]
-
-
-def states_ep_overlap(row) -> bool:
-    """Whether the row's source overlaps the expert all-to-all with compute (Megatron's
-    `overlap_moe_expert_parallel_comm`, an "EP overlap" recipe feature, or DeepSeek-V3's DualPipe)."""
-    text = row.notes + " " + row.source
-    return ("overlap_moe_expert_parallel_comm" in text or "EP overlap" in text or "DeepSeek-V3 Technical" in text)
 
 
 def is_moe(row) -> bool:
@@ -92,15 +84,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--step-ms", type=float, default=0.25)
     ap.add_argument("--max-ms", type=float, default=8.0)
-    ap.add_argument("--ep-exposed", action="store_true",
-                    help="predict MoE rows without a stated EP overlap with overlap=0 (a what-if)")
     args = ap.parse_args()
     rows, _ = read_measurements(CSV)
     usable = [r for r in rows if r.usable]
     moe_rows = [r for r in usable if is_moe(r)]
-    if args.ep_exposed:
-        moe_rows = [r if states_ep_overlap(r) else r.model_copy(update={"notes": "overlap=0 " + r.notes})
-                    for r in moe_rows]
     dense_rows = [r for r in usable if not is_moe(r)]
     grid = np.round(np.arange(0.0, args.max_ms + 1e-9, args.step_ms), 6) * 1e-3
     t0 = time.time()

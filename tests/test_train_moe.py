@@ -10,7 +10,7 @@ from tokenfab import catalog
 from tokenfab.mapping.search import chip_hardware
 from tokenfab.perf.efficiency import efficiency_for
 from tokenfab.specs import SystemSpec
-from tokenfab.train import TrainingJob, estimate_training, moe
+from tokenfab.train import TrainingJob, TrainingStack, estimate_training, moe
 from tokenfab.train.layer import micro_batch_times
 
 
@@ -105,3 +105,66 @@ def test_full_recomputation_pays_the_forward_share_again(monkeypatch):
         out[rc] = estimate_training(model, chip, 8, job)["step_time_s"] - a
     assert out["none"] == pytest.approx(64 * 48 * 3e-3, rel=1e-6)
     assert out["full"] == pytest.approx(64 * 48 * 3e-3 * (1 + 1 / 3), rel=1e-6)
+
+
+def _step(stack, schedule=None, model_id="qwen3-30b-a3b", pp=1):
+    job = TrainingJob(tokens=1e12, seq_len=4096, global_batch_tokens=512 * 4096, tp=1, pp=pp, ep=8, dp=8, cp=1,
+                      micro_batch=1, zero=1, recompute="none", overlap=True, schedule=schedule)
+    model, chip = catalog.load_model(model_id), catalog.load_chip("b200")
+    return estimate_training(model, chip, 8 * pp, job, stack)["step_time_s"]
+
+
+def test_the_expert_all_to_all_stays_on_the_critical_path_unless_the_stack_overlaps_it():
+    # Qwen3-30B-A3B on 8 B200, EP 8, one stage, overlap on: 64 micro-batches per rank. The layer is
+    # compute-bound, so hiding the all-to-all (dispatch + combine, forward e_f and backward e_b over
+    # the 48 MoE layers) saves (1 - f) of it per micro-batch, f = 20/132 the SMs a collective holds:
+    # step(exposed) - step(hidden) = 64 x (1 - f) x (e_f + e_b).
+    from tokenfab.mapping.search import chip_hardware
+    from tokenfab.perf.efficiency import efficiency_for
+    from tokenfab.specs import SystemSpec
+    from tokenfab.train.layer import micro_batch_times
+
+    model, chip = catalog.load_model("qwen3-30b-a3b"), catalog.load_chip("b200")
+    st = TrainingStack()
+    hw = chip_hardware(model, chip, SystemSpec.for_chip(chip), efficiency_for(chip), ("bf16",), None, 0,
+                       "prefill", None, "roofline")
+    mb = micro_batch_times(model, hw, 4096, [1.0], [1.0], [8.0], [1.0],
+                           st.attention_backward_ratio / st.attention_backward_efficiency)
+    e = float(mb.ep_fwd[0] + mb.ep_bwd[0])
+    assert e > 0
+    exposed, hidden = _step(TrainingStack()), _step(TrainingStack(ep_comm_overlap=True))
+    assert exposed - hidden == pytest.approx(64 * (1 - st.comm_sm_frac) * e, rel=1e-6)
+
+
+def test_dualpipe_hides_the_all_to_all_whatever_the_stack_says():
+    # DualPipe pairs a forward and a backward chunk so each one's all-to-all runs under the other's
+    # compute (DeepSeek-V3 §3.2.1): the stack's ep_comm_overlap changes nothing there.
+    a = _step(TrainingStack(), schedule="dualpipe", pp=2)
+    b = _step(TrainingStack(ep_comm_overlap=True), schedule="dualpipe", pp=2)
+    assert a == pytest.approx(b, rel=1e-12)
+
+
+def test_a_dense_model_has_no_all_to_all_to_expose():
+    a = _step(TrainingStack(), model_id="llama-3.1-8b")
+    b = _step(TrainingStack(ep_comm_overlap=True), model_id="llama-3.1-8b")
+    assert a == b
+
+
+def test_a_full_cuda_graph_row_pays_no_host_time():
+    """T0046 states a full CUDA graph of the MoE layer (`moe_sync=0`): its prediction does not move
+    with the fitted host constant, while a row without it (T0019) does."""
+    from tokenfab.validate import validate_rows
+    from tokenfab.validate.datasets import measurements_dir, read_measurements
+
+    rows = {r.id: r for r in read_measurements(measurements_dir() / "training.csv")[0]}
+    pick = [rows["T0046"], rows["T0019"]]
+    saved = moe.MOE_HOST_S_PER_LAYER
+    try:
+        moe.MOE_HOST_S_PER_LAYER = 0.0
+        a = {r.id: r.predicted for r in validate_rows(pick)}
+        moe.MOE_HOST_S_PER_LAYER = 4e-3
+        b = {r.id: r.predicted for r in validate_rows(pick)}
+    finally:
+        moe.MOE_HOST_S_PER_LAYER = saved
+    assert a["T0046"] == pytest.approx(b["T0046"], rel=1e-12)
+    assert b["T0019"] < a["T0019"]

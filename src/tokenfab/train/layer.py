@@ -103,6 +103,11 @@ class MicroBatchTimes:
     """Seconds of the layers' weight-gradient GEMMs (part of `bwd_compute`): the zero-bubble W pass."""
     head_wgrad: np.ndarray
     """Seconds of the LM head's weight-gradient GEMM (part of `head_bwd`)."""
+    ep_fwd: np.ndarray
+    """Seconds of the forward's expert all-to-all (dispatch and combine over all MoE layers; part
+    of `fwd_comm`): on the critical path unless the stack overlaps it (`TrainingStack.ep_comm_overlap`)."""
+    ep_bwd: np.ndarray
+    """Seconds of the backward's expert all-to-all (part of `bwd_comm`)."""
     tp_bwd_hidden: np.ndarray
     """Seconds of the backward tensor-parallel collectives (part of `bwd_comm`) that Megatron's
     asynchronous column-parallel backward runs beside GEMMs without TE's overlap: the re-gather of
@@ -223,7 +228,7 @@ def backward_gemm_ops(op: Op, frozen: bool = False) -> list[Op]:
 
 def micro_batch_times(model, hw, seq_len: int, tp, cp, ep, mbs, attention_backward_ratio: float,
                       w_bytes: float = 2.0, mtp: bool = True, frozen: bool = False,
-                      unfused_attention: bool = False) -> MicroBatchTimes:
+                      unfused_attention: bool = False, moe_host_s_per_layer: float | None = None) -> MicroBatchTimes:
     """Per-part seconds of one micro-batch of `mbs` sequences of `seq_len` tokens (see module);
     `w_bytes` per weight element the GEMMs read (1 on the FP8 path); `frozen` base weights (LoRA)
     need no weight-gradient GEMMs, so a GEMM's backward is its input-gradient GEMM;
@@ -242,7 +247,8 @@ def micro_batch_times(model, hw, seq_len: int, tp, cp, ep, mbs, attention_backwa
         ops = ops + [unfused_score_op(model, shape, cp, mtp)]
     times = time_ops(ops + bwd, hw)
     z = np.zeros_like(tp)
-    parts = {k: z.copy() for k in ("fc", "fm", "bc", "bm", "cheap", "hf", "hb", "attn", "w", "hw", "tpb", "cd", "cw")}
+    parts = {k: z.copy() for k in ("fc", "fm", "bc", "bm", "cheap", "hf", "hb", "attn", "w", "hw", "tpb", "cd", "cw",
+                                   "ef", "eb")}
     for op, t in zip(ops + bwd, times):
         sec = np.broadcast_to(np.asarray(t.seconds, float), tp.shape)
         base, _, grad = op.name.partition(":") if op.name.endswith((DGRAD, WGRAD)) else (op.name, "", "")
@@ -288,16 +294,19 @@ def micro_batch_times(model, hw, seq_len: int, tp, cp, ep, mbs, attention_backwa
         moe_layers = model.num_moe_layers + (model.mtp_layers if mtp else 0)
         a2a = lambda b: alltoall_seconds(model, tokens / tp, ep, b, hw.system, hw.eff) * moe_layers  # noqa: E731
         on = (ep > tp)  # ep = tp: every chip already holds its tokens' experts
-        parts["fm"] += np.where(on, a2a(w_bytes) + a2a(2.0), 0.0)
-        parts["bm"] += np.where(on, 2.0 * a2a(2.0), 0.0)
+        ep_f, ep_b = np.where(on, a2a(w_bytes) + a2a(2.0), 0.0), np.where(on, 2.0 * a2a(2.0), 0.0)
+        parts["fm"] += ep_f
+        parts["bm"] += ep_b
+        parts["ef"] += ep_f
+        parts["eb"] += ep_b
         # The host time the dispatcher's device-to-host sync exposes per MoE layer (train.moe).
-        host_f, host_b = moe_host_seconds(model, mtp)
+        host_f, host_b = moe_host_seconds(model, mtp, moe_host_s_per_layer)
         parts["fc"] += host_f
         parts["bc"] += host_b
     return MicroBatchTimes(fwd_compute=parts["fc"], fwd_comm=parts["fm"] + cp_fwd, bwd_compute=parts["bc"],
                            bwd_comm=parts["bm"] + 2.0 * cp_fwd, cheap_fwd=parts["cheap"], head_fwd=parts["hf"],
                            head_bwd=parts["hb"], attention_fwd=parts["attn"], wgrad=parts["w"],
-                           head_wgrad=parts["hw"],
+                           head_wgrad=parts["hw"], ep_fwd=parts["ef"], ep_bwd=parts["eb"],
                            tp_bwd_hidden=np.minimum(BACKWARD_ASYNC_SHARE * parts["tpb"], parts["cd"])
                            + np.minimum(BACKWARD_ASYNC_SHARE * parts["tpb"], parts["cw"]))
 

@@ -44,12 +44,16 @@ kernels (DeepSeek-V3's DualPipe), pays less: the constant is a Megatron-Core def
 
 from __future__ import annotations
 
-MOE_HOST_S_PER_LAYER = 5.5e-3
+MOE_HOST_S_PER_LAYER = 4.0e-3
 """Host seconds a dropless MoE layer exposes per micro-batch, forward and backward together
-(module docstring). Fitted by `bench/fit_train_moe.py` on the MoE rows of
-`catalog/measurements/training.csv` (NVIDIA Megatron-Bridge 25.11, NVIDIA Megatron-LM PR #5728
-recipes, Pai-Megatron-Patch issues #643/#658); consistent with the host costs counted from the
-public nsys summary (~105 TE GEMM calls per layer at 20 us each, yanring/Megatron-MoE-ModelZoo #7)."""
+(module docstring), Megatron-Core's default; a stack sets its own (`TrainingStack.moe_host_s_per_layer`:
+0 with the MoE layer in a full CUDA graph). Fitted by `bench/fit_train_moe.py` on 31 MoE rows of
+`catalog/measurements/training.csv` from 4 sources (NVIDIA Megatron-Bridge 25.11, NVIDIA Megatron-LM
+PR #5728 recipes, Pai-Megatron-Patch issues #643/#658, DeepSeek-V3), with the expert all-to-all on the
+critical path where no overlap is stated: median |error| 39.7% -> 15.4% in sample, 12.9%
+leave-one-source-out (folds 3.5-4.5 ms), 22.3% leave-one-system-out on the Megatron-Bridge table;
+the size of the host costs counted from the public nsys summary (~105 TE GEMM calls per layer at
+20 us each plus the router and dispatch ranges, yanring/Megatron-MoE-ModelZoo #7)."""
 MOE_HOST_FORWARD_SHARE = 1.0 / 3.0
 """Share of `MOE_HOST_S_PER_LAYER` in the forward: the backward issues two gradient GEMMs per
 forward GEMM (input and weight gradient), so about twice the forward's kernels. A fully recomputed

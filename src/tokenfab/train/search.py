@@ -149,7 +149,8 @@ def prepare(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficienc
     w_bytes = 1.0 if job.precision == "fp8" else 2.0
     mbt = micro_batch_times(model, hw, job.seq_len, uniq[0], uniq[1], uniq[2], uniq[3],
                             stack.attention_backward_ratio / stack.attention_backward_efficiency, w_bytes,
-                            job.mtp, frozen=job.lora, unfused_attention=not stack.fused_attention)
+                            job.mtp, frozen=job.lora, unfused_attention=not stack.fused_attention,
+                            moe_host_s_per_layer=stack.moe_host_s_per_layer)
     mb = type(mbt)(**{k: np.asarray(getattr(mbt, k))[inverse] for k in mbt.__dataclass_fields__})
     return Context(model, chip, system, eff, job, stack, base, mb,
                    float(model_flops_per_token(model, job.seq_len, job.lora)))
@@ -185,10 +186,15 @@ def evaluate(ctx: Context, recompute: int, zero: int, overlap: bool) -> dict[str
     b_comp, b_comm = mb.bwd_compute + rc_comp, mb.bwd_comm + rc_comm
     if overlap:
         # While a collective runs it holds `comm_sm_frac` of the SMs, so the compute beside it runs
-        # at 1 - f; after it, at full speed: T = max(comm, compute + f·comm).
+        # at 1 - f; after it, at full speed: T = max(comm, compute + f·comm). The expert all-to-all
+        # hides only where the stack overlaps it or the schedule is DualPipe
+        # (`TrainingStack.ep_comm_overlap`); otherwise it stays on the critical path.
         f = st.comm_sm_frac
-        f_lay = np.maximum(f_comm, f_comp + f * f_comm)
-        b_lay = np.maximum(b_comm, b_comp + f * b_comm)
+        ep_hidden = st.ep_comm_overlap | (sched == SCHEDULES.index("dualpipe"))
+        e_f = np.where(ep_hidden, 0.0, mb.ep_fwd)
+        e_b = np.where(ep_hidden, 0.0, mb.ep_bwd + (mb.ep_fwd if recompute == 2 else 0.0))
+        f_lay = np.maximum(f_comm - e_f, f_comp + f * (f_comm - e_f)) + e_f
+        b_lay = np.maximum(b_comm - e_b, b_comp + f * (b_comm - e_b)) + e_b
     else:
         # Without TE's overlap Megatron still runs two of a column-parallel layer's three backward
         # collectives asynchronously beside its gradient GEMMs (`layer.BACKWARD_ASYNC_SHARE`), which

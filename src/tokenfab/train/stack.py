@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from tokenfab.specs.base import Spec
+from tokenfab.train import moe
 
 SCHEDULES = ("1f1b", "interleaved", "zb-h1", "zb-h2", "dualpipe")
 """Pipeline schedules the search knows (`train.schedule`)."""
@@ -126,6 +127,18 @@ class TrainingStack(Spec):
     estimate: Llama 3 reports the interruptions, not the restart time."""
     max_goodput_loss: float = Field(default=0.95, gt=0, lt=1)
     """Cap on the failure/checkpoint loss so a huge cluster's goodput stays finite and positive."""
+    moe_host_s_per_layer: float = Field(default_factory=lambda: moe.MOE_HOST_S_PER_LAYER, ge=0, le=1)
+    """Host seconds a dropless MoE layer exposes per micro-batch, forward and backward together:
+    Megatron-Core's token dispatcher blocks the host on the tokens-per-expert copy once per forward
+    and the kernels after it reach the GPU only as fast as the host issues them (`train.moe`). 0 for
+    a stack that captures the whole MoE layer in a CUDA graph with static expert buffers (no sync)."""
+    ep_comm_overlap: bool = False
+    """The expert all-to-all (dispatch and combine, forward and backward) runs beside computation:
+    Megatron-Core's `overlap_moe_expert_parallel_comm` (the all-to-all of one micro-batch under
+    another's compute). Megatron-Core's default runs it on the critical path even when tensor- and
+    data-parallel communication overlap. DualPipe overlaps it whatever this says: its schedule pairs
+    a forward and a backward chunk so that each one's all-to-all hides under the other's
+    computation (DeepSeek-V3, arXiv 2412.19437 §3.2.1)."""
     schedules: tuple[Literal["1f1b", "interleaved", "zb-h1", "zb-h2", "dualpipe"], ...] = Field(
         default=SCHEDULES, min_length=1)
     """Pipeline schedules the training software implements (`SOFTWARE_SCHEDULES`); the search uses

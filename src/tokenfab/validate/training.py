@@ -99,8 +99,9 @@ def row_software(row: MeasurementRow) -> str:
 
 def training_stack(row: MeasurementRow):
     """The `TrainingStack` with what the row states: its notes (`grad_bytes=2`: bf16 gradient
-    reduction; `fused_attention=0`: 2022 Megatron's unfused attention) and its framework's pipeline
-    schedules (`row_software`)."""
+    reduction; `fused_attention=0`: 2022 Megatron's unfused attention; `ep_overlap=1`: the expert
+    all-to-all overlapped; `moe_sync=0`: no host sync in the MoE layer, a full CUDA graph) and its
+    framework's pipeline schedules (`row_software`)."""
     from tokenfab.train import TrainingStack
     from tokenfab.train.stack import SOFTWARE_SCHEDULES
 
@@ -108,6 +109,10 @@ def training_stack(row: MeasurementRow):
     fields: dict = {k: float(kv[k]) for k in STACK_KEYS if k in kv}
     if kv.get("fused_attention") in ("0", "1"):
         fields["fused_attention"] = kv["fused_attention"] == "1"
+    if kv.get("ep_overlap") in ("0", "1"):  # Megatron's overlap_moe_expert_parallel_comm
+        fields["ep_comm_overlap"] = kv["ep_overlap"] == "1"
+    if kv.get("moe_sync") == "0":  # the MoE layer in a full CUDA graph with static expert buffers
+        fields["moe_host_s_per_layer"] = 0.0
     fields["schedules"] = SOFTWARE_SCHEDULES[row_software(row)]
     try:
         return TrainingStack.from_mapping(fields, origin=f"row {row.id}")
