@@ -169,8 +169,17 @@ def test_chips_that_do_not_divide_the_degrees_are_refused():
         _run(100, tp=8)
 
 
+def test_training_memory_is_what_pytorch_can_allocate():
+    # An "80 GB" H100 is a 79.11 GiB device to PyTorch; less 2 GiB of context, NCCL buffers and
+    # allocator slack, 77.11 GiB hold tensors (8.28e10 bytes).
+    from tokenfab.train.memory import usable_bytes
+    assert usable_bytes(80) / 2**30 == pytest.approx(77.11, abs=1e-9)
+    assert usable_bytes(80) == pytest.approx(8.2797e10, rel=1e-4)
+    assert usable_bytes(0.5) == 0.0  # never negative
+
+
 def test_a_model_that_fits_no_mapping_says_how_much_memory_it_needs():
-    with pytest.raises(NoMapping, match=r"fits no mapping: needs [0-9.]+ GiB per chip, has 67.6 GiB"):
+    with pytest.raises(NoMapping, match=r"fits no mapping: needs [0-9.]+ GiB per chip, has 77.1 GiB"):
         _run(8, model="llama-3.1-405b")
 
 
@@ -303,3 +312,27 @@ def test_sequence_parallelism_shards_the_norms_and_residuals_over_tp():
     # Two RMSNorms + two residual adds on 256 / 2 = 128 tokens: 128·64·2 B·10 = 163,840 bytes;
     # RoPE on the rank's 4 / 2 = 2 query heads of 16 over all 256 tokens: 256·2·16·2 B·2 = 32,768.
     assert float(norms.bytes[0]) == 163_840 + 32_768
+
+
+def test_a_long_training_run_sustains_less_than_the_kernel_tables_on_hopper():
+    """h100-sxm carries `training_sustained_frac` bf16 0.77 (fitted on paired BF16/FP8 runs, its
+    source says how): a compute-bound BF16 step's GEMMs and attention run at 0.77 of the kernel
+    tables' rate, so its step is longer than without it, by less than 1/0.77 (communication and
+    memory-bound kernels do not slow); an FP8 run's GEMMs keep their fraction. A design naming the
+    h100-sxm calibration trains the same (same silicon, same stack)."""
+    from tokenfab.design import load_design, to_chip_spec
+    from tokenfab.train.search import training_chip
+
+    chip = catalog.load_chip("h100-sxm")
+    assert chip.microarch.training_sustained_frac["bf16"] == pytest.approx(0.77)
+    plain = chip.model_copy(update={"microarch": chip.microarch.model_copy(update={"training_sustained_frac": {}})})
+    model = catalog.load_model("llama-3.1-8b")
+    job = TrainingJob(tokens=1e12, seq_len=4096, tp=1, pp=1, dp=8, cp=1, micro_batch=1, zero=1, recompute="none",
+                      overlap=True)
+    held = estimate_training(model, chip, 8, job)["step_time_s"]
+    free = estimate_training(model, plain, 8, job)["step_time_s"]
+    assert 1.0 < held / free < 1.0 / 0.77
+    fp8 = job.model_copy(update={"precision": "fp8"})
+    assert estimate_training(model, chip, 8, fp8)["step_time_s"] < held  # FP8 keeps its own fraction
+    design = to_chip_spec(load_design("h100-sxm-design"))
+    assert training_chip(design).microarch.sustained_frac["bf16"] == pytest.approx(0.77)

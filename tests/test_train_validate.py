@@ -41,9 +41,12 @@ def test_a_row_is_predicted_at_its_stated_mapping():
 
 
 @pytest.mark.slow
-def test_deepseek_v3_row_within_15_percent():
+def test_deepseek_v3_row_within_25_percent():
+    """DeepSeek-V3's 2.664M H800 GPU-hours at its stated mapping (TP 1, PP 16 DualPipe, EP 64, DP 128),
+    within issue 19's ±25% (+18% with the MoE host time and the training clocks of Hopper's 16-bit work;
+    the free search, `test_train.py`, lands within 6%)."""
     row = _row(id="T", hardware="h800-sxm", num_chips=2048, model="deepseek-v3", input_len=4096, batch=15360, tp=1,
                pp=16, ep=64, dp=128, metric="chip_hours", per="system", value=2.664e6,
                notes="tokens=14.8e12 schedule=dualpipe zero=1")
     value, _ = predict_training(row)
-    assert value / 2.664e6 == pytest.approx(1.0, abs=0.15)
+    assert value / 2.664e6 == pytest.approx(1.0, abs=0.25)

@@ -48,6 +48,13 @@ class Microarch(Spec):
     sustained_frac: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=dict)
     """Precision → fraction of its peak the chip sustains under its power cap, from a design's power
     model (absent: 1). Catalog chips leave it empty: their measured efficiency includes throttling."""
+    training_sustained_frac: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=dict)
+    """Precision → fraction of its calibrated rate a long training run sustains (absent: 1), on top
+    of `sustained_frac`: a training step overlaps tensor-, data- and expert-parallel communication
+    with the GEMMs for hours, and the chip's power limit then holds its clocks below the ones its
+    kernel tables were timed at. Fitted on published training runs (its source says which)."""
+    training_sustained_source: str = ""
+    """Where `training_sustained_frac` comes from."""
     vector_tflops: float | None = Field(default=None, gt=0, le=1e5)
     """FP32 vector (CUDA-core / SIMD) peak of the package, TFLOP/s (an FMA is 2 FLOPs): what norms,
     activations, RoPE and the softmax's adds and maxima run on. None: the chip's `fp32_tflops`

@@ -18,6 +18,22 @@ from tokenfab.specs.model import ModelSpec
 
 ACT_BYTES = 2.0
 """Saved activations are bf16."""
+CAPACITY_GIB_PER_GB = 79.11 / 80.0
+"""What the framework sees of a chip's rated memory: PyTorch reports an "80 GB" H100 as "a total
+capacity of 79.11 GiB" (its CUDA out-of-memory message, quoted in countless training logs), so the
+rated GB count as GiB less the driver's ~1% carve-out (A100 80 GB: 79.15 GiB)."""
+TRAIN_RESERVE_GIB = 2.0
+"""Memory a training process cannot give to tensors, GiB: the CUDA context (~0.5 GiB), NCCL's
+communicator buffers and cuBLAS workspaces, and the caching allocator's slack — an estimate consistent
+with the largest allocations reported before an out-of-memory error on 80 GB H100s (76.5-76.9 GiB
+"allocated by PyTorch" of 79.11). Training keeps no serving engine's KV-cache headroom (the
+inference reserve, `mapping.memory.RESERVE_FRAC`, is vLLM's utilisation default)."""
+
+
+def usable_bytes(hbm_gb: float) -> float:
+    """Bytes a training process can hold in tensors on a chip rated `hbm_gb` GB: 80 -> 79.11 - 2 =
+    77.11 GiB = 82.8e9 bytes (`CAPACITY_GIB_PER_GB`, `TRAIN_RESERVE_GIB`)."""
+    return max(float(hbm_gb) * CAPACITY_GIB_PER_GB - TRAIN_RESERVE_GIB, 0.0) * 2**30
 LOGIT_BYTES = 4.0
 """Logits and their gradient in FP32 on the last stage (cross-entropy)."""
 

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tokenfab.mapping import memory as inference_memory
 from tokenfab.mapping.search import chip_hardware
 from tokenfab.perf.efficiency import Efficiency
 from tokenfab.specs import ChipSpec, ModelSpec, SystemSpec
@@ -140,8 +139,10 @@ def prepare(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficienc
     """Base grid plus the micro-batch times of its distinct (tp, cp, ep, mbs) shapes."""
     base = build_base(model, chip, job, num_chips, stack.schedules)
     # A power-capped design trains at its sustained clock: chip_hardware applies its
-    # `microarch.sustained_frac` (catalog chips carry none: their calibration includes throttling).
-    hw = chip_hardware(model, chip, system, eff, (job.precision,), None, 0, "prefill", None, "roofline")
+    # `microarch.sustained_frac`, and a chip whose training runs sustain less than its kernel tables
+    # its `training_sustained_frac` too (`training_chip`).
+    hw = chip_hardware(model, training_chip(chip), system, eff, (job.precision,), None, 0, "prefill", None,
+                       "roofline")
     a = base.a
     keys = np.stack([a["tp"], a["cp"], a["ep"], a["mbs"]])
     uniq, inverse = np.unique(keys, axis=1, return_inverse=True) if len(base) else (np.zeros((4, 0)), np.zeros(0, int))
@@ -154,6 +155,34 @@ def prepare(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficienc
     mb = type(mbt)(**{k: np.asarray(getattr(mbt, k))[inverse] for k in mbt.__dataclass_fields__})
     return Context(model, chip, system, eff, job, stack, base, mb,
                    float(model_flops_per_token(model, job.seq_len, job.lora)))
+
+
+def training_chip(chip: ChipSpec) -> ChipSpec:
+    """The chip as a training run sees it: its `microarch.training_sustained_frac` (the clocks a long
+    run with overlapped communication sustains under the power limit) folded into the sustained
+    fractions `mapping.search.chip_hardware` applies; the chip itself when it carries none."""
+    ma = chip.microarch
+    if ma is None:
+        return chip
+    frac = ma.training_sustained_frac or _calibrated_training_frac(chip)
+    if not frac:
+        return chip
+    held = {p: ma.sustained_frac.get(p, 1.0) * f for p, f in frac.items()}
+    return chip.model_copy(update={"microarch": ma.model_copy(update={"sustained_frac": {**ma.sustained_frac, **held}})})
+
+
+def _calibrated_training_frac(chip: ChipSpec) -> dict:
+    """The training fraction of the catalog chip whose calibration `chip` names (a design of the same
+    silicon and stack trains as that chip does); {} when it names none or that chip carries none."""
+    if not chip.calibration or chip.calibration == chip.id:
+        return {}
+    from tokenfab import catalog
+
+    try:
+        ref = catalog.load_chip(chip.calibration)
+    except Exception:  # noqa: BLE001 - a calibration with no catalog chip of that name
+        return {}
+    return dict(ref.microarch.training_sustained_frac) if ref.microarch is not None else {}
 
 
 def _stage(layers, head, pp, L):
@@ -257,7 +286,7 @@ def evaluate(ctx: Context, recompute: int, zero: int, overlap: bool) -> dict[str
     # bf16 weights (the stage's full share over its layers) are resident at once.
     gathered = np.where(zero == 3, 2.0 * st.weight_bytes * (p_dense + p_exp) / np.ceil(L / pp), 0.0)
     mem = state + act + gathered
-    usable = inference_memory.usable_bytes(ctx.chip.hbm_gb)
+    usable = memory.usable_bytes(ctx.chip.hbm_gb)
     chips_used = tp * pp * cp * dp
     tokens_step = m * mbs * dp * S
     tok_s = tokens_step / step
@@ -311,7 +340,7 @@ def search(ctx: Context) -> Best:
             best = Best(i, rc, z, ov, {k: np.asarray(v)[i].item() if np.ndim(v) else float(v) for k, v in r.items()},
                         0)
     if best is None:
-        usable = inference_memory.usable_bytes(ctx.chip.hbm_gb)
+        usable = memory.usable_bytes(ctx.chip.hbm_gb)
         if not math.isfinite(least_mem):
             raise NoMapping("no mapping: the global batch, chips and fixed degrees leave no valid point")
         raise NoMapping(f"fits no mapping: needs {least_mem / 2**30:.1f} GiB per chip, has {usable / 2**30:.1f} GiB "

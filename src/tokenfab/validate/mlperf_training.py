@@ -149,9 +149,10 @@ def evaluation_seconds(model, chip, job, stack, mapping: dict, eval_samples: flo
     from tokenfab.perf.efficiency import efficiency_for
     from tokenfab.specs import SystemSpec
     from tokenfab.train.layer import micro_batch_times
+    from tokenfab.train.search import training_chip
 
     eff = efficiency_for(chip)
-    hw = chip_hardware(model, chip, SystemSpec.for_chip(chip), eff, (job.precision,), None, 0, "prefill", None,
+    hw = chip_hardware(model, training_chip(chip), SystemSpec.for_chip(chip), eff, (job.precision,), None, 0, "prefill", None,
                        "roofline")
     tp, cp, ep, mbs, pp, dp = (mapping[k] for k in ("tp", "cp", "ep", "micro_batch", "pp", "dp"))
     mb = micro_batch_times(model, hw, job.seq_len, [tp], [cp], [ep], [mbs],
