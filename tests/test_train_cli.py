@@ -99,3 +99,16 @@ def test_software_errors_are_one_line(args, message):
     r = invoke(*BASE, "--chips", "16", "--tokens", "1e10", *args)
     assert r.exit_code == 2
     assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr
+
+
+def test_the_moe_stack_options_move_a_moe_run_and_refuse_bad_values():
+    # Qwen3-30B-A3B on 8 B200 at EP 8: overlapping the expert all-to-all, or a full CUDA graph of the
+    # MoE layer (no host sync), each make the run faster than Megatron-Core's defaults.
+    base = ["train", "-m", "qwen3-30b-a3b", "-c", "b200", "--chips", "8", "--tokens", "1e12", "--tp", "1", "--pp", "1",
+            "--ep", "8", "--micro-batch", "1", "--json"]
+    rate = lambda *extra: json.loads(invoke(*base, *extra).stdout)["tokens_s_per_chip"]  # noqa: E731
+    default = rate()
+    assert rate("--ep-overlap") > default
+    assert rate("--moe-host-ms", "0") > default
+    r = invoke(*base, "--moe-host-ms", "-1")
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1 and "--moe-host-ms" in r.stderr

@@ -41,6 +41,12 @@ def train(
                               "no optimizer states for them)."),
     overlap: Optional[bool] = typer.Option(None, "--overlap/--no-overlap",
                                            help="Overlap TP/EP/CP communication with compute (searched)."),
+    ep_overlap: bool = typer.Option(False, "--ep-overlap/--no-ep-overlap", help="The software overlaps the expert "
+                                    "all-to-all with compute (Megatron's overlap_moe_expert_parallel_comm); "
+                                    "default: on the critical path, as Megatron-Core runs it (DualPipe always hides it)."),
+    moe_host_ms: Optional[float] = typer.Option(None, "--moe-host-ms", help="Host ms a dropless MoE layer exposes per "
+                                                "micro-batch (default: Megatron-Core's, fitted; 0: the layer in a "
+                                                "full CUDA graph)."),
     software: str = typer.Option("any", "--software", help="Training software whose pipeline schedules the search "
                                  "may use: any, megatron-core (1F1B, interleaved), zero-bubble (+ ZB-H1/H2), "
                                  "dualpipe (1F1B, DualPipe)."),
@@ -78,7 +84,10 @@ def train(
                     "--reward-model": reward_model, "--software": software})
     if software not in SOFTWARE_SCHEDULES:
         raise UserError(f"--software must be one of {', '.join(SOFTWARE_SCHEDULES)}, got {software!r}")
-    stack = TrainingStack(schedules=SOFTWARE_SCHEDULES[software])
+    if moe_host_ms is not None and not (0.0 <= moe_host_ms <= 1000.0):
+        raise UserError(f"--moe-host-ms must be between 0 and 1000, got {moe_host_ms:g}")
+    extra = {} if moe_host_ms is None else {"moe_host_s_per_layer": moe_host_ms * 1e-3}
+    stack = TrainingStack(schedules=SOFTWARE_SCHEDULES[software], ep_comm_overlap=ep_overlap, **extra)
     if mlperf is not None:
         _mlperf(mlperf, mlperf_batch, model, chip, chips, precision, stack, json_out)
         return
