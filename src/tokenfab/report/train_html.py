@@ -34,16 +34,19 @@ def train_figures(rows: list[dict]) -> list:
 
 def train_table_html(rows: list[dict]) -> str:
     """The comparison as an HTML table (no styling of its own)."""
-    body = "".join(
-        f"<tr><td>{_html.escape(r['model'])}</td><td>{_html.escape(r['chip'])}</td><td>{r['chips_used']:,}</td>"
-        f"<td>{_mapping(r['mapping'])}</td><td>{_html.escape(r['mapping']['schedule'])}</td>"
-        f"<td>{r['step_time_s']:,.2f}</td><td>{r['mfu']:.1%}</td><td>{r['days']:,.1f}</td>"
-        f"<td>{r['chip_hours']:,.0f}</td><td>{_money(r.get('usd'))}</td>"
-        f"<td>{_money(r.get('usd_per_trillion_tokens'))}</td><td>{r['memory_gib_per_chip']:.1f}</td></tr>"
-        for r in rows)
-    return ("<table><tr><th>model</th><th>chip</th><th>chips used</th><th>TP/PP/CP/EP/DP</th><th>schedule</th>"
-            "<th>step s</th><th>MFU</th><th>days</th><th>chip-hours</th><th>$ per run</th>"
-            f"<th>$ per T tokens</th><th>GiB per chip</th></tr>{body}</table>")
+    return _table(("model", "chip", "chips used", "TP/PP/CP/EP/DP", "schedule", "step s", "MFU", "days", "chip-hours",
+                   "$ per run", "$ per T tokens", "GiB per chip"),
+                  ([_html.escape(r["model"]), _html.escape(r["chip"]), f"{r['chips_used']:,}", _mapping(r["mapping"]),
+                    _html.escape(r["mapping"]["schedule"]), f"{r['step_time_s']:,.2f}", f"{r['mfu']:.1%}",
+                    f"{r['days']:,.1f}", f"{r['chip_hours']:,.0f}", _money(r.get("usd")),
+                    _money(r.get("usd_per_trillion_tokens")), f"{r['memory_gib_per_chip']:.1f}"] for r in rows))
+
+
+def _table(headers, rows) -> str:
+    """An HTML table: one header row, then one row per list of already formatted (escaped) cells."""
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" for cells in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def write_train_compare_html(rows: list[dict], failures: list[dict], job, chips_per_run: int, path: Path) -> None:
@@ -137,14 +140,12 @@ def train_run_figures(row: dict, sweep: list[dict]) -> list:
 
 def top_mappings_table_html(top: list[dict]) -> str:
     """The fastest fitting mappings as an HTML table, best first."""
-    body = "".join(
-        f"<tr><td>{i}</td><td>{_mapping(t)}</td><td>{_html.escape(t['schedule'])}</td><td>{t['micro_batch']}</td>"
-        f"<td>{t['zero']}</td><td>{_html.escape(t['recompute'])}</td><td>{'on' if t['overlap'] else 'off'}</td>"
-        f"<td>{t['chips_used']:,}</td><td>{t['step_time_s']:,.2f}</td><td>{t['mfu']:.1%}</td><td>{t['days']:,.1f}</td>"
-        f"<td>{t['memory_gib_per_chip']:.1f}</td></tr>" for i, t in enumerate(top, 1))
-    return ("<table><tr><th>#</th><th>TP/PP/CP/EP/DP</th><th>schedule</th><th>micro-batch</th><th>ZeRO</th>"
-            "<th>recompute</th><th>overlap</th><th>chips used</th><th>step s</th><th>MFU</th><th>days</th>"
-            f"<th>GiB per chip</th></tr>{body}</table>")
+    return _table(("#", "TP/PP/CP/EP/DP", "schedule", "micro-batch", "ZeRO", "recompute", "overlap", "chips used",
+                   "step s", "MFU", "days", "GiB per chip"),
+                  ([str(i), _mapping(t), _html.escape(t["schedule"]), str(t["micro_batch"]), str(t["zero"]),
+                    _html.escape(t["recompute"]), "on" if t["overlap"] else "off", f"{t['chips_used']:,}",
+                    f"{t['step_time_s']:,.2f}", f"{t['mfu']:.1%}", f"{t['days']:,.1f}",
+                    f"{t['memory_gib_per_chip']:.1f}"] for i, t in enumerate(top, 1)))
 
 
 def train_run_html(row: dict, sweep: list[dict], top: list[dict]) -> str:

@@ -36,8 +36,7 @@ from tokenfab.perf.efficiency import Efficiency, calibration_path, family_defaul
 from tokenfab.specs import SpecError
 from tokenfab.validate.fit import levenberg_marquardt
 from tokenfab.specs.measurement import MeasurementRow
-from tokenfab.validate.micro import _SERVING_ALLREDUCE as SERVING_ALLREDUCE
-from tokenfab.validate.micro import Unpredictable, predict_micro, system_for
+from tokenfab.validate.micro import Unpredictable, is_custom_allreduce_row, predict_micro, system_for
 
 BOUNDS: dict[str, tuple[float, float]] = {
     "gemm_compute_frac": (0.2, 1.0),
@@ -127,12 +126,6 @@ def _fit_value(row, chip, eff) -> float:
 
 def _fit_predict(rows, chip, eff) -> np.ndarray:
     return np.array([_fit_value(r, chip, eff) for r in rows], dtype=float)
-
-
-def is_custom_allreduce_row(row: MeasurementRow) -> bool:
-    """A serving stack's custom/quick all-reduce (vLLM, SGLang, TensorRT-LLM, a `custom` kernel), which
-    `predict_micro` prices with `allreduce_latency_us`; rccl-tests/nccl-tests rows are NCCL's."""
-    return row.scenario == "allreduce" and any(s in row.framework.lower() for s in SERVING_ALLREDUCE)
 
 
 def _with_custom_start(base: Efficiency, rows) -> Efficiency:

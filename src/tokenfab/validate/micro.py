@@ -205,12 +205,19 @@ def _op_row(row, chip: ChipSpec, eff: Efficiency) -> float:
     raise Unpredictable(f"operator {op} not modelled")
 
 
-_SERVING_ALLREDUCE = ("tensorrt", "trt-llm", "trtllm", "vllm", "sglang", "custom")
+SERVING_ALLREDUCE = ("tensorrt", "trt-llm", "trtllm", "vllm", "sglang", "custom")
+"""Framework names whose all-reduce rows time a serving stack's custom/quick all-reduce kernel (priced
+with `allreduce_latency_us`); every other all-reduce row (nccl-tests, rccl-tests, PyTorch) times NCCL's."""
+
+
+def is_custom_allreduce_row(row) -> bool:
+    """An all-reduce row of a serving stack's custom kernel (`SERVING_ALLREDUCE`), not NCCL's."""
+    return row.scenario == "allreduce" and any(s in row.framework.lower() for s in SERVING_ALLREDUCE)
 
 
 def predict_micro(row, chip: ChipSpec, eff: Efficiency) -> float:
     """Predicted value of a microbenchmark row in its metric unit (raises Unpredictable)."""
-    if eff.allreduce_latency_us is not None and not any(s in row.framework.lower() for s in _SERVING_ALLREDUCE):
+    if eff.allreduce_latency_us is not None and not is_custom_allreduce_row(row):
         # nccl-tests / plain PyTorch measure NCCL's all-reduce, not a serving stack's custom kernel.
         eff = eff.model_copy(update={"allreduce_latency_us": None, "allreduce_bw_frac": None})
     if row.scenario == "gemm":
