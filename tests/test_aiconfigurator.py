@@ -249,6 +249,18 @@ def test_cli_rejects_a_missing_table_folder(tmp_path):
     assert r.exit_code == 2 and "no such folder" in r.output
 
 
+def test_cli_rejects_a_folder_without_kernel_tables(tmp_path):
+    # An existing but empty folder (or a chip aiconfigurator never measured) fits nothing: one line,
+    # exit 2, nothing written — not an empty table and exit 0.
+    r = runner.invoke(app, ["calibrate", "--source", "aiconfigurator", "--aic-data", str(tmp_path), "--out",
+                            str(tmp_path)])
+    assert r.exit_code == 2 and "no aiconfigurator trtllm kernel tables" in r.output
+    assert list(tmp_path.iterdir()) == []
+    r = runner.invoke(app, ["calibrate", "--source", "aiconfigurator", "--aic-data", str(FIXTURE), "--chip", "mi300x",
+                            "--dry-run"])
+    assert r.exit_code == 2 and "for mi300x" in r.output
+
+
 def test_nccl_microbenchmarks_are_predicted_with_nccl_not_the_serving_custom_allreduce():
     from tokenfab.specs.measurement import load_measurements
     from tokenfab.validate.micro import predict_micro

@@ -272,6 +272,10 @@ def _calibrate_aic(chips, out, dry_run: bool, root, framework: str, fit_compute:
     root = aic.data_root() if root is None else Path(root)
     version = aic.package_version()
     fits = aic_fit.fit_all(root, chips, framework, out, fit_compute)
+    if not fits:
+        which = f" for {', '.join(chips)}" if chips else ""
+        raise ValueError(f"no aiconfigurator {framework} kernel tables{which} under {root} "
+                         f"(<system>/gemm/{framework}/<version>/gemm_perf.parquet or .csv)")
     written = []
     records = []
     for f in fits:
