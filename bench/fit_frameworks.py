@@ -48,7 +48,8 @@ import yaml
 
 from tokenfab import catalog
 from tokenfab.perf.efficiency import efficiency_for
-from tokenfab.perf.framework import NEUTRAL, apply_profile, known_frameworks, override_profiles, profile_for
+from tokenfab.perf.framework import (NEUTRAL, apply_profile, known_frameworks, load_framework, override_profiles,
+                                     profile_for)
 from tokenfab.specs import SpecError
 from tokenfab.specs.framework import FrameworkProfile
 from tokenfab.specs.measurement import load_measurements
@@ -69,7 +70,10 @@ MISS = math.log(10.0)
 
 
 def _neutral_everywhere() -> dict[str, FrameworkProfile]:
-    return {pid: FrameworkProfile(id=pid) for pid in known_frameworks()}
+    """Every profile neutral, keeping its flow's structure (the API-server passes of a
+    disaggregated request), which is read from the software, not fitted."""
+    return {pid: FrameworkProfile(id=pid, pd_host_passes=load_framework(pid).pd_host_passes)
+            for pid in known_frameworks()}
 
 
 def _e2e_rows(paths):
@@ -212,9 +216,11 @@ def fit_host_path(pid: str, rows) -> dict:
     meas = np.array([r.value for r, _ in rows])
     sources = np.array([r.source for r, _ in rows])
     grid = [(o, u) for o in HOST_OVERHEADS_MS for u in HOST_US_PER_TOKEN]
+    # The flow's structure is the shipped profile's (API-server passes of a disaggregated request).
+    passes = load_framework(pid).pd_host_passes
     table = []
     for o, u in grid:
-        prof = FrameworkProfile(id=pid, request_overhead_ms=o, input_us_per_token=u)
+        prof = FrameworkProfile(id=pid, request_overhead_ms=o, input_us_per_token=u, pd_host_passes=passes)
         with override_profiles({pid: prof}):
             table.append((prof, _log_err(_predict(rows), meas)))
     allowed = list(range(len(grid)))

@@ -101,8 +101,9 @@ def _row(rid):
 
 @pytest.mark.parametrize("rid, low", [("D0029", 0.999), ("D0039", 0.75)])
 def test_validate_adds_the_host_path_to_ttft_at_a_stated_concurrency(rid, low):
-    """D0029: vLLM + MooncakeConnector, 1 client on separate prefill/decode pools: TTFT rises by
-    exactly the host path (50 ms + 10 µs × 4096 tokens = 90.96 ms). D0039: SGLang on 8 H20, 8
+    """D0029: vLLM + MooncakeConnector, 1 client on separate prefill/decode pools, one API server
+    (`pd_host_passes` 1 here): TTFT rises by exactly the host path (50 ms + 10 µs × 4096 tokens =
+    90.96 ms). D0039: SGLang on 8 H20, 8
     closed-loop clients (`mapping.closed_loop`): by at most the host path and at least 3/4 of it —
     while a request is in the host path it is not in the engine, so the others queue a little less
     behind prompts (515-token prompts: 50 + 5.15 = 55.15 ms added on the client side)."""
@@ -112,12 +113,42 @@ def test_validate_adds_the_host_path_to_ttft_at_a_stated_concurrency(rid, low):
     pid = profile_for(row.framework, "NVIDIA").id
     with override_profiles({pid: FrameworkProfile(id=pid)}):
         base = predict_deployment(row).value
-    host = FrameworkProfile(id=pid, request_overhead_ms=50.0, input_us_per_token=10.0)
+    host = FrameworkProfile(id=pid, request_overhead_ms=50.0, input_us_per_token=10.0, pd_host_passes=1)
     with override_profiles({pid: host}):
         pred = predict_deployment(row)
     added = host.request_host_s(row.input_len) * 1e3
     assert "serving-stack host path" in pred.detail
     assert low * added <= pred.value - base <= added * 1.001
+
+
+def test_a_proxy_that_asks_prefill_then_decode_pays_two_host_paths():
+    """vLLM's disaggregated-serving proxy posts the request to the prefill server (max_tokens=1),
+    waits, then posts it to the decode server: two API-server passes in turn. D0029 (vLLM +
+    MooncakeConnector, 1 client, 4096-token prompt) with a 20 ms + 5 µs/token host path per pass:
+    TTFT rises by 2 × (20 + 5 × 4096 / 1000) = 2 × 40.48 = 80.96 ms; with one pass (SGLang's router
+    posts to both at once), by 40.48 ms."""
+    from tokenfab.validate.deployment import predict_deployment
+
+    row = _row("D0029")
+    assert load_framework_id(row) == "vllm"
+    with override_profiles({"vllm": FrameworkProfile(id="vllm")}):
+        base = predict_deployment(row).value
+    for passes, want_ms in ((2, 80.96), (1, 40.48)):
+        host = FrameworkProfile(id="vllm", request_overhead_ms=20.0, input_us_per_token=5.0, pd_host_passes=passes)
+        with override_profiles({"vllm": host}):
+            assert predict_deployment(row).value - base == pytest.approx(want_ms, rel=1e-6)
+
+
+def test_shipped_pd_host_passes_follow_each_proxy():
+    from tokenfab.perf.framework import load_framework
+    assert load_framework("vllm").pd_host_passes == 2
+    assert load_framework("vllm", "AMD").pd_host_passes == 2
+    assert load_framework("sglang").pd_host_passes == 1
+    assert load_framework("trt-llm").pd_host_passes == 1
+
+
+def load_framework_id(row) -> str:
+    return profile_for(row.framework, "NVIDIA").id
 
 
 def test_the_median_ttft_carries_the_host_path_once():

@@ -68,6 +68,14 @@ class FrameworkProfile(Spec):
     """Host time per prompt token on the way to the first token, µs: tokenizing the prompt text
     (once per server it passes through) and building the request. Added to TTFT as
     `input_us_per_token` × prompt tokens. Does not change the Efficiency."""
+    pd_host_passes: int = Field(default=1, ge=1, le=4)
+    """API-server passes a request makes one after the other before its first token when the
+    framework serves prefill and decode on separate pools (each pass is a whole host path: HTTP
+    handling, chat template, tokenizing the prompt). vLLM's disaggregated-serving proxy
+    (vllm-project/vllm tests/v1/kv_connector/nixl_integration/toy_proxy_server.py,
+    `_handle_completions`) sends the request to a prefill server with max_tokens=1, waits for its
+    response, then sends it to a decode server: 2. SGLang's router (python/sglang/srt/disaggregation/
+    mini_lb.py, `generate_stream`) posts to both servers at once (`asyncio.gather`): 1."""
     source: str = "neutral: the reference (TensorRT-LLM-like) calibration unchanged"
     """How these values were set: the fit (rows, sources, date) or the reasoning."""
 

@@ -14,7 +14,8 @@ over its data-parallel ranks, its TPOT is its pure decode step at that batch (no
 decode step) over the tokens a step emits; the prefill pool's capacity is its chips' input
 tokens/s over the prompt length (`mapping.modes`). TTFT is one prompt's prefill (latency) plus
 the KV transfer and one decode step, plus the framework profile's host path (API server, proxy,
-tokenization: `validate.operating_point.host_path_s`).
+tokenization: `validate.operating_point.host_path_s`) once per API server the request passes
+through in turn (`FrameworkProfile.pd_host_passes`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 from tokenfab.graph.speculative import tokens_per_step
 from tokenfab.mapping import modes
 from tokenfab.mapping.search import SearchSpace
+from tokenfab.perf.framework import profile_for
 from tokenfab.specs import SystemSpec, Traffic
 from tokenfab.validate.micro import Unpredictable
 from tokenfab.validate.operating_point import host_note, host_path_s
@@ -133,7 +135,9 @@ def predict_pools_at_concurrency(row, model, chip, traffic: Traffic, concurrency
         raise Unpredictable(f"the model does not fit a prefill pool of {n_p} chips")
     j = int(np.argmax(np.where(pa["fits"], pa["input_tok_s_per_chip"], -np.inf)))
     p_cap = float(pa["input_tok_s_per_chip"][j]) * n_p / isl  # requests/s
-    host_s = host_path_s(row, chip, isl)  # API server, proxy, tokenization: outside both pools
+    # API server, proxy, tokenization: outside both pools, once per server the request passes
+    # through in turn (the framework's `pd_host_passes`: vLLM's proxy asks prefill, then decode).
+    host_s = host_path_s(row, chip, isl) * profile_for(row.framework, chip.vendor).pd_host_passes
     ttft_ms = float(pa["ttft_ms"][j]) + step_ms + host_s * 1e3
     x_decode = concurrency / (ttft_ms * 1e-3 + osl * tpot_ms * 1e-3)
     x = min(p_cap, x_decode)
