@@ -211,6 +211,45 @@ def test_allreduce_fit_recovers_known_alpha_beta():
     assert fit.median_ape_after < 0.05 < fit.median_ape_before
 
 
+def _nccl_table(system_name, p, elems, lat):
+    return aic.Table(system_name, "nccl_perf", "nccl", "synthetic", Path("synthetic"),
+                     {"nccl_dtype": np.array(["half"] * p.size), "op_name": np.array(["all_reduce"] * p.size),
+                      "num_gpus": p.astype(float), "message_size": elems, "latency_s": lat})
+
+
+def test_nccl_fit_recovers_a_pcie_servers_ring_alpha_and_beta():
+    """A PCIe-only card (RTX PRO 6000: 64 GB/s each way, no custom all-reduce) whose NCCL ring runs at
+    25% of the link with 3.5 us per step: alpha from the small messages, beta from the large ones.
+    E.g. 4 GPUs, 32 MiB: 2 x log2(4) x 3.5 us + 2 x 3/4 x 33.55 MB / (64 GB/s x 0.25) = 14 us + 3.146 ms."""
+    chip = catalog.load_chip("rtx-pro-6000")
+    system = SystemSpec.for_chip(chip)
+    assert aic_fit.pcie_only(chip)
+    eff = Efficiency(comm_latency_us=4.0, comm_bw_frac=0.8)
+    truth = eff.model_copy(update={"comm_latency_us": 3.5, "comm_bw_frac": 0.25})
+    p, elems = (g.ravel() for g in np.meshgrid([2, 4, 8], 2.0 ** np.arange(7, 28, 2)))
+    lat = np.asarray(comm.allreduce_time_s(elems * 2.0, p, system, truth), float)
+    assert float(comm.allreduce_time_s(2.0 ** 25, 4, system, truth)) == pytest.approx(14e-6 + 3.1457e-3, rel=1e-3)
+    fit = aic_fit.fit_nccl_allreduce(_nccl_table("rtx_pro_6000_server", p, elems, lat), system, eff,
+                                     ["comm_latency_us", "comm_bw_frac"])
+    assert fit.params["comm_latency_us"] == pytest.approx(3.5, rel=0.01)
+    assert fit.params["comm_bw_frac"] == pytest.approx(0.25, rel=0.01)
+    assert fit.median_ape_after < 0.01 < fit.median_ape_before
+    # A field the chip's microbenchmark rows fit is not touched.
+    only_beta = aic_fit.fit_nccl_allreduce(_nccl_table("rtx_pro_6000_server", p, elems, lat), system, eff,
+                                           ["comm_bw_frac"])
+    assert set(only_beta.params) == {"comm_bw_frac"}
+
+
+def test_nvlink_chips_keep_their_nccl_values_from_microbenchmarks():
+    """On NVLink-class fabrics serving runs the custom all-reduce and NCCL's large messages reach the
+    link's datasheet bandwidth: the NCCL table is scored, not fitted. PCIe-through-the-host cards fit."""
+    assert not aic_fit.pcie_only(catalog.load_chip("b300"))
+    assert not aic_fit.pcie_only(catalog.load_chip("h100-sxm"))
+    assert aic_fit.pcie_only(catalog.load_chip("l40s"))
+    assert "comm_bw_frac" in aic_fit.microbench_fitted("h100-sxm")  # nccl-tests rows fit it
+    assert not aic_fit.microbench_fitted("rtx-pro-6000")  # no microbenchmark rows
+
+
 # --- calibration files ------------------------------------------------------------------------------
 
 def test_written_fit_is_loaded_and_a_rerun_starts_from_the_same_base(tmp_path):

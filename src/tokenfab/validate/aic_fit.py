@@ -9,8 +9,13 @@ Physical and small, per chip:
 - All-reduce inside the scale-up domain: `allreduce_latency_us` (alpha, flat in the group size) and
   `allreduce_bw_frac` (beta: the share of the link its ring/two-shot phase sustains), in the
   engine's `perf.comm.allreduce_time_s`,
-  fitted on the custom all-reduce table (what tensor-parallel serving runs); the NCCL all-reduce
-  table is scored with the fitted values (reported, not fitted).
+  fitted on the custom all-reduce table (what tensor-parallel serving runs).
+- The chip's NCCL collectives, `comm_latency_us` (alpha per ring/tree step) and `comm_bw_frac` (the
+  share of the link a ring sustains), fitted on the NCCL all-reduce table for PCIe-only chips
+  (`pcie_only`) where the chip's microbenchmark rows (nccl-tests) do not fit them
+  (`microbench_fitted`): the link datasheet overstates what a ring gets through PCIe switches and
+  host bridges (RTX PRO 6000, 4 GPUs, 8M half elements = 16 MiB: 2.02 ms measured, 0.51 ms at 80% of
+  PCIe Gen5 x16). Otherwise the NCCL table is scored with the fitted values (reported, not fitted).
 Least squares on log(predicted / measured), logistic bounds, deterministic Levenberg-Marquardt from
 the current calibration (same inputs, same numbers).
 """
@@ -30,6 +35,8 @@ from tokenfab.validate.fit import levenberg_marquardt
 GEMM_BOUNDS = {"compute_frac": (0.05, 1.0), "hbm_frac": (0.1, 1.0), "fixed_us": (0.2, 60.0)}
 """Physical ranges of the per-precision GEMM parameters."""
 COMM_BOUNDS = {"allreduce_latency_us": (0.2, 50.0), "allreduce_bw_frac": (0.05, 1.0)}
+NCCL_BOUNDS = {"comm_latency_us": (0.5, 50.0), "comm_bw_frac": (0.02, 1.0)}
+"""Physical ranges of the NCCL collective parameters (`fit_nccl_allreduce`)."""
 """Physical ranges of the collective parameters. The other collectives' share of the link
 (`comm_bw_frac`, fitted on large-message nccl-tests rows) is not touched."""
 PEAK_PRECISION = {"bf16": "bf16", "fp8": "fp8", "fp8_block": "fp8", "fp4": "fp4", "int8": "int8",
@@ -211,6 +218,48 @@ def fit_allreduce(table: aic.Table, system: SystemSpec, eff: Efficiency) -> Comm
                    float(np.median(np.abs(e_after))), s_before, s_after)
 
 
+LATENCY_MSG_BYTES = 64 * 1024
+"""All-reduces under this size are latency-bound: they fit the NCCL alpha (`comm_latency_us`)."""
+BANDWIDTH_MSG_BYTES = 16 * 2**20
+"""All-reduces of at least this size are bandwidth-bound: they fit the NCCL beta (`comm_bw_frac`)."""
+
+
+def fit_nccl_allreduce(table: aic.Table, system: SystemSpec, eff: Efficiency, names) -> CommFit | None:
+    """Fit the NCCL alpha/beta fields `names` (of `NCCL_BOUNDS`) on a NCCL all-reduce table with the
+    engine's ring (`comm.allreduce_time_s` without the custom all-reduce), each in its own regime:
+    alpha on messages under `LATENCY_MSG_BYTES`, beta on messages of `BANDWIDTH_MSG_BYTES` or more
+    (the classic alpha-beta split: between them both matter and the ring is least exact), every
+    group size inside the scale-up domain, alternating three times. Scored over all rows as the
+    engine runs it (the faster of custom and NCCL)."""
+    names = [n for n in NCCL_BOUNDS if n in names]
+    b, p, meas = _allreduce(table, system, "nccl_dtype", op="all_reduce")
+    keep = p > 1
+    b, p, meas = b[keep], p[keep], meas[keep]
+    regime = {"comm_latency_us": b < LATENCY_MSG_BYTES, "comm_bw_frac": b >= BANDWIDTH_MSG_BYTES}
+    names = [n for n in names if regime[n].sum() >= 2]
+    if not names:
+        return None
+    vals = {nm: getattr(eff, nm) for nm in NCCL_BOUNDS}
+    ring = eff.model_copy(update={"allreduce_latency_us": None, "allreduce_bw_frac": None})
+    for _ in range(3):
+        for nm in names:
+            sel = regime[nm]
+
+            def residuals(z, nm=nm, sel=sel):
+                e = ring.model_copy(update={**vals, nm: float(_to_x(z[0], *NCCL_BOUNDS[nm]))})
+                return np.log(np.asarray(comm.allreduce_time_s(b[sel], p[sel], system, e), float) / meas[sel])
+
+            lo, hi = NCCL_BOUNDS[nm]
+            z = levenberg_marquardt(residuals, np.array([_to_z(min(max(vals[nm], lo * 1.01), hi * 0.99), lo, hi)]),
+                                    iters=80)
+            vals[nm] = float(_to_x(z[0], lo, hi))
+    params = {nm: float(np.round(vals[nm], 4)) for nm in names}
+    e_before, s_before = _score(b, p, meas, system, eff)
+    e_after, s_after = _score(b, p, meas, system, eff.model_copy(update=params))
+    return CommFit(table.name, int(b.size), params, float(np.median(np.abs(e_before))),
+                   float(np.median(np.abs(e_after))), s_before, s_after)
+
+
 def score_nccl_allreduce(table: aic.Table, system: SystemSpec, eff: Efficiency, fitted: dict) -> CommFit | None:
     """Score (not fit) the NCCL all-reduce table with the current and the fitted collective values."""
     b, p, meas = _allreduce(table, system, "nccl_dtype", op="all_reduce")
@@ -239,6 +288,8 @@ class AicChipFit:
     """Provenance of every table read: path under the package's data folder, framework, version, rows."""
     transfer: str = ""
     """How a chip without a system of its own got its values (`SAME_DIE_GEMM`, `SAME_MEMORY_PATH`)."""
+    nccl_fitted: CommFit | None = None
+    """The NCCL alpha/beta fit when applied (chips whose microbenchmarks do not fit them)."""
 
 
 def fit_system(root, system: str, framework: str = "trtllm", out_dir=None,
@@ -278,13 +329,49 @@ def fit_system(root, system: str, framework: str = "trtllm", out_dir=None,
         if ar is not None and ar.median_ape_after < ar.median_ape_before:
             applied.update(ar.params)
     hit = aic.pick_table(root, system, "nccl_perf", "nccl")
+    nccl_fit = None
     if hit is not None:
         t = aic.read_table(hit[2], "nccl_perf", system, hit[0], hit[1])
         tables.append(t.provenance(root))
-        nccl = score_nccl_allreduce(t, sysm, eff, {k: v for k, v in applied.items() if k in COMM_BOUNDS})
+        free = ([n for n in NCCL_BOUNDS if n not in microbench_fitted(cid, out_dir)]
+                if pcie_only(chip) else [])
+        ar_eff = eff.model_copy(update={k: v for k, v in applied.items() if k in COMM_BOUNDS})
+        nccl_fit = fit_nccl_allreduce(t, sysm, ar_eff, free)
+        if nccl_fit is not None and nccl_fit.median_ape_after < nccl_fit.median_ape_before:
+            applied.update(nccl_fit.params)
+        else:
+            nccl_fit = None
+        nccl = score_nccl_allreduce(t, sysm, eff, {k: v for k, v in applied.items() if k in COMM_BOUNDS
+                                                    or k in NCCL_BOUNDS})
     if not tables:
         return None
-    return AicChipFit(cid, system, applied, gemm, ar, nccl, tables)
+    return AicChipFit(cid, system, applied, gemm, ar, nccl, tables, nccl_fitted=nccl_fit)
+
+
+def pcie_only(chip: ChipSpec) -> bool:
+    """True for a chip whose scale-up is PCIe through the host (no NVLink-class fabric): its NCCL ring
+    runs through PCIe switches and host bridges, so the link datasheet overstates it and the NCCL
+    table sets its collectives. On NVLink-class fabrics NCCL's large-message bus bandwidth is the
+    link's (the microbenchmark default stands) and serving runs the custom all-reduce (fitted)."""
+    from tokenfab.cost.system import scaleup_fabric_of
+
+    return (chip.scaleup_fabric or scaleup_fabric_of(chip.scaleup_interconnect)) == "none"
+
+
+def microbench_fitted(chip_id: str, out_dir=None) -> set[str]:
+    """Efficiency fields the chip's microbenchmark fit (`validate.calibrate`, the `fit` section of
+    its calibration file) set from its own rows: the kernel-table fit leaves those alone."""
+    from pathlib import Path
+
+    from tokenfab.perf.efficiency import calibration_path
+    from tokenfab.specs.base import load_yaml
+
+    path = (Path(out_dir) / f"{chip_id}.yaml") if out_dir else calibration_path(chip_id)
+    if not path.exists():
+        path = calibration_path(chip_id)
+    doc = load_yaml(path) if path.exists() else None
+    fit = doc.get("fit") if isinstance(doc, dict) else None
+    return set((fit or {}).get("fitted") or ())
 
 
 def fit_all(root=None, chips: list[str] | None = None, framework: str = "trtllm", out_dir=None,
@@ -364,5 +451,12 @@ def record(fit: AicChipFit, version: str | None, framework: str, fit_compute: bo
                   "signed_median_by_m_after": g.by_m_after}
                  for g in fit.gemm],
         "allreduce": comm_rec(fit.allreduce),
+        **({"nccl_allreduce_fitted": {
+            **comm_rec(fit.nccl_fitted),
+            "method": ("comm_latency_us on messages < 64 KiB and comm_bw_frac on messages >= 16 MiB (those the "
+                       "chip's microbenchmark rows do not fit), least squares on log(predicted/measured) of the "
+                       "engine's NCCL ring (perf.comm.allreduce_time_s, no custom all-reduce), every group size "
+                       "within the scale-up domain; errors over all rows")}}
+           if fit.nccl_fitted is not None else {}),
         "nccl_allreduce_scored_not_fitted": comm_rec(fit.nccl_allreduce),
     }
