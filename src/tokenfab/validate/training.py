@@ -7,7 +7,8 @@ schema has no column for: `cp`, `vp` (virtual pipeline stages: the interleaved s
 modules not trained), `lora=1` (LoRA fine-tuning), `grad_bytes` (2: bf16 gradient reduction) and
 `tokens` (the run's tokens, for `chip_hours`). What a row leaves out the training search chooses.
 Metrics: `tokens_s` (per chip or system), `mfu` (model FLOPs over the dense peak of the row's
-precision; `mfu_basis=bf16` in notes: over the bf16 peak), `chip_hours`, `step_time_s`, and
+precision; `mfu_basis=bf16` in notes: over the bf16 peak; `attention_flops=full`: the source counts
+attention without the causal discount, `ATTENTION_FLOPS`), `chip_hours`, `step_time_s`, and
 `time_to_train_min` (MLPerf Training's score: `validate.mlperf_training`, `mlperf=BENCH` in notes).
 """
 
@@ -85,10 +86,14 @@ STACK_KEYS = ("grad_bytes", "optimizer_bytes", "weight_bytes")
 """`TrainingStack` fields a row may state in its notes (the software's documented settings)."""
 
 
-SOFTWARE_BY_FRAMEWORK = (("megatron", "megatron-core"), ("nemo", "megatron-core"))
+SOFTWARE_BY_FRAMEWORK = (("megatron", "megatron-core"), ("nemo", "megatron-core"), ("modellink", "megatron-core"),
+                         ("ascendspeed", "megatron-core"))
 """Row frameworks (substring, lower case) -> the training software whose pipeline schedules the
 search may use (`train.stack.SOFTWARE_SCHEDULES`): Megatron-LM, Megatron-Core, Megatron-Bridge and
-NeMo run Megatron-Core's schedules (1F1B, interleaved), not the zero-bubble fork's."""
+NeMo run Megatron-Core's schedules (1F1B, interleaved), not the zero-bubble fork's; so do Huawei's
+ModelLink and AscendSpeed, Megatron-LM run on Ascend through an adaptor (DeepLink-org/deeplink-rtd-docs
+docs/doc/example/huawei_2024.md installs ModelLink on "NVIDIA/Megatron-LM ... git checkout 285068c8"
+plus "megatron_npu_adaptor")."""
 
 
 def row_software(row: MeasurementRow) -> str:
@@ -145,10 +150,43 @@ def estimate_row(row: MeasurementRow, lora: bool = False):
     return r, model, chip, job, stack
 
 
+ATTENTION_FLOPS = ("causal", "full")
+"""How a source counts attention in the model FLOPs of its MFU (`attention_flops=` in notes):
+`causal`, the engine's count (`train.flops`: a token meets S/2 keys on average), or `full`, every
+query meeting all S keys on every layer, the causal mask's sparsity not discounted — PaLM's MFU
+definition, 6N + 12·L·H·Q·T per token (arXiv 2204.02311 Appendix B), which Meta's torchtitan keeps
+(pytorch/torchtitan torchtitan/utils.py `get_num_flop_per_token`: "we follow the convention and do
+not account for sparsity in causal attention")."""
+
+
+def full_attention_flops_per_token(model, seq_len: int) -> float:
+    """Training FLOPs per token of the score and value matmuls when every query meets all `seq_len`
+    keys on every layer (no causal or window discount): 3 x 2 x heads x (qk_dim + v_dim) x layers x S,
+    PaLM's 12·L·H·Q·T when qk_dim = v_dim = Q — twice `train.flops.attention_flops_per_token` for a
+    model without sliding-window layers."""
+    return 6.0 * model.num_heads * (model.head_dim + model.v_head_dim) * model.num_layers * float(seq_len)
+
+
+def source_flops_ratio(row: MeasurementRow, model, job) -> float:
+    """The row source's model FLOPs per token over the engine's (`train.flops.model_flops_per_token`,
+    the numerator of its MFU): 1 unless the notes say `attention_flops=full` (`ATTENTION_FLOPS`)."""
+    from tokenfab.train.flops import attention_flops_per_token, model_flops_per_token
+
+    convention = notes_fields(row.notes).get("attention_flops", "causal")
+    if convention not in ATTENTION_FLOPS:
+        raise Unpredictable(f"attention_flops={convention} is not one of {', '.join(ATTENTION_FLOPS)}")
+    if convention == "causal":
+        return 1.0
+    engine = float(model_flops_per_token(model, job.seq_len, job.lora))
+    causal = float(attention_flops_per_token(model, job.seq_len))
+    return (engine - causal + full_attention_flops_per_token(model, job.seq_len)) / engine
+
+
 def predict_training(row: MeasurementRow) -> tuple[float, str]:
     """(predicted value in the row's metric, detail). `time_to_train_min` (MLPerf Training's score)
-    is `validate.mlperf_training.predict_time_to_train` (`validate.predict_row` sends it there)."""
-    r = estimate_row(row)[0]
+    is `validate.mlperf_training.predict_time_to_train` (`validate.predict_row` sends it there). An
+    `mfu` row is predicted in its source's FLOP count (`source_flops_ratio`)."""
+    r, model, _chip, job, _stack = estimate_row(row)
     mp = r["mapping"]
     detail = (f"tp {mp['tp']} pp {mp['pp']} ({mp['schedule']}) cp {mp['cp']} ep {mp['ep']} dp {mp['dp']}, "
               f"mbs {mp['micro_batch']}, zero {mp['zero']}, recompute {mp['recompute']}, "
@@ -158,6 +196,10 @@ def predict_training(row: MeasurementRow) -> tuple[float, str]:
         value = r["tokens_s_per_chip"] if row.per == "chip" else r["tokens_s"]
     elif metric == "mfu":
         value = r["mfu_bf16_peak"] if notes_fields(row.notes).get("mfu_basis") == "bf16" else r["mfu"]
+        ratio = source_flops_ratio(row, model, job)
+        if ratio != 1.0:
+            value *= ratio
+            detail += f" (x{ratio:.3f} in the source's FLOPs: attention over all keys)"
     elif metric in ("chip_hours", "gpu_hours"):
         value = r["chip_hours"]
     elif metric == "step_time_s":
