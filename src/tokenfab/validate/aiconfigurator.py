@@ -9,7 +9,9 @@ tables are read from the installed package when `tokenfab calibrate --source aic
 
 Table columns (as shipped): gemm_perf: gemm_dtype, m, n, k, latency (ms); custom_allreduce_perf:
 allreduce_dtype, num_gpus, message_size (elements), latency (ms); nccl_perf: op_name, nccl_dtype,
-num_gpus, message_size (elements), latency (ms). A `.csv` with the same columns is read the same way
+num_gpus, message_size (elements), latency (ms); moe_perf (one rank's fused MoE layer, scored by
+`aic_moe`): kernel_source, moe_dtype, num_tokens, hidden_size, inter_size, topk, num_experts,
+moe_tp_size, moe_ep_size, distribution, latency (ms). A `.csv` with the same columns is read the same way
 (small fixtures, environments without pyarrow).
 """
 
@@ -55,6 +57,7 @@ KERNEL_TABLES: dict[str, str] = {
     "gemm_perf": "gemm",
     "custom_allreduce_perf": "comm",
     "nccl_perf": "comm",
+    "moe_perf": "moe",
 }
 """The only tables this reader opens (table name -> op folder): kernel timings, nothing end to end."""
 GEMM_DTYPES: dict[str, str] = {"bfloat16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "fp4",
@@ -68,8 +71,10 @@ _COLUMNS = {
     "gemm_perf": ("gemm_dtype", "m", "n", "k", "latency"),
     "custom_allreduce_perf": ("allreduce_dtype", "num_gpus", "message_size", "latency"),
     "nccl_perf": ("op_name", "nccl_dtype", "num_gpus", "message_size", "latency"),
+    "moe_perf": ("kernel_source", "moe_dtype", "num_tokens", "hidden_size", "inter_size", "topk", "num_experts",
+                 "moe_tp_size", "moe_ep_size", "distribution", "latency"),
 }
-_TEXT = {"gemm_dtype", "allreduce_dtype", "op_name", "nccl_dtype"}
+_TEXT = {"gemm_dtype", "allreduce_dtype", "op_name", "nccl_dtype", "kernel_source", "moe_dtype", "distribution"}
 
 
 class AiconfiguratorMissing(ValueError):

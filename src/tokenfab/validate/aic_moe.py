@@ -1,0 +1,313 @@
+"""Score the engine's MoE layer against aiconfigurator's measured MoE kernel tables (issue 14).
+
+aiconfigurator ships `<system>/moe/<framework>/<version>/moe_perf.parquet`: the latency of ONE rank's
+fused MoE layer (TensorRT-LLM `create_moe(...).forward`, SGLang `fused_moe` / FlashInfer, vLLM
+`fused_experts` / FlashInfer) for a token count, shape (hidden, expert width, top-k, experts) and
+layout (moe_tp, moe_ep). Its collectors (ai-dynamo/aiconfigurator `collector/{trtllm,sglang,vllm}/
+collect_moe.py`) time, under a CUDA graph, the expert pipeline between the router GEMM and the
+collective: token sort/permute by expert, the activation quantization of FP8/FP4 paths, the grouped
+gate-up GEMM, the activation, the down GEMM and the finalize (un-permute + weighted sum of each
+token's k copies). The router GEMM and the all-reduce / all-to-all are not in it (`reduce_results=
+False`; the SDK adds `router_gemm`, `moe_pre_dispatch`, `moe_post_dispatch` as ops of their own,
+`aiconfigurator_core/sdk/models/blocks/moe.py`). The top-k over the router logits is inside for
+TensorRT-LLM (logits passed to `moe.forward`) and SGLang's Triton/Marlin paths, outside for vLLM's
+`fused_experts` and the FlashInfer routed paths: a few µs either way. TensorRT-LLM's min-latency rows
+(`moe_torch_flow_min_latency`) run with `do_finalize=False`: their un-permute and sum are not timed.
+Collectors read: collector/trtllm/collect_moe.py and collect_moe_v3.py (`run_moe_torch`: `moe.forward(
+hidden_states, logits, do_finalize=not min_latency_mode)` under `benchmark_with_power`),
+collector/sglang/collect_moe.py (`benchmark_config.run_op`: `select_experts` + `fused_moe`; with
+moe_ep > 1 a rank-0 workload whose remote expert ids are clamped to local expert 0 with weight 0 in
+the Triton and Marlin paths, so those rows carry extra rows on one expert), collector/vllm/
+collect_moe.py (`run_single_iteration`: `fused_experts` with precomputed top-k).
+
+What the engine charges for the same work is the sum of its own ops (`MOE_KERNEL_OPS`, from
+`graph.transformer`, timed by `perf.evaluate.time_ops` on `mapping.search.chip_hardware` with the
+chip's calibrated Efficiency under the framework's profile): nothing is re-derived here. Pure
+functions; reading the tables is `validate.aiconfigurator`'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tokenfab.graph.ops import StepShape
+from tokenfab.graph.transformer import step_ops
+from tokenfab.mapping.search import chip_hardware
+from tokenfab.perf.evaluate import time_ops, total_seconds
+from tokenfab.specs import ChipSpec, SystemSpec
+from tokenfab.specs.model import ModelSpec
+from tokenfab.specs.precision import bytes_per_element
+from tokenfab.validate import aiconfigurator as aic
+
+TABLE = "moe_perf"
+MOE_DTYPES: dict[str, str] = {"bfloat16": "bf16", "fp8": "fp8", "fp8_block": "fp8", "nvfp4": "fp4",
+                              "w4a16_mxfp4": "int4", "int4_wo": "int4"}
+"""aiconfigurator MoE dtype -> the engine precision that prices it. The engine has one FP8 (per-tensor
+scales: fp8_block's 1x128 / 128x128 scales are priced as fp8), and one weight-only 4-bit path (`int4`:
+4.5-bit weights, BF16 math; MXFP4 weights with BF16 activations and INT4 W4A16 alike). w4a8_mxfp4_mxfp8
+and w4afp8 (4-bit weights, FP8 activations) have no engine path and are not scored."""
+MOE_KERNEL_OPS = ("experts_up", "experts_act", "experts_down", "moe_routing", "moe_permute", "moe_unpermute")
+"""Engine ops of the work a `moe_perf` row times (everything between the router GEMM and the collective)."""
+EXPERT_OPS = ("experts_up", "experts_act", "experts_down")
+"""The expert computation alone (grouped GEMMs and activation), reported beside the layer."""
+NON_GATED: frozenset = frozenset({(2688, 512, 22), (5120, 512, 22), (1856, 128, 6)})
+"""(inter_size, num_experts, topk) of the non-gated (ReLU²) Nemotron-3 shapes: Super-120B (latent 1024,
+2688, 512 experts, top-22), Ultra-550B (5120, 512, top-22) and Nano-30B (2688 hidden, 1856, 128, top-6),
+`mlp_hidden_act: relu2` in aiconfigurator_core/model_configs/nvidia--NVIDIA-Nemotron-3-*_config.json;
+the collectors run them non-gated (`NON_GATED_MOE_MODELS = ["Nemotron-3"]` in collector/trtllm/
+collect_moe.py). A `kernel_source` naming `nongated` is non-gated too."""
+FRAMEWORK_PROFILE: dict[str, str] = {"trtllm": "trt-llm", "sglang": "sglang", "vllm": "vllm"}
+"""aiconfigurator framework folder -> tokenfab framework profile (`perf.framework`)."""
+TOKEN_BANDS: tuple[tuple[str, int, int], ...] = (("1-8", 1, 8), ("16-128", 9, 128), ("160-2048", 129, 2048),
+                                                 (">=3072", 2049, 1 << 40))
+"""num_tokens bands (the tables sweep 1, 2, 4, 8 | 16 ... 128 | 160, 192, 256 ... 2048 | 3072 ... 16384)."""
+WORKED_SHAPES: dict[str, tuple[int, int, int, int]] = {
+    "qwen3-235b-a22b": (4096, 1536, 128, 8),
+    "deepseek-v3": (7168, 2048, 256, 8),
+    "gpt-oss-120b": (2880, 2880, 128, 4),
+}
+"""(hidden, expert width, experts, top-k) from each model's config.json (Qwen/Qwen3-235B-A22B,
+deepseek-ai/DeepSeek-V3, openai/gpt-oss-120b)."""
+_KEY = ("kernel_source", "moe_dtype", "num_tokens", "hidden_size", "inter_size", "topk", "num_experts",
+        "moe_tp_size", "moe_ep_size")
+
+
+@dataclass
+class MoeRows:
+    """The balanced rows of one (system, framework) that the engine can price, newest version per key."""
+
+    system: str
+    framework: str
+    columns: dict
+    """`moe_perf` columns as arrays (`latency_s` in seconds) plus `version` per row."""
+    skipped: dict = field(default_factory=dict)
+    """Rows left out, by reason (`power_law_1.2 distribution`, `dtype w4a8_mxfp4_mxfp8`, `older version`)."""
+    tables: list = field(default_factory=list)
+    """Provenance of every table read (`Table.provenance`)."""
+
+    @property
+    def rows(self) -> int:
+        return int(len(self.columns["latency_s"]))
+
+
+def _count(skipped: dict, reason: str, n: int) -> None:
+    if n:
+        skipped[reason] = skipped.get(reason, 0) + int(n)
+
+
+def select_rows(tables: list[aic.Table]) -> tuple[dict, dict]:
+    """(columns, skipped) of the balanced rows with a priced dtype from `tables` (newest first): a row
+    whose key (kernel, dtype, tokens, shape, layout) a newer table already holds is dropped, so a
+    re-collection supersedes the rows it repeats and older versions fill in the shapes it lacks
+    (aiconfigurator's own `reuse.yaml` convention)."""
+    skipped: dict = {}
+    parts = []
+    for t in tables:
+        c = t.columns
+        dist = c["distribution"]
+        for d in np.unique(dist[dist != "balanced"]):
+            _count(skipped, f"{d} distribution", np.sum(dist == d))
+        bal = dist == "balanced"
+        priced = np.isin(c["moe_dtype"], list(MOE_DTYPES))
+        for d in np.unique(c["moe_dtype"][bal & ~priced]):
+            _count(skipped, f"dtype {d} (no engine path)", np.sum(bal & (c["moe_dtype"] == d)))
+        keep = bal & priced
+        part = {k: v[keep] for k, v in c.items()}
+        part["version"] = np.full(int(keep.sum()), t.version)
+        parts.append(part)
+    if not parts:
+        return {}, skipped
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if cols["latency_s"].size == 0:
+        return cols, skipped
+    codes = [np.unique(cols[k], return_inverse=True)[1] if cols[k].dtype.kind in "US" else cols[k] for k in _KEY]
+    _, first = np.unique(np.stack([np.asarray(x, float) for x in codes], axis=1), axis=0, return_index=True)
+    first = np.sort(first)
+    _count(skipped, "older version of a newer row", cols["latency_s"].size - first.size)
+    return {k: v[first] for k, v in cols.items()}, skipped
+
+
+def load_rows(root, system: str, framework: str) -> MoeRows | None:
+    """Every `moe_perf` table of `system` under `framework` (all versions, newest first), selected by
+    `select_rows`; None when there is none."""
+    found = [t for t in aic.find_tables(root, system, TABLE) if t[0] == framework]
+    if not found:
+        return None
+    tables = [aic.read_table(path, TABLE, system, fw, ver)
+              for fw, ver, path in sorted(found, key=lambda t: aic.version_key(t[1]), reverse=True)]
+    cols, skipped = select_rows(tables)
+    return MoeRows(system, framework, cols, skipped, [t.provenance(root) for t in tables])
+
+
+def is_gated(kernel_source: str, inter: int, experts: int, topk: int) -> bool:
+    """Whether a row's experts are gated (SwiGLU): all but the `NON_GATED` Nemotron-3 shapes."""
+    return "nongated" not in kernel_source and (int(inter), int(experts), int(topk)) not in NON_GATED
+
+
+def moe_model(hidden: int, inter: int, experts: int, topk: int, gated: bool = True) -> ModelSpec:
+    """A one-layer MoE model with the table's shape (attention fields are placeholders: only the MoE
+    ops of its step are timed)."""
+    return ModelSpec(id=f"aic-moe-{hidden}x{inter}-e{experts}k{topk}", family="aic_moe", hidden_size=int(hidden),
+                     num_layers=1, num_heads=8, num_kv_heads=8, head_dim=128, v_head_dim=128,
+                     intermediate_size=int(inter), gated_mlp=gated, vocab_size=32000, num_experts=int(experts),
+                     experts_per_token=int(topk), moe_intermediate_size=int(inter))
+
+
+def engine_seconds(chip: ChipSpec, eff, model: ModelSpec, precision: str, tokens, moe_tp, moe_ep,
+                   ops: tuple[str, ...] = MOE_KERNEL_OPS) -> np.ndarray:
+    """Seconds the engine charges one rank for `ops` of one MoE layer, per point (arrays broadcast).
+
+    The table's layout is the engine's: a rank holds the step's `tokens` (attention TP, no data
+    parallelism: dp = 1) and `moe_tp × moe_ep` ranks share the layer, each with experts/moe_ep experts
+    split `moe_tp` ways (`graph.transformer.moe_layout`: tp = moe_tp·moe_ep, ep = moe_ep)."""
+    tokens = np.asarray(tokens, float)
+    tp = np.asarray(moe_tp, float) * np.asarray(moe_ep, float)
+    one = np.ones_like(tokens)
+    shape = StepShape(phase="decode", tokens=tokens, seqs=tokens, ctx=one, kv_len=one, tp=tp * one, dp=one,
+                      ep=np.asarray(moe_ep, float) * one, w_bytes=bytes_per_element(precision) * one,
+                      a_bytes=2.0 * one, kv_bytes=2.0 * one)
+    hw = chip_hardware(model, chip, SystemSpec.for_chip(chip), eff, [precision], phase="decode")
+    picked = [op for op in step_ops(model, shape) if op.name in ops]
+    return np.broadcast_to(total_seconds(time_ops(picked, hw)), tokens.shape).astype(float)
+
+
+def predict(rows: MoeRows | dict, chip: ChipSpec, eff) -> dict:
+    """Engine seconds for every row: `layer_s` (`MOE_KERNEL_OPS`) and `experts_s` (`EXPERT_OPS`)."""
+    c = rows.columns if isinstance(rows, MoeRows) else rows
+    n = len(c["latency_s"])
+    layer, experts = np.full(n, np.nan), np.full(n, np.nan)
+    prec = np.array([MOE_DTYPES[d] for d in c["moe_dtype"]]) if n else np.array([], dtype=str)
+    gated = np.array([is_gated(k, i, e, t) for k, i, e, t in zip(c["kernel_source"], c["inter_size"],
+                                                                 c["num_experts"], c["topk"])], dtype=bool)
+    group = np.stack([c["hidden_size"], c["inter_size"], c["num_experts"], c["topk"], gated.astype(float)], axis=1)
+    for p in np.unique(prec):
+        for g in np.unique(group[prec == p], axis=0):
+            sel = (prec == p) & np.all(group == g, axis=1)
+            model = moe_model(*(int(x) for x in g[:4]), gated=bool(g[4]))
+            args = (c["num_tokens"][sel], c["moe_tp_size"][sel], c["moe_ep_size"][sel])
+            layer[sel] = engine_seconds(chip, eff, model, str(p), *args)
+            experts[sel] = engine_seconds(chip, eff, model, str(p), *args, ops=EXPERT_OPS)
+    return {"layer_s": layer, "experts_s": experts}
+
+
+def band_of(tokens) -> np.ndarray:
+    """`TOKEN_BANDS` label of each token count."""
+    tokens = np.asarray(tokens, float)
+    out = np.full(tokens.shape, "", dtype=object)
+    for label, lo, hi in TOKEN_BANDS:
+        out[(tokens >= lo) & (tokens <= hi)] = label
+    return out
+
+
+def _median(x) -> float | None:
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    return round(float(np.median(x)), 4) if x.size else None
+
+
+def summarize(rows: MoeRows, pred: dict) -> list[dict]:
+    """Per (kernel_source, dtype): rows, median predicted/measured (layer and experts only) overall, per
+    `TOKEN_BANDS` band and per layout (experts whole on a rank, ep = 1, or spread, ep > 1), and the
+    versions the rows come from."""
+    c = rows.columns
+    ratio = pred["layer_s"] / c["latency_s"]
+    ratio_x = pred["experts_s"] / c["latency_s"]
+    bands = band_of(c["num_tokens"])
+    out = []
+    pairs = sorted(set(zip(c["kernel_source"].tolist(), c["moe_dtype"].tolist())))
+    for ks, dt in pairs:
+        sel = (c["kernel_source"] == ks) & (c["moe_dtype"] == dt)
+        by_band = {}
+        for label, _, _ in TOKEN_BANDS:
+            b = sel & (bands == label)
+            if b.any():
+                by_band[label] = {"rows": int(b.sum()), "median_ratio": _median(ratio[b]),
+                                  "median_ratio_experts_only": _median(ratio_x[b])}
+        ep1 = sel & (c["moe_ep_size"] == 1)
+        out.append({"system": rows.system, "framework": rows.framework, "kernel_source": ks, "moe_dtype": dt,
+                    "engine_precision": MOE_DTYPES[dt], "rows": int(sel.sum()), "median_ratio": _median(ratio[sel]),
+                    "median_ratio_experts_only": _median(ratio_x[sel]), "by_tokens": by_band,
+                    "by_layout": {"ep=1": _median(ratio[ep1]), "ep>1": _median(ratio[sel & ~ep1])},
+                    "versions": sorted(set(c["version"][sel].tolist()), key=aic.version_key)})
+    return out
+
+
+def worked(rows: MoeRows, pred: dict, shape: tuple[int, int, int, int], moe_tp: int, moe_ep: int,
+           tokens=(1, 8, 64, 512, 4096)) -> list[dict]:
+    """Measured and engine µs at a few token counts for one model shape and layout, per kernel and dtype."""
+    c = rows.columns
+    h, i, e, k = shape
+    sel = ((c["hidden_size"] == h) & (c["inter_size"] == i) & (c["num_experts"] == e) & (c["topk"] == k)
+           & (c["moe_tp_size"] == moe_tp) & (c["moe_ep_size"] == moe_ep) & np.isin(c["num_tokens"], tokens))
+    out = []
+    for j in np.flatnonzero(sel):
+        out.append({"kernel_source": str(c["kernel_source"][j]), "moe_dtype": str(c["moe_dtype"][j]),
+                    "num_tokens": int(c["num_tokens"][j]), "measured_us": round(float(c["latency_s"][j]) * 1e6, 2),
+                    "engine_layer_us": round(float(pred["layer_s"][j]) * 1e6, 2),
+                    "engine_experts_us": round(float(pred["experts_s"][j]) * 1e6, 2),
+                    "ratio": round(float(pred["layer_s"][j] / c["latency_s"][j]), 3)})
+    return sorted(out, key=lambda r: (r["kernel_source"], r["moe_dtype"], r["num_tokens"]))
+
+
+_MATCH = ("moe_dtype", "num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size", "moe_ep_size")
+
+
+FASTEST = "(fastest kernel)"
+"""`kernel_source` of the rows `fastest_rows` keeps: per key, the framework's quickest measured kernel."""
+
+
+def fastest_rows(rows: MoeRows, pred: dict) -> tuple[MoeRows, dict]:
+    """Per key (dtype, tokens, shape, layout) only the row of the quickest measured kernel, relabelled
+    `FASTEST`: what a deployment of that framework runs (it picks its best backend), so slow fallback
+    kernels a table also sweeps (e.g. SGLang's FlashInfer-CUTLASS BF16 path on Hopper) do not weigh."""
+    c = rows.columns
+    best: dict = {}
+    for j, key in enumerate(zip(*(c[k].tolist() for k in _MATCH))):
+        if key not in best or c["latency_s"][j] < c["latency_s"][best[key]]:
+            best[key] = j
+    idx = np.sort(np.fromiter(best.values(), dtype=int, count=len(best)))
+    cols = {k: v[idx] for k, v in c.items()}
+    cols["kernel_source"] = np.full(idx.size, FASTEST)
+    return MoeRows(rows.system, rows.framework, cols, rows.skipped, rows.tables), {k: v[idx] for k, v in pred.items()}
+
+
+def _fastest(rows: MoeRows) -> dict:
+    """Key (dtype, tokens, shape, layout) -> the fastest measured seconds over the kernels of `rows`
+    (what the framework would run: it picks its best backend)."""
+    c = rows.columns
+    out: dict = {}
+    for j, key in enumerate(zip(*(c[k].tolist() for k in _MATCH))):
+        lat = float(c["latency_s"][j])
+        if lat < out.get(key, np.inf):
+            out[key] = lat
+    return out
+
+
+def framework_speed(by_framework: dict[str, MoeRows], reference: str = "trtllm") -> list[dict]:
+    """Measured latency of each framework's fastest kernel over the reference framework's, on the keys
+    both measured on the same system: median ratio per dtype and token band (> 1: slower)."""
+    ref = by_framework.get(reference)
+    if ref is None:
+        return []
+    base = _fastest(ref)
+    out = []
+    for fw, rows in sorted(by_framework.items()):
+        if fw == reference:
+            continue
+        mine = _fastest(rows)
+        common = [k for k in mine if k in base]
+        if not common:
+            continue
+        dtype = np.array([k[0] for k in common])
+        tokens = np.array([k[1] for k in common], float)
+        ratio = np.array([mine[k] / base[k] for k in common])
+        bands = band_of(tokens)
+        for d in np.unique(dtype):
+            sel = dtype == d
+            out.append({"system": rows.system, "framework": fw, "reference": reference, "moe_dtype": str(d),
+                        "rows": int(sel.sum()), "median_latency_ratio": _median(ratio[sel]),
+                        "by_tokens": {label: _median(ratio[sel & (bands == label)]) for label, _, _ in TOKEN_BANDS
+                                      if (sel & (bands == label)).any()}})
+    return out
