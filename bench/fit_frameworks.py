@@ -26,10 +26,13 @@ beats the neutral one. Prints the YAML to paste into catalog/frameworks.yaml.
 Host path (second stage, on the TTFT rows at a stated concurrency only): `request_overhead_ms`
 (per request: API server, chat template, admission, proxy hops, first-token streaming) and
 `input_us_per_token` (per prompt token: tokenization), added to TTFT outside the engine's steps
-(`validate.operating_point.host_path_s`). Fitted per profile on the same >= 8 rows from >= 2
-sources rule, leave-one-source-out, grid `HOST_OVERHEADS_MS` x `HOST_US_PER_TOKEN`, loss as above;
-proposed only if its LOSO median |error| beats zero host path. With fewer rows or one source the
-in-sample fit is printed for information and the profile keeps 0.
+(`validate.operating_point.host_path_s`), once per API server a disaggregated request passes
+through in turn (the shipped `pd_host_passes`, kept). Fitted per profile on its ONE-client rows
+(no other request queues ahead, so the gap is the host path and the prefill alone; rows with more
+clients also carry the engine's queueing and step-time errors and are scored, not fitted), on the
+same >= 8 rows from >= 2 sources rule, leave-one-source-out, grid `HOST_OVERHEADS_MS` x
+`HOST_US_PER_TOKEN`, loss as above; proposed only if its LOSO median |error| beats zero host path.
+With fewer rows or one source the in-sample fit is printed for information and the profile keeps 0.
 """
 
 from __future__ import annotations
@@ -63,17 +66,19 @@ QUALITIES = tuple(np.round(np.arange(0.50, 1.2001, 0.05), 2))
 OVERHEADS = (None, 1.0, 2.0, 4.0, 8.0)
 REF_QUALITIES = tuple(np.round(np.arange(0.80, 1.1001, 0.05), 2))
 REF_OVERHEADS = (None, 1.0, 2.0)
-HOST_OVERHEADS_MS = (0.0, 5.0, 10.0, 20.0, 30.0, 40.0, 60.0, 80.0)
-HOST_US_PER_TOKEN = (0.0, 1.0, 2.0, 5.0, 10.0, 15.0)
+HOST_OVERHEADS_MS = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 50.0, 60.0, 80.0, 100.0)
+HOST_US_PER_TOKEN = (0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0)
 MISS = math.log(10.0)
 """Loss of a row the candidate cannot predict (a factor of 10)."""
 
 
 def _neutral_everywhere() -> dict[str, FrameworkProfile]:
-    """Every profile neutral, keeping its flow's structure (the API-server passes of a
-    disaggregated request), which is read from the software, not fitted."""
-    return {pid: FrameworkProfile(id=pid, pd_host_passes=load_framework(pid).pd_host_passes)
-            for pid in known_frameworks()}
+    """Every profile neutral, keeping its structure, which is read from the software, not fitted:
+    the API-server passes of a disaggregated request and the vendor variants (vLLM on an AMD chip
+    is the vllm-rocm profile)."""
+    shipped = {pid: load_framework(pid) for pid in known_frameworks()}
+    return {pid: FrameworkProfile(id=pid, pd_host_passes=p.pd_host_passes, vendor_variants=p.vendor_variants)
+            for pid, p in shipped.items()}
 
 
 def _e2e_rows(paths):
@@ -211,10 +216,14 @@ def _ttft_at_concurrency(rows) -> list:
 
 def fit_host_path(pid: str, rows) -> dict:
     """Grid fit of the host path (`request_overhead_ms`, `input_us_per_token`) of profile `pid` on
-    its TTFT rows at a stated concurrency: in sample, and leave-one-source-out when the rows allow
-    (>= MIN_ROWS from >= MIN_SOURCES sources). Kernel factors stay neutral (the stage is separate)."""
+    its ONE-client TTFT rows (the host path and the prefill alone), in sample and leave-one-source-
+    out when they allow (>= MIN_ROWS from >= MIN_SOURCES sources); its rows with more clients are
+    scored with the same values. Kernel factors stay neutral (the stage is separate)."""
+    from tokenfab.validate.operating_point import operating_point
+
     meas = np.array([r.value for r, _ in rows])
     sources = np.array([r.source for r, _ in rows])
+    one = np.array([operating_point(r).concurrency == 1 for r, _ in rows])
     grid = [(o, u) for o in HOST_OVERHEADS_MS for u in HOST_US_PER_TOKEN]
     # The flow's structure is the shipped profile's (API-server passes of a disaggregated request).
     passes = load_framework(pid).pd_host_passes
@@ -225,17 +234,19 @@ def fit_host_path(pid: str, rows) -> dict:
             table.append((prof, _log_err(_predict(rows), meas)))
     allowed = list(range(len(grid)))
     neutral_err = np.expm1(table[0][1])
-    i_all = _pick(table, np.ones(len(rows), bool), allowed)
-    out = dict(n=len(rows), sources=sorted(set(sources)), neutral=_stats(neutral_err), best=table[i_all][0],
-               insample=_stats(np.expm1(table[i_all][1])), loso=None, folds=[])
-    if len(rows) >= MIN_ROWS and len(set(sources)) >= MIN_SOURCES:
+    i_all = _pick(table, one, allowed)
+    fitted = np.expm1(table[i_all][1])
+    out = dict(n=int(one.sum()), sources=sorted(set(sources[one])), neutral=_stats(neutral_err[one]),
+               best=table[i_all][0], insample=_stats(fitted[one]), loso=None, folds=[],
+               many_neutral=_stats(neutral_err[~one]), many_scored=_stats(fitted[~one]))
+    if one.sum() >= MIN_ROWS and len(set(sources[one])) >= MIN_SOURCES:
         loso = np.full(len(rows), np.nan)
-        for s in sorted(set(sources)):
+        for s in sorted(set(sources[one])):
             test = sources == s
-            i = _pick(table, ~test, allowed)
+            i = _pick(table, one & ~test, allowed)
             loso[test] = np.expm1(table[i][1])[test]
             out["folds"].append((s, table[i][0]))
-        out["loso"] = _stats(loso)
+        out["loso"] = _stats(loso[one])
     return out
 
 
@@ -254,9 +265,11 @@ def report_host_paths(groups: dict, only) -> dict:
         if not rows:
             continue
         res = fit_host_path(pid, rows)
-        print(f"\n{pid} host path: {res['n']} TTFT rows at a stated concurrency from {len(res['sources'])} sources")
+        print(f"\n{pid} host path: {res['n']} one-client TTFT rows from {len(res['sources'])} sources "
+              f"(fitted), {len(rows) - res['n']} with more clients (scored)")
         print(f"  without host path:   {_fmt(res['neutral'])}")
         print(f"  in-sample fit:       {_describe_host(res['best'])}: {_fmt(res['insample'])}")
+        print(f"  more clients:        {_fmt(res['many_neutral'])} -> with the fit {_fmt(res['many_scored'])}")
         if res["loso"] is None:
             print(f"  -> keeps 0 (too few to fit: >= {MIN_ROWS} rows from >= {MIN_SOURCES} sources needed)")
             continue
