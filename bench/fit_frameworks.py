@@ -72,6 +72,10 @@ MISS = math.log(10.0)
 """Loss of a row the candidate cannot predict (a factor of 10)."""
 
 
+HOST_FIELDS = ("request_overhead_ms", "input_us_per_token")
+"""The host-path stage's fields; every other fitted field is the kernel stage's."""
+
+
 def _neutral_everywhere() -> dict[str, FrameworkProfile]:
     """Every profile neutral, keeping its structure, which is read from the software, not fitted:
     the API-server passes of a disaggregated request and the vendor variants (vLLM on an AMD chip
@@ -79,6 +83,20 @@ def _neutral_everywhere() -> dict[str, FrameworkProfile]:
     shipped = {pid: load_framework(pid) for pid in known_frameworks()}
     return {pid: FrameworkProfile(id=pid, pd_host_passes=p.pd_host_passes, vendor_variants=p.vendor_variants)
             for pid, p in shipped.items()}
+
+
+def _other_stage_shipped(stage: str) -> dict[str, FrameworkProfile]:
+    """Every profile as shipped in the stage that is not being fitted, neutral in `stage` (coordinate
+    descent: the kernel fit sees the shipped host paths, so a TTFT row is not asked to explain its
+    host path with kernel speed; the host fit sees the shipped kernel factors)."""
+    out = {}
+    for pid, neutral in _neutral_everywhere().items():
+        shipped = load_framework(pid)
+        if stage == "kernels":
+            out[pid] = neutral.model_copy(update={f: getattr(shipped, f) for f in HOST_FIELDS})
+        else:
+            out[pid] = shipped.model_copy(update={f: 0.0 for f in HOST_FIELDS})
+    return out
 
 
 def _e2e_rows(paths):
@@ -166,6 +184,7 @@ def _describe(prof: FrameworkProfile) -> str:
 
 PARAMETER_SETS = {
     "kernel_quality": lambda prof: prof.step_overhead_ms is None,
+    "step_overhead_ms": lambda prof: prof.gemm_quality == 1.0,
     "kernel_quality + step_overhead_ms": lambda prof: True,
 }
 """Nested models compared by leave-one-source-out; the simpler one wins a tie."""
@@ -218,18 +237,19 @@ def fit_host_path(pid: str, rows) -> dict:
     """Grid fit of the host path (`request_overhead_ms`, `input_us_per_token`) of profile `pid` on
     its ONE-client TTFT rows (the host path and the prefill alone), in sample and leave-one-source-
     out when they allow (>= MIN_ROWS from >= MIN_SOURCES sources); its rows with more clients are
-    scored with the same values. Kernel factors stay neutral (the stage is separate)."""
+    scored with the same values. The shipped kernel factors are kept (the stages alternate)."""
     from tokenfab.validate.operating_point import operating_point
 
     meas = np.array([r.value for r, _ in rows])
     sources = np.array([r.source for r, _ in rows])
     one = np.array([operating_point(r).concurrency == 1 for r, _ in rows])
     grid = [(o, u) for o in HOST_OVERHEADS_MS for u in HOST_US_PER_TOKEN]
-    # The flow's structure is the shipped profile's (API-server passes of a disaggregated request).
-    passes = load_framework(pid).pd_host_passes
+    # The flow's structure and kernel factors are the shipped profile's (API-server passes of a
+    # disaggregated request, vendor variants).
+    base = load_framework(pid)  # the stage's starting point: shipped kernel factors, no host path
     table = []
     for o, u in grid:
-        prof = FrameworkProfile(id=pid, request_overhead_ms=o, input_us_per_token=u, pd_host_passes=passes)
+        prof = base.model_copy(update={"request_overhead_ms": o, "input_us_per_token": u})
         with override_profiles({pid: prof}):
             table.append((prof, _log_err(_predict(rows), meas)))
     allowed = list(range(len(grid)))
@@ -311,7 +331,7 @@ def main(argv=None) -> int:
     if unprofiled:
         print("no profile (kept neutral): " + ", ".join(f"{k} {v}" for k, v in sorted(unprofiled.items())))
     results, proposals = [], {}
-    with tempfile.TemporaryDirectory() as d, override_profiles(_neutral_everywhere()):
+    with tempfile.TemporaryDirectory() as d, override_profiles(_other_stage_shipped("kernels")):
         for pid in known_frameworks():
             if pid == NEUTRAL or (args.only and pid not in args.only) or args.stage == "host":
                 continue
@@ -349,7 +369,7 @@ def main(argv=None) -> int:
             if ship:
                 proposals[pid] = dict(res, **fit)
     if args.stage != "kernels":
-        with override_profiles(_neutral_everywhere()):
+        with override_profiles(_other_stage_shipped("host")):
             report_host_paths(groups, args.only)
     today = dt.date.today().isoformat()
     if proposals:
