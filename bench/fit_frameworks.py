@@ -233,7 +233,20 @@ def _ttft_at_concurrency(rows) -> list:
             and operating_point(r).concurrency]
 
 
-def fit_host_path(pid: str, rows) -> dict:
+def host_families(pids) -> dict[str, list[str]]:
+    """Profile ids grouped by their front end: a vendor variant (vllm-rocm, vLLM's kernels on AMD)
+    runs its base profile's API server, tokenizer and scheduler, so it shares that host path."""
+    base = {}
+    for pid in known_frameworks():
+        for variant in load_framework(pid).vendor_variants.values():
+            base[variant] = pid
+    families: dict[str, list[str]] = {}
+    for pid in sorted(pids):
+        families.setdefault(base.get(pid, pid), []).append(pid)
+    return families
+
+
+def fit_host_path(pid: str, rows, pids=None) -> dict:
     """Grid fit of the host path (`request_overhead_ms`, `input_us_per_token`) of profile `pid` on
     its ONE-client TTFT rows (the host path and the prefill alone), in sample and leave-one-source-
     out when they allow (>= MIN_ROWS from >= MIN_SOURCES sources); its rows with more clients are
@@ -246,12 +259,14 @@ def fit_host_path(pid: str, rows) -> dict:
     grid = [(o, u) for o in HOST_OVERHEADS_MS for u in HOST_US_PER_TOKEN]
     # The flow's structure and kernel factors are the shipped profile's (API-server passes of a
     # disaggregated request, vendor variants).
-    base = load_framework(pid)  # the stage's starting point: shipped kernel factors, no host path
+    # The stage's starting point: each profile's shipped kernel factors, no host path; one host path
+    # for every profile of the family (`host_families`).
+    bases = {p: load_framework(p) for p in (pids or [pid])}
     table = []
     for o, u in grid:
-        prof = base.model_copy(update={"request_overhead_ms": o, "input_us_per_token": u})
-        with override_profiles({pid: prof}):
-            table.append((prof, _log_err(_predict(rows), meas)))
+        cand = {p: b.model_copy(update={"request_overhead_ms": o, "input_us_per_token": u}) for p, b in bases.items()}
+        with override_profiles(cand):
+            table.append((cand[pid] if pid in cand else next(iter(cand.values())), _log_err(_predict(rows), meas)))
     allowed = list(range(len(grid)))
     neutral_err = np.expm1(table[0][1])
     i_all = _pick(table, one, allowed)
@@ -278,14 +293,16 @@ def report_host_paths(groups: dict, only) -> dict:
     """Print the host-path fit of every profile with TTFT rows at a stated concurrency; returns the
     proposals (profile id -> fit) whose LOSO beats a zero host path."""
     proposals = {}
-    for pid in sorted(groups):
-        if only and pid not in only:
+    for pid, members in host_families(groups).items():
+        if only and not set(members) & set(only):
             continue
-        rows = _ttft_at_concurrency(groups[pid])
+        rows = [rc for m in members for rc in _ttft_at_concurrency(groups[m])]
         if not rows:
             continue
-        res = fit_host_path(pid, rows)
-        print(f"\n{pid} host path: {res['n']} one-client TTFT rows from {len(res['sources'])} sources "
+        res = fit_host_path(pid, rows, members)
+        label = pid + (f" (with {', '.join(m for m in members if m != pid)}: the same front end)" if len(members) > 1
+                       else "")
+        print(f"\n{label} host path: {res['n']} one-client TTFT rows from {len(res['sources'])} sources "
               f"(fitted), {len(rows) - res['n']} with more clients (scored)")
         print(f"  without host path:   {_fmt(res['neutral'])}")
         print(f"  in-sample fit:       {_describe_host(res['best'])}: {_fmt(res['insample'])}")
@@ -298,7 +315,7 @@ def report_host_paths(groups: dict, only) -> dict:
             print(f"      held out {s[:66]:66s} -> {_describe_host(p)}")
         if pid != REFERENCE and res["loso"][0] < res["neutral"][0]:
             proposals[pid] = res
-            print(f"  -> proposed: request_overhead_ms: {res['best'].request_overhead_ms:g}, "
+            print(f"  -> proposed for {', '.join(members)}: request_overhead_ms: {res['best'].request_overhead_ms:g}, "
                   f"input_us_per_token: {res['best'].input_us_per_token:g}")
         else:
             print("  -> keeps 0 (LOSO does not beat it" + (", or the reference)" if pid == REFERENCE else ")"))
