@@ -487,11 +487,13 @@ def vae_tile_factor(model: ModelSpec, height_px: int, width_px: int) -> float:
 
 
 def vae_decode_ops(model: ModelSpec, height_px: int, width_px: int, frames: int, samples: float = 1.0,
-                   tiled: bool = False) -> list[Op]:
+                   tiled: bool = False, map_bytes: float | None = None) -> list[Op]:
     """VAE decoder: 3x3x3 (video) or 3x3 (image) convolutions over every output pixel-frame
     (FLOPs per output pixel from the decoder's stages and upsample convolutions) plus the middle
     block's attention, in the VAE's dtype; each conv's feature map is read and written by the conv,
-    its GroupNorm and its SiLU. `tiled`: overlapping tiles (more work, a tile-sized workspace)."""
+    its GroupNorm and its SiLU. `tiled`: overlapping tiles (more work, a tile-sized workspace).
+    `map_bytes`: bytes per feature-map element when the decoder runs in another dtype than its
+    own (a 16-bit engine of an fp32 VAE: 2); None: the VAE's dtype."""
     vae, dz = model.diffusion.vae, model.diffusion
     factor = vae_tile_factor(model, height_px, width_px) if tiled else 1.0
     px = float(height_px) * width_px * frames * samples * factor
@@ -504,7 +506,8 @@ def vae_decode_ops(model: ModelSpec, height_px: int, width_px: int, frames: int,
     convs = 2 * (vae.num_res_blocks + 1)
     # Each convolution reads and writes its feature map, and its GroupNorm and SiLU each read and
     # write it once more (separate kernels in the eager PyTorch decoders): 6 passes per conv.
-    fmap_bytes = sum(convs * 6 * c * px / 4 ** (len(chans) - 1 - i) for i, c in enumerate(chans)) * vae.dtype_bytes
+    fmap_bytes = sum(convs * 6 * c * px / 4 ** (len(chans) - 1 - i) for i, c in enumerate(chans)) * (
+        vae.dtype_bytes if map_bytes is None else map_bytes)
     return [Op("vae_decode", "fused", 1, flops_=flops, bytes_=fmap_bytes, kernels=float(3 * convs * len(chans) + 4))]
 
 

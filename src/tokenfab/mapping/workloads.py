@@ -27,7 +27,7 @@ from tokenfab.graph.diffusion import (UNET_QUANT_LEVELS, GenShape, dit_forward_o
 from tokenfab.graph.recsys import RecShape
 from tokenfab.graph.recsys import step_ops as recsys_ops
 from tokenfab.mapping import memory
-from tokenfab.mapping.search import DEFAULT_CHIP_COUNTS, chip_hardware
+from tokenfab.mapping.search import DEFAULT_CHIP_COUNTS, chip_hardware, compute_precision, compute_tflops
 from tokenfab.perf.efficiency import efficiency_for
 from tokenfab.perf.framework import EAGER_KERNEL_LAUNCH_US
 from tokenfab.perf.evaluate import Hardware, bound_shares, time_ops, total_seconds, unit_peaks
@@ -122,8 +122,9 @@ def _counts(chip: ChipSpec, num_chips: int | None, max_chips: int) -> list[int]:
 
 
 def _hw(chip, eff, system, peak, frac) -> Hardware:
-    """Hardware at an explicit peak: only the VAE's fp32/TF32 convolutions, which no weight
-    precision describes; everything else goes through `mapping.search.chip_hardware`."""
+    """Hardware at an explicit peak: only the VAE decoder's convolutions (`vae_hardware`), whose
+    precision no weight precision of the denoiser describes; everything else goes through
+    `mapping.search.chip_hardware`."""
     return Hardware(gemm_tflops=peak, attention_tflops=chip.bf16_tflops, hbm_tb_s=chip.hbm_tb_s,
                     cores=chip.cores or 100, eff=eff, system=system, gemm_frac=frac, **unit_peaks(chip))
 
@@ -178,15 +179,47 @@ def _gen_precisions(model: ModelSpec, chip: ChipSpec, precision: str | None) -> 
     return (model.diffusion.precision if model.diffusion.precision in ("bf16", "fp16") else "bf16",)
 
 
+VAE_PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8")
+"""Precisions a VAE decoder may be stated to run in (`estimate_generation(vae_precision=)`)."""
+
+
+def vae_hardware(chip: ChipSpec, eff, system: SystemSpec, vae_dtype_bytes: float,
+                 precision: str | None = None) -> tuple[Hardware, float]:
+    """(hardware, bytes per feature-map element) of the VAE decoder.
+
+    None: the VAE's own dtype; fp32 computes on TF32 tensor cores (PyTorch's cuDNN default, and
+    TensorRT's `tf32` builder flag on an fp32 engine: NVIDIA's MLPerf v4.0 SDXL VAE), 2 bytes at
+    the bf16 peak. `fp32` / `fp16` / `bf16`: that dtype for the convolutions and the maps. `int8` /
+    `fp8`: the convolutions at the chip's 8-bit peak and achievable fraction (`compute_tflops`,
+    `Efficiency.gemm_frac`, as the denoiser's quantized layers), the maps still in the VAE's own
+    dtype, because a ModelOpt-quantized VAE quantizes only its convolutions and keeps the norms,
+    activations and residuals unquantized (NVIDIA MLPerf v4.1, closed/NVIDIA/code/stable-diffusion-xl/
+    tensorrt/README.md: "VAE is quantized to INT8-FP32"). The middle block's attention (6% of the
+    SDXL VAE's FLOPs at 1024 px) is timed at the same rate: an estimate."""
+    if precision is not None and precision not in VAE_PRECISIONS:
+        raise SpecError(f"VAE precision {precision!r} is not one of {', '.join(VAE_PRECISIONS)}")
+    if precision is None:
+        precision = "fp32" if vae_dtype_bytes >= 4 else "bf16"
+    if precision == "fp32":
+        peak = chip.peak_tflops("tf32") or chip.peak_tflops("fp32") or chip.bf16_tflops / 2
+        return _hw(chip, eff, system, peak, eff.gemm_compute_frac), 4.0
+    if precision in ("fp16", "bf16"):
+        return _hw(chip, eff, system, chip.bf16_tflops, eff.gemm_compute_frac), 2.0
+    kernel = compute_precision(chip, precision)
+    return _hw(chip, eff, system, compute_tflops(chip, precision), eff.gemm_frac(kernel)), vae_dtype_bytes
+
+
 def estimate_generation(model: ModelSpec, chip: ChipSpec, request: GenerationRequest = GenerationRequest(),
                         num_chips: int | None = None, precision: str | None = None, system: SystemSpec | None = None,
                         max_chips: int = 64, ulysses: int | None = None, eager_elementwise: bool | None = None,
-                        fused_rope: bool = False) -> GenerationEstimate:
+                        fused_rope: bool = False, vae_precision: str | None = None) -> GenerationEstimate:
     """Fastest-per-chip deployment generating one request (highest samples/hour/chip meeting the
     latency SLO; ties: lower latency, fewer chips). Raises a one-line SpecError for a size or
     length the model cannot take and when nothing fits memory. `eager_elementwise`: the pipeline's
     elementwise ops run unfused, each with its own HBM round trip (default: without CUDA graphs, as
-    diffusers runs them); `fused_rope`: its eager blocks rotate q/k with one fused kernel."""
+    diffusers runs them); `fused_rope`: its eager blocks rotate q/k with one fused kernel;
+    `vae_precision`: the VAE decoder's own precision when the pipeline runs it in another than the
+    VAE's dtype (`vae_hardware`; the denoiser's is `precision`)."""
     if model.kind != "diffusion":
         raise SpecError(f"{model.id} is not a diffusion model")
     dz = model.diffusion
@@ -268,11 +301,10 @@ def estimate_generation(model: ModelSpec, chip: ChipSpec, request: GenerationReq
     else:
         tiled = bool(request.vae_tiling) and bool(tile)
     vae_ws = 0.0 if off else (tiled_ws if tiled else untiled_ws)
-    # The VAE runs in its dtype: fp32 weights use TF32 convolutions (PyTorch's cuDNN default).
-    vae_peak = ((chip.peak_tflops("tf32") or chip.peak_tflops("fp32") or chip.bf16_tflops / 2)
-                if dz.vae.dtype_bytes >= 4 else chip.bf16_tflops)
-    t_vae = float(total_seconds(time_ops(vae_decode_ops(model, H, W, frames, B, tiled),
-                                         _hw(chip, eff, system, vae_peak, eff.gemm_compute_frac))))
+    # The VAE runs in its dtype (fp32: TF32 convolutions, PyTorch's cuDNN default) unless the
+    # pipeline states another for it (`vae_hardware`).
+    hw_vae, map_bytes = vae_hardware(chip, eff, system, dz.vae.dtype_bytes, vae_precision)
+    t_vae = float(total_seconds(time_ops(vae_decode_ops(model, H, W, frames, B, tiled, map_bytes=map_bytes), hw_vae)))
     if not request.cuda_graphs:
         t_vae = max(t_vae, vae_decode_launches(model, H, W, frames) * EAGER_KERNEL_LAUNCH_US * 1e-6)
     denoise = steps * fwd_count * t_fwd * step_share

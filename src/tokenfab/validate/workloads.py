@@ -6,7 +6,10 @@
   `gen=WxHxF steps=N`; optional `guidance=G`, `batch=B` (samples per forward), `cfg_batched`,
   `cfg_parallel`, `cache=S` (step-cache skip rate), `ulysses=U`, `t5_cpu`, `attention=fa2|fa3`,
   `fused_rope` (the eager pipeline rotates q/k with a fused kernel),
-  `instances=K` (independent copies on the row's chips). Metrics: `latency_s`,
+  `instances=K` (independent copies on the row's chips), `vae=fp32|fp16|bf16|int8|fp8` (the VAE
+  decoder's precision when the pipeline runs it otherwise than the VAE's dtype: NVIDIA's MLPerf
+  SDXL engines run it fp32 in v4.0 and INT8-FP32 in v4.1; the denoiser's is the row's
+  weight_precision). Metrics: `latency_s`,
   `e2e_latency_ms_mean/p50/p90/p99` (one request's latency: the estimate is deterministic) and
   `samples_s` (batch / latency x instances).
 - Recommendation rows (MLPerf DLRMv2 `offline` / `server`, metric `samples_s`): the recsys
@@ -31,6 +34,7 @@ _NUM = {k: re.compile(rf"\b{k}=([0-9]+(?:\.[0-9]+)?)") for k in
         ("steps", "guidance", "ulysses", "latency_bound_ms", "batch", "cache", "instances")}
 _ATTN = re.compile(r"\battention=(fa2|fa3)\b")
 _FUSED_ROPE = re.compile(r"\bfused_rope\b")
+_VAE = re.compile(r"\bvae=(fp32|fp16|bf16|int8|fp8)\b")
 GEN_LATENCY = {"latency_s": 1.0, "e2e_latency_ms_mean": 1e3, "e2e_latency_ms_p50": 1e3,
                "e2e_latency_ms_p90": 1e3, "e2e_latency_ms_p99": 1e3}
 """Latency metrics of generation rows and their unit per second."""
@@ -116,8 +120,10 @@ def _generation(row, model, chip, n):
     per = n // instances
     u = _num(row, "ulysses")
     prec = row.weight_precision if row.weight_precision not in (None, "mixed") else "bf16"
+    vae = _VAE.search(row.notes)
     est = workloads.estimate_generation(model, chip, req, num_chips=per, precision=prec, max_chips=per,
-                                        ulysses=int(u) if u else None, fused_rope=bool(_FUSED_ROPE.search(row.notes)))
+                                        ulysses=int(u) if u else None, fused_rope=bool(_FUSED_ROPE.search(row.notes)),
+                                        vae_precision=vae.group(1) if vae else None)
     if row.metric in GEN_LATENCY:
         value = est.latency_s * GEN_LATENCY[row.metric]
     elif row.metric == "samples_s":
@@ -126,7 +132,7 @@ def _generation(row, model, chip, n):
         raise Unpredictable(f"metric {row.metric} not modelled for generation rows")
     return value, (f"{est.weight_precision} ulysses {est.ulysses} x ring {est.ring}{' fsdp' if est.fsdp else ''}"
                    f"{' cfg-parallel' if est.cfg_parallel > 1 else ''}; batch {est.batch}; {est.latent_tokens} tokens; "
-                   f"text {est.text_encoder_s:.2f} s + denoise {est.denoise_s:.2f} s + VAE {est.vae_decode_s:.2f} s")
+                   f"text {est.text_encoder_s:.2f} s + denoise {est.denoise_s:.2f} s + VAE{' ' + vae.group(1) if vae else ''} {est.vae_decode_s:.2f} s")
 
 
 def _recsys(row, model, chip, n):
