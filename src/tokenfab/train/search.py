@@ -242,7 +242,7 @@ def evaluate(ctx: Context, recompute: int, zero: int, overlap: bool) -> dict[str
     # schedules move into the bubble (the rest, B, stays on the critical path).
     w_share = (mb.wgrad + mb.head_wgrad) / np.maximum(b_lay + mb.head_bwd, 1e-30)
     tw = (tb - host) * np.clip(w_share, 0.0, 1.0)
-    bubble = schedule.bubble_seconds(sched, pp, tf, tb, v, tw)
+    bubble = schedule.bubble_seconds(sched, pp, tf, tb, v, tw, m)
     # Pipeline sends: one micro-batch's activations (sequence-parallel shard) each way per stage.
     mb_tokens = mbs * S
     send = eff.scaleout_latency_us * 1e-6 + mb_tokens / (tp * cp) * model.hidden_size * 2.0 / (

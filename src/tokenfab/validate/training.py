@@ -56,6 +56,8 @@ def training_job(row: MeasurementRow):
     vp = int(kv.get("vp", "1")) if kv.get("vp", "1").isdigit() else 1
     if kv.get("schedule"):
         fields["schedule"] = kv["schedule"]
+        if kv["schedule"] == "interleaved" and vp > 1:
+            fields["virtual_stages"] = vp
     elif vp > 1:
         fields.update(schedule="interleaved", virtual_stages=vp)
     elif fields.get("pp", 0) > 1 or "pp" in fields:
