@@ -37,7 +37,8 @@ Two regimes of arrival are modelled:
 - staggered (`synchronized=False`, prompt/output lengths that vary): completions are spread over
   the steps, so the prompts batched with a request are the Poisson arrivals of one step, 1 + X·τ;
 - synchronized (exactly fixed lengths, all clients starting together, as the simulator runs them;
-  `validate` does not use it, measured sweeps show no such groups: `validate.operating_point`):
+  `validate` uses it only for rows whose harness forces that, `validate.operating_point.
+  synchronized_clients`: NVIDIA's NIM sweep, lengths not forced, shows no such groups):
   requests move in groups that were prefilled together and finish together; a group is what fits
   one step's budget (min(N, budget / isl) prompts) and a decoding request sits through the other
   groups' prefills only ((G − 1) / G of the prompt work, G = N · isl / budget groups). With all N

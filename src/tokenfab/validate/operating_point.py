@@ -81,7 +81,9 @@ def operating_point(row) -> OperatingPoint:
 
 
 SYNCHRONIZED_CLIENTS = False
-"""Whether validate predicts fixed-length clients as synchronized groups (`mapping.closed_loop`).
+"""Whether validate predicts every fixed-length row's clients as synchronized groups
+(`mapping.closed_loop`; a row whose harness forces identical requests started together is,
+`synchronized_clients`).
 The simulator forms such groups with exactly fixed lengths (and a 1% spread of output lengths
 already dissolves them: mean TTFT 814 -> 196 ms at 64 clients, 1000/1000 tokens), but measured
 fixed-length sweeps do not show them: NVIDIA's NIM table for Llama-3.3-70B FP8 on 2 H100 (TP2,
@@ -89,6 +91,22 @@ fixed-length sweeps do not show them: NVIDIA's NIM table for Llama-3.3-70B FP8 o
 835 ms at 5 / 25 / 50 clients; synchronized groups predict +121% / +102% / +70%, staggered
 clients -7% / +0% / +5% (with the prompt queue of `mapping.closed_loop`). So clients are taken
 as staggered."""
+
+
+_IGNORE_EOS = re.compile(r"(?<!no )--ignore-eos\b", re.I)
+_RANGE_RATIO_0 = re.compile(r"\brange ratio 0(?![.\d])", re.I)
+
+
+def synchronized_clients(row) -> bool:
+    """Whether a closed-loop row's clients move in synchronized groups (`mapping.closed_loop`): when
+    its harness makes every request exactly alike and starts them together. vLLM's `bench serve`
+    with `--ignore-eos` (every output runs to its stated length) on the random dataset at range
+    ratio 0 (every prompt the same length; notes `range ratio 0`), all requests queued at once behind
+    `--max-concurrency C`: the first C start on the same step, finish on the same step and hand over
+    to the next C together, as the simulator's exactly-fixed-length clients do. Otherwise
+    `SYNCHRONIZED_CLIENTS` (staggered: lengths that vary, or a harness that does not force them)."""
+    text = row.notes or ""
+    return SYNCHRONIZED_CLIENTS or bool(_IGNORE_EOS.search(text) and _RANGE_RATIO_0.search(text))
 
 
 def client_grid(clients: int) -> tuple[int, ...]:
@@ -155,7 +173,7 @@ def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: Operatin
         raise Unpredictable(f"no layout fits memory with {C} concurrent requests on {n} chips")
     c0 = dec[:, 0]
     c1 = np.maximum(pre_s - c0, 0.05 * pre_s) / (pre_k * isl)
-    sync = SYNCHRONIZED_CLIENTS
+    sync = synchronized_clients(row)
     # MTP / speculative decoding: a decode step emits `tps` tokens, so a request takes osl / tps steps.
     from tokenfab.graph.speculative import tokens_per_step
     tps = tokens_per_step(traffic.draft_tokens, traffic.draft_acceptance)
