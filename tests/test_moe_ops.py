@@ -17,11 +17,12 @@ def _ops(model, s):
 
 
 def test_permutation_moves_each_token_copy_in_and_out():
-    # Mixtral on one chip, 64 tokens, top-2: 128 copies of 4096-wide rows; permute reads and writes
-    # them (2 B each), un-permute reads 128 bf16 rows and writes 64.
+    # Mixtral on one chip, 64 tokens, top-2: 128 copies of 4096-wide rows; permute reads the 64 tokens
+    # once and writes the 128 copies (2 B each, TensorRT-LLM's expandInputRows), un-permute reads 128
+    # bf16 rows and writes 64.
     m = catalog.load_model("mixtral-8x7b")
     ops = _ops(m, _shape(64, 1, 1, 1))
-    assert float(ops["moe_permute"].bytes[0]) == 128 * 4096 * 2 * 2
+    assert float(ops["moe_permute"].bytes[0]) == (64 + 128) * 4096 * 2
     assert float(ops["moe_unpermute"].bytes[0]) == 128 * 4096 * 2 + 64 * 4096 * 2
     assert ops["moe_routing"].kernels == 2.0
 

@@ -220,7 +220,8 @@ def _moe_ops(model: ModelSpec, s: StepShape, count: int) -> list[Op]:
     ops = [
         Op("router", "gemm", count, m=T, n=E, k=d, w_bytes=HEAD_BYTES, a_bytes=a, meta=BF16_GEMM),
         # Routed tokens per expert vary step to step: ragged groups (see roofline.tile_utilization).
-        Op("experts_up", "gemm", count, m=m, n=up, k=d, groups=active, w_bytes=w, a_bytes=a, meta={"ragged": True}),
+        Op("experts_up", "gemm", count, m=m, n=up, k=d, groups=active, w_bytes=w, a_bytes=a,
+           meta={"ragged": True, "moe_layer": True}),
         Op("experts_act", "stream", count, bytes_=lam_max * width * a * 3, **activation_work(lam_max * width)),
         Op("experts_down", "gemm", count, m=m, n=d, k=width, groups=active, w_bytes=w, a_bytes=a,
            meta={"ragged": True}),
@@ -229,9 +230,17 @@ def _moe_ops(model: ModelSpec, s: StepShape, count: int) -> list[Op]:
         # small kernels), the permutation gathering each token's k copies into expert-contiguous
         # rows, and the un-permutation reading the experts' bf16 outputs back and summing each
         # token's k copies with its routing weights. Memory-bound copies, four kernels a layer.
+        # As one fused MoE runs them (TensorRT-LLM CutlassMoeFCRunner::runMoe, mixtureOfExperts/
+        # moe_kernels.cu: expandInputRowsKernel, then the grouped GEMMs, then
+        # finalizeMoeRoutingKernel): the permute reads each source token once (its k - 1 further
+        # copies come from L2 within the same thread block) and writes the k copies; the finalize
+        # reads the k bf16 expert outputs and writes the token once. Rows arriving by all-to-all
+        # are already expanded (one read per copy).
         Op("moe_routing", "stream", count, bytes_=T * E * 4.0 * 2 + lam_max * 8.0, kernels=2.0,
            **routing_work(T * E, E)),
-        Op("moe_permute", "stream", count, bytes_=lam_max * d * a * 2, kernels=1.0),
+        Op("moe_permute", "stream", count,
+           bytes_=(np.where((s.ep > 1) & (s.dp > 1), lam_max, np.minimum(T, lam_max)) + lam_max) * d * a,
+           kernels=1.0),
         Op("moe_unpermute", "stream", count, bytes_=lam_max * d * 2.0 + T * d * 2.0, kernels=1.0),
     ]
     if model.num_shared_experts:

@@ -60,6 +60,32 @@ class Efficiency(Spec):
     norm, and pure FP8 kernels have no such floor (vLLM PRs #19566 / #20071: CUTLASS FP8 at M = 16 on
     B200 in ~6 µs), so by default (False) a low-precision GEMM's fixed cost is at most the bf16
     GEMM's plus one kernel launch (`gemm_fixed_s`)."""
+    moe_gemm_compute_scale: float | None = Field(default=None, gt=0, le=1)
+    """Share of the dense BF16 GEMM compute fraction (`gemm_frac`) a grouped expert GEMM (MoE
+    `ragged` GEMMs) sustains: ragged per-expert tiles, the grouped scheduler and per-group problem
+    setup cost throughput a dense GEMM of the same FLOPs does not pay. Fitted on aiconfigurator's
+    measured TensorRT-LLM fused-MoE tables (`tokenfab calibrate --source aiconfigurator`); None = 1
+    (the grouped GEMM runs at the dense fraction, the engine as before)."""
+    lowp_moe_gemm_compute_scale: float | None = Field(default=None, gt=0, le=1)
+    """`moe_gemm_compute_scale` of FP8/INT8 expert GEMMs; None = `moe_gemm_compute_scale`."""
+    fp4_moe_gemm_compute_scale: float | None = Field(default=None, gt=0, le=1)
+    """`moe_gemm_compute_scale` of 4-bit-weight expert GEMMs; None = `lowp_moe_gemm_compute_scale`."""
+    moe_gemm_stream_scale: float | None = Field(default=None, gt=0, le=1)
+    """Share of the dense BF16 GEMM weight-stream fraction (`gemm_stream_frac`) a grouped expert GEMM
+    sustains on its weights (each active expert's weights are a separate, smaller stream); None = 1."""
+    lowp_moe_gemm_stream_scale: float | None = Field(default=None, gt=0, le=1)
+    """`moe_gemm_stream_scale` of FP8/INT8 expert GEMMs; None = `moe_gemm_stream_scale`."""
+    fp4_moe_gemm_stream_scale: float | None = Field(default=None, gt=0, le=1)
+    """`moe_gemm_stream_scale` of 4-bit-weight expert GEMMs; None = `lowp_moe_gemm_stream_scale`."""
+    moe_layer_fixed_us: float | None = Field(default=None, ge=0)
+    """Fixed cost of one BF16 fused-MoE layer beyond its kernels' launches, µs (expert-offset scan,
+    grouped-GEMM problem setup, the small routing kernels' serial latency), charged once per layer
+    on the gate-up grouped GEMM; None = 0."""
+    lowp_moe_layer_fixed_us: float | None = Field(default=None, ge=0)
+    """`moe_layer_fixed_us` of an FP8/INT8 MoE layer (activation quantization included); None =
+    `moe_layer_fixed_us`."""
+    fp4_moe_layer_fixed_us: float | None = Field(default=None, ge=0)
+    """`moe_layer_fixed_us` of a 4-bit-weight MoE layer; None = `lowp_moe_layer_fixed_us`."""
     attention_compute_frac: float = Field(default=0.60, gt=0, le=1)
     """Fraction of dense peak a fused (flash) attention kernel sustains in prefill."""
     hbm_frac: float = Field(default=0.85, gt=0, le=1)
@@ -116,6 +142,32 @@ class Efficiency(Spec):
             cap = bf16 + self.kernel_launch_us
             lowp, fp4 = min(lowp, cap), min(fp4, cap)
         return {"bf16": bf16, "lowp": lowp, "fp4": fp4}[kernel] * 1e-6
+
+
+    @property
+    def has_moe_fit(self) -> bool:
+        """Whether any grouped expert GEMM / MoE layer field is set (None everywhere: priced as before)."""
+        return any(getattr(self, f) is not None for f in MOE_FIELDS)
+
+    def moe_terms(self, kernel: str) -> tuple[float, float, float]:
+        """(compute scale, weight-stream scale, fixed seconds per MoE layer) of grouped expert GEMMs of
+        kernel class `kernel` (bf16, lowp, fp4); unfitted: (1, 1, 0)."""
+        out = []
+        for stem, default in (("moe_gemm_compute_scale", 1.0), ("moe_gemm_stream_scale", 1.0),
+                              ("moe_layer_fixed_us", 0.0)):
+            bf16 = getattr(self, stem)
+            bf16 = default if bf16 is None else bf16
+            lowp = getattr(self, "lowp_" + stem)
+            lowp = bf16 if lowp is None else lowp
+            fp4 = getattr(self, "fp4_" + stem)
+            fp4 = lowp if fp4 is None else fp4
+            out.append({"bf16": bf16, "lowp": lowp, "fp4": fp4}[kernel])
+        return out[0], out[1], out[2] * 1e-6
+
+
+MOE_FIELDS = tuple(f"{p}{stem}" for stem in ("moe_gemm_compute_scale", "moe_gemm_stream_scale", "moe_layer_fixed_us")
+                   for p in ("", "lowp_", "fp4_"))
+"""The grouped expert GEMM / MoE layer fields (`Efficiency.moe_terms`)."""
 
 
 LOW_PRECISION_COMPUTE = ("fp8", "fp4", "int8", "int4")
@@ -204,7 +256,8 @@ _FRACTIONS = ("gemm_compute_frac", "lowp_gemm_compute_frac", "fp4_gemm_compute_f
               "lowp_gemm_hbm_frac", "fp4_gemm_hbm_frac", "attention_compute_frac", "hbm_frac", "comm_bw_frac",
               "allreduce_bw_frac")
 _FIXED_COSTS = ("gemm_fixed_us", "lowp_gemm_fixed_us", "fp4_gemm_fixed_us", "kernel_launch_us", "comm_latency_us",
-                "allreduce_latency_us", "scaleout_latency_us", "step_overhead_ms")
+                "allreduce_latency_us", "scaleout_latency_us", "step_overhead_ms", "moe_layer_fixed_us",
+                "lowp_moe_layer_fixed_us", "fp4_moe_layer_fixed_us")
 
 
 @lru_cache(maxsize=256)

@@ -61,6 +61,22 @@ def gemm_kernel_terms(w_bytes, eff: Efficiency):
     return hbm, fixed
 
 
+def moe_gemm_terms(w_bytes, eff: Efficiency, compute_frac, layer: bool = False):
+    """(Efficiency, compute fraction, extra fixed seconds) of a grouped expert GEMM with `w_bytes`
+    weights: the dense class's compute and weight-stream fractions times the fitted MoE scales
+    (`Efficiency.moe_terms`), and, for the GEMM that carries it (`layer`), the MoE layer's fixed cost."""
+    w = np.asarray(w_bytes, dtype=float)
+    terms = {c: eff.moe_terms(c) for c in ("bf16", "lowp", "fp4")}
+
+    def pick(i):
+        return np.where(w >= 2.0, terms["bf16"][i], np.where(w >= 1.0, terms["lowp"][i], terms["fp4"][i]))
+
+    frac = (eff.gemm_compute_frac if compute_frac is None else np.asarray(compute_frac)) * pick(0)
+    scaled = eff.model_copy(update={f: eff.gemm_stream_frac(c) * terms[c][1] for f, c in (
+        ("gemm_hbm_frac", "bf16"), ("lowp_gemm_hbm_frac", "lowp"), ("fp4_gemm_hbm_frac", "fp4"))})
+    return scaled, frac, (pick(2) if layer else 0.0)
+
+
 def gemm_time_s(m, n, k, peak_tflops, hbm_tb_s, w_bytes, a_bytes, cores: int, eff: Efficiency,
                 batch=1.0, compute_frac=None, ragged: bool = False):
     """Seconds for `batch` independent GEMMs (M×K)·(K×N), weights of `w_bytes`/element.

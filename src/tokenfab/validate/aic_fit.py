@@ -289,6 +289,8 @@ class AicChipFit:
     transfer: str = ""
     """How a chip without a system of its own got its values (`SAME_DIE_GEMM`, `SAME_MEMORY_PATH`)."""
     nccl_fitted: CommFit | None = None
+    moe: dict | None = None
+    """The MoE layer fit's record (`validate.aic_moe.fit_record`); None: no MoE table."""
     """The NCCL alpha/beta fit when applied (chips whose microbenchmarks do not fit them)."""
 
 
@@ -343,9 +345,29 @@ def fit_system(root, system: str, framework: str = "trtllm", out_dir=None,
             nccl_fit = None
         nccl = score_nccl_allreduce(t, sysm, eff, {k: v for k, v in applied.items() if k in COMM_BOUNDS
                                                     or k in NCCL_BOUNDS})
+    moe = fit_moe(root, system, framework, chip, eff, applied)
+    if moe is not None:
+        applied.update(moe[1])
     if not tables:
         return None
-    return AicChipFit(cid, system, applied, gemm, ar, nccl, tables, nccl_fitted=nccl_fit)
+    return AicChipFit(cid, system, applied, gemm, ar, nccl, tables, nccl_fitted=nccl_fit,
+                      moe=None if moe is None else moe[0])
+
+
+def fit_moe(root, system: str, framework: str, chip: ChipSpec, eff: Efficiency, applied: dict):
+    """(record, Efficiency fields) of the grouped expert GEMMs / MoE layer fit on the system's
+    `moe_perf` table (`validate.aic_moe.fit_chip`), from the chip's efficiency with the dense fit
+    `applied` under the framework's profile; None without a table."""
+    from tokenfab.perf.framework import apply_profile, profile_for
+    from tokenfab.validate import aic_moe
+
+    rows = aic_moe.load_rows(root, system, framework)
+    if rows is None or rows.rows == 0:
+        return None
+    dense = apply_profile(eff.model_copy(update=applied), profile_for(aic_moe.FRAMEWORK_PROFILE[framework],
+                                                                      chip.vendor), moe=True)
+    fits, fields = aic_moe.fit_chip(rows, chip, dense)
+    return ({**aic_moe.fit_record(fits, rows), "applied": fields}, fields) if fits else None
 
 
 def pcie_only(chip: ChipSpec) -> bool:
@@ -459,4 +481,5 @@ def record(fit: AicChipFit, version: str | None, framework: str, fit_compute: bo
                        "within the scale-up domain; errors over all rows")}}
            if fit.nccl_fitted is not None else {}),
         "nccl_allreduce_scored_not_fitted": comm_rec(fit.nccl_allreduce),
+        **({"moe": fit.moe} if fit.moe is not None else {}),
     }

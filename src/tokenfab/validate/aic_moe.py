@@ -311,3 +311,205 @@ def framework_speed(by_framework: dict[str, MoeRows], reference: str = "trtllm")
                         "by_tokens": {label: _median(ratio[sel & (bands == label)]) for label, _, _ in TOKEN_BANDS
                                       if (sel & (bands == label)).any()}})
     return out
+
+
+# --- Fit: grouped expert GEMMs and the MoE layer's fixed cost (issue 14) ---------------------------
+
+MOE_BOUNDS = {"compute_scale": (0.1, 1.0), "stream_scale": (0.1, 1.0), "fixed_us": (0.0, 100.0)}
+"""Physical ranges of the per-class MoE parameters (`Efficiency.moe_terms`): a grouped expert GEMM
+sustains at most the dense GEMM's fractions; the layer's own fixed cost is under 100 µs."""
+MOE_CLASS_DTYPES = {"bf16": ("bfloat16",), "lowp": ("fp8", "fp8_block"), "fp4": ("nvfp4",)}
+"""aiconfigurator dtypes fitted per kernel class. On chips without FP4 math the 4-bit class is
+fitted on the weight-only rows (`w4a16_mxfp4`, `int4_wo`) instead, as `aic_fit` does for GEMMs."""
+WEIGHT_ONLY_DTYPES = ("w4a16_mxfp4", "int4_wo")
+MOE_FIT_FIELDS = {c: tuple(f"{'' if c == 'bf16' else c + '_'}{stem}" for stem in
+                           ("moe_gemm_compute_scale", "moe_gemm_stream_scale", "moe_layer_fixed_us"))
+                  for c in ("bf16", "lowp", "fp4")}
+"""Efficiency fields each class's (compute_scale, stream_scale, fixed_us) set."""
+NO_FINALIZE_KERNELS = ("moe_torch_flow_min_latency",)
+"""TensorRT-LLM kernels whose rows stop before the finalize (`do_finalize=False`, the min-latency path
+on Blackwell): the fit prices them without `moe_unpermute` (`parts`)."""
+REFERENCE = "trtllm"
+IRLS_ROUNDS = 4
+"""Reweighting rounds of the least-absolute-deviation fit (`fit_class`)."""
+
+
+def parts(rows: MoeRows | dict, chip: ChipSpec, eff) -> dict:
+    """Per row, the engine's MoE layer split so the MoE terms enter in closed form: `other_s` (routing,
+    permute, activation, un-permute; no un-permute on `NO_FINALIZE_KERNELS` rows), and per expert GEMM (gate-up, down) its compute seconds `c`,
+    weight-stream seconds `m` and fixed seconds `f` at the dense values, so that the layer takes
+    other_s + Σ max(c / compute_scale, m / stream_scale) + f, + the layer's fixed cost (what
+    `perf.evaluate.time_ops` charges with `Efficiency.moe_terms`; `eff` must have none set)."""
+    from tokenfab.perf import roofline
+    from tokenfab.perf.evaluate import _gemm_peak
+
+    c = rows.columns if isinstance(rows, MoeRows) else rows
+    n = len(c["latency_s"])
+    out = {"other_s": np.zeros(n), "c": np.zeros((2, n)), "m": np.zeros((2, n)), "f": np.zeros((2, n))}
+    prec = np.array([MOE_DTYPES[d] for d in c["moe_dtype"]]) if n else np.array([], dtype=str)
+    gated = np.array([is_gated(k, i, e, t) for k, i, e, t in zip(c["kernel_source"], c["inter_size"],
+                                                                 c["num_experts"], c["topk"])], dtype=bool)
+    group = np.stack([c["hidden_size"], c["inter_size"], c["num_experts"], c["topk"], gated.astype(float)], axis=1)
+    huge = 1e12
+    fast_hbm = eff.model_copy(update={"gemm_hbm_frac": huge, "lowp_gemm_hbm_frac": huge, "fp4_gemm_hbm_frac": huge})
+    for p in np.unique(prec):
+        for g in np.unique(group[prec == p], axis=0):
+            sel = (prec == p) & np.all(group == g, axis=1)
+            model = moe_model(*(int(x) for x in g[:4]), gated=bool(g[4]))
+            tokens = np.asarray(c["num_tokens"][sel], float)
+            one = np.ones_like(tokens)
+            tp = np.asarray(c["moe_tp_size"][sel], float) * np.asarray(c["moe_ep_size"][sel], float)
+            shape = StepShape(phase="decode", tokens=tokens, seqs=tokens, ctx=one, kv_len=one, tp=tp, dp=one,
+                              ep=np.asarray(c["moe_ep_size"][sel], float), w_bytes=bytes_per_element(str(p)) * one,
+                              a_bytes=2.0 * one, kv_bytes=2.0 * one)
+            hw = chip_hardware(model, chip, SystemSpec.for_chip(chip), eff, [str(p)], phase="decode")
+            ops = [op for op in step_ops(model, shape) if op.name in MOE_KERNEL_OPS]
+            other = [op for op in ops if op.name not in ("experts_up", "experts_down")]
+            other_s = np.broadcast_to(total_seconds(time_ops(other, hw)), tokens.shape)
+            unperm = np.broadcast_to(total_seconds(time_ops([o for o in other if o.name == "moe_unpermute"], hw)),
+                                     tokens.shape)
+            out["other_s"][sel] = other_s - np.where(np.isin(c["kernel_source"][sel], NO_FINALIZE_KERNELS), unperm, 0.0)
+            for j, name in enumerate(("experts_up", "experts_down")):
+                op = next(o for o in ops if o.name == name)
+                peak, frac = _gemm_peak(op, hw)
+                args = (op.m, op.n, op.k, peak, hw.hbm_tb_s, op.w_bytes, op.a_bytes, hw.cores)
+                kw = {"batch": op.groups, "ragged": True}
+                fixed = np.broadcast_to(roofline.gemm_kernel_terms(op.w_bytes, eff)[1], tokens.shape)
+                cf, _ = roofline.gemm_time_s(*args, fast_hbm, compute_frac=frac, **kw)
+                mf, _ = roofline.gemm_time_s(*args, eff, compute_frac=np.asarray(frac) * huge, **kw)
+                out["c"][j, sel] = (np.broadcast_to(cf, tokens.shape) - fixed) * op.count
+                out["m"][j, sel] = (np.broadcast_to(mf, tokens.shape) - fixed) * op.count
+                out["f"][j, sel] = fixed * op.count
+    return out
+
+
+def layer_seconds(pt: dict, compute_scale, stream_scale, fixed_us) -> np.ndarray:
+    """The engine's MoE layer seconds from `parts` with the given MoE terms (scalars or per row)."""
+    gemm = np.maximum(pt["c"] / compute_scale, pt["m"] / stream_scale) + pt["f"]
+    return pt["other_s"] + gemm.sum(axis=0) + np.asarray(fixed_us) * 1e-6
+
+
+@dataclass
+class MoeFit:
+    kernel_class: str
+    dtypes: tuple
+    rows: int
+    params: dict
+    median_ape_before: float
+    median_ape_after: float
+    signed_median_before: float
+    signed_median_after: float
+    by_tokens_before: dict = field(default_factory=dict)
+    by_tokens_after: dict = field(default_factory=dict)
+    """Signed median error per `TOKEN_BANDS` band."""
+
+
+def _z(x, lo, hi):
+    u = np.clip((x - lo) / (hi - lo), 1e-6, 1 - 1e-6)
+    return np.log(u / (1 - u))
+
+
+def _x(z, lo, hi):
+    return lo + (hi - lo) / (1.0 + np.exp(-np.clip(z, -500, 500)))
+
+
+def _bands(tokens, err) -> dict:
+    b = band_of(tokens)
+    return {label: round(float(np.median(err[b == label])), 4) for label, _, _ in TOKEN_BANDS if (b == label).any()}
+
+
+def fit_class(pt: dict, meas, tokens, kernel_class: str, dtypes=()) -> MoeFit:
+    """Least absolute log(predicted / measured) of (compute_scale, stream_scale, fixed_us) in
+    `MOE_BOUNDS` (logistic), deterministic Levenberg-Marquardt from the unfitted engine (1, 1, 0)."""
+    from tokenfab.validate.fit import levenberg_marquardt
+
+    names = list(MOE_BOUNDS)
+    start = {"compute_scale": 1.0, "stream_scale": 1.0, "fixed_us": 0.0}
+    log_meas = np.log(meas)
+
+    def vals(z):
+        return {nm: float(_x(zi, *MOE_BOUNDS[nm])) for nm, zi in zip(names, z)}
+
+    def raw(z):
+        v = vals(z)
+        return np.log(layer_seconds(pt, v["compute_scale"], v["stream_scale"], v["fixed_us"])) - log_meas
+
+    # The criterion is the median |error|, and the tables' rows spread widely (dozens of shapes and
+    # layouts per class): least absolute log residuals by iteratively reweighted least squares
+    # (weights 1 / max(|r|, 1%), `IRLS_ROUNDS` rounds, each a deterministic LM from the last).
+    z = np.array([_z(0.99, 0.1, 1.0), _z(0.99, 0.1, 1.0), _z(1.0, 0.0, 100.0)])
+    w = np.ones_like(log_meas)
+    for _ in range(IRLS_ROUNDS):
+        z = levenberg_marquardt(lambda zz, w=w: raw(zz) * w, z, iters=40)
+        w = 1.0 / np.sqrt(np.maximum(np.abs(raw(z)), 0.01))
+    params = {nm: float(np.round(v, 4)) for nm, v in vals(z).items()}
+    before = layer_seconds(pt, **start) / meas - 1.0
+    after = layer_seconds(pt, **params) / meas - 1.0
+    return MoeFit(kernel_class, tuple(dtypes), int(meas.size), params, float(np.median(np.abs(before))),
+                  float(np.median(np.abs(after))), float(np.median(before)), float(np.median(after)),
+                  _bands(tokens, before), _bands(tokens, after))
+
+
+def _subset(cols: dict, sel) -> dict:
+    return {k: v[sel] for k, v in cols.items()}
+
+
+def reference_rows(rows: MoeRows) -> MoeRows:
+    """The reference table's rows a deployment runs: per key the fastest measured kernel (its
+    `kernel_source` kept: `NO_FINALIZE_KERNELS` rows are priced without the finalize)."""
+    c = rows.columns
+    gated = [is_gated(k, i, e, t) for k, i, e, t in zip(c["kernel_source"], c["inter_size"], c["num_experts"],
+                                                        c["topk"])]
+    best: dict = {}
+    for j, key in enumerate(zip(gated, *(c[k].tolist() for k in _MATCH))):  # gated and non-gated apart
+        if key not in best or c["latency_s"][j] < c["latency_s"][best[key]]:
+            best[key] = j
+    idx = np.sort(np.fromiter(best.values(), dtype=int, count=len(best)))
+    return MoeRows(rows.system, rows.framework, _subset(c, idx), rows.skipped, rows.tables)
+
+
+def fit_chip(rows: MoeRows, chip: ChipSpec, eff) -> tuple[list[MoeFit], dict]:
+    """(one MoeFit per kernel class with rows, Efficiency fields to apply): a class's fields are applied
+    only where its fit lowers the median |error| of its rows. `eff`: the chip's efficiency under the
+    reference framework's profile with the dense GEMM fit applied and no MoE field set."""
+    from tokenfab.perf.efficiency import MOE_FIELDS
+
+    eff = eff.model_copy(update={f: None for f in MOE_FIELDS})
+    ref = reference_rows(rows)
+    c = ref.columns
+    fits, applied = [], {}
+    for cls, dtypes in MOE_CLASS_DTYPES.items():
+        if cls == "fp4" and not chip.fp4_tflops:
+            dtypes = WEIGHT_ONLY_DTYPES
+        sel = np.isin(c["moe_dtype"], dtypes)
+        if sel.sum() < 8:
+            continue
+        sub = _subset(c, sel)
+        f = fit_class(parts(sub, chip, eff), sub["latency_s"], sub["num_tokens"], cls,
+                      tuple(sorted(set(sub["moe_dtype"].tolist()))))
+        fits.append(f)
+        # A class whose fit does not help is pinned at the unfitted values (1, 1, 0), so that it
+        # does not inherit a lower class's fitted values through the None fallback.
+        vals = (f.params[nm] for nm in MOE_BOUNDS) if f.median_ape_after < f.median_ape_before else (1.0, 1.0, 0.0)
+        applied.update(dict(zip(MOE_FIT_FIELDS[cls], vals)))
+    if all(f.median_ape_after >= f.median_ape_before for f in fits):  # nothing helps: the engine as before
+        return fits, {}
+    return fits, applied
+
+
+def fit_record(fits: list[MoeFit], rows: MoeRows) -> dict:
+    """The `moe` part of a calibration file's `aiconfigurator` section."""
+    return {"framework": rows.framework, "tables": rows.tables, "rows": "balanced routing; per key the fastest "
+            f"measured kernel ({', '.join(NO_FINALIZE_KERNELS)} rows, which skip the finalize, priced without it)",
+            "method": ("least absolute log(predicted/measured) (iteratively reweighted least squares) of the engine's whole MoE layer (routing, permute, "
+                       "grouped gate-up and down GEMMs, activation, finalize) per kernel class: the grouped GEMMs' "
+                       "compute and weight-stream fractions as scales of the chip's dense GEMM values and a fixed "
+                       "cost per layer; logistic bounds; deterministic Levenberg-Marquardt from the unfitted "
+                       "engine (1, 1, 0); applied only where it lowers the class's median |error|"),
+            "fits": [{"kernel_class": f.kernel_class, "dtypes": list(f.dtypes), "rows": f.rows, "params": f.params,
+                      "median_ape_before": round(f.median_ape_before, 4),
+                      "median_ape_after": round(f.median_ape_after, 4),
+                      "signed_median_before": round(f.signed_median_before, 4),
+                      "signed_median_after": round(f.signed_median_after, 4),
+                      "signed_median_by_tokens_before": f.by_tokens_before,
+                      "signed_median_by_tokens_after": f.by_tokens_after} for f in fits]}
