@@ -181,6 +181,22 @@ def test_gemm_fit_recovers_known_curves():
         assert fits[prec].median_ape_after < 1e-3 < fits[prec].median_ape_before
 
 
+def test_gemm_fit_separates_the_quantization_pass_from_the_compute_fraction():
+    """A table whose FP8 rows carry a quantization pass of 6 B per input element (the TensorRT-LLM
+    PyTorch flow's dynamic scale): the fit returns it and the GEMM's own compute fraction, instead of
+    a compute fraction lowered to absorb it (which would make large-N GEMMs slower and small-N ones
+    faster than the table)."""
+    chip = catalog.load_chip("h100-sxm")
+    eff = Efficiency()
+    truth = {"bf16": {"compute_frac": 0.75, "hbm_frac": 0.8, "fixed_us": 3.0},
+             "fp8": {"compute_frac": 0.72, "hbm_frac": 0.8, "fixed_us": 12.0, "quant_bytes": 6.0}}
+    fits = {f.precision: f for f in aic_fit.fit_gemm(_synthetic_gemm_table(chip, eff, truth), chip, eff)}
+    for name, v in truth["fp8"].items():
+        assert fits["fp8"].params[name] == pytest.approx(v, rel=0.01), name
+    assert fits["fp8"].median_ape_after < 1e-3
+    assert fits["bf16"].params["quant_bytes"] == 0.0  # nothing to quantize
+
+
 def test_gemm_fit_can_keep_the_compute_fraction():
     chip = catalog.load_chip("h100-sxm")
     eff = Efficiency(gemm_compute_frac=0.7)

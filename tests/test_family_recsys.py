@@ -128,11 +128,12 @@ def test_dlrm_activation_bytes_follow_the_engine_and_the_fp16_dcn_is_reformatted
 def test_dlrm_99_9_costs_a_third_or_more_of_an_int8_h100():
     """MLPerf v4.0 H100-SXM Offline: 70,346 (99%) vs 44,023 (99.9%) samples/s, a 37% drop. The DCN is
     2/3 of the GEMM work (10.6M of 16.0M MACs per pair) and its activations double, so the 99.9%
-    engine must lose well over the 10% it lost when only the DCN's GEMM rate changed."""
+    engine must lose well over the 10% it lost when only the DCN's GEMM rate changed: the measured
+    ratio 0.626 within 10%. NVIDIA's harness is a TensorRT engine (quantization fused)."""
     c = load_chip("h100-sxm")
-    lo = estimate_recsys(load_model("dlrm-v2"), c, num_chips=1, precision="int8")
-    hi = estimate_recsys(load_model("dlrm-v2-99.9"), c, num_chips=1, precision="int8")
-    assert 0.6 < hi.samples_s_per_chip / lo.samples_s_per_chip < 0.8
+    lo = estimate_recsys(load_model("dlrm-v2"), c, num_chips=1, precision="int8", framework="tensorrt")
+    hi = estimate_recsys(load_model("dlrm-v2-99.9"), c, num_chips=1, precision="int8", framework="tensorrt")
+    assert 0.56 < hi.samples_s_per_chip / lo.samples_s_per_chip < 0.69
 
 
 def test_embedding_tables_spill_to_dram_or_ssd_with_an_hbm_cache():

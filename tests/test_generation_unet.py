@@ -74,8 +74,9 @@ def test_eager_is_never_faster_and_fp16_layers_slow_an_8bit_unet():
     h = load_chip("h100-sxm")
     big = GenerationRequest(width_px=1024, height_px=1024, steps=20, guidance=8.0, batch=8, cfg_batched=True,
                             cuda_graphs=True)
-    i8 = estimate_generation(sdxl, h, big, num_chips=1, precision="int8")
-    f8 = estimate_generation(sdxl, h, big, num_chips=1, precision="fp8")
+    # TensorRT engines (as NVIDIA's harness builds them) fuse the activation quantization.
+    i8 = estimate_generation(sdxl, h, big, num_chips=1, precision="int8", framework="tensorrt")
+    f8 = estimate_generation(sdxl, h, big, num_chips=1, precision="fp8", framework="tensorrt")
     assert h.peak_tflops("int8") == pytest.approx(h.peak_tflops("fp8"))
     assert i8.forward_ms > f8.forward_ms
 

@@ -21,7 +21,8 @@ def _engine(model, chip, phase, tokens, seqs, ctx, kv_len, mp: Mapping):
     system, eff = SystemSpec.for_chip(chip), efficiency_for(chip)
     hw = Hardware(gemm_tflops=compute_tflops(chip, mp.weight_precision), attention_tflops=chip.bf16_tflops,
                   hbm_tb_s=chip.hbm_tb_s, cores=chip.cores or 100, eff=eff, system=system,
-                  gemm_frac=eff.gemm_frac(compute_precision(chip, mp.weight_precision)))
+                  gemm_frac=eff.gemm_frac(compute_precision(chip, mp.weight_precision)),
+                  bf16_tflops=chip.bf16_tflops)
     s = StepShape(phase, tokens=np.float64(tokens), seqs=np.float64(seqs), ctx=np.float64(ctx),
                   kv_len=np.float64(kv_len), tp=np.float64(mp.tp), dp=np.float64(1), ep=np.float64(1),
                   w_bytes=np.float64(1.0 if mp.weight_precision == "fp8" else 2.0), a_bytes=2.0,

@@ -28,8 +28,7 @@ from tokenfab.graph.recsys import RecShape
 from tokenfab.graph.recsys import step_ops as recsys_ops
 from tokenfab.mapping import memory
 from tokenfab.mapping.search import DEFAULT_CHIP_COUNTS, chip_hardware, compute_precision, compute_tflops
-from tokenfab.perf.efficiency import efficiency_for
-from tokenfab.perf.framework import EAGER_KERNEL_LAUNCH_US
+from tokenfab.perf.framework import EAGER_KERNEL_LAUNCH_US, efficiency_under
 from tokenfab.perf.evaluate import Hardware, bound_shares, time_ops, total_seconds, unit_peaks
 from tokenfab.specs import ChipSpec, ModelSpec, SpecError, SystemSpec, bytes_per_element
 from tokenfab.specs.requests import GenerationRequest, RecsysRequest
@@ -212,14 +211,16 @@ def vae_hardware(chip: ChipSpec, eff, system: SystemSpec, vae_dtype_bytes: float
 def estimate_generation(model: ModelSpec, chip: ChipSpec, request: GenerationRequest = GenerationRequest(),
                         num_chips: int | None = None, precision: str | None = None, system: SystemSpec | None = None,
                         max_chips: int = 64, ulysses: int | None = None, eager_elementwise: bool | None = None,
-                        fused_rope: bool = False, vae_precision: str | None = None) -> GenerationEstimate:
+                        fused_rope: bool = False, vae_precision: str | None = None,
+                        framework: str | None = None) -> GenerationEstimate:
     """Fastest-per-chip deployment generating one request (highest samples/hour/chip meeting the
     latency SLO; ties: lower latency, fewer chips). Raises a one-line SpecError for a size or
     length the model cannot take and when nothing fits memory. `eager_elementwise`: the pipeline's
     elementwise ops run unfused, each with its own HBM round trip (default: without CUDA graphs, as
     diffusers runs them); `fused_rope`: its eager blocks rotate q/k with one fused kernel;
     `vae_precision`: the VAE decoder's own precision when the pipeline runs it in another than the
-    VAE's dtype (`vae_hardware`; the denoiser's is `precision`)."""
+    VAE's dtype (`vae_hardware`; the denoiser's is `precision`); `framework`: the serving software's
+    profile (`perf.framework.profile_for`; None: neutral)."""
     if model.kind != "diffusion":
         raise SpecError(f"{model.id} is not a diffusion model")
     dz = model.diffusion
@@ -235,7 +236,7 @@ def estimate_generation(model: ModelSpec, chip: ChipSpec, request: GenerationReq
     cfg_options = (1,) if not cfg else ((branches,) if request.cfg_parallel else (1,) if request.cfg_parallel is False
                                         else (1, branches))
     system = system or SystemSpec.for_chip(chip)
-    eff = attention_efficiency(efficiency_for(chip), chip, request.attention_kernel, dz.attention_kernel)
+    eff = attention_efficiency(efficiency_under(chip, framework), chip, request.attention_kernel, dz.attention_kernel)
     precisions = _gen_precisions(model, chip, precision)
     g = generation_grid(model, chip, _counts(chip, num_chips, max_chips), precisions, cfg_options)
     if ulysses:
@@ -378,11 +379,12 @@ def _hstu_activation_bytes(rec, a_bytes: float = 2.0) -> float:
 
 def estimate_recsys(model: ModelSpec, chip: ChipSpec, request: RecsysRequest = RecsysRequest(),
                     num_chips: int | None = None, precision: str | None = None, system: SystemSpec | None = None,
-                    max_chips: int = 64) -> RecsysEstimate:
+                    max_chips: int = 64, framework: str | None = None) -> RecsysEstimate:
     """Highest samples/s per chip whose query latency (one step to fill the batch, one to
     compute it) meets the SLO — the batch is never above what the SLO allows; without an SLO,
     offline throughput within memory. Embedding tables that do not fit HBM spill to host DRAM or
-    SSD with an HBM cache of the hottest rows; the misses are read over that tier's link."""
+    SSD with an HBM cache of the hottest rows; the misses are read over that tier's link.
+    `framework`: the serving software's profile (`perf.framework.profile_for`; None: neutral)."""
     if model.kind != "recsys":
         raise SpecError(f"{model.id} is not a recommendation model")
     rec = model.recsys
@@ -391,7 +393,7 @@ def estimate_recsys(model: ModelSpec, chip: ChipSpec, request: RecsysRequest = R
                                      "num_candidates": request.num_candidates or rec.num_candidates})
         model = model.model_copy(update={"recsys": rec})
     system = system or SystemSpec.for_chip(chip)
-    eff = efficiency_for(chip)
+    eff = efficiency_under(chip, framework)
     precisions = _precisions(chip, precision)
     hstu = rec.variant == "hstu"
     batches = (request.batch,) if request.batch else (HSTU_BATCHES if hstu else RECSYS_BATCHES)

@@ -51,6 +51,18 @@ class Efficiency(Spec):
     fp4_gemm_fixed_us: float | None = Field(default=None, ge=0)
     """Fixed cost of one 4-bit-weight GEMM, µs (activation quantization and block-scale layout
     included); None = `lowp_gemm_fixed_us`."""
+    lowp_act_quant_bytes: float | None = Field(default=None, ge=0, le=16)
+    """Bytes per input activation element (M x K) the activation quantization of an FP8/INT8-compute
+    GEMM moves as its own memory pass (amax, scale, quantize: 5 for a per-tensor dynamic scale read
+    twice and written once in FP8, 3 for a one-pass static or per-token-group scale), charged at the
+    copy fraction `hbm_frac`, in proportion to M x K rather than to the GEMM's FLOPs: what makes a
+    small-N low-precision GEMM slower than its FLOPs say. Set where the compute fractions were
+    fitted with that pass kept apart (`tokenfab calibrate --source aiconfigurator`: the value fitted
+    on the chip's TensorRT-LLM table flow, which serving and Transformer Engine training run too);
+    None: not charged (the fitted compute fraction absorbs it)."""
+    fp4_act_quant_bytes: float | None = Field(default=None, ge=0, le=16)
+    """`lowp_act_quant_bytes` of FP4-compute GEMMs (NVFP4/MXFP4 activations); None =
+    `lowp_act_quant_bytes`. Weight-only kernels (4-bit weights, BF16 compute) quantize nothing."""
     dynamic_quant_in_gemm: bool = False
     """Charge the low-precision fixed costs as fitted. aiconfigurator's GEMM tables (the TensorRT-LLM
     PyTorch flow) time each FP8/FP4 GEMM together with a dynamic-scale activation quantization
@@ -59,7 +71,8 @@ class Efficiency(Spec):
     activations in one kernel (static or per-token-group scales) or fuse it into the preceding
     norm, and pure FP8 kernels have no such floor (vLLM PRs #19566 / #20071: CUTLASS FP8 at M = 16 on
     B200 in ~6 µs), so by default (False) a low-precision GEMM's fixed cost is at most the bf16
-    GEMM's plus one kernel launch (`gemm_fixed_s`)."""
+    GEMM's plus one kernel launch (`gemm_fixed_s`). The quantization's memory pass, which grows with
+    M x K, is charged apart where fitted (`lowp_act_quant_bytes`)."""
     moe_gemm_compute_scale: float | None = Field(default=None, gt=0, le=1)
     """Share of the dense BF16 GEMM compute fraction (`gemm_frac`) a grouped expert GEMM (MoE
     `ragged` GEMMs) sustains: ragged per-expert tiles, the grouped scheduler and per-group problem
@@ -123,6 +136,13 @@ class Efficiency(Spec):
         if precision in LOW_PRECISION_COMPUTE and self.lowp_gemm_compute_frac is not None:
             return self.lowp_gemm_compute_frac
         return self.gemm_compute_frac
+
+    def act_quant_bytes(self, kernel: str) -> float:
+        """Activation-quantization bytes per M x K input element of a GEMM computing in kernel class
+        `kernel` (lowp: FP8/INT8, fp4); bf16 and unfitted chips: 0."""
+        lowp = self.lowp_act_quant_bytes or 0.0
+        fp4 = lowp if self.fp4_act_quant_bytes is None else self.fp4_act_quant_bytes
+        return {"bf16": 0.0, "lowp": lowp, "fp4": fp4}[kernel]
 
     def gemm_stream_frac(self, kernel: str) -> float:
         """HBM fraction a GEMM of kernel class `kernel` (bf16, lowp, fp4) sustains on its weights."""

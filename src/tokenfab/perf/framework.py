@@ -132,6 +132,7 @@ def apply_profile(eff: Efficiency, profile: FrameworkProfile, moe: bool = False)
       `memory_quality`; each capped at 1.
     - Collectives: bandwidth fraction × `comm_quality` / (1 − `comm_overlap_frac`) (capped at 1),
       latencies × (1 − `comm_overlap_frac`) / `comm_quality`.
+    - `act_quant_fused`: no separate activation-quantization pass (`Efficiency.lowp_act_quant_bytes`).
     - `step_overhead_ms` replaces the chip's when set; without CUDA graphs each kernel costs at
       least `EAGER_KERNEL_LAUNCH_US`.
     Fields the profile does not touch pass through unchanged (a neutral profile returns `eff`).
@@ -152,6 +153,8 @@ def apply_profile(eff: Efficiency, profile: FrameworkProfile, moe: bool = False)
     update["scaleout_latency_us"] = eff.scaleout_latency_us * exposed / profile.comm_quality
     if profile.step_overhead_ms is not None:
         update["step_overhead_ms"] = profile.step_overhead_ms
+    if profile.act_quant_fused:
+        update["lowp_act_quant_bytes"] = update["fp4_act_quant_bytes"] = None
     if not profile.cuda_graphs:
         update["kernel_launch_us"] = max(eff.kernel_launch_us, EAGER_KERNEL_LAUNCH_US)
     update["source"] = f"{eff.source}; framework profile {profile.id}"

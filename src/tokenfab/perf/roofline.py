@@ -77,6 +77,16 @@ def moe_gemm_terms(w_bytes, eff: Efficiency, compute_frac, layer: bool = False):
     return scaled, frac, (pick(2) if layer else 0.0)
 
 
+def act_quant_time_s(m, k, hbm_tb_s, eff: Efficiency, kernel, batch=1.0):
+    """Seconds of the activation quantization before `batch` low-precision GEMMs of M x K inputs:
+    a memory pass of `Efficiency.act_quant_bytes` per element at the copy fraction. `kernel`: the
+    compute class per point (`lowp`, `fp4`, or `bf16` for GEMMs that compute in BF16: none)."""
+    kernel = np.asarray(kernel)
+    q = np.where(kernel == "fp4", eff.act_quant_bytes("fp4"),
+                 np.where(kernel == "lowp", eff.act_quant_bytes("lowp"), 0.0))
+    return np.asarray(m, dtype=float) * k * batch * q / (np.asarray(hbm_tb_s) * 1e12 * eff.hbm_frac)
+
+
 def gemm_time_s(m, n, k, peak_tflops, hbm_tb_s, w_bytes, a_bytes, cores: int, eff: Efficiency,
                 batch=1.0, compute_frac=None, ragged: bool = False):
     """Seconds for `batch` independent GEMMs (M×K)·(K×N), weights of `w_bytes`/element.

@@ -58,6 +58,12 @@ class FrameworkProfile(Spec):
     """Share of collective time hidden behind compute beyond what the reference hides (the
     engine adds collective time to compute time). The Efficiency bounds the bandwidth fraction
     at 1, so the bandwidth part of the hiding is capped there."""
+    act_quant_fused: bool = False
+    """Whether the runtime fuses each low-precision GEMM's activation quantization into the kernel
+    before it, so no separate memory pass is paid (TensorRT engines: Q/DQ layer fusion folds the
+    quantize into the preceding normalization, activation or GEMM epilogue). PyTorch-based stacks
+    (TensorRT-LLM's PyTorch flow, whose kernel tables fit the pass, vLLM, SGLang, Transformer Engine)
+    run it as a kernel of its own (`Efficiency.lowp_act_quant_bytes`)."""
     request_overhead_ms: float = Field(default=0.0, ge=0, le=500)
     """Host time each request spends outside the engine's GPU steps on its way to the first token,
     ms: the API server's HTTP handling and chat template, scheduler admission, inter-process hops
@@ -90,5 +96,6 @@ class FrameworkProfile(Spec):
         """True when applying the profile changes no efficiency figure (the per-request host
         costs, `request_overhead_ms` and `input_us_per_token`, are not efficiency figures)."""
         return (self.step_overhead_ms is None and self.cuda_graphs and self.comm_overlap_frac == 0.0
+                and not self.act_quant_fused
                 and all(q == 1.0 for q in (self.gemm_quality, self.attention_quality, self.memory_quality,
                                            self.moe_quality, self.comm_quality)))

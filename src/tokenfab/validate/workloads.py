@@ -123,7 +123,7 @@ def _generation(row, model, chip, n):
     vae = _VAE.search(row.notes)
     est = workloads.estimate_generation(model, chip, req, num_chips=per, precision=prec, max_chips=per,
                                         ulysses=int(u) if u else None, fused_rope=bool(_FUSED_ROPE.search(row.notes)),
-                                        vae_precision=vae.group(1) if vae else None)
+                                        vae_precision=vae.group(1) if vae else None, framework=row.framework)
     if row.metric in GEN_LATENCY:
         value = est.latency_s * GEN_LATENCY[row.metric]
     elif row.metric == "samples_s":
@@ -142,7 +142,7 @@ def _recsys(row, model, chip, n):
     if row.scenario == "server":
         slo = _num(row, "latency_bound_ms") or DLRM_SERVER_LATENCY_MS
     est = workloads.estimate_recsys(model, chip, RecsysRequest(slo_latency_ms=slo), num_chips=n,
-                                    precision=row.weight_precision, max_chips=n)
+                                    precision=row.weight_precision, max_chips=n, framework=row.framework)
     value = est.samples_s_per_chip * (1.0 if row.per == "chip" else n)
     return value, (f"{est.weight_precision}/{est.embedding_precision} batch {est.batch} pairs/chip, step "
                    f"{est.step_ms:.1f} ms, latency {est.latency_ms:.1f} ms, tables "
