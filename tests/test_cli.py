@@ -77,6 +77,7 @@ def test_compare_answer_names_the_cheapest_chip_that_meets_the_slos():
     (("estimate", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--prefix-hit", "1.5"), "prefix_cache_hit"),
     (("estimate", "-m", "llama-2-7b", "-c", "h100-sxm", "--isl", "8000"), "exceed llama-2-7b's context of 4096"),
     (("compare", "--chips", "h100-sxm,nope"), "unknown chip 'nope'"),
+    (("estimate", "-m", "sdxl", "-c", "h100-sxm", "--framework", "tensorrtt"), "unknown framework 'tensorrtt'"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, needle):
     r = invoke(*args)

@@ -343,7 +343,11 @@ def estimate_any(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic 
     if m.kind == "llm":
         return estimate(m, c, traffic, **kwargs)
     from tokenfab.mapping import workloads
-    common = {k: kwargs[k] for k in ("num_chips", "precision", "system", "max_chips") if kwargs.get(k) is not None}
+    if kwargs.get("framework"):  # a user's name must be a known profile (measurement rows fall back to neutral)
+        from tokenfab.perf.framework import load_framework
+        load_framework(kwargs["framework"], c.vendor)
+    common = {k: kwargs[k] for k in ("num_chips", "precision", "system", "max_chips", "framework")
+              if kwargs.get(k) is not None}
     if m.kind == "diffusion":
         from tokenfab.specs.requests import GenerationRequest
         return workloads.estimate_generation(m, c, workload or GenerationRequest(), **common)
