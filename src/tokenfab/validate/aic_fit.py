@@ -33,7 +33,7 @@ from tokenfab.perf import comm, roofline
 from tokenfab.perf.efficiency import Efficiency
 from tokenfab.specs import ChipSpec, SystemSpec
 from tokenfab.validate import aiconfigurator as aic
-from tokenfab.validate.fit import levenberg_marquardt
+from tokenfab.validate.fit import levenberg_marquardt, to_bounded, to_unbounded
 
 GEMM_BOUNDS = {"compute_frac": (0.05, 1.0), "hbm_frac": (0.1, 1.0), "fixed_us": (0.2, 60.0),
                "quant_bytes": (0.0, 12.0)}
@@ -111,15 +111,6 @@ class CommFit:
     """Signed median error on messages under 64 KiB."""
 
 
-def _to_z(x, lo, hi):
-    u = np.clip((x - lo) / (hi - lo), 1e-6, 1 - 1e-6)
-    return np.log(u / (1 - u))
-
-
-def _to_x(z, lo, hi):
-    return lo + (hi - lo) / (1.0 + np.exp(-np.clip(z, -500, 500)))
-
-
 def gemm_seconds(m, n, k, precision: str, chip: ChipSpec, eff: Efficiency, params: dict) -> np.ndarray:
     """The engine's roofline time of GEMMs in `precision` with the given (compute, hbm, fixed) values."""
     w = WEIGHT_BYTES[precision]
@@ -180,14 +171,14 @@ def fit_gemm(table: aic.Table, chip: ChipSpec, eff: Efficiency, fit_compute: boo
         fm, fn, fk, fmeas = m[fit_rows], n[fit_rows], k[fit_rows], meas[fit_rows]
 
         def residuals(z, m=fm, n=fn, k=fk, meas=fmeas, prec=prec, names=names, start=init):
-            vals = {**start, **{nm: float(_to_x(zi, *GEMM_BOUNDS[nm])) for nm, zi in zip(names, z)}}
+            vals = {**start, **{nm: float(to_bounded(zi, *GEMM_BOUNDS[nm])) for nm, zi in zip(names, z)}}
             return np.log(gemm_seconds(m, n, k, prec, chip, eff, vals) / meas)
 
-        z0 = np.array([_to_z(min(max(init[nm], GEMM_BOUNDS[nm][0] * 1.01), GEMM_BOUNDS[nm][1] * 0.99),
+        z0 = np.array([to_unbounded(min(max(init[nm], GEMM_BOUNDS[nm][0] * 1.01), GEMM_BOUNDS[nm][1] * 0.99),
                              *GEMM_BOUNDS[nm]) for nm in names])
         z = levenberg_marquardt(residuals, z0, iters=80)
         params = {**{nm: float(np.round(v, 4)) for nm, v in init.items()},
-                  **{nm: float(np.round(_to_x(zi, *GEMM_BOUNDS[nm]), 4)) for nm, zi in zip(names, z)}}
+                  **{nm: float(np.round(to_bounded(zi, *GEMM_BOUNDS[nm]), 4)) for nm, zi in zip(names, z)}}
         before = gemm_seconds(m, n, k, prec, chip, eff, start) / meas - 1.0
         after = gemm_seconds(m, n, k, prec, chip, eff, params) / meas - 1.0
         out.append(GemmFit(prec, int(sel.sum()), params, float(np.median(np.abs(before))),
@@ -222,14 +213,14 @@ def fit_allreduce(table: aic.Table, system: SystemSpec, eff: Efficiency) -> Comm
     names = list(COMM_BOUNDS)
 
     def residuals(z):
-        e = eff.model_copy(update={nm: float(_to_x(zi, *COMM_BOUNDS[nm])) for nm, zi in zip(names, z)})
+        e = eff.model_copy(update={nm: float(to_bounded(zi, *COMM_BOUNDS[nm])) for nm, zi in zip(names, z)})
         return np.log(np.asarray(comm.custom_allreduce_time_s(b, p, system, e), float) / meas)
 
     start = {"allreduce_latency_us": 2.0 * eff.comm_latency_us, "allreduce_bw_frac": eff.comm_bw_frac}
-    z0 = np.array([_to_z(min(max(start[nm], COMM_BOUNDS[nm][0] * 1.01), COMM_BOUNDS[nm][1] * 0.99),
+    z0 = np.array([to_unbounded(min(max(start[nm], COMM_BOUNDS[nm][0] * 1.01), COMM_BOUNDS[nm][1] * 0.99),
                          *COMM_BOUNDS[nm]) for nm in names])
     z = levenberg_marquardt(residuals, z0, iters=80)
-    params = {nm: float(np.round(_to_x(zi, *COMM_BOUNDS[nm]), 4)) for nm, zi in zip(names, z)}
+    params = {nm: float(np.round(to_bounded(zi, *COMM_BOUNDS[nm]), 4)) for nm, zi in zip(names, z)}
     e_before, s_before = _score(b, p, meas, system, eff)
     e_after, s_after = _score(b, p, meas, system, eff.model_copy(update=params))  # as the engine runs it
     return CommFit(table.name, int(b.size), params, float(np.median(np.abs(e_before))),
@@ -264,13 +255,13 @@ def fit_nccl_allreduce(table: aic.Table, system: SystemSpec, eff: Efficiency, na
             sel = regime[nm]
 
             def residuals(z, nm=nm, sel=sel):
-                e = ring.model_copy(update={**vals, nm: float(_to_x(z[0], *NCCL_BOUNDS[nm]))})
+                e = ring.model_copy(update={**vals, nm: float(to_bounded(z[0], *NCCL_BOUNDS[nm]))})
                 return np.log(np.asarray(comm.allreduce_time_s(b[sel], p[sel], system, e), float) / meas[sel])
 
             lo, hi = NCCL_BOUNDS[nm]
-            z = levenberg_marquardt(residuals, np.array([_to_z(min(max(vals[nm], lo * 1.01), hi * 0.99), lo, hi)]),
+            z = levenberg_marquardt(residuals, np.array([to_unbounded(min(max(vals[nm], lo * 1.01), hi * 0.99), lo, hi)]),
                                     iters=80)
-            vals[nm] = float(_to_x(z[0], lo, hi))
+            vals[nm] = float(to_bounded(z[0], lo, hi))
     params = {nm: float(np.round(vals[nm], 4)) for nm in names}
     e_before, s_before = _score(b, p, meas, system, eff)
     e_after, s_after = _score(b, p, meas, system, eff.model_copy(update=params))

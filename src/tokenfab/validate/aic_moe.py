@@ -404,15 +404,6 @@ class MoeFit:
     """Signed median error per `TOKEN_BANDS` band."""
 
 
-def _z(x, lo, hi):
-    u = np.clip((x - lo) / (hi - lo), 1e-6, 1 - 1e-6)
-    return np.log(u / (1 - u))
-
-
-def _x(z, lo, hi):
-    return lo + (hi - lo) / (1.0 + np.exp(-np.clip(z, -500, 500)))
-
-
 def _bands(tokens, err) -> dict:
     b = band_of(tokens)
     return {label: round(float(np.median(err[b == label])), 4) for label, _, _ in TOKEN_BANDS if (b == label).any()}
@@ -421,14 +412,14 @@ def _bands(tokens, err) -> dict:
 def fit_class(pt: dict, meas, tokens, kernel_class: str, dtypes=()) -> MoeFit:
     """Least absolute log(predicted / measured) of (compute_scale, stream_scale, fixed_us) in
     `MOE_BOUNDS` (logistic), deterministic Levenberg-Marquardt from the unfitted engine (1, 1, 0)."""
-    from tokenfab.validate.fit import levenberg_marquardt
+    from tokenfab.validate.fit import levenberg_marquardt, to_bounded, to_unbounded
 
     names = list(MOE_BOUNDS)
     start = {"compute_scale": 1.0, "stream_scale": 1.0, "fixed_us": 0.0}
     log_meas = np.log(meas)
 
     def vals(z):
-        return {nm: float(_x(zi, *MOE_BOUNDS[nm])) for nm, zi in zip(names, z)}
+        return {nm: float(to_bounded(zi, *MOE_BOUNDS[nm])) for nm, zi in zip(names, z)}
 
     def raw(z):
         v = vals(z)
@@ -437,7 +428,7 @@ def fit_class(pt: dict, meas, tokens, kernel_class: str, dtypes=()) -> MoeFit:
     # The criterion is the median |error|, and the tables' rows spread widely (dozens of shapes and
     # layouts per class): least absolute log residuals by iteratively reweighted least squares
     # (weights 1 / max(|r|, 1%), `IRLS_ROUNDS` rounds, each a deterministic LM from the last).
-    z = np.array([_z(0.99, 0.1, 1.0), _z(0.99, 0.1, 1.0), _z(1.0, 0.0, 100.0)])
+    z = np.array([to_unbounded(0.99, 0.1, 1.0), to_unbounded(0.99, 0.1, 1.0), to_unbounded(1.0, 0.0, 100.0)])
     w = np.ones_like(log_meas)
     for _ in range(IRLS_ROUNDS):
         z = levenberg_marquardt(lambda zz, w=w: raw(zz) * w, z, iters=40)

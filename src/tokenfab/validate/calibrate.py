@@ -34,7 +34,7 @@ from tokenfab import catalog
 from tokenfab.perf import comm
 from tokenfab.perf.efficiency import Efficiency, calibration_path, family_default
 from tokenfab.specs import SpecError
-from tokenfab.validate.fit import levenberg_marquardt
+from tokenfab.validate.fit import levenberg_marquardt, to_bounded, to_unbounded
 from tokenfab.specs.measurement import MeasurementRow
 from tokenfab.validate.micro import Unpredictable, is_custom_allreduce_row, predict_micro, system_for
 
@@ -152,17 +152,8 @@ def _informed(rows, chip, base: Efficiency) -> list[str]:
     return out
 
 
-def _to_z(x, lo, hi):
-    u = np.clip((x - lo) / (hi - lo), 1e-6, 1 - 1e-6)
-    return np.log(u / (1 - u))
-
-
-def _to_x(z, lo, hi):
-    return lo + (hi - lo) / (1.0 + np.exp(-z))
-
-
 def _residuals(z, names, rows, chip, base, meas, x0) -> np.ndarray:
-    vals = {n: float(_to_x(zi, *BOUNDS[n])) for n, zi in zip(names, z)}
+    vals = {n: float(to_bounded(zi, *BOUNDS[n])) for n, zi in zip(names, z)}
     pred = _fit_predict(rows, chip, _with(base, vals))
     r_data = np.log(pred / meas)
     r_prior = PRIOR_WEIGHT * np.log(np.array([vals[n] for n in names]) / x0)
@@ -207,9 +198,9 @@ def fit_chip(chip_id: str, rows: list[MeasurementRow], label: str) -> ChipFit:
     names = _informed(usable, chip, start)
     x0 = np.array([getattr(start, n) for n in names], dtype=float)
     if names:
-        z0 = np.array([_to_z(x, *BOUNDS[n]) for n, x in zip(names, x0)])
+        z0 = np.array([to_unbounded(x, *BOUNDS[n]) for n, x in zip(names, x0)])
         z = levenberg_marquardt(lambda zz: _residuals(zz, names, usable, chip, start, meas, x0), z0)
-        fitted = {n: float(np.round(_to_x(zi, *BOUNDS[n]), 4)) for n, zi in zip(names, z)}
+        fitted = {n: float(np.round(to_bounded(zi, *BOUNDS[n]), 4)) for n, zi in zip(names, z)}
     else:
         fitted = {}
     ids = ",".join(r.id for r in usable)

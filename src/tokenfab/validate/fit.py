@@ -41,3 +41,14 @@ def levenberg_marquardt(fun, z0, iters: int = 60) -> np.ndarray:
         if not improved or rel < 1e-10:
             break
     return z
+
+
+def to_unbounded(x, lo, hi):
+    """The logit of `x` within (lo, hi): the unconstrained variable the fits move (`to_bounded` inverts it)."""
+    u = np.clip((x - lo) / (hi - lo), 1e-6, 1 - 1e-6)
+    return np.log(u / (1 - u))
+
+
+def to_bounded(z, lo, hi):
+    """A value within (lo, hi) from its unconstrained logit `z` (logistic bounds)."""
+    return lo + (hi - lo) / (1.0 + np.exp(-np.clip(z, -500, 500)))
