@@ -174,6 +174,8 @@ def _stats(err) -> tuple[float, float, int]:
 
 
 def _fmt(st) -> str:
+    if not st[2]:
+        return "no rows (n=0)"
     return f"median |err| {100 * st[0]:5.1f}%  signed {100 * st[1]:+6.1f}%  (n={st[2]})"
 
 
