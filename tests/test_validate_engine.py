@@ -35,6 +35,13 @@ def test_alltoall_across_domains_is_bound_by_the_slower_link_class():
     assert t == pytest.approx(max(7 / 16 * 1e9 / 400e9, 8 / 16 * 1e9 / 50e9))
 
 
+def test_an_alltoall_with_nothing_to_send_does_not_run():
+    # Experts sharded over the TP group (ep = tp, one data-parallel rank): the MoE layer's dispatch
+    # and combine carry 0 bytes and cost nothing, not the all-to-all's latency steps.
+    assert comm.alltoall_time_s(0.0, 8, SYS, EFF) == 0.0
+    assert comm.alltoall_time_s(np.array([0.0, 1e6]), 8, SYS, EFF)[1] > 0.0
+
+
 @given(st.floats(1e3, 1e10), st.integers(2, 256))
 def test_more_network_bandwidth_is_never_slower(bytes_, group):
     fast = SYS.model_copy(update={"scaleout_gb_s": 100.0})
@@ -91,7 +98,8 @@ def test_tpot_tail_grows_with_prompt_length_spread():
 
     a = {"batch": np.array([100.0]), "pp": np.array([1.0]), "tpot_ms": np.array([50.0]),
          "decode_step_ms": np.array([40.0])}
-    # 10 ms of prefill per token on average; the p99 request sees 100 + 2.33 sqrt(100 (1 + cv^2)) prompts.
-    assert tpot_p99_ms(a, 0.0)[0] == pytest.approx(40.0 + 10.0 * (100 + 2.33 * 10) / 100)
-    assert tpot_p99_ms(a, 1.0)[0] == pytest.approx(40.0 + 10.0 * (100 + 2.33 * np.sqrt(200)) / 100)
+    # 10 ms of prefill per token on average; at 100 sequences the p99 request sees about
+    # 100 + 2.33 sqrt(100 (1 + cv^2)) prompts (the normal limit of the skewed compound Poisson).
+    assert tpot_p99_ms(a, 0.0)[0] == pytest.approx(40.0 + 10.0 * (100 + 2.33 * 10) / 100, rel=0.01)
+    assert tpot_p99_ms(a, 1.0)[0] == pytest.approx(40.0 + 10.0 * (100 + 2.33 * np.sqrt(200)) / 100, rel=0.01)
     assert tpot_p99_ms(a, 1.0)[0] > tpot_p99_ms(a, 0.0)[0] > a["tpot_ms"][0]

@@ -87,12 +87,14 @@ def alltoall_split(bytes_, group, system: SystemSpec):
 
 
 def alltoall_time_s(bytes_, group, system: SystemSpec, eff: Efficiency):
-    """Seconds for an all-to-all where each rank holds `bytes_` to scatter over `group` ranks."""
+    """Seconds for an all-to-all where each rank holds `bytes_` to scatter over `group` ranks; 0 when
+    there is nothing to send (no all-to-all runs: experts sharded over the TP group, where each chip
+    already holds every token and the TP all-reduce sums the expert outputs)."""
     p, d, n, bw_up, bw_out, a_up, a_out = _links(group, system, eff)
     inside, outside = alltoall_split(bytes_, group, system)
     t_up = _steps(d) * a_up + inside / bw_up
     t_out = np.where(n > 1, _steps(p) * a_out + outside / bw_out, 0.0)
-    return np.where(p > 1, np.maximum(t_up, t_out), 0.0)
+    return np.where((p > 1) & (np.asarray(bytes_, dtype=float) > 0), np.maximum(t_up, t_out), 0.0)
 
 
 def p2p_time_s(bytes_, crosses_node, system: SystemSpec, eff: Efficiency):
