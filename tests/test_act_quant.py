@@ -58,3 +58,25 @@ def test_more_quantization_bytes_never_make_a_gemm_faster():
     lo = Efficiency(hbm_frac=0.8, lowp_act_quant_bytes=1.0)
     hi = lo.model_copy(update={"lowp_act_quant_bytes": 9.0})
     assert _seconds(hi, "fp8", 1.0) > _seconds(lo, "fp8", 1.0)
+
+
+def test_the_design_screen_charges_the_same_pass():
+    """The design search's screening kernels (`perf.screen.time_ops`, per-design arrays) charge the
+    pass as the per-design path does: the same 75.1 µs worked above, on a stacked H100 (CI once
+    caught a screen 10% cheaper than the full path because it skipped it)."""
+    from tokenfab.mapping import batched
+    from tokenfab.perf import screen, tiled
+
+    base = Efficiency(hbm_frac=0.8)
+    with_pass = base.model_copy(update={"lowp_act_quant_bytes": 6.0})
+
+    def screened(eff):
+        hw = chip_hardware(LLAMA, H100, SystemSpec.for_chip(H100), eff, ("fp8",), None, np.array([0]))
+        hw = hw.__class__(**{**hw.__dict__, "tiled": batched.stack_hw([tiled.tiled_hw_for(H100)]),
+                             "gemm_tflops": np.array([[H100.fp8_tflops]]), "hbm_tb_s": np.array([[H100.hbm_tb_s]]),
+                             "bf16_tflops": np.array([[H100.bf16_tflops]])})
+        op = Op("g", "gemm", 1, m=np.array([4096.0]), n=np.array([8192.0]), k=np.array([8192.0]), w_bytes=1.0,
+                a_bytes=1.0)
+        return float(np.asarray(screen.time_ops([op], hw)[0].seconds).ravel()[0])
+
+    assert (screened(with_pass) - screened(base)) * 1e6 == pytest.approx(75.1, abs=0.1)

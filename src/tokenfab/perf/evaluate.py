@@ -87,7 +87,7 @@ def _gemm_peak(op: Op, hw: Hardware):
     return hw.gemm_tflops, hw.gemm_frac
 
 
-def _act_quant_s(op: Op, peak, hw: Hardware):
+def act_quant_s(op: Op, peak, hw: Hardware):
     """Seconds of the activation quantization before a GEMM that computes in FP8/INT8 or FP4 (its
     peak above the BF16 peak; weight-only and bf16-weight GEMMs quantize nothing): see
     `roofline.act_quant_time_s`; 0 where the chip's calibration does not keep it apart."""
@@ -113,7 +113,7 @@ def time_ops(ops: list[Op], hw: Hardware) -> list[OpTime]:
                                       hw.cores, eff, batch=op.groups, compute_frac=frac,
                                       ragged=bool(op.meta.get("ragged", False)), hw=hw.tiled,
                                       weights_resident=w_res)
-            t = t + _act_quant_s(op, peak, hw)
+            t = t + act_quant_s(op, peak, hw)
             bound = np.where(cb, 0, 1)
         elif op.kind == "attention" and hw.tiled is not None:
             # Softmax attention from the decoder graph carries its tile geometry (q_rows, ...); the KV
@@ -131,7 +131,7 @@ def time_ops(ops: list[Op], hw: Hardware) -> list[OpTime]:
             t, cb = roofline.gemm_time_s(op.m, op.n, op.k, peak, hw.hbm_tb_s, op.w_bytes,
                                          op.a_bytes, hw.cores, g_eff, batch=op.groups, compute_frac=frac,
                                          ragged=bool(op.meta.get("ragged", False)))
-            t = t + g_fixed + _act_quant_s(op, peak, hw)
+            t = t + g_fixed + act_quant_s(op, peak, hw)
             bound = np.where(cb, 0, 1)
         elif op.kind == "attention":
             t, cb = roofline.attention_time_s(op.flops, op.bytes, hw.attention_tflops, hw.hbm_tb_s, eff)

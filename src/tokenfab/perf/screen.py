@@ -434,6 +434,7 @@ def time_ops(ops: list, hw, exact: bool = False) -> list:
             t, cb = gemm_time_s(op.m, op.n, op.k, peak, hw.hbm_tb_s, op.w_bytes, op.a_bytes, hw.cores, eff,
                                 batch=op.groups, compute_frac=frac, ragged=bool(op.meta.get("ragged", False)),
                                 hw=hw.tiled, weights_resident=w_res)
+            t = t + ev.act_quant_s(op, peak, hw)  # the FP8/FP4 activation quantization's pass, as there
             bound = np.where(cb, 0, 1)
         elif op.kind == "attention" and not exact:
             geo = op.meta if "q_rows" in op.meta else None
