@@ -118,16 +118,48 @@ def ttft_with_queueing_ms(arrays: dict, cv: float = 1.0, length_p99_ratio: float
             "prefill_utilization": rho}
 
 
-def tpot_p99_ms(arrays: dict, cv: float = 0.0) -> np.ndarray:
+def tpot_p99_ms(arrays: dict, cv: float = 0.0, output_rel=None) -> np.ndarray:
     """p99 over requests of the mean time per output token, per mapping point (ms).
 
     A request's TPOT is the decode step plus the prefill work interleaved during its life,
-    spread over its output tokens. In steady state the prefills arriving during one request's
-    life average `batch` (Little's law: arrival rate x life = sequences in flight); being
-    Poisson in count and of random length (prompt-length coefficient of variation `cv`), their
-    total work is compound Poisson: mean `batch` prompts' worth, variance batch (1 + cv²). The
-    p99 request sees batch + 2.33 sqrt(batch (1 + cv²)) prompts' worth of prefill."""
-    b = np.maximum(arrays["batch"].astype(float), 1.0)
-    tpot = arrays["tpot_ms"]
-    prefill_part = tpot - arrays["decode_step_ms"]  # = batch x t_pre / (pp x osl), ms
-    return arrays["decode_step_ms"] + prefill_part * (b + 2.33 * np.sqrt(b * (1.0 + cv * cv))) / b
+    spread over its output tokens: decode step + prefill part x `tpot_tail_factor` (the p99
+    request's share of prefill work relative to the mean request's). `cv`: the prompt-length
+    coefficient of variation; `output_rel`: the dataset's output lengths relative to their mean
+    (quantile nodes), None for fixed lengths."""
+    prefill_part = arrays["tpot_ms"] - arrays["decode_step_ms"]  # = batch x t_pre / (pp x osl), ms
+    return arrays["decode_step_ms"] + prefill_part * tpot_tail_factor(arrays["batch"], cv, output_rel)
+
+
+TPOT_TAIL = 0.01
+"""Share of requests above the TPOT percentile `tpot_p99_ms` gives (MLPerf's limits are p99)."""
+
+
+def tpot_tail_factor(batch, cv: float = 0.0, output_rel=None, tail: float = TPOT_TAIL) -> np.ndarray:
+    """The (1 - `tail`) quantile over requests of the prefill work interleaved with a request's
+    decode, relative to the mean request's, per batch.
+
+    In steady state the prompts arriving during one request's life average `batch` times the
+    request's relative length l (Little's law: arrival rate x life = sequences in flight x l);
+    Poisson in count and of random length (CV `cv`), their work is compound Poisson with mean
+    b l and variance b l (1 + cv²) prompts' worth, taken as the gamma distribution of those two
+    moments (right-skewed, never negative: a short request sees few prompts, often none, now and
+    then one whole chunk). Spread over the request's own tokens, its relative share X_l has mean 1
+    and variance (1 + cv²) / (b l). Requests mix over l (`output_rel`: the dataset's output
+    lengths relative to their mean, as equally likely quantile nodes; None: every request the
+    mean length), and the tail is the x where the mixture's P(X > x) = `tail` (bisection). Short
+    requests make most of that tail. At fixed lengths and large batches this is the normal
+    1 + 2.33 sqrt((1 + cv²) / b)."""
+    from scipy.stats import gamma
+
+    b = np.maximum(np.asarray(batch, dtype=float), 1.0)
+    ell = np.array([1.0]) if output_rel is None or len(output_rel) == 0 else np.asarray(output_rel, dtype=float)
+    ell = np.maximum(ell / ell.mean(), 1e-3)
+    uniq, inv = np.unique(b, return_inverse=True)  # the factor depends on the batch alone
+    k = uniq[:, None] * ell[None, :] / (1.0 + cv * cv)  # gamma shape per (batch, node); X = G(k) / k
+    node_q = gamma.isf(tail, k, scale=1.0 / k)
+    lo, hi = node_q.min(axis=1), node_q.max(axis=1)  # the mixture's quantile lies between its nodes'
+    for _ in range(60):
+        x = 0.5 * (lo + hi)
+        over = gamma.sf(x[:, None], k, scale=1.0 / k).mean(axis=1) > tail
+        lo, hi = np.where(over, x, lo), np.where(over, hi, x)
+    return (0.5 * (lo + hi))[inv].reshape(b.shape)
