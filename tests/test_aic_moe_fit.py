@@ -96,6 +96,26 @@ def test_fit_chip_applies_only_classes_that_help_and_pins_the_others():
     assert "fp4_moe_gemm_compute_scale" not in applied  # no rows: not fitted
 
 
+def test_a_framework_keeps_its_own_terms_only_where_they_describe_its_kernels_much_better():
+    """A framework whose kernels run known terms (compute 0.6, stream 0.9, 30 µs a layer) against a
+    reference fitted elsewhere (1, 1, 0): its own fit recovers them and applies; a framework whose
+    rows the reference already describes keeps the reference (nothing applied, record kept)."""
+    chip = catalog.load_chip("h200-sxm")
+    eff = Efficiency(gemm_compute_frac=0.8, gemm_hbm_frac=0.8, gemm_fixed_us=4.0)
+    own = eff.model_copy(update={"moe_gemm_compute_scale": 0.6, "moe_gemm_stream_scale": 0.9,
+                                 "moe_layer_fixed_us": 30.0})
+    reference = eff.model_copy(update={"moe_gemm_compute_scale": 1.0, "moe_gemm_stream_scale": 1.0,
+                                       "moe_layer_fixed_us": 0.0})
+    records, applied = aic_moe.fit_framework(aic_moe.MoeRows("h200_sxm", "vllm", _synthetic(chip, own)), chip,
+                                             reference)
+    assert [r["kernel_class"] for r in records] == ["bf16"] and records[0]["applied"]
+    assert applied["moe_layer_fixed_us"] == pytest.approx(30.0, rel=0.02)
+    assert records[0]["median_ape_own"] < (1 - aic_moe.OWN_TERMS_MIN_GAIN) * records[0]["median_ape_reference"]
+    same = aic_moe.MoeRows("h200_sxm", "sglang", _synthetic(chip, reference))
+    records, applied = aic_moe.fit_framework(same, chip, reference)
+    assert applied == {} and records[0]["median_ape_reference"] < 1e-9 and not records[0]["applied"]
+
+
 @pytest.mark.parametrize("model_id", ["llama-3.1-8b", "llama-3.1-70b"])
 def test_dense_models_are_priced_exactly_as_before(model_id):
     """Property: the MoE terms touch only grouped (ragged) expert GEMMs, so a dense model's step costs the

@@ -165,3 +165,45 @@ def test_validate_applies_the_row_framework_profile():
     with override_profiles({"vllm-rocm": half}):
         slow = predict_deployment(row).value
     assert slow < 0.75 * neutral
+
+
+# ---- a framework's own MoE kernels (calibration `aiconfigurator.framework_moe`) -------------------
+
+def test_vllm_on_h100_prices_its_own_4bit_moe_kernels_and_trt_llm_keeps_its_own():
+    """H100's shipped calibration fits TensorRT-LLM's W4A16 MoE kernels with ~56 µs of fixed work per
+    layer, which vLLM's Triton MXFP4 kernel does not run (gpt-oss-120b at TP 8, one token: 39 µs
+    measured per layer in aiconfigurator's vLLM table); the file's vLLM terms apply under vLLM only."""
+    from tokenfab import catalog
+    from tokenfab.perf.efficiency import efficiency_for, framework_moe_terms
+    from tokenfab.perf.framework import efficiency_under
+
+    h100 = catalog.load_chip("h100-sxm")
+    own = framework_moe_terms("h100-sxm", "vllm")
+    assert set(own) == {"fp4_moe_gemm_compute_scale", "fp4_moe_gemm_stream_scale", "fp4_moe_layer_fixed_us"}
+    trt = efficiency_under(h100, "trt-llm", moe=True).moe_terms("fp4")
+    vllm = efficiency_under(h100, "vllm", moe=True).moe_terms("fp4")
+    assert trt[2] * 1e6 > 40.0 and vllm[2] * 1e6 == pytest.approx(own["fp4_moe_layer_fixed_us"])
+    assert vllm[2] < trt[2] / 3
+    # Everything but the MoE terms is the chip's calibration; without a framework nothing changes.
+    base, under = efficiency_for(h100), efficiency_for(h100, "vllm")
+    assert under.gemm_compute_frac == base.gemm_compute_frac and under.moe_terms("lowp") == base.moe_terms("lowp")
+    assert efficiency_for(h100, "sglang") == base  # no SGLang terms cleared the bar on H100
+    # A copied chip that names the calibration gets the same framework terms.
+    copy = h100.model_copy(update={"id": "my-h100", "calibration": "h100-sxm"})
+    assert efficiency_for(copy, "vllm").moe_terms("fp4") == under.moe_terms("fp4")
+
+
+def test_framework_moe_terms_accept_only_moe_layer_fields(tmp_path, monkeypatch):
+    from tokenfab.perf.efficiency import efficiency_for, framework_moe_terms
+
+    (tmp_path / "x.yaml").write_text("efficiency: {}\naiconfigurator:\n  framework_moe:\n    vllm:\n"
+                                     "      applied: {gemm_compute_frac: 0.9}\n")
+    monkeypatch.setenv("TOKENFAB_CALIBRATION_DIR", str(tmp_path))
+    efficiency_for.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="not MoE layer fields"):
+            framework_moe_terms("x", "vllm")
+        assert framework_moe_terms("x", "sglang") == {} and framework_moe_terms("absent", "vllm") == {}
+    finally:
+        monkeypatch.delenv("TOKENFAB_CALIBRATION_DIR")
+        efficiency_for.cache_clear()

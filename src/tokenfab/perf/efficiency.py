@@ -263,13 +263,45 @@ def load_calibration(path: Path) -> Efficiency:
     return Efficiency.from_mapping(data, origin=str(path))
 
 
-def efficiency_for(chip) -> Efficiency:
+def efficiency_for(chip, framework: str | None = None) -> Efficiency:
     """The efficiency a chip's kernels reach: the calibration it names (`ChipSpec.calibration`), else
     its own calibration file when `tokenfab calibrate` wrote one, else its stack's default; then
     scaled by the chip's `software_maturity` (`with_maturity`). It depends on the chip's data only,
-    so a copied YAML or a design naming the same calibration and stack gets the same answer."""
-    eff = _efficiency(chip.calibration or "", chip.id, stack_of(chip))
+    so a copied YAML or a design naming the same calibration and stack gets the same answer.
+    `framework`: a framework profile id; where that calibration fitted the framework's own MoE
+    kernels (`framework_moe_terms`), their MoE terms replace the reference framework's."""
+    name = chip.calibration or ""
+    eff = _efficiency(name, chip.id, stack_of(chip))
+    if framework:
+        eff = _under_framework(eff, name or chip.id, framework)
     return with_maturity(eff, getattr(chip, "software_maturity", 1.0))
+
+
+@lru_cache(maxsize=None)
+def framework_moe_terms(calibration: str, framework: str) -> dict[str, float]:
+    """The MoE layer fields (`MOE_FIELDS`) calibration file `calibration` fitted on framework
+    `framework`'s own measured MoE kernels (`aiconfigurator.framework_moe.<framework>.applied`,
+    written by `tokenfab calibrate --source aiconfigurator`); {} where it has none."""
+    from tokenfab.specs.base import load_yaml
+
+    path = calibration_path(calibration)
+    if not path.exists():
+        return {}
+    doc = load_yaml(path)
+    sec = ((doc.get("aiconfigurator") or {}).get("framework_moe") or {}) if isinstance(doc, dict) else {}
+    applied = (sec.get(framework) or {}).get("applied") or {}
+    bad = set(applied) - set(MOE_FIELDS)
+    if bad:
+        raise ValueError(f"{path}: framework_moe.{framework} sets {sorted(bad)}, not MoE layer fields")
+    return {k: float(v) for k, v in applied.items()}
+
+
+@lru_cache(maxsize=None)
+def _under_framework(eff: Efficiency, calibration: str, framework: str) -> Efficiency:
+    terms = framework_moe_terms(calibration, framework)
+    if not terms:
+        return eff
+    return eff.model_copy(update={**terms, "source": f"{eff.source}; MoE terms of {framework}'s own kernels"})
 
 
 _FRACTIONS = ("gemm_compute_frac", "lowp_gemm_compute_frac", "fp4_gemm_compute_frac", "gemm_hbm_frac",
@@ -341,4 +373,10 @@ def _efficiency(calibration: str, chip_id: str, stack: str) -> Efficiency:
     return stack_default(stack)
 
 
-efficiency_for.cache_clear = _efficiency.cache_clear  # type: ignore[attr-defined]
+def _clear_caches() -> None:
+    _efficiency.cache_clear()
+    framework_moe_terms.cache_clear()
+    _under_framework.cache_clear()
+
+
+efficiency_for.cache_clear = _clear_caches  # type: ignore[attr-defined]

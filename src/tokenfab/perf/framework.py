@@ -162,9 +162,11 @@ def apply_profile(eff: Efficiency, profile: FrameworkProfile, moe: bool = False)
 
 
 def efficiency_under(chip, framework: str | None, moe: bool = False) -> Efficiency:
-    """The chip's efficiency (`efficiency_for`) under the profile of `framework` as a measurement
-    row names it (`profile_for`: unknown names are neutral); `moe`: the model is a mixture of experts."""
-    return apply_profile(efficiency_for(chip), profile_for(framework, chip.vendor), moe=moe)
+    """The chip's efficiency (`efficiency_for`, with the MoE terms of the framework's own kernels
+    where its calibration fitted them) under the profile of `framework` as a measurement row names
+    it (`profile_for`: unknown names are neutral); `moe`: the model is a mixture of experts."""
+    profile = profile_for(framework, chip.vendor)
+    return apply_profile(efficiency_for(chip, profile.id), profile, moe=moe)
 
 
 @contextmanager

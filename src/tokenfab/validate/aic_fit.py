@@ -300,6 +300,9 @@ class AicChipFit:
     nccl_fitted: CommFit | None = None
     moe: dict | None = None
     """The MoE layer fit's record (`validate.aic_moe.fit_record`); None: no MoE table."""
+    framework_moe: dict | None = None
+    """Per serving framework with its own MoE kernel tables (`aic_moe.OWN_KERNEL_FRAMEWORKS`): the
+    record of `aic_moe.fit_framework` and the MoE fields it applies under that framework's profile."""
     """The NCCL alpha/beta fit when applied (chips whose microbenchmarks do not fit them)."""
 
 
@@ -360,7 +363,28 @@ def fit_system(root, system: str, framework: str = "trtllm", out_dir=None,
     if not tables:
         return None
     return AicChipFit(cid, system, applied, gemm, ar, nccl, tables, nccl_fitted=nccl_fit,
-                      moe=None if moe is None else moe[0])
+                      moe=None if moe is None else moe[0],
+                      framework_moe=fit_framework_moe(root, system, chip, eff, applied) or None)
+
+
+def fit_framework_moe(root, system: str, chip: ChipSpec, eff: Efficiency, applied: dict) -> dict:
+    """{framework profile id: {applied, tables, fits}} of `aic_moe.fit_framework` for every framework
+    in `aic_moe.OWN_KERNEL_FRAMEWORKS` with a `moe_perf` table on this system, from the chip's
+    efficiency with the reference fit `applied` (MoE terms included) under that framework's profile."""
+    from tokenfab.perf.framework import apply_profile, profile_for
+    from tokenfab.validate import aic_moe
+
+    out = {}
+    for fw in aic_moe.OWN_KERNEL_FRAMEWORKS:
+        rows = aic_moe.load_rows(root, system, fw)
+        if rows is None or rows.rows == 0:
+            continue
+        pid = aic_moe.FRAMEWORK_PROFILE[fw]
+        under = apply_profile(eff.model_copy(update=applied), profile_for(pid, chip.vendor), moe=True)
+        records, fields = aic_moe.fit_framework(rows, chip, under)
+        if records:
+            out[pid] = {"applied": fields, "tables": rows.tables, "fits": records}
+    return out
 
 
 def fit_moe(root, system: str, framework: str, chip: ChipSpec, eff: Efficiency, applied: dict):
@@ -491,4 +515,10 @@ def record(fit: AicChipFit, version: str | None, framework: str, fit_compute: bo
            if fit.nccl_fitted is not None else {}),
         "nccl_allreduce_scored_not_fitted": comm_rec(fit.nccl_allreduce),
         **({"moe": fit.moe} if fit.moe is not None else {}),
+        **({"framework_moe": {
+            "method": ("per serving framework with its own measured MoE kernels: on its fastest measured "
+                       "kernel per key, the reference's MoE terms against a fit of its own (as `moe`); the own "
+                       "terms apply under that framework's profile only where they lower the median |error| "
+                       "of its rows by a fifth or more (aic_moe.OWN_TERMS_MIN_GAIN; efficiency.framework_moe_terms)"),
+            **fit.framework_moe}} if fit.framework_moe else {}),
     }

@@ -488,6 +488,61 @@ def fit_chip(rows: MoeRows, chip: ChipSpec, eff) -> tuple[list[MoeFit], dict]:
     return fits, applied
 
 
+OWN_TERMS_MIN_GAIN = 0.2
+"""A framework's own MoE terms replace the reference's only where they cut the median |error| of
+its rows by at least this share: the tables mix dozens of shapes and kernels per class, and a few
+points' gain is within that spread (measured: such marginal fits moved end-to-end rows both ways)."""
+
+OWN_KERNEL_FRAMEWORKS = ("vllm", "sglang")
+"""Frameworks whose own measured MoE kernels the tables time beside the reference's: their MoE layer
+terms are fitted on their own rows (`fit_framework`) where the reference's do not describe them."""
+
+
+def fit_framework(rows: MoeRows, chip: ChipSpec, eff) -> tuple[list[dict], dict]:
+    """(record per kernel class, Efficiency fields to apply under this framework) of a serving
+    framework's own MoE kernels (`OWN_KERNEL_FRAMEWORKS`). `eff`: the chip's efficiency with the
+    reference fit applied (its MoE terms included) under the framework's profile. Per kernel class
+    with rows, on the framework's fastest measured kernel per key: the reference's terms
+    (`Efficiency.moe_terms`) against a fit of the framework's own (`fit_class`); the own terms are
+    kept only where they lower the median |error| of the framework's rows by `OWN_TERMS_MIN_GAIN`
+    or more. A physical difference,
+    not a per-row knob: e.g. TensorRT-LLM's Hopper W4A16 MoE runs ~60 µs of fixed work per layer
+    that vLLM's Triton MXFP4 kernel does not (gpt-oss-120b, TP 8, one token on H100: 39 µs measured
+    per layer under vLLM)."""
+    from tokenfab.perf.efficiency import MOE_FIELDS
+
+    bare = eff.model_copy(update={f: None for f in MOE_FIELDS})
+    ref = reference_rows(rows)
+    c = ref.columns
+    records, applied = [], {}
+    for cls, dtypes in MOE_CLASS_DTYPES.items():
+        if cls == "fp4" and not chip.fp4_tflops:
+            dtypes = WEIGHT_ONLY_DTYPES
+        sel = np.isin(c["moe_dtype"], dtypes)
+        if sel.sum() < 8:
+            continue
+        sub = _subset(c, sel)
+        pt = parts(sub, chip, bare)
+        kernel = "bf16" if cls == "bf16" else cls
+        theirs = eff.moe_terms(kernel)
+        ref_terms = (theirs[0], theirs[1], theirs[2] * 1e6)
+        ref_err = layer_seconds(pt, *ref_terms) / sub["latency_s"] - 1.0
+        own = fit_class(pt, sub["latency_s"], sub["num_tokens"], cls, tuple(sorted(set(sub["moe_dtype"].tolist()))))
+        ref_ape = float(np.median(np.abs(ref_err)))
+        keep = own.median_ape_after < (1.0 - OWN_TERMS_MIN_GAIN) * ref_ape
+        records.append({"kernel_class": cls, "dtypes": list(own.dtypes), "rows": own.rows,
+                        "reference_params": {k: round(float(v), 4) for k, v in zip(MOE_BOUNDS, ref_terms)},
+                        "median_ape_reference": round(ref_ape, 4),
+                        "signed_median_reference": round(float(np.median(ref_err)), 4),
+                        "params": own.params, "median_ape_own": round(own.median_ape_after, 4),
+                        "signed_median_own": round(own.signed_median_after, 4),
+                        "signed_median_by_tokens_reference": _bands(sub["num_tokens"], ref_err),
+                        "signed_median_by_tokens_own": own.by_tokens_after, "applied": bool(keep)})
+        if keep:
+            applied.update(dict(zip(MOE_FIT_FIELDS[cls], (own.params[nm] for nm in MOE_BOUNDS))))
+    return records, applied
+
+
 def fit_record(fits: list[MoeFit], rows: MoeRows) -> dict:
     """The `moe` part of a calibration file's `aiconfigurator` section."""
     return {"framework": rows.framework, "tables": rows.tables, "rows": "balanced routing; per key the fastest "
