@@ -459,6 +459,19 @@ def reference_rows(rows: MoeRows) -> MoeRows:
     return MoeRows(rows.system, rows.framework, _subset(c, idx), rows.skipped, rows.tables)
 
 
+def class_rows(rows: MoeRows, chip: ChipSpec, min_rows: int = 8):
+    """(kernel class, its columns) per `MOE_CLASS_DTYPES` class with at least `min_rows` of the
+    fastest measured kernel per key (`reference_rows`); on a chip without FP4 math the fp4 class is
+    the weight-only 4-bit kernels."""
+    c = reference_rows(rows).columns
+    for cls, dtypes in MOE_CLASS_DTYPES.items():
+        if cls == "fp4" and not chip.fp4_tflops:
+            dtypes = WEIGHT_ONLY_DTYPES
+        sel = np.isin(c["moe_dtype"], dtypes)
+        if sel.sum() >= min_rows:
+            yield cls, _subset(c, sel)
+
+
 def fit_chip(rows: MoeRows, chip: ChipSpec, eff) -> tuple[list[MoeFit], dict]:
     """(one MoeFit per kernel class with rows, Efficiency fields to apply): a class's fields are applied
     only where its fit lowers the median |error| of its rows. `eff`: the chip's efficiency under the
@@ -466,16 +479,8 @@ def fit_chip(rows: MoeRows, chip: ChipSpec, eff) -> tuple[list[MoeFit], dict]:
     from tokenfab.perf.efficiency import MOE_FIELDS
 
     eff = eff.model_copy(update={f: None for f in MOE_FIELDS})
-    ref = reference_rows(rows)
-    c = ref.columns
     fits, applied = [], {}
-    for cls, dtypes in MOE_CLASS_DTYPES.items():
-        if cls == "fp4" and not chip.fp4_tflops:
-            dtypes = WEIGHT_ONLY_DTYPES
-        sel = np.isin(c["moe_dtype"], dtypes)
-        if sel.sum() < 8:
-            continue
-        sub = _subset(c, sel)
+    for cls, sub in class_rows(rows, chip):
         f = fit_class(parts(sub, chip, eff), sub["latency_s"], sub["num_tokens"], cls,
                       tuple(sorted(set(sub["moe_dtype"].tolist()))))
         fits.append(f)
@@ -512,19 +517,10 @@ def fit_framework(rows: MoeRows, chip: ChipSpec, eff) -> tuple[list[dict], dict]
     from tokenfab.perf.efficiency import MOE_FIELDS
 
     bare = eff.model_copy(update={f: None for f in MOE_FIELDS})
-    ref = reference_rows(rows)
-    c = ref.columns
     records, applied = [], {}
-    for cls, dtypes in MOE_CLASS_DTYPES.items():
-        if cls == "fp4" and not chip.fp4_tflops:
-            dtypes = WEIGHT_ONLY_DTYPES
-        sel = np.isin(c["moe_dtype"], dtypes)
-        if sel.sum() < 8:
-            continue
-        sub = _subset(c, sel)
+    for cls, sub in class_rows(rows, chip):
         pt = parts(sub, chip, bare)
-        kernel = "bf16" if cls == "bf16" else cls
-        theirs = eff.moe_terms(kernel)
+        theirs = eff.moe_terms(cls)
         ref_terms = (theirs[0], theirs[1], theirs[2] * 1e6)
         ref_err = layer_seconds(pt, *ref_terms) / sub["latency_s"] - 1.0
         own = fit_class(pt, sub["latency_s"], sub["num_tokens"], cls, tuple(sorted(set(sub["moe_dtype"].tolist()))))
