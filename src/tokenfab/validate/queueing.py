@@ -149,17 +149,32 @@ def tpot_tail_factor(batch, cv: float = 0.0, output_rel=None, tail: float = TPOT
     mean length), and the tail is the x where the mixture's P(X > x) = `tail` (bisection). Short
     requests make most of that tail. At fixed lengths and large batches this is the normal
     1 + 2.33 sqrt((1 + cv²) / b)."""
-    from scipy.stats import gamma
-
     b = np.maximum(np.asarray(batch, dtype=float), 1.0)
     ell = np.array([1.0]) if output_rel is None or len(output_rel) == 0 else np.asarray(output_rel, dtype=float)
     ell = np.maximum(ell / ell.mean(), 1e-3)
     uniq, inv = np.unique(b, return_inverse=True)  # the factor depends on the batch alone
-    k = uniq[:, None] * ell[None, :] / (1.0 + cv * cv)  # gamma shape per (batch, node); X = G(k) / k
-    node_q = gamma.isf(tail, k, scale=1.0 / k)
+    key = (float(cv), tuple(np.round(ell, 12)), float(tail))
+    known = _TAIL_CACHE.setdefault(key, {})
+    todo = np.array([u for u in uniq if u not in known])
+    if todo.size:
+        known.update(zip(todo.tolist(), _mixture_tail(todo, cv, ell, tail).tolist()))
+    return np.array([known[u] for u in uniq.tolist()])[inv].reshape(b.shape)
+
+
+_TAIL_CACHE: dict[tuple, dict[float, float]] = {}
+"""`tpot_tail_factor` per (cv, output nodes, tail) and batch: a validate run asks for the same
+batches row after row (a pure function of its arguments, so a cache changes no figure)."""
+
+
+def _mixture_tail(batch: np.ndarray, cv: float, ell: np.ndarray, tail: float) -> np.ndarray:
+    """`tpot_tail_factor` for distinct batches: bisection on the mixture's survival function."""
+    from scipy.special import gammaincc, gammainccinv  # the gamma survival function and its inverse
+
+    k = batch[:, None] * ell[None, :] / (1.0 + cv * cv)  # gamma shape per (batch, node); X = G(k) / k
+    node_q = gammainccinv(k, tail) / k  # P(G(k) / k > x) = gammaincc(k, k x)
     lo, hi = node_q.min(axis=1), node_q.max(axis=1)  # the mixture's quantile lies between its nodes'
-    for _ in range(60):
+    for _ in range(48):  # the bracket shrinks 2^48-fold
         x = 0.5 * (lo + hi)
-        over = gamma.sf(x[:, None], k, scale=1.0 / k).mean(axis=1) > tail
+        over = gammaincc(k, k * x[:, None]).mean(axis=1) > tail
         lo, hi = np.where(over, x, lo), np.where(over, hi, x)
-    return (0.5 * (lo + hi))[inv].reshape(b.shape)
+    return 0.5 * (lo + hi)
