@@ -33,6 +33,18 @@ def test_expected_max_of_poisson_counts_worked_by_hand():
     assert expected_max_poisson(3.0, 1) == pytest.approx(3.0)
 
 
+def test_expected_max_of_poisson_counts_matches_sampling_across_both_regimes():
+    """Oracle: the mean of the max of n sampled Poisson(mu) counts, for many (mu, n) at once (the
+    exact sum below mu = 400, the normal limit above), within 3 standard errors."""
+    rng = np.random.default_rng(3)
+    mu = np.array([0.3, 2.0, 17.0, 150.0, 399.0, 900.0])
+    n = np.array([2.0, 8.0, 3.0, 16.0, 4.0, 8.0])
+    got = expected_max_poisson(mu, n)
+    for m, k, g in zip(mu, n, got):
+        draws = rng.poisson(m, size=(20000, int(k))).max(axis=1)
+        assert abs(g - draws.mean()) < 3 * draws.std() / np.sqrt(draws.size) + 0.02 * np.sqrt(m), (m, k)
+
+
 def test_no_straggler_without_a_pipeline_and_chunking_smooths_it():
     assert prefill_straggler_factor(512, 1, 300) == pytest.approx(1.0)
     one_chunk = prefill_straggler_factor(512, 4, 300)
