@@ -364,3 +364,36 @@ def test_h20_takes_the_memory_side_of_h100s_fit_but_not_its_compute():
         assert f in MEMORY_SIDE and getattr(h20, f) == pytest.approx(getattr(h100, f)), f
     assert h20.lowp_gemm_compute_frac != pytest.approx(h100.lowp_gemm_compute_frac)
     assert h20.attention_compute_frac > 0.8  # its own FlashMLA/FA3 rows, not H100's
+
+
+def test_cli_table_shows_the_moe_fits_and_each_frameworks_own(tmp_path, monkeypatch):
+    """The printed table has a row per MoE kernel class (applied or not) and per framework whose own
+    MoE kernels were fitted, saying whether its own terms or the reference's are kept."""
+    from dataclasses import replace
+
+    from tokenfab.validate import aic_fit
+
+    real = aic_fit.fit_all
+
+    def with_moe(*a, **k):
+        fits = real(*a, **k)
+        fit = {"kernel_class": "fp4", "rows": 351, "params": {"compute_scale": 0.44, "stream_scale": 1.0,
+                                                             "fixed_us": 56.2},
+               "median_ape_before": 0.46, "median_ape_after": 0.20, "signed_median_after": 0.015}
+        own = {"kernel_class": "fp4", "rows": 1323, "params": {"compute_scale": 0.48, "stream_scale": 0.88,
+                                                              "fixed_us": 11.9},
+               "median_ape_reference": 0.32, "median_ape_own": 0.25, "signed_median_reference": 0.17,
+               "signed_median_own": 0.02, "applied": True}
+        return [replace(f, moe={"fits": [fit], "applied": {"fp4_moe_layer_fixed_us": 56.2}},
+                        framework_moe={"vllm": {"fits": [own], "applied": {}, "tables": []},
+                                       "sglang": {"fits": [{**own, "applied": False}], "applied": {}, "tables": []}})
+                for f in fits]
+
+    monkeypatch.setattr(aic_fit, "fit_all", with_moe)
+    r = runner.invoke(app, ["calibrate", "--source", "aiconfigurator", "--aic-data", str(FIXTURE), "--chip",
+                            "h100-sxm", "--out", str(tmp_path), "--dry-run"], terminal_width=250)
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert any("moe fp4 " in ln and "fixed_us=56.2" in ln and "46.0% → 20.0%" in ln for ln in lines), r.output
+    assert any("moe fp4 under vllm" in ln and "fixed_us=11.9" in ln and "+2.0%" in ln for ln in lines)
+    assert any("moe fp4 under sglang" in ln and "the reference's kept" in ln and "+17.0%" in ln for ln in lines)

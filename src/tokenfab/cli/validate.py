@@ -304,6 +304,18 @@ def _calibrate_aic(chips, out, dry_run: bool, root, framework: str, fit_compute:
                 t.add_row(f.chip, c.table, str(c.rows), ", ".join(f"{k}={v:g}" for k, v in c.params.items())
                           or "(scored, not fitted)", f"{_pct(c.median_ape_before)} → {_pct(c.median_ape_after)}",
                           "—" if c.small_msg_signed_after is None else f"{c.small_msg_signed_after:+.1%} (<64 KiB)")
+        params = lambda m: ", ".join(f"{k}={v:g}" for k, v in m["params"].items())  # noqa: E731
+        for m in (f.moe or {}).get("fits", []):
+            kept = bool(f.moe.get("applied")) and m["median_ape_after"] < m["median_ape_before"]
+            t.add_row(f.chip, f"moe {m['kernel_class']}", str(m["rows"]), params(m) if kept else "(not applied)",
+                      f"{_pct(m['median_ape_before'])} → {_pct(m['median_ape_after'])}",
+                      f"{m['signed_median_after']:+.1%}")
+        for pid, sec in (f.framework_moe or {}).items():  # a framework's own MoE kernels
+            for m in sec["fits"]:
+                t.add_row(f.chip, f"moe {m['kernel_class']} under {pid}", str(m["rows"]),
+                          params(m) if m["applied"] else "(the reference's kept)",
+                          f"{_pct(m['median_ape_reference'])} → {_pct(m['median_ape_own'])}",
+                          f"{m['signed_median_own'] if m['applied'] else m['signed_median_reference']:+.1%}")
     console.print(t)
     if written:
         console.print(f"wrote {len(written)} file(s) under {Path(written[0]).parent}")
