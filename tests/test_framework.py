@@ -207,3 +207,17 @@ def test_framework_moe_terms_accept_only_moe_layer_fields(tmp_path, monkeypatch)
     finally:
         monkeypatch.delenv("TOKENFAB_CALIBRATION_DIR")
         efficiency_for.cache_clear()
+
+
+def test_a_young_stack_pays_its_maturity_on_the_frameworks_own_moe_terms_too():
+    """Maturity applies after the framework's own terms: fixed costs / m, fractions x m (here the
+    4-bit MoE layer's fixed cost of vLLM's kernels on H100 silicon at maturity 0.5)."""
+    from tokenfab import catalog
+    from tokenfab.perf.efficiency import efficiency_for, framework_moe_terms
+
+    young = catalog.load_chip("h100-sxm").model_copy(update={"id": "young-h100", "calibration": "h100-sxm",
+                                                               "software_maturity": 0.5})
+    own = framework_moe_terms("h100-sxm", "vllm")
+    eff = efficiency_for(young, "vllm")
+    assert eff.fp4_moe_layer_fixed_us == pytest.approx(own["fp4_moe_layer_fixed_us"] / 0.5)
+    assert eff.moe_terms("fp4")[0] == pytest.approx(own["fp4_moe_gemm_compute_scale"])  # a scale, not a fraction
