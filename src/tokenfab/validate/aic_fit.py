@@ -298,12 +298,12 @@ class AicChipFit:
     transfer: str = ""
     """How a chip without a system of its own got its values (`SAME_DIE_GEMM`, `SAME_MEMORY_PATH`)."""
     nccl_fitted: CommFit | None = None
+    """The NCCL alpha/beta fit when applied (chips whose microbenchmarks do not fit them)."""
     moe: dict | None = None
     """The MoE layer fit's record (`validate.aic_moe.fit_record`); None: no MoE table."""
     framework_moe: dict | None = None
     """Per serving framework with its own MoE kernel tables (`aic_moe.OWN_KERNEL_FRAMEWORKS`): the
     record of `aic_moe.fit_framework` and the MoE fields it applies under that framework's profile."""
-    """The NCCL alpha/beta fit when applied (chips whose microbenchmarks do not fit them)."""
 
 
 def fit_system(root, system: str, framework: str = "trtllm", out_dir=None,

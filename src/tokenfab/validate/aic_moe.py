@@ -510,10 +510,9 @@ def fit_framework(rows: MoeRows, chip: ChipSpec, eff) -> tuple[list[dict], dict]
     with rows, on the framework's fastest measured kernel per key: the reference's terms
     (`Efficiency.moe_terms`) against a fit of the framework's own (`fit_class`); the own terms are
     kept only where they lower the median |error| of the framework's rows by `OWN_TERMS_MIN_GAIN`
-    or more. A physical difference,
-    not a per-row knob: e.g. TensorRT-LLM's Hopper W4A16 MoE runs ~60 µs of fixed work per layer
-    that vLLM's Triton MXFP4 kernel does not (gpt-oss-120b, TP 8, one token on H100: 39 µs measured
-    per layer under vLLM)."""
+    or more. A physical difference, not a per-row knob: e.g. TensorRT-LLM's Hopper W4A16 MoE runs
+    ~60 µs of fixed work per layer that vLLM's Triton MXFP4 kernel does not (gpt-oss-120b, TP 8,
+    one token on H100: 39 µs measured per layer under vLLM)."""
     from tokenfab.perf.efficiency import MOE_FIELDS
 
     bare = eff.model_copy(update={f: None for f in MOE_FIELDS})
