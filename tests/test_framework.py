@@ -204,6 +204,11 @@ def test_framework_moe_terms_accept_only_moe_layer_fields(tmp_path, monkeypatch)
         with pytest.raises(ValueError, match="not MoE layer fields"):
             framework_moe_terms("x", "vllm")
         assert framework_moe_terms("x", "sglang") == {} and framework_moe_terms("absent", "vllm") == {}
+        for value, says in (("fast", "valid number"), ("-3", "greater than or equal to 0")):
+            (tmp_path / "y.yaml").write_text("efficiency: {}\naiconfigurator:\n  framework_moe:\n    vllm:\n"
+                                             f"      applied: {{fp4_moe_layer_fixed_us: {value}}}\n")
+            with pytest.raises(SpecError, match=f"y.yaml: framework_moe.vllm: fp4_moe_layer_fixed_us: .*{says}"):
+                framework_moe_terms("y", "vllm")
     finally:
         monkeypatch.delenv("TOKENFAB_CALIBRATION_DIR")
         efficiency_for.cache_clear()

@@ -293,7 +293,8 @@ def framework_moe_terms(calibration: str, framework: str) -> dict[str, float]:
     bad = set(applied) - set(MOE_FIELDS)
     if bad:
         raise ValueError(f"{path}: framework_moe.{framework} sets {sorted(bad)}, not MoE layer fields")
-    return {k: float(v) for k, v in applied.items()}
+    checked = Efficiency.from_mapping(applied, origin=f"{path}: framework_moe.{framework}")  # types, bounds
+    return {k: float(getattr(checked, k)) for k in applied}
 
 
 @lru_cache(maxsize=None)
