@@ -46,7 +46,7 @@ def test_same_inputs_give_the_same_parameters_and_bytes(tmp_path):
 
 def test_the_fit_recovers_known_parameters():
     truth = family_default("NVIDIA").model_copy(update={"gemm_compute_frac": 0.7, "hbm_frac": 0.9})
-    fit = fit_chip("h100-sxm", _synthetic_rows(truth), "synthetic")
+    fit = fit_chip("h100-sxm", _synthetic_rows(truth), "synthetic", held={})
     assert fit.efficiency.gemm_compute_frac == pytest.approx(0.7, rel=0.02)
     assert fit.efficiency.hbm_frac == pytest.approx(0.9, rel=0.02)
     assert fit.after_median_ape < 0.01
@@ -58,15 +58,15 @@ def test_end_to_end_rows_never_enter_the_fit():
     e2e = parse_measurements("\n".join([HEADER, _line(
         "E1", model="llama-3.1-8b", scenario="throughput", input_len="1000", output_len="1000", tp="1",
         weight_precision="fp8", metric="output_tok_s", per="system", value="1")]) + "\n")
-    with_e2e = fit_chip("h100-sxm", rows + e2e, "synthetic")
-    without = fit_chip("h100-sxm", rows, "synthetic")
+    with_e2e = fit_chip("h100-sxm", rows + e2e, "synthetic", held={})
+    without = fit_chip("h100-sxm", rows, "synthetic", held={})
     assert with_e2e.efficiency == without.efficiency
     assert "E1" not in with_e2e.efficiency.source
 
 
 def test_only_informed_parameters_move_and_the_source_names_the_rows():
     truth = family_default("NVIDIA").model_copy(update={"gemm_compute_frac": 0.7})
-    fit = fit_chip("h100-sxm", _synthetic_rows(truth), "mine.csv")
+    fit = fit_chip("h100-sxm", _synthetic_rows(truth), "mine.csv", held={})
     assert "comm_bw_frac" not in fit.fitted and "comm_bw_frac" in fit.kept_default
     assert fit.efficiency.comm_bw_frac == family_default("NVIDIA").comm_bw_frac
     assert fit.efficiency.source == "calibrated: mine.csv rows S0,S1,S2,S3,S4"
@@ -74,7 +74,7 @@ def test_only_informed_parameters_move_and_the_source_names_the_rows():
 
 def test_the_written_file_is_what_efficiency_for_loads(tmp_path):
     truth = family_default("NVIDIA").model_copy(update={"gemm_compute_frac": 0.7})
-    fit = fit_chip("h100-sxm", _synthetic_rows(truth), "mine.csv")
+    fit = fit_chip("h100-sxm", _synthetic_rows(truth), "mine.csv", held={})
     path = write_calibration(fit, "mine.csv", "abc", tmp_path)
     assert load_calibration(path) == fit.efficiency
     text = path.read_text()
@@ -94,14 +94,15 @@ def test_cli_dry_run_writes_nothing(tmp_path):
 
 
 def test_an_unfitted_kernel_fraction_comes_from_the_same_silicon_and_links_do_not():
-    # B200 rows fit the FP4 fraction; GB200 (same GPU) has no FP4 row, so it takes B200's value,
-    # while its collective figures stay its own (NVL72 links are not HGX links).
+    # B200 rows fit the attention fraction; GB200 (same GPU) has no attention row, so it takes B200's
+    # value, while its collective figures stay its own (NVL72 links are not HGX links). The GEMM
+    # fractions are the kernel tables' on both chips: held, neither refitted nor transferred.
     fits = {f.chip: f for f in calibrate(load_measurements(public_csv()), "x", ["b200", "gb200"])}
     b200, gb200 = fits["b200"], fits["gb200"]
-    assert "fp4_gemm_compute_frac" in b200.fitted
-    assert gb200.efficiency.fp4_gemm_compute_frac == b200.efficiency.fp4_gemm_compute_frac
-    assert gb200.transferred["fp4_gemm_compute_frac"]["from"] == "b200"
-    assert gb200.efficiency.gemm_compute_frac != b200.efficiency.gemm_compute_frac  # own MAMF rows
+    assert "attention_compute_frac" in b200.fitted
+    assert gb200.efficiency.attention_compute_frac == b200.efficiency.attention_compute_frac
+    assert gb200.transferred["attention_compute_frac"]["from"] == "b200"
+    assert "fp4_gemm_compute_frac" not in b200.fitted and "fp4_gemm_compute_frac" not in gb200.transferred
     assert "comm_bw_frac" not in gb200.transferred
     assert "same silicon" in gb200.efficiency.source
 
@@ -117,7 +118,47 @@ def test_fp4_fraction_is_fitted_from_fp4_rows_only():
                                                      for i, s in enumerate(specs)]))
     lines = [_line(f"F{i}", hardware="b200", value=f"{predict_micro(r, chip, truth):.6g}", **s)
              for i, (s, r) in enumerate(zip(specs, probe))]
-    fit = fit_chip("b200", parse_measurements("\n".join([HEADER] + lines) + "\n"), "synthetic")
+    fit = fit_chip("b200", parse_measurements("\n".join([HEADER] + lines) + "\n"), "synthetic", held={})
     assert fit.efficiency.fp4_gemm_compute_frac == pytest.approx(0.45, rel=0.02)
-    bf16_only = fit_chip("h100-sxm", _synthetic_rows(family_default("NVIDIA")), "synthetic")
+    bf16_only = fit_chip("h100-sxm", _synthetic_rows(family_default("NVIDIA")), "synthetic", held={})
     assert bf16_only.efficiency.fp4_gemm_compute_frac is None
+
+
+def _gemm_rows(eff, precisions=("bf16", "fp8")):
+    """GEMM rows (small and large M, bf16 and fp8) plus one copy row, valued by the model under `eff`."""
+    specs = [dict(scenario="gemm", metric="tflops", weight_precision=p, gemm_m=m, gemm_n=8192, gemm_k=8192)
+             for p in precisions for m in (16, 64, 1024, 8192)]
+    specs += [dict(scenario="bandwidth", metric="tb_s")]
+    probe = parse_measurements("\n".join([HEADER] + [_line(f"G{i}", value="1", **s) for i, s in enumerate(specs)]))
+    chip = catalog.load_chip("h100-sxm")
+    lines = [_line(f"G{i}", value=f"{predict_micro(r, chip, eff):.6g}", **s) for i, (s, r) in enumerate(zip(specs, probe))]
+    return parse_measurements("\n".join([HEADER] + lines) + "\n")
+
+
+def test_gemm_rows_do_not_fit_a_launch_cost_where_kernel_tables_set_the_gemm_fixed_cost():
+    # The kernel-table fit sets the GEMMs' own fixed costs and streaming fractions. The engine prices
+    # with them, so the microbenchmark fit holds them and GEMM rows no longer inform kernel_launch_us
+    # (which prices the non-GEMM kernels; an fp8 GEMM touches it only through the cap "bf16 fixed
+    # cost + one quantization kernel") or hbm_frac (the copy rate of elementwise kernels).
+    held = {"gemm_fixed_us": 3.5, "lowp_gemm_fixed_us": 12.0, "gemm_hbm_frac": 0.8, "lowp_gemm_hbm_frac": 0.79}
+    truth = family_default("NVIDIA").model_copy(update={"gemm_compute_frac": 0.7, "kernel_launch_us": 6.0, **held})
+    rows = _gemm_rows(truth)
+    fit = fit_chip("h100-sxm", rows, "synthetic", held=held)
+    assert "kernel_launch_us" not in fit.fitted and "kernel_launch_us" in fit.kept_default
+    assert fit.efficiency.kernel_launch_us == family_default("NVIDIA").kernel_launch_us
+    assert fit.efficiency.gemm_compute_frac == pytest.approx(0.7, rel=0.02)
+    assert "hbm_frac" in fit.fitted  # the copy row still informs it
+    # The file's efficiency is this fit alone: the held values are applied on top when written.
+    assert fit.efficiency.gemm_fixed_us is None
+    # Without the held terms the same rows do inform the launch cost (the small-M GEMMs pay it).
+    free = fit_chip("h100-sxm", _gemm_rows(family_default("NVIDIA").model_copy(update={"kernel_launch_us": 6.0})),
+                    "synthetic", held={})
+    assert "kernel_launch_us" in free.fitted and free.efficiency.kernel_launch_us > 4.5  # toward 6 (weak prior at 3)
+
+
+def test_the_held_fields_are_the_kernel_table_fit_of_the_chip_file():
+    from tokenfab.validate.calibrate import kernel_table_fields
+
+    h100 = kernel_table_fields("h100-sxm")
+    assert {"gemm_fixed_us", "gemm_hbm_frac", "lowp_gemm_fixed_us"} <= set(h100)
+    assert kernel_table_fields("mi300x") == {}  # no kernel tables for AMD chips

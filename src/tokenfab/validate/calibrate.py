@@ -15,6 +15,13 @@ Rules:
   peak, while the serving stacks on those chips use Hopper-native attention (FlashAttention-3,
   TensorRT-LLM FMHA, FlashMLA: 58-67% of peak on H800, rows M0401-M0404). Such rows are still
   validated, just not fitted (`excluded_from_fit`).
+- One model for both calibration stages: where a chip's kernel-table fit (`--source aiconfigurator`)
+  set fields (GEMM curves, MoE terms, custom all-reduce), the microbenchmark fit holds them at those
+  values, fits only the rest, and GEMM rows stop informing the fields whose GEMM term the tables
+  own (`TABLE_OWNED_GEMM_TERMS`: a table's GEMM fixed cost is not a kernel launch). Fitting in the
+  family-default model instead left H100's `kernel_launch_us` at 6.2 µs, the fixed cost of one
+  1024^3 FP8 GEMM, charged to every norm and activation kernel (H200 measured: 2.0 µs per kernel
+  in a CUDA graph, bench/gpu/README.md).
 - Two all-reduce kernels, two sets of fields: rows timing a serving stack's custom/quick all-reduce
   (framework names vLLM, SGLang, TensorRT-LLM or a `custom` kernel) fit `allreduce_latency_us` and
   `allreduce_bw_frac` against that kernel alone; rccl-tests/nccl-tests rows fit NCCL's
@@ -135,18 +142,27 @@ def _with_custom_start(base: Efficiency, rows) -> Efficiency:
     return _with(base, {"allreduce_latency_us": 2.0 * base.comm_latency_us, "allreduce_bw_frac": base.comm_bw_frac})
 
 
-def _informed(rows, chip, base: Efficiency) -> list[str]:
-    """Parameters some row's prediction is sensitive to (±10% moves a prediction > 0.5%)."""
+TABLE_OWNED_GEMM_TERMS = {"kernel_launch_us": "gemm_fixed_us", "hbm_frac": "gemm_hbm_frac"}
+"""A field a GEMM row informs only through a GEMM term a kernel-table fit can set instead: where that
+fit set the term (it is held), GEMM rows no longer inform the field. A GEMM's fixed cost from the
+tables is not a kernel launch (`kernel_launch_us` prices the non-GEMM kernels), nor is a GEMM's
+weight-streaming fraction the copy bandwidth of elementwise kernels."""
+
+
+def _informed(rows, chip, base: Efficiency, held=frozenset()) -> list[str]:
+    """Parameters some row's prediction is sensitive to (±10% moves a prediction > 0.5%), GEMM rows
+    left out for the fields whose GEMM term is `held` (`TABLE_OWNED_GEMM_TERMS`)."""
     p0 = _fit_predict(rows, chip, base)
     out = []
     for name, (lo, hi) in BOUNDS.items():
         x = getattr(base, name)
-        if x is None:  # a custom all-reduce field on a chip without custom all-reduce rows
+        if x is None or name in held:  # None: a custom all-reduce field on a chip without such rows
             continue
+        judge = np.array([not (r.scenario == "gemm" and TABLE_OWNED_GEMM_TERMS.get(name) in held) for r in rows])
         for f in (0.9, 1.1):
             v = min(max(x * f, lo), hi)
             p = _fit_predict(rows, chip, _with(base, {name: v}))
-            if np.any(np.abs(p / p0 - 1.0) > SENSITIVITY):
+            if np.any((np.abs(p / p0 - 1.0) > SENSITIVITY) & judge):
                 out.append(name)
                 break
     return out
@@ -170,10 +186,24 @@ def excluded_from_fit(row: MeasurementRow, chip) -> str | None:
     return None
 
 
-def fit_chip(chip_id: str, rows: list[MeasurementRow], label: str) -> ChipFit:
-    """Fit `chip_id`'s Efficiency from its usable microbenchmark rows in `rows`."""
+def kernel_table_fields(chip_id: str, out_dir: Path | None = None) -> dict:
+    """The Efficiency fields the chip's kernel-table fit applied (its calibration file's
+    `aiconfigurator.applied`; empty without one). The microbenchmark fit holds them at these values
+    and does not fit them: the engine prices with them on top, so the rows must be explained in
+    that same model (a GEMM fixed cost the tables set is not a kernel launch to be fitted)."""
+    path = (Path(out_dir) / f"{chip_id}.yaml") if out_dir else calibration_path(chip_id)
+    doc = _read_doc(path) if path.exists() else None
+    sec = (doc or {}).get("aiconfigurator") or {}
+    return dict(sec.get("applied") or {})
+
+
+def fit_chip(chip_id: str, rows: list[MeasurementRow], label: str, held: dict | None = None) -> ChipFit:
+    """Fit `chip_id`'s Efficiency from its usable microbenchmark rows in `rows`, with the fields
+    in `held` (default: `kernel_table_fields`) fixed at their values and left out of the fit."""
     chip = catalog.load_chip(chip_id)
-    base = _start(chip.vendor)
+    held = kernel_table_fields(chip_id) if held is None else held
+    plain = _start(chip.vendor)
+    base = _with(plain, held) if held else plain
     usable, skipped = [], []
     for r in rows:
         if r.hardware != chip_id or not r.usable or not r.is_micro:
@@ -195,7 +225,7 @@ def fit_chip(chip_id: str, rows: list[MeasurementRow], label: str) -> ChipFit:
     meas = np.array([r.value for r in usable], dtype=float)
     before = _predict(usable, chip, base)
     start = _with_custom_start(base, usable)
-    names = _informed(usable, chip, start)
+    names = _informed(usable, chip, start, frozenset(held))
     x0 = np.array([getattr(start, n) for n in names], dtype=float)
     if names:
         z0 = np.array([to_unbounded(x, *BOUNDS[n]) for n, x in zip(names, x0)])
@@ -213,10 +243,12 @@ def fit_chip(chip_id: str, rows: list[MeasurementRow], label: str) -> ChipFit:
         if n not in values:
             values[n] = getattr(family_default(chip.vendor), n)
     values["source"] = f"calibrated: {label} rows {ids}"
-    eff = _with(base, values)
-    after = _predict(usable, chip, eff)
+    # The file's efficiency holds this fit alone: the kernel-table fit is applied on top when written
+    # (`write_calibration`), and its `replaced` values must be this fit's, not its own.
+    eff = _with(plain, values)
+    after = _predict(usable, chip, _with(eff, held) if held else eff)
     fam = family_default(chip.vendor)
-    kept = [n for n in BOUNDS if n not in fitted and getattr(base, n) is not None]
+    kept = [n for n in BOUNDS if n not in fitted and n not in held and getattr(base, n) is not None]
     row_log = [{"id": r.id, "scenario": r.scenario, "metric": r.metric, "measured": float(m),
                 "before": float(round(b, 6)), "after": float(round(a, 6)),
                 "error_before": float(round((b - m) / m, 4)), "error_after": float(round((a - m) / m, 4))}
