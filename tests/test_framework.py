@@ -170,9 +170,10 @@ def test_validate_applies_the_row_framework_profile():
 # ---- a framework's own MoE kernels (calibration `aiconfigurator.framework_moe`) -------------------
 
 def test_vllm_on_h100_prices_its_own_4bit_moe_kernels_and_trt_llm_keeps_its_own():
-    """H100's shipped calibration fits TensorRT-LLM's W4A16 MoE kernels with ~56 µs of fixed work per
-    layer, which vLLM's Triton MXFP4 kernel does not run (gpt-oss-120b at TP 8, one token: 39 µs
-    measured per layer in aiconfigurator's vLLM table); the file's vLLM terms apply under vLLM only."""
+    """H100's shipped calibration fits TensorRT-LLM's W4A16 MoE kernels with ~86 µs of fixed work per
+    layer beyond the engine's routing and permute kernels (2 µs each), about twice what vLLM's
+    Triton MXFP4 kernel runs (41 µs; gpt-oss-120b at TP 8, one token: 39 µs measured per layer in
+    aiconfigurator's vLLM table); the file's vLLM terms apply under vLLM only."""
     from tokenfab import catalog
     from tokenfab.perf.efficiency import efficiency_for, framework_moe_terms
     from tokenfab.perf.framework import efficiency_under
@@ -183,7 +184,7 @@ def test_vllm_on_h100_prices_its_own_4bit_moe_kernels_and_trt_llm_keeps_its_own(
     trt = efficiency_under(h100, "trt-llm", moe=True).moe_terms("fp4")
     vllm = efficiency_under(h100, "vllm", moe=True).moe_terms("fp4")
     assert trt[2] * 1e6 > 40.0 and vllm[2] * 1e6 == pytest.approx(own["fp4_moe_layer_fixed_us"])
-    assert vllm[2] < trt[2] / 3
+    assert vllm[2] < trt[2] / 2
     # Everything but the MoE terms is the chip's calibration; without a framework nothing changes.
     base, under = efficiency_for(h100), efficiency_for(h100, "vllm")
     assert under.gemm_compute_frac == base.gemm_compute_frac and under.moe_terms("lowp") == base.moe_terms("lowp")

@@ -172,8 +172,11 @@ def test_mla_decode_attention_runs_fp8_on_fp8_chips_only():
 
 
 def test_wide_ep_reaches_past_one_node_for_moe_decode():
+    # DeepSeek's own pools run no pipeline (decode EP144, prefill EP32); pinned so, the search goes
+    # past one 8-GPU node in both. (Left free, decode takes PP2 x EP8 at this TPOT limit's edge,
+    # ~9% more tokens per chip than PP1 x EP16: a larger batch in the memory half the layers leave.)
     e = api.estimate("deepseek-v3", "h800-sxm", Traffic(input_len=4384, output_len=1211, prefix_cache_hit=0.563,
-                                                         slo_tpot_ms=47.6), mode="disaggregated")
+                                                         slo_tpot_ms=47.6), mode="disaggregated", pp=1)
     assert e.pools[1]["ep"] > 8 and e.pools[0]["ep"] > 8
 
 

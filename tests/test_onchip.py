@@ -117,7 +117,7 @@ def test_a_model_whose_weights_fit_the_shared_sram_decodes_at_its_bandwidth():
         shape = StepShape("decode", tokens=p.batch, seqs=p.batch, ctx=p.batch * 0 + 576, kv_len=p.batch * 0 + 576,
                           tp=p.tp, dp=p.dp, ep=p.ep, w_bytes=p.w_bytes, a_bytes=2.0, kv_bytes=p.kv_bytes)
         gemms = {o.name: o for o in step_ops(p.model, shape) if o.kind == "gemm"}
-        fixed = (p.eff.kernel_launch_us + p.hw.tiled.dram_latency_us) * 1e-6
+        fixed = p.eff.gemm_fixed_s("bf16") + p.hw.tiled.dram_latency_us * 1e-6
         t = sum(float(np.ravel(x.seconds)[0]) - gemms[x.name].count * fixed for x in times if x.name in gemms)
         w = sum(float(np.ravel(o.count * o.groups * o.n * o.k * o.w_bytes)[0]) for o in gemms.values())
         return p, chip, t, w

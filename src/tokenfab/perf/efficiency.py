@@ -201,7 +201,13 @@ LOW_PRECISION_COMPUTE = ("fp8", "fp4", "int8", "int4")
 # tiles. Stacks without measurements here (Neuware, Neuron, SynapseAI, a new in-house stack)
 # take the conservative default until `tokenfab calibrate` fits a chip of theirs.
 _STACKS = {
-    "cuda": Efficiency(source="stack default: CUDA (cuBLAS-class GEMM ~78% of dense peak, ~85% HBM)"),
+    # Fixed costs, measured: a kernel 2.0 µs (2.04 µs per kernel for a chain of real small kernels
+    # replayed as a CUDA graph on an H200, bench/gpu/decode_step.py, 2026-12-04; 1.6-2.6 µs for
+    # aiconfigurator's one-kernel quantize on every NVIDIA system of its tables); a GEMM 3.5 µs (the
+    # kernel tables' BF16 GEMM fits: H100 3.5, H200 3.9, B200 3.1, GB200 3.1, B300 2.9 µs).
+    "cuda": Efficiency(kernel_launch_us=2.0, gemm_fixed_us=3.5,
+                       source="stack default: CUDA (cuBLAS-class GEMM ~78% of dense peak, ~85% HBM; "
+                              "2 us a kernel, 3.5 us a GEMM)"),
     "rocm": Efficiency(gemm_compute_frac=0.62, attention_compute_frac=0.45, hbm_frac=0.80, tile_n=256,
                        kernel_launch_us=5.0, source="stack default: ROCm (hipBLASLt ~62% of dense peak, ~80% HBM)"),
     "xla": Efficiency(gemm_compute_frac=0.80, attention_compute_frac=0.55, hbm_frac=0.85, tile_m=128,

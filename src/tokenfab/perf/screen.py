@@ -156,7 +156,7 @@ def gemm_detail(m, n, k, peak_tflops, hbm_tb_s, w_bytes, a_bytes, eff: Efficienc
     traffic = hbm_bytes(um, un, uk, uba, ubw_hbm, hw) * ub
     hbm_s = traffic / (pts.design(hbm_tb_s) * 1e12 * eff.hbm_frac)
     latency = np.asarray(hw.dram_latency_us, dtype=float) * 1e-6
-    seconds = np.maximum(core_s, hbm_s) + latency + eff.kernel_launch_us * 1e-6
+    seconds = np.maximum(core_s, hbm_s) + latency + eff.gemm_fixed_s("bf16")
     b = pts.back
     if not parts:
         return {"seconds": b(seconds), "compute_bound": b(core_s >= hbm_s)}

@@ -131,7 +131,7 @@ def gemm_detail(m, n, k, peak_tflops, hbm_tb_s, w_bytes, a_bytes, cores, eff: Ef
     hbm_s = traffic / (np.asarray(hbm_tb_s, dtype=float) * 1e12 * eff.hbm_frac)
     core_s = core["seconds"]
     latency = np.asarray(hw.dram_latency_us, dtype=float) * 1e-6
-    seconds = np.maximum(core_s, hbm_s) + latency + eff.kernel_launch_us * 1e-6
+    seconds = np.maximum(core_s, hbm_s) + latency + eff.gemm_fixed_s("bf16")
     flops = 2.0 * m * n * k * batch
     ideal = flops / (np.asarray(peak_tflops, dtype=float) * 1e12)
     return {"seconds": seconds, "compute_bound": core_s >= hbm_s, "core_s": core_s, "hbm_s": hbm_s,

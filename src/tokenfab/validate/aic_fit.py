@@ -332,9 +332,15 @@ def fit_system(root, system: str, framework: str = "trtllm", out_dir=None,
             fields = dict(zip(("compute_frac", "hbm_frac", "fixed_us", "quant_bytes"), EFFICIENCY_FIELDS[g.precision]))
             applied.update({f: g.params[nm] for nm, f in fields.items()
                             if f is not None and (fit_compute or nm not in ("compute_frac", "quant_bytes"))})
-    if chip_id is not None:  # same die, other links: GEMM curves only
+    if chip_id is not None:  # same die, other links: GEMM curves and the MoE layer, no collectives
+        if not tables:
+            return None
+        moe = fit_moe(root, system, framework, chip, eff, applied)  # on-die kernels, this chip's peaks
+        if moe is not None:
+            applied.update(moe[1])
         return AicChipFit(cid, system, applied, gemm, None, None, tables,
-                          f"GEMM curves fitted on {system}'s tables (same die: SAME_DIE_GEMM)") if tables else None
+                          f"GEMM curves and MoE layer fitted on {system}'s tables (same die: SAME_DIE_GEMM)",
+                          moe=None if moe is None else moe[0])
     sysm = system_for(chip)
     t = aic.load(root, system, "custom_allreduce_perf", framework)
     if t is not None:

@@ -41,7 +41,7 @@ SAME_DIE_GEMM: dict[str, str] = {
     "gh200": "h200_sxm",
 }
 """Catalog chip without a system of its own -> the system measured on the same die and memory
-generation, whose GEMM tables it is fitted on (GEMMs only: links and collectives differ). GH200's GPU
+generation, whose GEMM and MoE tables it is fitted on (on-die kernels only: links and collectives differ). GH200's GPU
 is H200's GH100 die with HBM3e (4.9 against 4.8 TB/s) at a module power limit no lower than H200's
 700 W, running the same TensorRT-LLM kernels; the fit uses GH200's own peaks and bandwidth."""
 SAME_MEMORY_PATH: dict[str, str] = {

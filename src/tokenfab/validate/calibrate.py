@@ -386,7 +386,9 @@ def base_efficiency(chip_id: str, vendor: str, out_dir: Path | None = None) -> E
     if not path.exists():
         path = calibration_path(chip_id)
     doc = _read_doc(path)
-    if doc is None or "efficiency" not in doc:
+    if doc is None or "efficiency" not in doc or "fit" not in doc:
+        # No microbenchmark fit owns the file's efficiency: under the kernel-table fit it is the
+        # family default as it stands today (not a copy taken when the file was first written).
         return family_default(vendor)
     return Efficiency.from_mapping(_strip_aic(doc["efficiency"], doc.get("aiconfigurator")), origin=str(path))
 
@@ -411,7 +413,9 @@ def write_aiconfigurator(chip_id: str, vendor: str, applied: dict, section: dict
     path = (Path(out_dir) / f"{chip_id}.yaml") if out_dir else calibration_path(chip_id)
     doc = _read_doc(path) or _read_doc(calibration_path(chip_id)) or {"chip": chip_id,
                               "efficiency": family_default(vendor).model_dump(mode="json", exclude_none=True)}
-    eff_map, section = _apply_aic(_strip_aic(doc["efficiency"], doc.get("aiconfigurator")), applied, section)
+    base = (_strip_aic(doc["efficiency"], doc.get("aiconfigurator")) if "fit" in doc
+            else family_default(vendor).model_dump(mode="json", exclude_none=True))
+    eff_map, section = _apply_aic(base, applied, section)
     doc["efficiency"] = eff_map
     doc["aiconfigurator"] = section
     path.parent.mkdir(parents=True, exist_ok=True)
