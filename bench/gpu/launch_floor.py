@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
+
+from decode_step import time_ms  # same folder: this script runs as bench/gpu/launch_floor.py
 
 
 def main() -> int:
@@ -27,20 +28,8 @@ def main() -> int:
         for _ in range(n):
             x.add_(1.0)
 
-    def timed(fn, reps=7):
-        out = []
-        for _ in range(reps):
-            torch.cuda.synchronize()
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn()
-            b.record()
-            torch.cuda.synchronize()
-            out.append(a.elapsed_time(b) * 1e3 / n)
-        return statistics.median(out)
-
     chain()
-    eager_us = timed(chain)
+    eager_us = time_ms(torch, chain, 7) * 1e3 / n
     g = torch.cuda.CUDAGraph()
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
@@ -50,7 +39,7 @@ def main() -> int:
     with torch.cuda.graph(g):
         chain()
     g.replay()
-    graph_us = timed(g.replay)
+    graph_us = time_ms(torch, g.replay, 7) * 1e3 / n
     res = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "kernels": n,
            "eager_us_per_kernel": round(eager_us, 3), "graph_us_per_kernel": round(graph_us, 3)}
     print(f"{res['device']}: eager {eager_us:.2f} us/kernel, CUDA graph {graph_us:.2f} us/kernel ({n} tiny kernels)")
