@@ -48,3 +48,8 @@ def test_a_file_that_is_not_a_result_is_one_line_and_exit_2(tmp_path, capsys):
     bad.write_text("{}")
     rc, out = _compare(capsys, str(bad))
     assert rc == 2 and out.err.count("\n") == 1 and "not a decode_step.py result" in out.err
+
+
+def test_an_unknown_chip_is_one_line_and_exit_2(capsys):
+    rc, out = _compare(capsys, "--chip", "h999")
+    assert rc == 2 and out.err.count("\n") == 1 and "h999" in out.err

@@ -50,6 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     files = a.results or DEFAULT
+    from tokenfab import catalog
+    from tokenfab.specs import SpecError
+
+    try:
+        catalog.load_chip(a.chip)
+    except SpecError as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
     out = []
     for f in files:
         try:
