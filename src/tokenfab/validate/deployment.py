@@ -166,10 +166,30 @@ def _concat(results):
     return GridResult(arrays, first.precisions, first.kv_precisions)
 
 
+_SERVER_CACHE: dict[tuple, tuple] = {}
+"""`_server` results by everything they depend on: an MLPerf run's throughput, TTFT and TPOT rows
+(mean and p99) share one search. A pure function of its key, so the cache changes no figure; the
+efficiency in the key follows profile overrides and calibration-directory changes."""
+_SERVER_CACHE_MAX = 64
+
+
 def _server(row, model, chip, traffic: Traffic, n: int):
     """Best mapping point under the scenario's limits with prefill queueing: p99 TTFT (M/G/1 tail)
     and p99 TPOT (the prefill work a request's decode shares, over the dataset's prompt and output
-    lengths), over mappings, batches and prefill chunk budgets. Returns (grid, index, met)."""
+    lengths), over mappings, batches and prefill chunk budgets. Returns (grid, index, met); the grid
+    is shared by rows of the same search (`_SERVER_CACHE`): read it, do not change it."""
+    key = (model.model_dump_json(), chip.model_dump_json(), efficiency_under(chip, row.framework, model.is_moe),
+           traffic, n, _precisions(row, chip), row.tp, row.pp, row.ep, row.kv_precision, _queue_shape(row),
+           _output_rel(row))
+    if key not in _SERVER_CACHE:
+        if len(_SERVER_CACHE) >= _SERVER_CACHE_MAX:
+            _SERVER_CACHE.clear()
+        _SERVER_CACHE[key] = _server_search(row, model, chip, traffic, n)
+    return _SERVER_CACHE[key]
+
+
+def _server_search(row, model, chip, traffic: Traffic, n: int):
+    """`_server` without the cache."""
     free = traffic.model_copy(update={"slo_ttft_ms": None, "slo_tpot_ms": None})
     parts = [_grid(row, model, chip, free, n, _precisions(row, chip), row.tp, row.pp, row.ep, chunk_tokens=c)
              for c in CHUNK_BUDGETS]
