@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from tokenfab import catalog
 from tokenfab.cli import app
-from tokenfab.perf.efficiency import family_default, load_calibration
+from tokenfab.perf.efficiency import calibration_path as catalog_calibration, family_default, load_calibration
 from tokenfab.specs.measurement import COLUMNS, load_measurements, parse_measurements
 from tokenfab.validate.calibrate import calibrate, calibration_yaml, fit_chip, write_calibration
 from tokenfab.validate.datasets import public_csv
@@ -76,7 +76,16 @@ def test_the_written_file_is_what_efficiency_for_loads(tmp_path):
     truth = family_default("NVIDIA").model_copy(update={"gemm_compute_frac": 0.7})
     fit = fit_chip("h100-sxm", _synthetic_rows(truth), "mine.csv", held={})
     path = write_calibration(fit, "mine.csv", "abc", tmp_path)
-    assert load_calibration(path) == fit.efficiency
+    # The folder has no h100-sxm file, so the write starts from the package's: its kernel-table fit
+    # goes on top of this fit (the fields it owns), everything else is this fit's.
+    from tokenfab.validate.calibrate import kernel_table_fields
+
+    table = kernel_table_fields("h100-sxm")
+    assert table
+    expected = fit.efficiency.model_copy(update=table)
+    loaded = load_calibration(path)
+    assert loaded.model_dump(exclude={"source"}) == expected.model_dump(exclude={"source"})
+    assert loaded.source.startswith(fit.efficiency.source)
     text = path.read_text()
     assert "fit:" in text and "input_sha256: abc" in text and "rows:" in text
 
@@ -159,3 +168,14 @@ def test_the_held_fields_are_the_kernel_table_fit_of_the_chip_file():
     h100 = kernel_table_fields("h100-sxm")
     assert {"gemm_fixed_us", "gemm_hbm_frac", "lowp_gemm_fixed_us"} <= set(h100)
     assert kernel_table_fields("mi300x") == {}  # no kernel tables for AMD chips
+
+
+def test_a_refit_written_to_an_empty_folder_keeps_the_kernel_table_fit(tmp_path):
+    # `calibrate --out DIR` starts from the package's file where DIR has none: the kernel-table fit
+    # is held during the fit and written on top, as it is in place (it was dropped before).
+    r = CliRunner().invoke(app, ["calibrate", "--chip", "h100-sxm", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    written = load_calibration(tmp_path / "h100-sxm.yaml")
+    shipped = load_calibration(catalog_calibration("h100-sxm"))
+    for name in ("gemm_fixed_us", "lowp_gemm_fixed_us", "gemm_hbm_frac", "kernel_launch_us", "hbm_frac"):
+        assert getattr(written, name) == getattr(shipped, name), name

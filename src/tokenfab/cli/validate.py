@@ -223,7 +223,7 @@ def calibrate(
     if missing:
         raise UserError(f"--chip {', '.join(missing)}: no usable microbenchmark rows in {label} "
                         f"(chips with rows: {', '.join(with_rows) or 'none'})")
-    fits = fit_all(rows, label, chip_ids)
+    fits = fit_all(rows, label, chip_ids, out)
     digest = input_digest(paths)
     written = []
     if not dry_run:

@@ -95,8 +95,8 @@ def act_quant_s(op: Op, peak, hw: Hardware):
             hw.eff.lowp_act_quant_bytes or hw.eff.fp4_act_quant_bytes):
         return 0.0
     low = np.asarray(peak) > hw.bf16_tflops * 1.01
-    return roofline.act_quant_time_s(op.m, op.k, hw.hbm_tb_s, hw.eff, batch=op.groups, low=low,
-                                     fp4=np.asarray(op.w_bytes) < 1.0)
+    return roofline.act_quant_time_s(op.m, op.k, hw.hbm_tb_s, hw.eff, low, np.asarray(op.w_bytes) < 1.0,
+                                     batch=op.groups)
 
 
 def time_ops(ops: list[Op], hw: Hardware) -> list[OpTime]:

@@ -77,15 +77,11 @@ def moe_gemm_terms(w_bytes, eff: Efficiency, compute_frac, layer: bool = False):
     return scaled, frac, (pick(2) if layer else 0.0)
 
 
-def act_quant_time_s(m, k, hbm_tb_s, eff: Efficiency, kernel=None, batch=1.0, *, low=None, fp4=None):
-    """Seconds of the activation quantization before `batch` low-precision GEMMs of M x K inputs:
-    a memory pass of `Efficiency.act_quant_bytes` per element at the copy fraction. `kernel`: the
-    compute class per point (`lowp`, `fp4`, or `bf16` for GEMMs that compute in BF16: none); or,
-    without string arrays (the screening path's hot loop), the boolean masks `low` (computes below
-    BF16) and `fp4` (of those, 4-bit)."""
-    if kernel is not None:
-        kernel = np.asarray(kernel)
-        low, fp4 = kernel != "bf16", kernel == "fp4"
+def act_quant_time_s(m, k, hbm_tb_s, eff: Efficiency, low, fp4, batch=1.0):
+    """Seconds of the activation quantization before `batch` GEMMs of M x K inputs: a memory pass of
+    `Efficiency.act_quant_bytes` per element at the copy fraction where the GEMM computes below BF16
+    (`low`, per point), of the 4-bit class where `fp4`, else of the FP8/INT8 class; none elsewhere.
+    Boolean masks, not class names: this runs in the design screen's inner loop."""
     q = np.where(low, np.where(fp4, eff.act_quant_bytes("fp4"), eff.act_quant_bytes("lowp")), 0.0)
     return np.asarray(m, dtype=float) * k * batch * q / (np.asarray(hbm_tb_s) * 1e12 * eff.hbm_frac)
 

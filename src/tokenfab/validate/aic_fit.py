@@ -422,15 +422,9 @@ def pcie_only(chip: ChipSpec) -> bool:
 def microbench_fitted(chip_id: str, out_dir=None) -> set[str]:
     """Efficiency fields the chip's microbenchmark fit (`validate.calibrate`, the `fit` section of
     its calibration file) set from its own rows: the kernel-table fit leaves those alone."""
-    from pathlib import Path
+    from tokenfab.validate.calibrate import existing_doc
 
-    from tokenfab.perf.efficiency import calibration_path
-    from tokenfab.specs.base import load_yaml
-
-    path = (Path(out_dir) / f"{chip_id}.yaml") if out_dir else calibration_path(chip_id)
-    if not path.exists():
-        path = calibration_path(chip_id)
-    doc = load_yaml(path) if path.exists() else None
+    doc, _ = existing_doc(chip_id, out_dir)
     fit = doc.get("fit") if isinstance(doc, dict) else None
     return set((fit or {}).get("fitted") or ())
 

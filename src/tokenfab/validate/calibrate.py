@@ -186,13 +186,26 @@ def excluded_from_fit(row: MeasurementRow, chip) -> str | None:
     return None
 
 
+def calibration_file(chip_id: str, out_dir: Path | None = None) -> Path:
+    """Where the chip's calibration is written: `out_dir`/<chip>.yaml, or the package's file."""
+    return (Path(out_dir) / f"{chip_id}.yaml") if out_dir else calibration_path(chip_id)
+
+
+def existing_doc(chip_id: str, out_dir: Path | None = None) -> tuple[dict | None, Path]:
+    """(the chip's calibration document, its path): the one in `out_dir` where it exists, else the
+    package's (what a write to `out_dir` starts from); (None, package path) where neither exists."""
+    path = calibration_file(chip_id, out_dir)
+    if not path.exists():
+        path = calibration_path(chip_id)
+    return _read_doc(path), path
+
+
 def kernel_table_fields(chip_id: str, out_dir: Path | None = None) -> dict:
     """The Efficiency fields the chip's kernel-table fit applied (its calibration file's
     `aiconfigurator.applied`; empty without one). The microbenchmark fit holds them at these values
     and does not fit them: the engine prices with them on top, so the rows must be explained in
     that same model (a GEMM fixed cost the tables set is not a kernel launch to be fitted)."""
-    path = (Path(out_dir) / f"{chip_id}.yaml") if out_dir else calibration_path(chip_id)
-    doc = _read_doc(path) if path.exists() else None
+    doc, _ = existing_doc(chip_id, out_dir)
     sec = (doc or {}).get("aiconfigurator") or {}
     return dict(sec.get("applied") or {})
 
@@ -259,8 +272,10 @@ def fit_chip(chip_id: str, rows: list[MeasurementRow], label: str, held: dict | 
     return fit
 
 
-def calibrate(rows: list[MeasurementRow], label: str, chips: list[str] | None = None) -> list[ChipFit]:
-    """Fits for every chip with usable microbenchmark rows (or the given chips), in id order."""
+def calibrate(rows: list[MeasurementRow], label: str, chips: list[str] | None = None,
+              out_dir: Path | None = None) -> list[ChipFit]:
+    """Fits for every chip with usable microbenchmark rows (or the given chips), in id order, each
+    holding the kernel-table fields of the calibration file it will be written over (`out_dir`)."""
     present = sorted({r.hardware for r in rows if r.usable and r.is_micro and r.hardware})
     targets = [c for c in present if not chips or c in chips]
     out = []
@@ -269,7 +284,7 @@ def calibrate(rows: list[MeasurementRow], label: str, chips: list[str] | None = 
             catalog.load_chip(cid)
         except SpecError:
             continue
-        out.append(fit_chip(cid, rows, label))
+        out.append(fit_chip(cid, rows, label, held=kernel_table_fields(cid, out_dir)))
     return transfer_same_silicon(out)
 
 
@@ -335,10 +350,10 @@ def calibration_yaml(fit: ChipFit, label: str, digest: str) -> str:
 
 def write_calibration(fit: ChipFit, label: str, digest: str, out_dir: Path | None = None) -> Path:
     """Write the chip's calibration file (default: the package's catalog/calibration/<chip>.yaml)."""
-    path = (Path(out_dir) / f"{fit.chip}.yaml") if out_dir else calibration_path(fit.chip)
+    path = calibration_file(fit.chip, out_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = calibration_yaml(fit, label, digest)
-    old = _read_doc(path)
+    old, _ = existing_doc(fit.chip, out_dir)
     if old and old.get("aiconfigurator"):  # keep the kernel-table fit on top of the refreshed one
         doc = yaml.safe_load(text)
         sec = old["aiconfigurator"]
@@ -382,10 +397,7 @@ def _strip_aic(eff_map: dict, section: dict | None) -> dict:
 
 def base_efficiency(chip_id: str, vendor: str, out_dir: Path | None = None) -> Efficiency:
     """The chip's efficiency without the kernel-table fit (where that fit starts: reruns are idempotent)."""
-    path = (Path(out_dir) / f"{chip_id}.yaml") if out_dir else calibration_path(chip_id)
-    if not path.exists():
-        path = calibration_path(chip_id)
-    doc = _read_doc(path)
+    doc, path = existing_doc(chip_id, out_dir)
     if doc is None or "efficiency" not in doc or "fit" not in doc:
         # No microbenchmark fit owns the file's efficiency: under the kernel-table fit it is the
         # family default as it stands today (not a copy taken when the file was first written).
@@ -410,9 +422,10 @@ def _apply_aic(eff_map: dict, applied: dict, section: dict) -> tuple[dict, dict]
 def write_aiconfigurator(chip_id: str, vendor: str, applied: dict, section: dict,
                          out_dir: Path | None = None) -> Path:
     """Merge a kernel-table fit into the chip's calibration file (created from the family default)."""
-    path = (Path(out_dir) / f"{chip_id}.yaml") if out_dir else calibration_path(chip_id)
-    doc = _read_doc(path) or _read_doc(calibration_path(chip_id)) or {"chip": chip_id,
-                              "efficiency": family_default(vendor).model_dump(mode="json", exclude_none=True)}
+    path = calibration_file(chip_id, out_dir)
+    doc = existing_doc(chip_id, out_dir)[0] or {"chip": chip_id,
+                                                "efficiency": family_default(vendor).model_dump(mode="json",
+                                                                                                exclude_none=True)}
     base = (_strip_aic(doc["efficiency"], doc.get("aiconfigurator")) if "fit" in doc
             else family_default(vendor).model_dump(mode="json", exclude_none=True))
     eff_map, section = _apply_aic(base, applied, section)
