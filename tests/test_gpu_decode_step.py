@@ -53,3 +53,33 @@ def test_a_file_that_is_not_a_result_is_one_line_and_exit_2(tmp_path, capsys):
 def test_an_unknown_chip_is_one_line_and_exit_2(capsys):
     rc, out = _compare(capsys, "--chip", "h999")
     assert rc == 2 and out.err.count("\n") == 1 and "h999" in out.err
+
+
+@pytest.mark.parametrize("script, args, words", [
+    ("decode_step.py", ["--out", "{tmp}/d.json", "--batches", "0"], "at least 1"),
+    ("decode_step.py", ["--out", "{tmp}"], "file path"),
+    ("decode_step.py", ["--out", "{tmp}/d.json", "--context", "x"], "not an integer"),
+    ("launch_floor.py", ["--kernels", "0"], "at least 1"),
+])
+def test_bad_gpu_script_input_is_an_error_and_exit_2_before_any_gpu_work(tmp_path, script, args, words):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, str(BENCH / script), *(a.format(tmp=tmp_path) for a in args)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "d.json").exists()
+
+
+def test_without_a_gpu_the_scripts_say_so_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "no_torch"
+    blocker.mkdir()
+    (blocker / "torch.py").write_text("raise ImportError('no torch here')\n")
+    for script, args in (("decode_step.py", ["--out", str(tmp_path / "d.json")]), ("launch_floor.py", [])):
+        r = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=60,
+                           env={**__import__("os").environ, "PYTHONPATH": str(blocker)})
+        assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "GPU machine" in r.stderr
+    assert not (tmp_path / "d.json").exists()

@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -133,19 +136,57 @@ def measure(torch, g: Geometry, batch: int, context: int, reps: int) -> dict:
                 graph_us_per_kernel=round(graphed * 1e3 / kernels, 3), geometry=asdict(g))
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} must be at least 1")
+    return v
+
+
+def batch_list(text: str) -> list[int]:
+    """argparse type: comma-separated batches, each >= 1."""
+    return [positive_int(b.strip()) for b in text.split(",") if b.strip()] or [positive_int("")]
+
+
+def require_cuda():
+    """torch with a CUDA device, or one line on stderr and exit 2."""
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is None or not torch.cuda.is_available():
+        what = "torch is not installed here" if torch is None else "torch sees no CUDA device"
+        print(f"error: {what}; run this on the GPU machine (bench/gpu/README.md)", file=sys.stderr)
+        raise SystemExit(2)
+    return torch
+
+
+def write_json(path: Path, doc: dict) -> None:
+    """Write `doc` whole or not at all (a temporary file renamed over `path`)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, path)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", required=True)
-    p.add_argument("--batches", default="1,8,32,128")
-    p.add_argument("--context", type=int, default=2048)
-    p.add_argument("--reps", type=int, default=30)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--batches", default="1,8,32,128", type=batch_list)
+    p.add_argument("--context", type=positive_int, default=2048)
+    p.add_argument("--reps", type=positive_int, default=30)
     args = p.parse_args()
-    import torch
+    if args.out.is_dir() or not args.out.parent.is_dir():
+        p.error(f"--out {args.out}: give a file path in an existing folder")
+    torch = require_cuda()
     env = dict(device=torch.cuda.get_device_name(), torch=torch.__version__, cuda=torch.version.cuda,
                date=time.strftime("%Y-%m-%d", time.gmtime()), note="random bf16 weights; plain PyTorch kernels; "
                "sdpa flash backend with enable_gqa; medians of --reps after one warmup")
     rows = []
-    cases = [(TINY, 1, 16)] + [(LLAMA8B, int(b), args.context) for b in args.batches.split(",")]
+    cases = [(TINY, 1, 16)] + [(LLAMA8B, b, args.context) for b in args.batches]
     for g, b, c in cases:
         try:
             r = measure(torch, g, b, c, args.reps)
@@ -156,8 +197,7 @@ def main() -> int:
         print(f"{g.name} batch={b} context={c}: {r['kernels_per_step']} kernels, eager {r['eager_ms']} ms, "
               f"graph {r['graph_ms']} ms ({r['graph_tb_s']} TB/s of {r['bytes_read'] / 1e9:.2f} GB; "
               f"{r['graph_us_per_kernel']} us/kernel)", flush=True)
-        with open(args.out, "w") as f:
-            json.dump(dict(env=env, cases=rows), f, indent=1)
+        write_json(args.out, dict(env=env, cases=rows))
     return 0
 
 

@@ -11,15 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from decode_step import time_ms  # same folder: this script runs as bench/gpu/launch_floor.py
+from decode_step import positive_int, require_cuda, time_ms  # same folder: this script runs as bench/gpu/launch_floor.py
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--kernels", type=int, default=2000, help="kernels per timed chain")
+    p.add_argument("--kernels", type=positive_int, default=2000, help="kernels per timed chain")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    import torch
+    torch = require_cuda()
 
     x = torch.zeros(1024, device="cuda")
     n = args.kernels
