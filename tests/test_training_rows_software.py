@@ -16,9 +16,13 @@ def test_megatron_and_nemo_rows_get_megatron_cores_schedules():
     for fw in ("megatron-bridge", "megatron-core 0.6.0", "megatron-lm (2022)", "nemo (MLPerf)"):
         assert row_software(_row(fw)) == "megatron-core"
         assert training_stack(_row(fw)).schedules == SOFTWARE_SCHEDULES["megatron-core"] == ("1f1b", "interleaved")
-    # A stack the table does not know keeps every schedule the model has.
-    assert row_software(_row("Meta in-house (PyTorch)")) == "any"
-    assert training_stack(_row("Meta in-house (PyTorch)")).schedules == SOFTWARE_SCHEDULES["any"]
+    # A stack the table does not know gets the default: the schedules published frontier runs used.
+    assert row_software(_row("Meta in-house (PyTorch)")) == "production"
+    assert training_stack(_row("Meta in-house (PyTorch)")).schedules == ("1f1b", "interleaved", "dualpipe")
+    # The zero-bubble fork runs its own schedules; DeepSeek's HAI-LLM runs DualPipe.
+    assert training_stack(_row("zero-bubble (sail-sg/zero-bubble-pipeline-parallelism)")).schedules \
+        == SOFTWARE_SCHEDULES["zero-bubble"] == ("1f1b", "interleaved", "zb-h1", "zb-h2")
+    assert row_software(_row("HAI-LLM (DeepSeek in-house)")) == "dualpipe"
 
 
 def test_overlap_and_fused_attention_come_from_the_notes():

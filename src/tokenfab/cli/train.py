@@ -47,9 +47,10 @@ def train(
     moe_host_ms: Optional[float] = typer.Option(None, "--moe-host-ms", help="Host ms a dropless MoE layer exposes per "
                                                 "micro-batch (default: Megatron-Core's, fitted; 0: the layer in a "
                                                 "full CUDA graph)."),
-    software: str = typer.Option("any", "--software", help="Training software whose pipeline schedules the search "
-                                 "may use: any, megatron-core (1F1B, interleaved), zero-bubble (+ ZB-H1/H2), "
-                                 "dualpipe (1F1B, DualPipe)."),
+    software: str = typer.Option("production", "--software", help="Training software whose pipeline schedules the "
+                                 "search may use: production (1F1B, interleaved, DualPipe: what published frontier "
+                                 "runs used), any (+ ZB-H1/H2), megatron-core (1F1B, interleaved), zero-bubble "
+                                 "(+ ZB-H1/H2), dualpipe (1F1B, DualPipe)."),
     rl: bool = typer.Option(False, "--rl", help="One RL post-training step instead of a pretraining run: "
                             "rollout (inference engine) + reward + log-probs + training + weight sync."),
     rl_prompts: int = typer.Option(256, "--rl-prompts", min=1, help="RL: prompts per step."),

@@ -18,6 +18,7 @@ from tokenfab.train import moe
 SCHEDULES = ("1f1b", "interleaved", "zb-h1", "zb-h2", "dualpipe")
 """Pipeline schedules the search knows (`train.schedule`)."""
 SOFTWARE_SCHEDULES = {
+    "production": ("1f1b", "interleaved", "dualpipe"),
     "any": SCHEDULES,
     "megatron-core": ("1f1b", "interleaved"),
     "zero-bubble": ("1f1b", "interleaved", "zb-h1", "zb-h2"),
@@ -27,7 +28,14 @@ SOFTWARE_SCHEDULES = {
 three in `get_forward_backward_func` (NVIDIA/Megatron-LM megatron/core/pipeline_parallel/schedules.py:
 `forward_backward_no_pipelining`, `..._without_interleaving` = 1F1B, `..._with_interleaving`); the
 ZB-H1/H2 schedules ship in a Megatron-LM fork (sail-sg/zero-bubble-pipeline-parallelism, arXiv
-2401.10241); DualPipe in deepseek-ai/DualPipe. `any`: every schedule the model knows."""
+2401.10241); DualPipe in deepseek-ai/DualPipe. `production` (the default, `DEFAULT_SOFTWARE`): the
+schedules a published frontier-scale pretraining ran — interleaved 1F1B (Llama 3 405B on 16,384 H100,
+arXiv 2407.21783 §3.3.2; NeMo/Megatron) and DualPipe (DeepSeek-V3 on 2,048 H800, arXiv 2412.19437
+§3.2.1); the zero-bubble schedules are published at up to 32 GPUs (arXiv 2401.10241 §5), and ZB-H2 as
+priced needs that fork's optimizer post-validation. `any`: every schedule the model knows, a bound."""
+DEFAULT_SOFTWARE = "production"
+"""Training software assumed when a question names none (`train`, `compare`'s training mode, studies,
+mixes, validation rows whose framework is not one we know)."""
 RECOMPUTE = ("none", "selective", "full")
 """Activation recomputation: nothing, the cheap elementwise kernels (norms, SwiGLU), or whole layers."""
 
@@ -140,7 +148,7 @@ class TrainingStack(Spec):
     a forward and a backward chunk so that each one's all-to-all hides under the other's
     computation (DeepSeek-V3, arXiv 2412.19437 §3.2.1)."""
     schedules: tuple[Literal["1f1b", "interleaved", "zb-h1", "zb-h2", "dualpipe"], ...] = Field(
-        default=SCHEDULES, min_length=1)
+        default=SOFTWARE_SCHEDULES[DEFAULT_SOFTWARE], min_length=1)
     """Pipeline schedules the training software implements (`SOFTWARE_SCHEDULES`); the search uses
     no other. 1F1B is always among them: without pipelining a step is its plain forward/backward."""
 
