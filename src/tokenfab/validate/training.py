@@ -89,13 +89,14 @@ STACK_KEYS = ("grad_bytes", "optimizer_bytes", "weight_bytes")
 
 
 SOFTWARE_BY_FRAMEWORK = (("megatron", "megatron-core"), ("nemo", "megatron-core"), ("modellink", "megatron-core"),
-                         ("ascendspeed", "megatron-core"), ("zero-bubble", "zero-bubble"), ("hai-llm", "dualpipe"))
+                         ("ascendspeed", "megatron-core"), ("mindspeed", "megatron-core"), ("zero-bubble", "zero-bubble"), ("hai-llm", "dualpipe"))
 """Row frameworks (substring, lower case) -> the training software whose pipeline schedules the
 search may use (`train.stack.SOFTWARE_SCHEDULES`): Megatron-LM, Megatron-Core, Megatron-Bridge and
 NeMo run Megatron-Core's schedules (1F1B, interleaved), not the zero-bubble fork's; so do Huawei's
 ModelLink and AscendSpeed, Megatron-LM run on Ascend through an adaptor (DeepLink-org/deeplink-rtd-docs
 docs/doc/example/huawei_2024.md installs ModelLink on "NVIDIA/Megatron-LM ... git checkout 285068c8"
-plus "megatron_npu_adaptor"); the zero-bubble fork runs its own (ZB-H1/H2); DeepSeek's HAI-LLM runs
+plus "megatron_npu_adaptor"), and its successor MindSpeed-LLM (Megatron-Core on Ascend through MindSpeed's
+patches, Ascend/MindSpeed-LLM README); the zero-bubble fork runs its own (ZB-H1/H2); DeepSeek's HAI-LLM runs
 DualPipe (arXiv 2412.19437 §3.2.1). Any other framework: `DEFAULT_SOFTWARE`."""
 
 
