@@ -32,8 +32,8 @@ from tokenfab.specs import SystemSpec, Traffic
 from tokenfab.validate.micro import Unpredictable
 from tokenfab.validate.operating_point import host_note, host_path_s
 
-_PREFILL = re.compile(r"prefill pool (\d+) GPUs?", re.I)
-_DECODE = re.compile(r"decode pool (\d+) GPUs?(?: with EP ?= ?(\d+))?", re.I)
+_PREFILL = re.compile(r"prefill pool (\d+) (?:GPUs?|NPUs?|chips?)", re.I)
+_DECODE = re.compile(r"decode pool (\d+) (?:GPUs?|NPUs?|chips?)(?: with EP ?= ?(\d+))?", re.I)
 _MTP_K = re.compile(r"(?:\bMTP ?= ?|num_nextn_predict_layers )(\d+)", re.I)
 _MTP_ON = re.compile(r"\bMTP on\b", re.I)
 _MTP_OFF = re.compile(r"\bMTP (?:off|=0)\b", re.I)
