@@ -10,6 +10,9 @@ def test_pools_are_read_from_the_notes():
     notes = "layout: disaggregated, prefill pool 12 GPUs (TP12), decode pool 20 GPUs with EP=4 (instances not stated)"
     assert pools_from_notes(notes) == (12, 20, 4)
     assert pools_from_notes("prefill pool 8 GPUs, decode pool 8 GPUs (one node each)") == (8, 8, None)
+    # Ascend pools are NPUs (a 910C package counted as one chip): the same grammar in chips or NPUs.
+    assert pools_from_notes("prefill pool 16 chips, decode pool 16 chips with EP=16") == (16, 16, 16)
+    assert pools_from_notes("prefill pool 8 NPUs, decode pool 16 NPUs") == (8, 16, None)
     assert pools_from_notes("disaggregated 1P1D") is None
 
 
