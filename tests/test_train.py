@@ -351,3 +351,13 @@ def test_a_long_training_run_sustains_less_than_the_kernel_tables_on_hopper():
     assert estimate_training(model, chip, 8, fp8)["step_time_s"] < held  # FP8 keeps its own fraction
     design = to_chip_spec(load_design("h100-sxm-design"))
     assert training_chip(design).microarch.sustained_frac["bf16"] == pytest.approx(0.77)
+
+
+def test_a_schedule_the_job_fixes_is_run_even_outside_the_default_software():
+    # The default software (`production`) limits the search; a job that fixes ZB-H2 gets ZB-H2, and
+    # a stack that names software without it refuses in one line.
+    m, c = catalog.load_model("llama-3.2-1b"), catalog.load_chip("h100-sxm")
+    job = TrainingJob(tokens=1e10, pp=4, schedule="zb-h2")
+    assert estimate_training(m, c, 16, job)["mapping"]["schedule"] == "zb-h2"
+    with pytest.raises(SpecError, match="zb-h2 is not implemented"):
+        estimate_training(m, c, 16, job, TrainingStack(schedules=SOFTWARE_SCHEDULES["megatron-core"]))

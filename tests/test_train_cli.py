@@ -101,6 +101,14 @@ def test_software_errors_are_one_line(args, message):
     assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, r.stderr
 
 
+def test_the_default_software_limits_the_search_not_a_schedule_the_user_fixes():
+    searched = json.loads(invoke(*BASE, "--chips", "16", "--tokens", "1e10", "--json").stdout)
+    assert searched["mapping"]["schedule"] in ("1f1b", "interleaved", "dualpipe")  # `production`
+    fixed = invoke(*BASE, "--chips", "16", "--tokens", "1e10", "--pp", "4", "--schedule", "zb-h2", "--json")
+    assert fixed.exit_code == 0, fixed.output
+    assert json.loads(fixed.stdout)["mapping"]["schedule"] == "zb-h2"
+
+
 def test_the_moe_stack_options_move_a_moe_run_and_refuse_bad_values():
     # Qwen3-30B-A3B on 8 B200 at EP 8: overlapping the expert all-to-all, or a full CUDA graph of the
     # MoE layer (no host sync), each make the run faster than Megatron-Core's defaults.

@@ -47,10 +47,11 @@ def train(
     moe_host_ms: Optional[float] = typer.Option(None, "--moe-host-ms", help="Host ms a dropless MoE layer exposes per "
                                                 "micro-batch (default: Megatron-Core's, fitted; 0: the layer in a "
                                                 "full CUDA graph)."),
-    software: str = typer.Option("production", "--software", help="Training software whose pipeline schedules the "
-                                 "search may use: production (1F1B, interleaved, DualPipe: what published frontier "
-                                 "runs used), any (+ ZB-H1/H2), megatron-core (1F1B, interleaved), zero-bubble "
-                                 "(+ ZB-H1/H2), dualpipe (1F1B, DualPipe)."),
+    software: Optional[str] = typer.Option(None, "--software", help="Training software whose pipeline schedules the "
+                                           "search may use: production (the default: 1F1B, interleaved, DualPipe, "
+                                           "what published frontier runs used), any (+ ZB-H1/H2), megatron-core "
+                                           "(1F1B, interleaved), zero-bubble (+ ZB-H1/H2), dualpipe (1F1B, DualPipe). "
+                                           "Without it a --schedule outside the default is taken as asked."),
     rl: bool = typer.Option(False, "--rl", help="One RL post-training step instead of a pretraining run: "
                             "rollout (inference engine) + reward + log-probs + training + weight sync."),
     rl_prompts: int = typer.Option(256, "--rl-prompts", min=1, help="RL: prompts per step."),
@@ -79,10 +80,14 @@ def train(
     from tokenfab.specs import SpecError
     from tokenfab.train import TrainingJob, TrainingStack, estimate_training
     from tokenfab.train.search import NoMapping
-    from tokenfab.train.stack import SOFTWARE_SCHEDULES
+    from tokenfab.train.stack import DEFAULT_SOFTWARE, SOFTWARE_SCHEDULES
 
     reject_empty(**{"--precision": precision, "--recompute": recompute, "--schedule": schedule,
                     "--reward-model": reward_model, "--software": software})
+    if software is None:
+        # The default software limits what the search picks, not a schedule the user fixes.
+        pinned_elsewhere = schedule and schedule not in SOFTWARE_SCHEDULES[DEFAULT_SOFTWARE]
+        software = "any" if pinned_elsewhere else DEFAULT_SOFTWARE
     if software not in SOFTWARE_SCHEDULES:
         raise UserError(f"--software must be one of {', '.join(SOFTWARE_SCHEDULES)}, got {software!r}")
     if moe_host_ms is not None and not (0.0 <= moe_host_ms <= 1000.0):

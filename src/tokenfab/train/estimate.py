@@ -9,6 +9,17 @@ from tokenfab.train.search import prepare, search, top_points
 from tokenfab.train.stack import RECOMPUTE, SCHEDULES, TrainingJob, TrainingStack
 
 
+def default_stack(job: TrainingJob) -> TrainingStack:
+    """The stack a question that names no software gets: `DEFAULT_SOFTWARE`'s schedules for the
+    search, widened to every schedule when the job fixes one outside them (the default limits what
+    the search picks, not what a user asks for)."""
+    from tokenfab.train.stack import DEFAULT_SOFTWARE, SCHEDULES, SOFTWARE_SCHEDULES
+
+    if job.schedule and job.schedule not in SOFTWARE_SCHEDULES[DEFAULT_SOFTWARE]:
+        return TrainingStack(schedules=SCHEDULES)
+    return TrainingStack()
+
+
 def check_schedule(job: TrainingJob, stack: TrainingStack) -> None:
     """A fixed schedule must be one the training software implements: one line otherwise."""
     if job.schedule and job.schedule not in stack.schedules:
@@ -37,7 +48,7 @@ def estimate_training(model, chip, num_chips: int, job: TrainingJob, stack: Trai
         raise SpecError(f"--chips must be ≥ 1, got {num_chips}")
     if model.kind != "llm":
         raise SpecError(f"{model.id} is a {model.kind} model; training estimates cover LLMs")
-    stack = stack or TrainingStack()
+    stack = stack or default_stack(job)
     check_degrees(job, num_chips)
     check_schedule(job, stack)
     system = SystemSpec.for_chip(chip)
@@ -92,7 +103,7 @@ def top_mappings(model, chip, num_chips: int, job: TrainingJob, stack: TrainingS
                  k: int = 10) -> list[dict]:
     """The `k` fastest fitting mappings of `job` on at most `num_chips` chips, best first: degrees,
     schedule, ZeRO stage, recomputation, overlap, chips used, step time, MFU, days and GiB per chip."""
-    stack = stack or TrainingStack()
+    stack = stack or default_stack(job)
     check_degrees(job, num_chips)
     check_schedule(job, stack)
     ctx = prepare(model, chip, SystemSpec.for_chip(chip), efficiency_for(chip), job, stack, num_chips)
