@@ -80,14 +80,12 @@ def train(
     from tokenfab.specs import SpecError
     from tokenfab.train import TrainingJob, TrainingStack, estimate_training
     from tokenfab.train.search import NoMapping
-    from tokenfab.train.stack import DEFAULT_SOFTWARE, SOFTWARE_SCHEDULES
+    from tokenfab.train.stack import SOFTWARE_SCHEDULES, default_software
 
     reject_empty(**{"--precision": precision, "--recompute": recompute, "--schedule": schedule,
                     "--reward-model": reward_model, "--software": software})
     if software is None:
-        # The default software limits what the search picks, not a schedule the user fixes.
-        pinned_elsewhere = schedule and schedule not in SOFTWARE_SCHEDULES[DEFAULT_SOFTWARE]
-        software = "any" if pinned_elsewhere else DEFAULT_SOFTWARE
+        software = default_software(schedule)
     if software not in SOFTWARE_SCHEDULES:
         raise UserError(f"--software must be one of {', '.join(SOFTWARE_SCHEDULES)}, got {software!r}")
     if moe_host_ms is not None and not (0.0 <= moe_host_ms <= 1000.0):

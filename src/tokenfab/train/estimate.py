@@ -6,18 +6,13 @@ from tokenfab.perf.efficiency import efficiency_for
 from tokenfab.specs import SpecError, SystemSpec
 from tokenfab.train.flops import attention_flops_per_token, matmul_params, model_flops_per_token
 from tokenfab.train.search import prepare, search, top_points
-from tokenfab.train.stack import RECOMPUTE, SCHEDULES, TrainingJob, TrainingStack
+from tokenfab.train.stack import (RECOMPUTE, SCHEDULES, SOFTWARE_SCHEDULES, TrainingJob, TrainingStack,
+                                  default_software)
 
 
 def default_stack(job: TrainingJob) -> TrainingStack:
-    """The stack a question that names no software gets: `DEFAULT_SOFTWARE`'s schedules for the
-    search, widened to every schedule when the job fixes one outside them (the default limits what
-    the search picks, not what a user asks for)."""
-    from tokenfab.train.stack import DEFAULT_SOFTWARE, SCHEDULES, SOFTWARE_SCHEDULES
-
-    if job.schedule and job.schedule not in SOFTWARE_SCHEDULES[DEFAULT_SOFTWARE]:
-        return TrainingStack(schedules=SCHEDULES)
-    return TrainingStack()
+    """The stack of a question that names no software (`stack.default_software` for its schedule)."""
+    return TrainingStack(schedules=SOFTWARE_SCHEDULES[default_software(job.schedule)])
 
 
 def check_schedule(job: TrainingJob, stack: TrainingStack) -> None:

@@ -36,6 +36,12 @@ priced needs that fork's optimizer post-validation. `any`: every schedule the mo
 DEFAULT_SOFTWARE = "production"
 """Training software assumed when a question names none (`train`, `compare`'s training mode, studies,
 mixes, validation rows whose framework is not one we know)."""
+
+
+def default_software(schedule: str | None = None) -> str:
+    """The software a question that names none gets: `DEFAULT_SOFTWARE`, or `any` when it fixes a
+    schedule outside it (the default limits what the search picks, not what a user asks for)."""
+    return "any" if schedule and schedule not in SOFTWARE_SCHEDULES[DEFAULT_SOFTWARE] else DEFAULT_SOFTWARE
 RECOMPUTE = ("none", "selective", "full")
 """Activation recomputation: nothing, the cheap elementwise kernels (norms, SwiGLU), or whole layers."""
 

@@ -89,7 +89,8 @@ STACK_KEYS = ("grad_bytes", "optimizer_bytes", "weight_bytes")
 
 
 SOFTWARE_BY_FRAMEWORK = (("megatron", "megatron-core"), ("nemo", "megatron-core"), ("modellink", "megatron-core"),
-                         ("ascendspeed", "megatron-core"), ("mindspeed", "megatron-core"), ("zero-bubble", "zero-bubble"), ("hai-llm", "dualpipe"))
+                         ("ascendspeed", "megatron-core"), ("mindspeed", "megatron-core"),
+                         ("zero-bubble", "zero-bubble"), ("hai-llm", "dualpipe"))
 """Row frameworks (substring, lower case) -> the training software whose pipeline schedules the
 search may use (`train.stack.SOFTWARE_SCHEDULES`): Megatron-LM, Megatron-Core, Megatron-Bridge and
 NeMo run Megatron-Core's schedules (1F1B, interleaved), not the zero-bubble fork's; so do Huawei's
