@@ -42,7 +42,10 @@ Two regimes of arrival are modelled:
   requests move in groups that were prefilled together and finish together; a group is what fits
   one step's budget (min(N, budget / isl) prompts) and a decoding request sits through the other
   groups' prefills only ((G − 1) / G of the prompt work, G = N · isl / budget groups). With all N
-  prompts in one step (N · isl ≤ budget) the engine runs in waves: prefill all, decode all.
+  prompts in one step (N · isl ≤ budget) the engine runs in waves: prefill all, decode all. A
+  prefill-first scheduler (SGLang's: `validate.operating_point.prefill_first`) admits the whole wave
+  and prefills it in chunks (`chunk_tokens`) before decoding resumes: the mean request's first token
+  comes after half the chunks, and the rest of the wave's prefill lands in its TPOT.
 
 More clients than the engine admits (`max_seqs`: its batch cap or KV-cache capacity) queue for
 admission: throughput and TPOT are those of `max_seqs` clients and the extra clients' wait
@@ -79,7 +82,8 @@ def interp_rows(x, grid, table) -> np.ndarray:
 
 
 def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefill_fixed_s, prefill_s_per_token,
-                token_budget=8192, max_seqs=np.inf, think_s=0.0, synchronized=False, prompt_cv=0.0) -> dict:
+                token_budget=8192, max_seqs=np.inf, think_s=0.0, synchronized=False, prompt_cv=0.0,
+                chunk_tokens=None) -> dict:
     """Steady state of `clients` closed-loop clients on one engine, per point (arrays broadcast).
 
     clients: concurrent requests on this engine; input_len / output_len: mean tokens (output
@@ -88,15 +92,21 @@ def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefil
     a prompt-only step of T tokens takes c0 + c1·T; token_budget: tokens per step; max_seqs:
     sequences the engine admits; think_s: client think time (s); synchronized: fixed-length
     clients that started together (groups) instead of staggered arrivals; prompt_cv: coefficient
-    of variation of prompt lengths (the token-channel wait).
+    of variation of prompt lengths (the token-channel wait); chunk_tokens: the prefill chunk of a
+    wave (default `token_budget`): a wave of N prompts (N · isl ≤ token_budget) is prefilled in
+    m = ⌈N · isl / chunk_tokens⌉ prompt-only steps of c0 + c1 · N · isl / m each, so its requests'
+    first tokens come after 1, 2, ..., m of them (mean TTFT (m + 1) / 2 steps) and the rest of the
+    wave's prefill, which the early ones wait out before their second token, lands in their TPOT
+    (mean TPOT = t_d(N) + (m − 1) / 2 steps / (osl − 1)).
 
     Returns arrays: `throughput_rps` (requests/s), `output_tok_s`, `ttft_s`, `tpot_s`
     (mean step seen by a decoding request), `e2e_s`, `decoding` (mean sequences decoding),
     `prefill_share` (u_p), `batched_prompts` (prompts prefilled with a request), `admitted`
     (clients admitted, min(N, max_seqs))."""
-    N, isl, osl, c0, c1, B, M, Z, sync = np.broadcast_arrays(
-        *(np.asarray(v, dtype=float) for v in (clients, input_len, output_len, prefill_fixed_s,
-                                               prefill_s_per_token, token_budget, max_seqs, think_s, synchronized)))
+    N, isl, osl, c0, c1, B, M, Z, sync, Q = np.broadcast_arrays(
+        *(np.asarray(v, dtype=float) for v in (clients, input_len, output_len, prefill_fixed_s, prefill_s_per_token,
+                                               token_budget, max_seqs, think_s, synchronized,
+                                               token_budget if chunk_tokens is None else chunk_tokens)))
     sync = sync > 0
     shape = N.shape
     grid = np.asarray(decode_batches, dtype=float)
@@ -107,6 +117,7 @@ def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefil
     L = osl - 1.0
     cv2 = float(prompt_cv) ** 2
     wave = sync & (Neff * isl <= B)  # every prompt in one step: prefill all, then decode all
+    chunks = np.where(wave, np.maximum(np.ceil(Neff * isl / np.maximum(Q, 1.0) - 1e-9), 1.0), 1.0)
 
     def state(n):
         seen = np.where(wave, Neff, n)  # in waves the decode steps carry every client
@@ -131,7 +142,11 @@ def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefil
         fits = k * isl <= beff
         steps = np.where(fits, 1.0, np.maximum(1.0, isl * (1.0 + (k - 1.0) / 2.0) / beff))
         step = base + c1 * np.minimum(k * isl, beff)  # a step carrying the request's prompts
-        own = steps * step
+        # A wave's prefill in `chunks` prompt-only steps: the mean request's first token after
+        # (chunks + 1) / 2 of them; the rest of the wave's prefill is waited out before decoding.
+        chunk_step = np.where(wave, (chunks * base + c1 * np.minimum(k * isl, beff)) / chunks, step)
+        own = np.where(wave, 0.5 * (chunks + 1.0) * chunk_step, steps * step)
+        held = np.where(wave, 0.5 * (chunks - 1.0) * chunk_step / L, 0.0)  # per decode step
         # The step in progress on arrival: staggered, a mean step; synchronized, the previous
         # group's prefill step (groups finish on consecutive steps) but for a burst's first group.
         # Nothing runs when the request's group is every client (waves) or it is the only client.
@@ -145,6 +160,8 @@ def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefil
         others = (Neff - 1.0) / Neff  # a client's own earlier prompt is never ahead of it
         wait = np.where(sync, 0.0, others * y * service * (1.0 + cv2) / (2.0 * (1.0 - y)) / per_step_max)
         ttft = residual + own + wait
+        tau = tau + held
+        X = n / (L * tau)
         return dict(X=X, tau=tau, ttft=ttft, y=y, k=k, td=td, own=own, inflight=inflight, groups=groups,
                     pop=X * (ttft + L * tau + Z))
 

@@ -95,6 +95,8 @@ as staggered."""
 
 _IGNORE_EOS = re.compile(r"(?<!no )--ignore-eos\b", re.I)
 _RANGE_RATIO_0 = re.compile(r"\brange ratio 0(?![.\d])", re.I)
+_RANGE_RATIO_1 = re.compile(r"\brange[- _]ratio[ =]?1(?:\.0)?(?!\.?\d)", re.I)
+_KEEPS_EOS = re.compile(r"--disable-ignore-eos\b", re.I)
 
 
 def synchronized_clients(row) -> bool:
@@ -103,10 +105,28 @@ def synchronized_clients(row) -> bool:
     with `--ignore-eos` (every output runs to its stated length) on the random dataset at range
     ratio 0 (every prompt the same length; notes `range ratio 0`), all requests queued at once behind
     `--max-concurrency C`: the first C start on the same step, finish on the same step and hand over
-    to the next C together, as the simulator's exactly-fixed-length clients do. Otherwise
-    `SYNCHRONIZED_CLIENTS` (staggered: lengths that vary, or a harness that does not force them)."""
+    to the next C together, as the simulator's exactly-fixed-length clients do. SGLang's
+    `bench_serving` likewise at `--random-range-ratio 1` (its random dataset draws lengths in
+    [ratio · L, L], so 1 is exact) unless `--disable-ignore-eos` (it ignores EOS by default). The
+    SGLang Ascend rows show it: mean TTFT 3-28 s at 32-768 clients (deployments.csv D0225-D0243),
+    where staggered clients would wait 0.2-0.4 s. Otherwise `SYNCHRONIZED_CLIENTS` (staggered:
+    lengths that vary, or a harness that does not force them)."""
     text = row.notes or ""
-    return SYNCHRONIZED_CLIENTS or bool(_IGNORE_EOS.search(text) and _RANGE_RATIO_0.search(text))
+    vllm = bool(_IGNORE_EOS.search(text) and _RANGE_RATIO_0.search(text))
+    sglang = ((row.framework or "").strip().lower().startswith("sglang") and bool(_RANGE_RATIO_1.search(text))
+              and not _KEEPS_EOS.search(text))
+    return SYNCHRONIZED_CLIENTS or vllm or sglang
+
+
+def prefill_first(row) -> bool:
+    """Whether the row's serving engine runs every waiting prompt's prefill before its next decode
+    step. SGLang's scheduler does by default (`Scheduler.get_next_batch_to_run` builds a prefill
+    batch whenever requests wait, in chunks of `--chunked-prefill-size`, and decodes only when none
+    does; prompts ride on decode steps only with `--enable-mixed-chunk`), so synchronized clients
+    there move as one wave: all prompts prefilled, then all decoded. vLLM and TensorRT-LLM mix
+    prompt chunks into decode steps under a token budget instead (`mapping.closed_loop` groups)."""
+    text = (row.notes or "").lower()
+    return (row.framework or "").strip().lower().startswith("sglang") and "enable-mixed-chunk" not in text
 
 
 def client_grid(clients: int) -> tuple[int, ...]:
@@ -185,8 +205,14 @@ def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: Operatin
     # step of n / g, and every rank's prompt stalls the whole group for its own iteration.
     g = coupled_ranks(model, uniq[:, 2], uniq[:, 3])
     dec_group = np.stack([interp_rows(n_seq / g, grid, dec) for n_seq in grid], axis=1)
-    out = closed_loop(np.maximum(clients * g, 1.0), isl, max(osl / tps, 2.0), grid, dec_group, c0, c1, TOKEN_BUDGET,
-                      np.maximum(max_seqs, 1.0) * g, think_s=host_s, synchronized=sync, prompt_cv=queue_cv)
+    # A prefill-first scheduler prefills every waiting prompt before its next decode step: a
+    # synchronized group is then every admitted client (waves), in chunks of the token budget; the
+    # coupled ranks prefill their own chunks in the same iteration (g chunks at a rank's cost).
+    waves = sync and prefill_first(row)
+    budget = np.maximum(np.minimum(clients, max_seqs), 1.0) * g * isl if waves else TOKEN_BUDGET
+    out = closed_loop(np.maximum(clients * g, 1.0), isl, max(osl / tps, 2.0), grid, dec_group, c0,
+                      c1 / g if waves else c1, budget, np.maximum(max_seqs, 1.0) * g, think_s=host_s,
+                      synchronized=sync, prompt_cv=queue_cv, chunk_tokens=TOKEN_BUDGET * g)
     if tps != 1.0:
         out = {**out, "tpot_s": out["tpot_s"] / tps}
     ttft_p50_s = ttft_median_s(out)  # at the engine, before the host path (which it may stand in for)
