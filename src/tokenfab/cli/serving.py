@@ -77,6 +77,9 @@ def simulate(
     slo_ttft_ms: Optional[float] = typer.Option(None, "--slo-ttft-ms", help="TTFT SLO for goodput, ms (profile's; 0 = none)."),
     slo_tpot_ms: Optional[float] = typer.Option(None, "--slo-tpot-ms", help="TPOT SLO for goodput, ms (profile's; 0 = none)."),
     no_prefix_cache: bool = typer.Option(False, "--no-prefix-cache", help="Disable prefix caching."),
+    prefill_first: bool = typer.Option(False, "--prefill-first",
+                                       help="SGLang's scheduler: waiting prompts are prefilled in steps of their own "
+                                            "before decoding resumes (default: prompt chunks ride on decode steps, vLLM)."),
     chrome_trace: Optional[Path] = typer.Option(None, "--chrome-trace", help="Write a Chrome/Perfetto trace JSON of engine steps."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained plotly report (latency CDFs, time series)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON for scripts instead of tables."),
@@ -117,7 +120,8 @@ def simulate(
     d = dep.build_deployment(m, c, wl, replicas=replicas, disagg=pd, router=router,
                              slo_ttft_ms=ttft, slo_tpot_ms=tpot, token_budget=chunk_tokens, max_num_seqs=batch,
                              prefix_caching=not no_prefix_cache, num_chips=chips, tp=tp, precision=precision,
-                             mode=mode, prefill_chip=pc, decode_chip=dc, mtp=mtp, mtp_acceptance=mtp_acceptance)
+                             mode=mode, prefill_chip=pc, decode_chip=dc, mtp=mtp, mtp_acceptance=mtp_acceptance,
+                             prefill_first=prefill_first)
     res = run(wl, d, record_trace=chrome_trace is not None)
     summary = metrics.summarize(res, ttft, tpot)
     mean_in, mean_out = wl.mean_lengths()  # of the requests simulated: with the profile's name, its lengths

@@ -163,7 +163,8 @@ def chrome_trace(res: SimResult) -> dict:
         events.append({"name": "process_name", "ph": "M", "pid": e["index"],
                        "args": {"name": f"engine {e['index']} ({e['role']})"}})
     for idx, start, dur, kind, n, k, ptok in res.trace or []:
-        name = f"prefill {ptok} tok + decode {n}" if kind == 1 else f"decode {n} × {k} steps"
+        name = (f"prefill {ptok} tok + decode {n}" if kind == 1 else
+                f"prefill {ptok} tok ({n} decodes wait)" if kind == 3 else f"decode {n} × {k} steps")
         events.append({"name": name, "ph": "X", "pid": idx, "tid": 0, "ts": start * 1e6, "dur": dur * 1e6,
                        "args": {"decode_seqs": n, "steps": k, "prefill_tokens": ptok}})
     return {"traceEvents": events, "displayTimeUnit": "ms"}

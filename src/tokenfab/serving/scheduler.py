@@ -3,7 +3,9 @@ prefill, paged KV-cache accounting, admission control, preemption by recompute, 
 
 The policy follows vLLM's (v0 block manager, v1 token budget):
   - each step every running decode contributes one token; prefill chunks of admitted prompts
-    fill the rest of the token budget (`max_num_batched_tokens`), oldest first;
+    fill the rest of the token budget (`max_num_batched_tokens`), oldest first; with
+    `prefill_first` (SGLang's default scheduler) a step that has prompts to prefill carries only
+    them, a whole token budget of chunks, and the decodes wait for a step without prompts;
   - a waiting request is admitted (FIFO) when the batch has a free slot (`max_num_seqs`) and the
     KV cache has blocks for its whole prompt;
   - a decode that needs a new block when none is free preempts the most recently admitted
@@ -23,7 +25,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 
-WAKE, MIXED, WINDOW = 0, 1, 2
+WAKE, MIXED, WINDOW, PREFILL_ONLY = 0, 1, 2, 3
 AGGREGATED, PREFILL, DECODE = "aggregated", "prefill", "decode"
 
 
@@ -66,7 +68,7 @@ class Engine:
 
     def __init__(self, index: int, sim, steptime, max_num_seqs: int, token_budget: int, block_size: int,
                  kv_blocks: int, role: str = AGGREGATED, chunked_prefill: bool = True, prefix_caching: bool = True,
-                 record=None):
+                 record=None, prefill_first: bool = False):
         self.index = index
         self.sim = sim
         self.st = steptime
@@ -77,6 +79,8 @@ class Engine:
         self.role = role
         self.chunked = chunked_prefill
         self.prefix_caching = prefix_caching
+        self.prefill_first = prefill_first
+        self.stall = 0.0  # seconds the decodes waited in prefill-only steps since their last step
         self.waiting: deque[Request] = deque()
         self.prefilling: list[Request] = []
         self.decoding: dict[int, Request] = {}
@@ -182,7 +186,7 @@ class Engine:
                 self._preempt_youngest()
         free = total - self.fixed - (self._dblocks_ub(S + 1) if self.n else 0)
         exact = False
-        budget = self.budget - self.n
+        budget = self.budget if self.prefill_first else self.budget - self.n
         chunks = []
         for r in self.prefilling:
             if budget <= 0:
@@ -228,7 +232,13 @@ class Engine:
         self.ts_run.append(n + len(self.prefilling))
         self.ts_wait.append(len(waiting))
         self.ts_kv.append((self.fixed * B + self.sum_off + n * S) / (total * B))
-        if chunks:
+        if chunks and self.prefill_first:  # the decodes sit this step out
+            dur = self.st.mixed(0, 0.0, [(c, r.past) for r, c in chunks])
+            self.chunks = chunks
+            self.kind = PREFILL_ONLY
+            self.k = 1
+            self.w_t0, self.w_s = dur, 0.0
+        elif chunks:
             dur = self.st.mixed(n, ctx, [(c, r.past) for r, c in chunks])
             self.chunks = chunks
             self.kind = MIXED
@@ -279,12 +289,18 @@ class Engine:
         self.busy_s += dur
         if self.record is not None:
             self.record.append((self.index, self.w_start, dur, self.kind, self.n, self.k,
-                                sum(c for _, c in self.chunks) if self.kind == MIXED else 0))
-        if self.n:
+                                sum(c for _, c in self.chunks) if self.kind in (MIXED, PREFILL_ONLY) else 0))
+        if self.kind == PREFILL_ONLY:
+            # No decode advanced: the wait lands in the decodes' next interval.
+            if self.n:
+                self.stall += dur
+        elif self.n:
             self.itl_n.append(self.n)
             self.itl_k.append(self.k)
-            self.itl_dur.append(dur)
-        self.S += self.k
+            self.itl_dur.append(dur + self.stall)
+            self.stall = 0.0
+        if self.kind != PREFILL_ONLY:
+            self.S += self.k
         S = self.S
         # Decodes that reached their last token.
         fin = self.fin
@@ -295,7 +311,7 @@ class Engine:
             self._leave_decode(r)
             self.outstanding -= 1
             self.sim.finish(r, t)
-        if self.kind == MIXED:
+        if self.kind in (MIXED, PREFILL_ONLY):
             done = False
             for r, c in self.chunks:
                 r.todo -= c

@@ -38,6 +38,9 @@ class EngineConfig:
     """Split prompts across steps to fit the token budget [enable_chunked_prefill]."""
     prefix_caching: bool = True
     """Skip a shared prefix already computed on the engine [enable_prefix_caching]."""
+    prefill_first: bool = False
+    """Run waiting prompts' prefill in steps of their own before the next decode step (SGLang's
+    scheduler without `--enable-mixed-chunk`); False mixes prompt chunks into decode steps (vLLM)."""
 
 
 @dataclass(frozen=True)
@@ -167,7 +170,8 @@ class Simulator:
 
         def make(count: int, role: str, start: int, st=deployment.steptime, cfg=cfg, blocks=blocks) -> list[Engine]:
             return [Engine(start + i, self, st, cfg.max_num_seqs, cfg.token_budget, cfg.block_size,
-                           blocks, role, cfg.chunked_prefill, cfg.prefix_caching, self.trace) for i in range(count)]
+                           blocks, role, cfg.chunked_prefill, cfg.prefix_caching, self.trace, cfg.prefill_first)
+                    for i in range(count)]
 
         if deployment.disagg:
             p, d = deployment.disagg
