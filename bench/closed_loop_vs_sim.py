@@ -7,7 +7,7 @@ Prints, per case (Llama-3.1-8B FP8 on one H100, lengths uniform ±10% around the
 the simulated and modelled output tokens/s, mean TTFT and mean TPOT, and how long the model
 takes over 10,000 points. Prompts of a budget or more wait longer in the model than in the
 simulator by design (see the module docstring: the simulator's clients complete only at step
-ends; measured sweeps show the queue)."""
+ends; measured sweeps show the queue). Then the same for prefill-first waves (SGLang's scheduler)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,28 @@ def main() -> None:
         print(f"{n:>7} {isl:>5} {osl:>5} | {sim['output_tok_s']:>9.0f} {float(r['output_tok_s']):>7.0f} | "
               f"{sim['ttft_mean_s'] * 1e3:>8.0f} {float(r['ttft_s']) * 1e3:>7.0f}    | "
               f"{sim['tpot_mean_s'] * 1e3:>8.2f} {float(r['tpot_s']) * 1e3:>7.2f}    | {sim_s:.2f}")
+    # Prefill-first waves (SGLang's scheduler, exact lengths, every client started together): the
+    # whole wave is admitted and prefilled in prompt-only steps of the budget, then decoded.
+    print("\nprefill-first waves (fixed lengths, clients started together):")
+    print(f"{'clients':>7} {'isl':>5} {'osl':>5} | {'req/s sim':>9} {'model':>7} | {'TTFT sim':>8} {'model':>7} ms"
+          f" | {'TPOT sim':>8} {'model':>7} ms")
+    for n, isl, osl in [(16, 1000, 1000), (64, 1000, 1000), (64, 2000, 200), (32, 5000, 500)]:
+        st = engine_step_time(model, chip, Mapping(num_chips=1, batch=n, weight_precision="fp8", kv_precision="fp8"),
+                              max_ctx=isl + osl + 16, token_budget=8192)
+        count = 10 * n
+        res = simulate_closed_loop(Deployment(steptime=st, engine=EngineConfig(max_num_seqs=n, prefill_first=True)),
+                                   n, np.full(count, isl), np.full(count, osl))
+        sim = steady_metrics(res, n, count // 5)
+        starts = np.unique(np.round(res.arrival, 9))[2:-1]
+        rate = n / float(np.mean(np.diff(starts)))  # between wave starts
+        grid = np.arange(1, n + 1)
+        dec = np.array([st.decode(int(b), isl + osl / 2)[0] for b in grid])
+        c0 = st.mixed(0, 0.0, [(1, 0)])
+        c1 = (st.prefill_s(isl) - c0) / isl
+        r = closed_loop(n, isl, osl, grid, dec, c0, c1, n * isl, synchronized=True, chunk_tokens=8192)
+        print(f"{n:>7} {isl:>5} {osl:>5} | {rate:>9.2f} {float(r['throughput_rps']):>7.2f} | "
+              f"{sim['ttft_mean_s'] * 1e3:>8.0f} {float(r['ttft_s']) * 1e3:>7.0f}    | "
+              f"{sim['tpot_mean_s'] * 1e3:>8.2f} {float(r['tpot_s']) * 1e3:>7.2f}")
     pts = 10_000
     grid = np.arange(1, 257)
     table = 0.01 + 1e-5 * grid[None, :] * np.linspace(1, 2, pts)[:, None]
