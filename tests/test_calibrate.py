@@ -179,3 +179,21 @@ def test_a_refit_written_to_an_empty_folder_keeps_the_kernel_table_fit(tmp_path)
     shipped = load_calibration(catalog_calibration("h100-sxm"))
     for name in ("gemm_fixed_us", "lowp_gemm_fixed_us", "gemm_hbm_frac", "kernel_launch_us", "hbm_frac"):
         assert getattr(written, name) == getattr(shipped, name), name
+
+
+def test_rows_of_a_chip_that_takes_another_calibration_fit_that_calibration():
+    """The 910C (a package of two 910B-class dies) takes the 910B's calibration: its DeepEP rows fit
+    that file's dispatch fields, each predicted on the 910C's own links, and no 910C file is fitted."""
+    rows = load_measurements(public_csv())
+    fits = {f.chip: f for f in calibrate(rows, "public.csv", chips=["ascend-910b", "ascend-910c"])}
+    assert set(fits) == {"ascend-910b"}
+    used = {r["id"] for r in fits["ascend-910b"].rows}
+    on_910c = {r.id for r in rows if r.hardware == "ascend-910c" and r.usable and r.is_micro}
+    assert on_910c and on_910c <= used
+    assert {"alltoall_latency_us", "alltoall_bw_frac"} <= set(fits["ascend-910b"].fitted)
+
+
+def test_chips_without_dispatch_rows_keep_nccls_all_to_all():
+    truth = family_default("NVIDIA").model_copy(update={"gemm_compute_frac": 0.7})
+    fit = fit_chip("h100-sxm", _synthetic_rows(truth), "synthetic", held={})
+    assert fit.efficiency.alltoall_latency_us is None and fit.efficiency.alltoall_bw_frac is None

@@ -35,6 +35,19 @@ def test_alltoall_across_domains_is_bound_by_the_slower_link_class():
     assert t == pytest.approx(max(7 / 16 * 1e9 / 400e9, 8 / 16 * 1e9 / 50e9))
 
 
+def test_expert_dispatch_kernels_have_their_own_flat_latency_and_link_share():
+    """A chip whose calibration fitted the dispatch kernels (`alltoall_latency_us`,
+    `alltoall_bw_frac`: DeepEP and its ports) prices a dispatch or combine with them, flat in the
+    group size; TP all-reduces keep NCCL's fields. 8 ranks, 8 MB: 50 us + 7/8 * 8e6 / (400e9 * 0.5)
+    = 50 + 35 = 85 us; 4 ranks: 50 + 3/4 * 8e6 / 200e9 = 80 us. Without them: the alpha-beta steps."""
+    ep = EFF.model_copy(update={"alltoall_latency_us": 50.0, "alltoall_bw_frac": 0.5, "comm_latency_us": 4.0})
+    assert comm.alltoall_time_s(8e6, 8, SYS, ep) == pytest.approx(85e-6)
+    assert comm.alltoall_time_s(8e6, 4, SYS, ep) == pytest.approx(80e-6)
+    nccl = ep.model_copy(update={"alltoall_latency_us": None, "alltoall_bw_frac": None})
+    assert comm.alltoall_time_s(8e6, 8, SYS, nccl) == pytest.approx(3 * 4e-6 + 7 / 8 * 8e6 / 400e9)
+    assert comm.allreduce_time_s(8e6, 8, SYS, ep) == comm.allreduce_time_s(8e6, 8, SYS, nccl)
+
+
 def test_an_alltoall_with_nothing_to_send_does_not_run():
     # Experts sharded over the TP group (ep = tp, one data-parallel rank): the MoE layer's dispatch
     # and combine carry 0 bytes and cost nothing, not the all-to-all's latency steps.

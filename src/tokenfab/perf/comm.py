@@ -86,14 +86,29 @@ def alltoall_split(bytes_, group, system: SystemSpec):
     return b * (d - 1.0) / p, b * (p - d) / p
 
 
+def alltoall_links(group, system: SystemSpec, eff: Efficiency):
+    """(p, d, n, scale-up B/s, scale-out B/s, fixed s inside, fixed s across) of an expert dispatch or
+    combine: the dispatch kernels' own link share and flat call latency where the chip's calibration
+    fitted them (`Efficiency.alltoall_bw_frac`, `alltoall_latency_us`), else the collectives'."""
+    p = np.maximum(np.asarray(group, dtype=float), 1.0)
+    d = np.minimum(p, float(system.scaleup_domain))
+    n = np.ceil(p / d)
+    frac = eff.alltoall_bw_frac or eff.comm_bw_frac
+    if eff.alltoall_latency_us is not None:
+        a_up = a_out = np.full_like(p, eff.alltoall_latency_us * 1e-6)
+    else:
+        a_up, a_out = _steps(d) * eff.comm_latency_us * 1e-6, _steps(p) * eff.scaleout_latency_us * 1e-6
+    return p, d, n, system.scaleup_gb_s * 1e9 * frac, system.scaleout_gb_s * 1e9 * frac, a_up, a_out
+
+
 def alltoall_time_s(bytes_, group, system: SystemSpec, eff: Efficiency):
     """Seconds for an all-to-all where each rank holds `bytes_` to scatter over `group` ranks; 0 when
     there is nothing to send (no all-to-all runs: experts sharded over the TP group, where each chip
     already holds every token and the TP all-reduce sums the expert outputs)."""
-    p, d, n, bw_up, bw_out, a_up, a_out = _links(group, system, eff)
+    p, d, n, bw_up, bw_out, a_up, a_out = alltoall_links(group, system, eff)
     inside, outside = alltoall_split(bytes_, group, system)
-    t_up = _steps(d) * a_up + inside / bw_up
-    t_out = np.where(n > 1, _steps(p) * a_out + outside / bw_out, 0.0)
+    t_up = a_up + inside / bw_up
+    t_out = np.where(n > 1, a_out + outside / bw_out, 0.0)
     return np.where((p > 1) & (np.asarray(bytes_, dtype=float) > 0), np.maximum(t_up, t_out), 0.0)
 
 

@@ -124,6 +124,12 @@ class Efficiency(Spec):
     None = `comm_bw_frac`."""
     scaleout_latency_us: float = Field(default=12.0, ge=0)
     """Latency of one collective step across the scale-out network, µs."""
+    alltoall_latency_us: float | None = Field(default=None, ge=0)
+    """Fixed time of one expert dispatch or combine call (DeepEP-style kernels: routing layout,
+    quantization, peer signalling), µs, flat in the group size. None = the collective steps'
+    latencies (ceil(log2 p) × `comm_latency_us` / `scaleout_latency_us`)."""
+    alltoall_bw_frac: float | None = Field(default=None, gt=0, le=1)
+    """Share of each link an expert dispatch or combine kernel sustains; None = `comm_bw_frac`."""
     step_overhead_ms: float = Field(default=0.3, ge=0)
     """Per engine step host overhead not hidden by overlap (scheduling, sampling), ms."""
     source: str = "family default"
@@ -313,9 +319,10 @@ def _under_framework(eff: Efficiency, calibration: str, framework: str) -> Effic
 
 _FRACTIONS = ("gemm_compute_frac", "lowp_gemm_compute_frac", "fp4_gemm_compute_frac", "gemm_hbm_frac",
               "lowp_gemm_hbm_frac", "fp4_gemm_hbm_frac", "attention_compute_frac", "hbm_frac", "comm_bw_frac",
-              "allreduce_bw_frac")
+              "allreduce_bw_frac", "alltoall_bw_frac")
 _FIXED_COSTS = ("gemm_fixed_us", "lowp_gemm_fixed_us", "fp4_gemm_fixed_us", "kernel_launch_us", "comm_latency_us",
-                "allreduce_latency_us", "scaleout_latency_us", "step_overhead_ms", "moe_layer_fixed_us",
+                "allreduce_latency_us", "alltoall_latency_us", "scaleout_latency_us", "step_overhead_ms",
+                "moe_layer_fixed_us",
                 "lowp_moe_layer_fixed_us", "fp4_moe_layer_fixed_us")
 
 

@@ -19,6 +19,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from tokenfab.perf import comm
+
 from tokenfab.perf.efficiency import Efficiency
 from tokenfab.specs.system import SystemSpec
 
@@ -57,9 +59,7 @@ def alltoall_seconds(model, tokens_per_chip, ep, bytes_per_element, system: Syst
     k = float(model.experts_per_token)
     inside = t * k * (d - 1.0) / np.maximum(d, 1.0)
     outside = t * remote_nodes_per_token(model, ep, system)
-    bw_up = system.scaleup_gb_s * 1e9 * eff.comm_bw_frac
-    bw_out = system.scaleout_gb_s * 1e9 * eff.comm_bw_frac
-    steps = lambda x: np.ceil(np.log2(np.maximum(x, 1.0)))  # noqa: E731
-    t_up = steps(d) * eff.comm_latency_us * 1e-6 + inside / bw_up
-    t_out = np.where(ep > d, steps(ep) * eff.scaleout_latency_us * 1e-6 + outside / bw_out, 0.0)
+    _, _, _, bw_up, bw_out, a_up, a_out = comm.alltoall_links(ep, system, eff)
+    t_up = a_up + inside / bw_up
+    t_out = np.where(ep > d, a_out + outside / bw_out, 0.0)
     return np.where(ep > 1, np.maximum(t_up, t_out), 0.0)

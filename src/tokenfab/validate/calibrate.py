@@ -26,6 +26,10 @@ Rules:
   (framework names vLLM, SGLang, TensorRT-LLM or a `custom` kernel) fit `allreduce_latency_us` and
   `allreduce_bw_frac` against that kernel alone; rccl-tests/nccl-tests rows fit NCCL's
   `comm_latency_us` and `comm_bw_frac`. A chip without custom all-reduce rows keeps None (NCCL only).
+  Likewise expert dispatch/combine rows (`alltoall`: DeepEP and its ports) fit the dispatch kernels'
+  own `alltoall_latency_us` (a flat per-call cost) and `alltoall_bw_frac`, not NCCL's fields.
+- Rows of a chip that takes another chip's calibration (`ChipSpec.calibration`: a 910C package of
+  two 910B-class dies) fit that calibration too, each predicted on its own chip's links.
 """
 
 from __future__ import annotations
@@ -62,12 +66,20 @@ BOUNDS: dict[str, tuple[float, float]] = {
     # Same ranges as the kernel-table fit (aic_fit.COMM_BOUNDS), latency floor as comm_latency_us.
     "allreduce_latency_us": (0.5, 50.0),
     "allreduce_bw_frac": (0.05, 1.0),
+    # Expert dispatch/combine kernels (DeepEP and its ports): tens to a few hundred µs per call
+    # (token layout, quantization, peer signalling), a share of each link like NCCL's.
+    "alltoall_latency_us": (1.0, 500.0),
+    "alltoall_bw_frac": (0.05, 1.0),
 }
 """Fittable Efficiency fields and their physical ranges."""
 CUSTOM_ALLREDUCE = ("allreduce_latency_us", "allreduce_bw_frac")
 """Fields only a serving stack's custom all-reduce rows inform (None in every family default): fitted
 only for a chip that has such rows, started where the kernel-table fit starts them (2 x
 comm_latency_us, comm_bw_frac), left None otherwise."""
+ALLTOALL = ("alltoall_latency_us", "alltoall_bw_frac")
+"""Fields only expert dispatch/combine rows inform (None in every family default): fitted only for a
+chip that has such rows, started at NCCL's estimate (its collective steps' latency over the group,
+`comm_bw_frac`), left None otherwise."""
 SAME_SILICON: dict[str, str] = {
     "gb200": "b200",
     "h100-sxm": "h800-sxm",
@@ -115,8 +127,13 @@ def _with(eff: Efficiency, values: dict[str, float]) -> Efficiency:
     return eff.model_copy(update=values)
 
 
+def _chips(rows, chip) -> list:
+    """Each row's own chip (`chip` where it is that chip; rows of chips sharing its calibration)."""
+    return [chip if r.hardware == chip.id else catalog.load_chip(r.hardware) for r in rows]
+
+
 def _predict(rows, chip, eff) -> np.ndarray:
-    return np.array([predict_micro(r, chip, eff) for r in rows], dtype=float)
+    return np.array([predict_micro(r, c, eff) for r, c in zip(rows, _chips(rows, chip))], dtype=float)
 
 
 def _fit_value(row, chip, eff) -> float:
@@ -132,11 +149,14 @@ def _fit_value(row, chip, eff) -> float:
 
 
 def _fit_predict(rows, chip, eff) -> np.ndarray:
-    return np.array([_fit_value(r, chip, eff) for r in rows], dtype=float)
+    return np.array([_fit_value(r, c, eff) for r, c in zip(rows, _chips(rows, chip))], dtype=float)
 
 
 def _with_custom_start(base: Efficiency, rows) -> Efficiency:
     """`base` with the custom all-reduce fields started (when some row measures that kernel)."""
+    if any(r.scenario == "alltoall" for r in rows):
+        # NCCL's estimate for the rows' typical group (8 ranks: 3 steps) as the start.
+        base = _with(base, {"alltoall_latency_us": 3.0 * base.comm_latency_us, "alltoall_bw_frac": base.comm_bw_frac})
     if not any(is_custom_allreduce_row(r) for r in rows):
         return base
     return _with(base, {"allreduce_latency_us": 2.0 * base.comm_latency_us, "allreduce_bw_frac": base.comm_bw_frac})
@@ -219,14 +239,15 @@ def fit_chip(chip_id: str, rows: list[MeasurementRow], label: str, held: dict | 
     base = _with(plain, held) if held else plain
     usable, skipped = [], []
     for r in rows:
-        if r.hardware != chip_id or not r.usable or not r.is_micro:
+        if not r.usable or not r.is_micro or not _fits_calibration_of(r.hardware, chip_id):
             continue
-        why = excluded_from_fit(r, chip)
+        own = chip if r.hardware == chip_id else catalog.load_chip(r.hardware)
+        why = excluded_from_fit(r, own)
         if why:
             skipped.append({"id": r.id, "reason": why})
             continue
         try:
-            v = predict_micro(r, chip, base)
+            v = predict_micro(r, own, base)
         except Unpredictable as exc:
             skipped.append({"id": r.id, "reason": str(exc)})
             continue
@@ -252,7 +273,7 @@ def fit_chip(chip_id: str, rows: list[MeasurementRow], label: str, held: dict | 
         values["lowp_gemm_compute_frac"] = family_default(chip.vendor).lowp_gemm_compute_frac
     if "fp4_gemm_compute_frac" not in values:
         values["fp4_gemm_compute_frac"] = family_default(chip.vendor).fp4_gemm_compute_frac
-    for n in CUSTOM_ALLREDUCE:  # a start value no row informed is not a measurement: back to NCCL only
+    for n in CUSTOM_ALLREDUCE + ALLTOALL:  # a start value no row informed is not a measurement: back to NCCL's
         if n not in values:
             values[n] = getattr(family_default(chip.vendor), n)
     values["source"] = f"calibrated: {label} rows {ids}"
@@ -272,18 +293,38 @@ def fit_chip(chip_id: str, rows: list[MeasurementRow], label: str, held: dict | 
     return fit
 
 
+def _calibration_target(hardware: str) -> str | None:
+    """The calibration a row of `hardware` fits: the chip's `calibration`, else its own (None for an
+    unknown chip)."""
+    try:
+        chip = catalog.load_chip(hardware)
+    except SpecError:
+        return None
+    return chip.calibration or chip.id
+
+
+def _fits_calibration_of(hardware: str | None, chip_id: str) -> bool:
+    """Whether a row measured on `hardware` fits `chip_id`'s calibration: its own chip's, or a chip
+    whose `calibration` names `chip_id` (the same die)."""
+    if not hardware:
+        return False
+    if hardware == chip_id:
+        return True
+    try:
+        return catalog.load_chip(hardware).calibration == chip_id
+    except SpecError:
+        return False
+
+
 def calibrate(rows: list[MeasurementRow], label: str, chips: list[str] | None = None,
               out_dir: Path | None = None) -> list[ChipFit]:
     """Fits for every chip with usable microbenchmark rows (or the given chips), in id order, each
     holding the kernel-table fields of the calibration file it will be written over (`out_dir`)."""
-    present = sorted({r.hardware for r in rows if r.usable and r.is_micro and r.hardware})
+    present = sorted({_calibration_target(r.hardware) for r in rows if r.usable and r.is_micro and r.hardware}
+                     - {None})
     targets = [c for c in present if not chips or c in chips]
     out = []
     for cid in targets:
-        try:
-            catalog.load_chip(cid)
-        except SpecError:
-            continue
         out.append(fit_chip(cid, rows, label, held=kernel_table_fields(cid, out_dir)))
     return transfer_same_silicon(out)
 

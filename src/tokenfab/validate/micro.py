@@ -243,7 +243,9 @@ def parameters_informed(row) -> tuple[str, ...]:
         return ("hbm_frac",)
     if row.scenario == "attention":
         return ("hbm_frac",) if row.metric == "tb_s" else ("attention_compute_frac",)
-    if row.scenario in ("allreduce", "allgather", "reducescatter", "alltoall", "p2p"):
+    if row.scenario == "alltoall":  # expert dispatch/combine kernels have fields of their own
+        return ("alltoall_latency_us", "alltoall_bw_frac")
+    if row.scenario in ("allreduce", "allgather", "reducescatter", "p2p"):
         small = row.message_bytes is not None and row.message_bytes < (64 << 20)
         if row.metric == "latency_us" or small:
             return ("comm_latency_us", "scaleout_latency_us", "comm_bw_frac")
