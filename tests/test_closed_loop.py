@@ -75,6 +75,10 @@ def test_the_response_time_law_holds_at_every_point():
         assert np.allclose(r["throughput_rps"] * (r["ttft_s"] + 199 * r["tpot_s"]), n, rtol=1e-6)
         assert np.all(np.diff(r["throughput_rps"]) > 0)  # more clients, more throughput ...
         assert np.all(np.diff(r["tpot_s"]) > 0)  # ... and slower tokens
+    # Prefill-first waves (the whole wave admitted, prefilled in 2,048-token chunks): the law holds too.
+    w = _model(n, 1000, 200, synchronized=True, token_budget=n * 1000, chunk_tokens=2048)
+    assert np.allclose(w["throughput_rps"] * (w["ttft_s"] + 199 * w["tpot_s"]), n, rtol=1e-6)
+    assert np.all(np.diff(w["throughput_rps"]) > 0)
 
 
 def test_clients_beyond_the_admission_cap_wait_in_ttft():
@@ -140,9 +144,10 @@ def test_prefill_first_waves_agree_with_the_simulator(clients, isl, osl, chunk):
     assert float(r["throughput_rps"]) == pytest.approx(rate, rel=0.03)
 
 
-def test_the_closed_loop_simulator_keeps_the_population_constant():
+@pytest.mark.parametrize("prefill_first", [False, True])
+def test_the_closed_loop_simulator_keeps_the_population_constant(prefill_first):
     # Every request is submitted when another finishes: never more than N in the system.
-    d = Deployment(steptime=STEPS, engine=EngineConfig(max_num_seqs=8))
+    d = Deployment(steptime=STEPS, engine=EngineConfig(max_num_seqs=8, prefill_first=prefill_first))
     res = simulate_closed_loop(d, 8, np.full(200, 100), np.full(200, 20))
     ones = np.ones(len(res))
     events = np.concatenate([np.stack([res.arrival, ones], 1), np.stack([res.t_done, -ones], 1)])
