@@ -164,7 +164,7 @@ def chrome_trace(res: SimResult) -> dict:
                        "args": {"name": f"engine {e['index']} ({e['role']})"}})
     for idx, start, dur, kind, n, k, ptok in res.trace or []:
         name = (f"prefill {ptok} tok + decode {n}" if kind == 1 else
-                f"prefill {ptok} tok ({n} decodes wait)" if kind == 3 else f"decode {n} × {k} steps")
+                f"prefill {ptok} tok" + (f" ({n} decodes wait)" if n else "") if kind == 3 else f"decode {n} × {k} steps")
         events.append({"name": name, "ph": "X", "pid": idx, "tid": 0, "ts": start * 1e6, "dur": dur * 1e6,
                        "args": {"decode_seqs": n, "steps": k, "prefill_tokens": ptok}})
     return {"traceEvents": events, "displayTimeUnit": "ms"}
