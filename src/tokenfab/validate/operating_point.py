@@ -209,7 +209,7 @@ def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: Operatin
     # synchronized group is then every admitted client (waves), in chunks of the token budget; the
     # coupled ranks prefill their own chunks in the same iteration (g chunks at a rank's cost).
     waves = sync and prefill_first(row)
-    budget = np.maximum(np.minimum(clients, max_seqs), 1.0) * g * isl if waves else TOKEN_BUDGET
+    budget = np.maximum(np.minimum(clients, max_seqs), 1.0) * g * isl * (1 + 1e-9) if waves else TOKEN_BUDGET
     out = closed_loop(np.maximum(clients * g, 1.0), isl, max(osl / tps, 2.0), grid, dec_group, c0,
                       c1 / g if waves else c1, budget, np.maximum(max_seqs, 1.0) * g, think_s=host_s,
                       synchronized=sync, prompt_cv=queue_cv, chunk_tokens=TOKEN_BUDGET * g)
