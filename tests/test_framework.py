@@ -55,6 +55,11 @@ def test_slower_collectives_lose_bandwidth_and_gain_latency():
     assert out.comm_bw_frac == pytest.approx(0.40)         # 0.80 × 0.5
     assert out.comm_latency_us == pytest.approx(8.0)       # 4 / 0.5
     assert out.scaleout_latency_us == pytest.approx(24.0)  # 12 / 0.5
+    # The expert dispatch kernels' own fields, where a calibration fitted them, slow alike.
+    ep = apply_profile(BASE.model_copy(update={"alltoall_latency_us": 50.0, "alltoall_bw_frac": 0.4}),
+                       prof(comm_quality=0.5))
+    assert (ep.alltoall_latency_us, ep.alltoall_bw_frac) == (pytest.approx(100.0), pytest.approx(0.2))
+    assert out.alltoall_latency_us is None and out.alltoall_bw_frac is None  # unfitted: NCCL's fields
 
 
 def test_overlap_hides_collective_time_up_to_the_bandwidth_cap():

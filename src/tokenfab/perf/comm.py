@@ -90,15 +90,14 @@ def alltoall_links(group, system: SystemSpec, eff: Efficiency):
     """(p, d, n, scale-up B/s, scale-out B/s, fixed s inside, fixed s across) of an expert dispatch or
     combine: the dispatch kernels' own link share and flat call latency where the chip's calibration
     fitted them (`Efficiency.alltoall_bw_frac`, `alltoall_latency_us`), else the collectives'."""
-    p = np.maximum(np.asarray(group, dtype=float), 1.0)
-    d = np.minimum(p, float(system.scaleup_domain))
-    n = np.ceil(p / d)
-    frac = eff.alltoall_bw_frac or eff.comm_bw_frac
+    p, d, n, bw_up, bw_out, a_up, a_out = _links(group, system, eff)
+    if eff.alltoall_bw_frac:
+        scale = eff.alltoall_bw_frac / eff.comm_bw_frac
+        bw_up, bw_out = bw_up * scale, bw_out * scale
     if eff.alltoall_latency_us is not None:
-        a_up = a_out = np.full_like(p, eff.alltoall_latency_us * 1e-6)
-    else:
-        a_up, a_out = _steps(d) * eff.comm_latency_us * 1e-6, _steps(p) * eff.scaleout_latency_us * 1e-6
-    return p, d, n, system.scaleup_gb_s * 1e9 * frac, system.scaleout_gb_s * 1e9 * frac, a_up, a_out
+        return p, d, n, bw_up, bw_out, np.full_like(p, eff.alltoall_latency_us * 1e-6), \
+            np.full_like(p, eff.alltoall_latency_us * 1e-6)
+    return p, d, n, bw_up, bw_out, _steps(d) * a_up, _steps(p) * a_out
 
 
 def alltoall_time_s(bytes_, group, system: SystemSpec, eff: Efficiency):

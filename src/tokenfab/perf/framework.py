@@ -130,8 +130,8 @@ def apply_profile(eff: Efficiency, profile: FrameworkProfile, moe: bool = False)
     - GEMM compute fractions (every precision) × `gemm_quality` (× `moe_quality` when `moe`, the
       deployment of an MoE model), attention fraction × `attention_quality`, HBM fraction ×
       `memory_quality`; each capped at 1.
-    - Collectives: bandwidth fraction × `comm_quality` / (1 − `comm_overlap_frac`) (capped at 1),
-      latencies × (1 − `comm_overlap_frac`) / `comm_quality`.
+    - Collectives (NCCL's and the expert dispatch kernels' fields): bandwidth fraction × `comm_quality`
+      / (1 − `comm_overlap_frac`) (capped at 1), latencies × (1 − `comm_overlap_frac`) / `comm_quality`.
     - `act_quant_fused`: no separate activation-quantization pass (`Efficiency.lowp_act_quant_bytes`).
     - `step_overhead_ms` replaces the chip's when set; without CUDA graphs each kernel costs at
       least `EAGER_KERNEL_LAUNCH_US`.
@@ -151,6 +151,10 @@ def apply_profile(eff: Efficiency, profile: FrameworkProfile, moe: bool = False)
     update["comm_bw_frac"] = _capped(eff.comm_bw_frac, profile.comm_quality / exposed)
     update["comm_latency_us"] = eff.comm_latency_us * exposed / profile.comm_quality
     update["scaleout_latency_us"] = eff.scaleout_latency_us * exposed / profile.comm_quality
+    if eff.alltoall_bw_frac is not None:  # the expert dispatch kernels' own fields, where fitted
+        update["alltoall_bw_frac"] = _capped(eff.alltoall_bw_frac, profile.comm_quality / exposed)
+    if eff.alltoall_latency_us is not None:
+        update["alltoall_latency_us"] = eff.alltoall_latency_us * exposed / profile.comm_quality
     if profile.step_overhead_ms is not None:
         update["step_overhead_ms"] = profile.step_overhead_ms
     if profile.act_quant_fused:

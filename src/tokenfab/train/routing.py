@@ -20,7 +20,6 @@ from functools import lru_cache
 import numpy as np
 
 from tokenfab.perf import comm
-
 from tokenfab.perf.efficiency import Efficiency
 from tokenfab.specs.system import SystemSpec
 

@@ -239,7 +239,7 @@ def fit_chip(chip_id: str, rows: list[MeasurementRow], label: str, held: dict | 
     base = _with(plain, held) if held else plain
     usable, skipped = [], []
     for r in rows:
-        if not r.usable or not r.is_micro or not _fits_calibration_of(r.hardware, chip_id):
+        if not r.usable or not r.is_micro or chip_id not in (r.hardware, _calibration_target(r.hardware or "")):
             continue
         own = chip if r.hardware == chip_id else catalog.load_chip(r.hardware)
         why = excluded_from_fit(r, own)
@@ -301,19 +301,6 @@ def _calibration_target(hardware: str) -> str | None:
     except SpecError:
         return None
     return chip.calibration or chip.id
-
-
-def _fits_calibration_of(hardware: str | None, chip_id: str) -> bool:
-    """Whether a row measured on `hardware` fits `chip_id`'s calibration: its own chip's, or a chip
-    whose `calibration` names `chip_id` (the same die)."""
-    if not hardware:
-        return False
-    if hardware == chip_id:
-        return True
-    try:
-        return catalog.load_chip(hardware).calibration == chip_id
-    except SpecError:
-        return False
 
 
 def calibrate(rows: list[MeasurementRow], label: str, chips: list[str] | None = None,

@@ -113,8 +113,7 @@ def synchronized_clients(row) -> bool:
     lengths that vary, or a harness that does not force them)."""
     text = row.notes or ""
     vllm = bool(_IGNORE_EOS.search(text) and _RANGE_RATIO_0.search(text))
-    sglang = ((row.framework or "").strip().lower().startswith("sglang") and bool(_RANGE_RATIO_1.search(text))
-              and not _KEEPS_EOS.search(text))
+    sglang = _runs_sglang(row) and bool(_RANGE_RATIO_1.search(text)) and not _KEEPS_EOS.search(text)
     return SYNCHRONIZED_CLIENTS or vllm or sglang
 
 
@@ -125,8 +124,12 @@ def prefill_first(row) -> bool:
     does; prompts ride on decode steps only with `--enable-mixed-chunk`), so synchronized clients
     there move as one wave: all prompts prefilled, then all decoded. vLLM and TensorRT-LLM mix
     prompt chunks into decode steps under a token budget instead (`mapping.closed_loop` groups)."""
-    text = (row.notes or "").lower()
-    return (row.framework or "").strip().lower().startswith("sglang") and "enable-mixed-chunk" not in text
+    return _runs_sglang(row) and "enable-mixed-chunk" not in (row.notes or "").lower()
+
+
+def _runs_sglang(row) -> bool:
+    """Whether the row's serving framework is SGLang (on any hardware backend)."""
+    return (row.framework or "").strip().lower().startswith("sglang")
 
 
 def client_grid(clients: int) -> tuple[int, ...]:
