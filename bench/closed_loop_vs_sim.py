@@ -7,7 +7,8 @@ Prints, per case (Llama-3.1-8B FP8 on one H100, lengths uniform ±10% around the
 the simulated and modelled output tokens/s, mean TTFT and mean TPOT, and how long the model
 takes over 10,000 points. Prompts of a budget or more wait longer in the model than in the
 simulator by design (see the module docstring: the simulator's clients complete only at step
-ends; measured sweeps show the queue). Then the same for prefill-first waves (SGLang's scheduler)."""
+ends; measured sweeps show the queue). Then the same for prefill-first waves (SGLang's scheduler), and for the InferenceX harness (an
+opening wave of all clients, reads of new requests every P steps)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,28 @@ def main() -> None:
         print(f"{n:>7} {isl:>5} {osl:>5} | {rate:>9.2f} {float(r['throughput_rps']):>7.2f} | "
               f"{sim['ttft_mean_s'] * 1e3:>8.0f} {float(r['ttft_s']) * 1e3:>7.0f}    | "
               f"{sim['tpot_mean_s'] * 1e3:>8.2f} {float(r['tpot_s']) * 1e3:>7.2f}")
+    # The InferenceX harness: all clients start together, 10 requests each, lengths uniform in
+    # [0.8 L, L]; SGLang reading new requests every P decode steps (`--scheduler-recv-interval`).
+    print("\nopening wave + reads every P steps (10 requests per client, lengths in [0.8 L, L], prefill-first):")
+    print(f"{'clients':>7} {'P':>3} | {'TTFT sim':>8} {'model':>7} ms | {'TPOT sim':>8} {'model':>7} ms")
+    for n, poll in [(16, 1), (16, 30), (64, 1), (64, 10), (64, 30)]:
+        isl, osl = 1000, 1000
+        st = engine_step_time(model, chip, Mapping(num_chips=1, batch=n, weight_precision="fp8", kv_precision="fp8"),
+                              max_ctx=isl + osl + 16, token_budget=8192)
+        inp = rng.integers(int(0.8 * isl), isl + 1, 10 * n)
+        out = rng.integers(int(0.8 * osl), osl + 1, 10 * n)
+        res = simulate_closed_loop(Deployment(steptime=st, engine=EngineConfig(max_num_seqs=n, prefill_first=True,
+                                                                              poll_steps=poll)), n, inp, out)
+        grid = np.arange(1, n + 1)
+        dec = np.array([st.decode(int(b), inp.mean() + out.mean() / 2)[0] for b in grid])
+        c0 = st.mixed(0, 0.0, [(1, 0)])
+        c1 = (st.prefill_s(int(inp.mean())) - c0) / inp.mean()
+        r = closed_loop(n, inp.mean(), out.mean(), grid, dec, c0, c1, 8192, prompt_cv=float(inp.std() / inp.mean()),
+                        poll_steps=poll, burst_share=0.1)
+        sim_ttft = np.mean(res.t_first - res.arrival)
+        sim_tpot = np.mean((res.t_done - res.t_first) / (res.output - 1))
+        print(f"{n:>7} {poll:>3} | {sim_ttft * 1e3:>8.0f} {float(r['ttft_s']) * 1e3:>7.0f}    | "
+              f"{sim_tpot * 1e3:>8.2f} {float(r['tpot_s']) * 1e3:>7.2f}")
     pts = 10_000
     grid = np.arange(1, 257)
     table = 0.01 + 1e-5 * grid[None, :] * np.linspace(1, 2, pts)[:, None]

@@ -212,3 +212,48 @@ def test_prompts_that_fill_a_step_queue_for_the_prefill_time():
     u = r["prefill_share"]
     others = (np.array([5, 25, 50]) - 1) / np.array([5, 25, 50])
     assert np.all(extra >= others * u * 0.27 / (2 * (1 - u)) * 0.9)  # the M/D/1 wait (service ~0.27 s)
+
+
+def test_an_opening_wave_worked_by_hand():
+    """Four clients started together, 1000-token prompts, chunks of 2000 tokens: the wave is
+    prefilled in m = 2 prompt steps of 0.02 + 5e-5 x 2000 = 0.12 s, first tokens after 1.5 steps
+    on average (0.18 s), the second chunk (0.12 s / 2 on average) waited out over 100 decode steps.
+    A tenth of the requests (10 per client) see it; the rest the steady state."""
+    steady = _model(4, 1000, 101)
+    r = _model(4, 1000, 101, chunk_tokens=2000, burst_share=0.1)
+    assert float(r["ttft_s"]) == pytest.approx(0.9 * float(steady["ttft_s"]) + 0.1 * 0.18, rel=1e-9)
+    assert float(r["tpot_s"]) == pytest.approx(float(steady["tpot_s"]) + 0.1 * 0.5 * 0.12 / 100, rel=1e-9)
+    assert float(r["throughput_rps"]) == pytest.approx(float(steady["throughput_rps"]), rel=1e-9)
+
+
+def test_reading_requests_every_p_steps_adds_half_a_cycle_of_decode_steps():
+    """A request arriving while others decode waits (P - 1) / 2 more steps on average to be read,
+    weighted by (N - 1) / N; one client finds the engine idle."""
+    one, one_p = _model(1, 1000, 200), _model(1, 1000, 200, poll_steps=30)
+    assert float(one_p["ttft_s"]) == pytest.approx(float(one["ttft_s"]), rel=1e-12)
+    a, b = _model(16, 1000, 200), _model(16, 1000, 200, poll_steps=11)
+    extra = float(b["ttft_s"]) - float(a["ttft_s"])
+    assert extra >= 0.5 * 10 * float(a["tpot_s"]) * 15 / 16 * 0.9
+    assert float(b["tpot_s"]) <= float(a["tpot_s"]) * 1.001  # prompts batched: no more interruption
+    with pytest.raises(ValueError, match="poll_steps"):
+        _model(4, 1000, 200, poll_steps=0)
+
+
+@pytest.mark.parametrize("clients,poll,prefill_first", [(16, 10, True), (64, 30, True), (64, 10, False)])
+def test_reads_every_p_steps_and_the_opening_wave_agree_with_the_simulator(clients, poll, prefill_first):
+    """The benchmark client's run: all clients start together, 20 requests each, lengths uniform
+    in [0.8 L, L] (InferenceX's harness); the scheduler reads new requests every `poll` decode
+    steps. Mean TTFT and TPOT over every request, the opening wave included."""
+    rng = np.random.default_rng(3)
+    n = 20 * clients
+    inp, out = rng.integers(800, 1001, n), rng.integers(400, 501, n)
+    d = Deployment(steptime=STEPS, engine=EngineConfig(max_num_seqs=clients, token_budget=8192,
+                                                       prefill_first=prefill_first, poll_steps=poll))
+    res = simulate_closed_loop(d, clients, inp, out)
+    ttft = np.mean(res.t_first - res.arrival)
+    tpot = np.mean((res.t_done - res.t_first) / (res.output - 1))
+    r = _model(clients, inp.mean(), out.mean(), prompt_cv=float(inp.std() / inp.mean()), poll_steps=poll,
+               burst_share=1 / 20, chunk_tokens=8192)
+    assert float(r["ttft_s"]) == pytest.approx(ttft, rel=0.1)
+    assert float(r["tpot_s"]) == pytest.approx(tpot, rel=0.05)
+

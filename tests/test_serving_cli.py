@@ -160,3 +160,16 @@ def test_prefill_first_scheduler_trades_ttft_for_tpot(app):
     assert first["config"]["mapping"] == mixed["config"]["mapping"]
     assert first["ttft_ms_mean"] < mixed["ttft_ms_mean"]
     assert first["tpot_ms_mean"] > mixed["tpot_ms_mean"]
+
+
+def test_reading_new_requests_every_30_steps_trades_ttft_for_tpot(app):
+    """`--poll-steps 30` (SGLang's `--scheduler-recv-interval 30`): a busy scheduler reads arrivals
+    every 30 decode steps, so they wait longer for their first token and are prefilled in batches
+    that interrupt the decodes less often. Same workload and deployment as above."""
+    args = ("simulate", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--rate", "20", "--requests", "300",
+            "--mode", "aggregated", "--seed", "1", "--prefill-first", "--json")
+    every = json.loads(invoke(app, *args).stdout)
+    polled = json.loads(invoke(app, *args, "--poll-steps", "30").stdout)
+    assert (every["config"]["poll_steps"], polled["config"]["poll_steps"]) == (1, 30)
+    assert polled["ttft_ms_mean"] > every["ttft_ms_mean"]
+    assert polled["tpot_ms_mean"] < every["tpot_ms_mean"]

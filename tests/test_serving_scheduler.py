@@ -126,6 +126,21 @@ def test_arrival_cuts_a_decode_window_at_the_next_step_boundary():
     assert res.t_done[1] < res.t_done[0]
 
 
+def test_a_scheduler_reading_requests_every_p_steps_admits_at_its_next_read():
+    """SGLang's `--scheduler-recv-interval 5`: while decoding, new requests are read every 5
+    decode steps, counted from the read that follows the first request's prefill step. The same
+    arrival as above (t = 0.5 s: 47.5 steps after that read) waits for the read at step 50, where
+    every-step reads admit it at step 48; an idle engine reads the first one at once."""
+    wl = Workload(np.array([0.0, 0.5]), np.array([10, 10]), np.array([1000, 5]), np.array([-1, -1]), np.zeros(2, dtype=int))
+    dep = Deployment(steptime=ConstantStepTime(**STEP), engine=EngineConfig(max_num_seqs=64, token_budget=512,
+                                                                            poll_steps=5))
+    res = simulate(wl, dep)
+    first_prefill = 0.0202
+    assert res.t_admit[0] == 0.0
+    assert abs(res.t_admit[1] - (first_prefill + 50 * 0.0101)) < 1e-9
+    assert res.t_done[1] < res.t_done[0]
+
+
 def test_chunked_prefill_splits_long_prompts_by_the_token_budget():
     wl = Workload(np.zeros(1), np.array([1000]), np.array([1]), np.array([-1]), np.array([0]))
     res = simulate(wl, _dep(budget=256))

@@ -208,3 +208,36 @@ def test_percentiles_at_a_stated_concurrency():
     assert p50 < p90 < p99 < 1.2 * mean and p50 == pytest.approx(mean, rel=0.05)
     assert r["ttft_ms_p50"].predicted == pytest.approx(r["ttft_ms_mean"].predicted)
     assert "tails are not modelled" in r["ttft_ms_p99"].skipped
+
+
+# --- the harness's opening wave and the scheduler's reads ---------------------------------------
+
+def test_requests_per_client_opening_wave_and_scheduler_flags_are_read_from_the_notes():
+    from tokenfab.validate.operating_point import (TOKEN_BUDGET, opening_wave_share, prefill_chunk_tokens,
+                                                   requests_per_client, scheduler_poll_steps)
+    inferencex, cookbook, plain, pinned, sync = _rows(
+        _line("A", framework="sglang", batch=64, notes="harness: closed loop, --num-prompts = 10*conc; server "
+              "--scheduler-recv-interval 30 --chunked-prefill-size 32768"),
+        _line("B", framework="sglang", batch=100, notes="'Successful requests: 1000'"),
+        _line("C", batch=8, notes="bench serve at concurrency 8"),
+        _line("D", batch=4, notes="vllm bench serve --num-prompts 200 --max-concurrency 4 --scheduler-recv-interval 9"),
+        _line("E", framework="sglang", batch=8, notes="bench_serving --random-range-ratio 1, 80 prompts"))
+    assert requests_per_client(inferencex, 64) == 10 and opening_wave_share(inferencex, 64) == pytest.approx(0.1)
+    assert requests_per_client(cookbook, 100) == 10
+    assert requests_per_client(plain, 8) is None and opening_wave_share(plain, 8) == 0.0  # steady state only
+    assert requests_per_client(pinned, 4) == 50
+    assert opening_wave_share(sync, 8) == 0.0  # synchronized groups: every request is in a wave already
+    assert (scheduler_poll_steps(inferencex), prefill_chunk_tokens(inferencex)) == (30, 32768)
+    # SGLang's flags on a vLLM row mean nothing: vLLM reads every step with its own token budget.
+    assert (scheduler_poll_steps(pinned), prefill_chunk_tokens(pinned)) == (1, TOKEN_BUDGET)
+
+
+def test_reading_new_requests_every_30_steps_lengthens_the_predicted_ttft_only():
+    base = dict(framework="sglang", batch=32, hardware="h100-sxm", num_chips=1, input_len=1000, output_len=1000,
+                metric="ttft_ms_mean", per="system")
+    plain, polled = _results(_line("A", **base), _line("B", notes="--scheduler-recv-interval 30", **base)).values()
+    assert polled.predicted > plain.predicted * 1.2
+    tp_plain, tp_polled = _results(_line("A", **dict(base, metric="tpot_ms_mean")),
+                                   _line("B", notes="--scheduler-recv-interval 30",
+                                         **dict(base, metric="tpot_ms_mean"))).values()
+    assert tp_polled.predicted <= tp_plain.predicted * 1.001

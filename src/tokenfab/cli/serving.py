@@ -80,6 +80,9 @@ def simulate(
     prefill_first: bool = typer.Option(False, "--prefill-first",
                                        help="SGLang's scheduler: waiting prompts are prefilled in steps of their own "
                                             "before decoding resumes (default: prompt chunks ride on decode steps, vLLM)."),
+    poll_steps: int = typer.Option(1, "--poll-steps", min=1, max=10_000,
+                                   help="Decode steps between the scheduler's reads of new requests while busy "
+                                        "(SGLang's --scheduler-recv-interval; default 1: every step)."),
     chrome_trace: Optional[Path] = typer.Option(None, "--chrome-trace", help="Write a Chrome/Perfetto trace JSON of engine steps."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained plotly report (latency CDFs, time series)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON for scripts instead of tables."),
@@ -121,7 +124,7 @@ def simulate(
                              slo_ttft_ms=ttft, slo_tpot_ms=tpot, token_budget=chunk_tokens, max_num_seqs=batch,
                              prefix_caching=not no_prefix_cache, num_chips=chips, tp=tp, precision=precision,
                              mode=mode, prefill_chip=pc, decode_chip=dc, mtp=mtp, mtp_acceptance=mtp_acceptance,
-                             prefill_first=prefill_first)
+                             prefill_first=prefill_first, poll_steps=poll_steps)
     res = run(wl, d, record_trace=chrome_trace is not None)
     summary = metrics.summarize(res, ttft, tpot)
     mean_in, mean_out = wl.mean_lengths()  # of the requests simulated: with the profile's name, its lengths

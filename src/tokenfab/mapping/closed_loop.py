@@ -47,6 +47,20 @@ Two regimes of arrival are modelled:
   and prefills it in chunks (`chunk_tokens`) before decoding resumes: the mean request's first token
   comes after half the chunks, and the rest of the wave's prefill lands in its TPOT.
 
+Two properties of the server and the harness change the staggered regime:
+- a scheduler that reads new requests only every `poll_steps` iterations (SGLang's
+  `--scheduler-recv-interval P`: its receive counter grows by one per decode step, and by enough
+  after a prefill to read again at once): a request arriving during decoding waits on average
+  (P − 1) / 2 more decode steps to be seen, and the prompts that arrived over the P steps are
+  prefilled together (k = 1 + P · X·τ per batch); with one client the engine idles between
+  requests and polls at once, hence the (N − 1) / N weight;
+- a benchmark client that starts all N clients at once (vLLM's and SGLang's `bench_serving` with
+  `--request-rate inf` behind `--max-concurrency N`): the first N requests arrive together, a wave
+  prefilled in chunks of `chunk_tokens` (mean first token after (m + 1) / 2 of the m chunk steps,
+  the rest of the wave's prefill in their TPOT), before arrivals spread out. With R requests per
+  client (`--num-prompts R·N`) that wave is `burst_share` = 1 / R of the requests, whose TTFT and
+  TPOT enter the means with that weight.
+
 More clients than the engine admits (`max_seqs`: its batch cap or KV-cache capacity) queue for
 admission: throughput and TPOT are those of `max_seqs` clients and the extra clients' wait
 lands in TTFT, again by Little's law. Everything is vectorized over points (numpy arrays); the
@@ -83,7 +97,7 @@ def interp_rows(x, grid, table) -> np.ndarray:
 
 def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefill_fixed_s, prefill_s_per_token,
                 token_budget=8192, max_seqs=np.inf, think_s=0.0, synchronized=False, prompt_cv=0.0,
-                chunk_tokens=None) -> dict:
+                chunk_tokens=None, poll_steps=1.0, burst_share=0.0) -> dict:
     """Steady state of `clients` closed-loop clients on one engine, per point (arrays broadcast).
 
     clients: concurrent requests on this engine; input_len / output_len: mean tokens (output
@@ -97,22 +111,30 @@ def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefil
     m = ⌈N · isl / chunk_tokens⌉ prompt-only steps of c0 + c1 · N · isl / m each, so its requests'
     first tokens come after 1, 2, ..., m of them (mean TTFT (m + 1) / 2 steps) and the rest of the
     wave's prefill, which the early ones wait out before their second token, lands in their TPOT
-    (mean TPOT = t_d(N) + (m − 1) / 2 steps / (osl − 1)).
+    (mean TPOT = t_d(N) + (m − 1) / 2 steps / (osl − 1)); poll_steps: iterations between the
+    scheduler's reads of new requests (staggered clients; 1 = every iteration); burst_share: share
+    of the requests that arrived as the harness's opening wave of all clients at once (staggered
+    clients; 0 = steady state only; both: see the module docstring).
 
     Returns arrays: `throughput_rps` (requests/s), `output_tok_s`, `ttft_s`, `tpot_s`
     (mean step seen by a decoding request), `e2e_s`, `decoding` (mean sequences decoding),
     `prefill_share` (u_p), `batched_prompts` (prompts prefilled with a request), `admitted`
     (clients admitted, min(N, max_seqs))."""
-    N, isl, osl, c0, c1, B, M, Z, sync, Q = np.broadcast_arrays(
+    N, isl, osl, c0, c1, B, M, Z, sync, Q, P, W = np.broadcast_arrays(
         *(np.asarray(v, dtype=float) for v in (clients, input_len, output_len, prefill_fixed_s, prefill_s_per_token,
                                                token_budget, max_seqs, think_s, synchronized,
-                                               token_budget if chunk_tokens is None else chunk_tokens)))
+                                               token_budget if chunk_tokens is None else chunk_tokens,
+                                               poll_steps, burst_share)))
     sync = sync > 0
     shape = N.shape
     grid = np.asarray(decode_batches, dtype=float)
     table = np.broadcast_to(np.asarray(decode_s, dtype=float), shape + (grid.size,))
     if np.any(N < 1) or np.any(osl < 2) or np.any(isl < 1):
         raise ValueError("closed loop needs >= 1 client, input_len >= 1 and output_len >= 2")
+    if np.any(P < 1) or np.any((W < 0) | (W > 1)):
+        raise ValueError("closed loop needs poll_steps >= 1 and 0 <= burst_share <= 1")
+    P = np.where(sync, 1.0, P)
+    W = np.where(sync, 0.0, W)
     Neff = np.maximum(np.minimum(N, M), 1.0)
     L = osl - 1.0
     cv2 = float(prompt_cv) ** 2
@@ -137,7 +159,7 @@ def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefil
         tau = td * (1.0 + share * y / (1.0 - y))
         X = n / (L * tau)
         per_step = X * tau * (Neff - 1.0) / Neff  # other clients' prompts arriving during one step
-        k = np.where(sync, np.clip(beff / isl, 1.0, Neff), 1.0 + per_step)
+        k = np.where(sync, np.clip(beff / isl, 1.0, Neff), 1.0 + P * per_step)
         base = np.where(wave, c0, np.maximum(td, c0))
         fits = k * isl <= beff
         steps = np.where(fits, 1.0, np.maximum(1.0, isl * (1.0 + (k - 1.0) / 2.0) / beff))
@@ -151,7 +173,8 @@ def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefil
         # group's prefill step (groups finish on consecutive steps) but for a burst's first group.
         # Nothing runs when the request's group is every client (waves) or it is the only client.
         inflight = np.where(sync, (1.0 - 1.0 / np.maximum(groups, 1.0)) * step + td / np.maximum(groups, 1.0), tau)
-        residual = np.where(wave | (Neff <= 1.0), 0.0, np.where(Z > 0, 0.5, 1.0) * inflight)
+        residual = np.where(wave | (Neff <= 1.0), 0.0, np.where(Z > 0, 0.5, 1.0) * inflight
+                            + 0.5 * (P - 1.0) * tau * (Neff - 1.0) / Neff)
         # Prompts queue for the prefill time (an M/G/1 queue in time: utilization y, the prefill
         # share; service one prompt's prefill); prompts that fit one step together (m per step)
         # share it, so only 1/m of the queue is waited for.
@@ -177,10 +200,20 @@ def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefil
     X, tau = s["X"], s["tau"]
     # Clients beyond those admitted wait for admission: Little's law over all N.
     ttft = np.where(N > Neff, N / X - L * tau - Z, s["ttft"])
+    admission = ttft - s["ttft"]
+    steady = ttft
+    # The harness's opening wave (staggered clients started together): the admitted clients'
+    # prompts prefilled in chunks, first tokens after (m + 1) / 2 chunk steps on average, the rest
+    # of the wave's prefill waited out before the second token.
+    m = np.maximum(np.ceil(Neff * isl / np.maximum(Q, 1.0) - 1e-9), 1.0)
+    chunk_step = c0 + c1 * Neff * isl / m
+    ttft = (1.0 - W) * ttft + W * 0.5 * (m + 1.0) * chunk_step
+    tau = tau + W * 0.5 * (m - 1.0) * chunk_step / L
     return {"throughput_rps": X, "output_tok_s": X * osl, "ttft_s": ttft, "tpot_s": tau,
             "e2e_s": ttft + L * tau, "decoding": n, "prefill_share": s["y"], "batched_prompts": s["k"],
             "admitted": Neff, "decode_step_s": s["td"], "own_prefill_s": s["own"], "in_progress_s": s["inflight"],
-            "groups": np.where(sync & ~wave, s["groups"], 0.0), "admission_wait_s": ttft - s["ttft"]}
+            "groups": np.where(sync & ~wave, s["groups"], 0.0), "admission_wait_s": admission,
+            "steady_ttft_s": np.where(W < 0.5, steady, ttft)}
 
 
 Z_QUANTILE = {50: 0.0, 90: 1.2815515655446004, 99: 2.3263478740408408}
@@ -206,8 +239,10 @@ def ttft_median_s(result: dict) -> np.ndarray:
     """Median TTFT (s). Synchronized groups finish on consecutive steps: with two groups or more,
     all but the first group of a burst wait for the previous group's prefill step, so the median
     is that step plus the request's own prefill; otherwise (waves, one or two groups, staggered
-    clients) the mean stands in (simulated staggered medians are 5-10% below the mean)."""
+    clients) the mean stands in (simulated staggered medians are 5-10% below the mean), the mean of
+    the steady arrivals where the harness's opening wave is a minority of the requests."""
     g = result["groups"]
     step = (result["in_progress_s"] * g - result["decode_step_s"]) / np.maximum(g - 1.0, 1e-9)
     synced = result["own_prefill_s"] + step + result["admission_wait_s"]
-    return np.where(g >= 2.0, synced, result["ttft_s"])  # below two groups, no majority: the mean
+    mean = result.get("steady_ttft_s", result["ttft_s"])
+    return np.where(g >= 2.0, synced, mean)  # below two groups, no majority: the mean

@@ -110,11 +110,12 @@ def capacity_rps(est) -> float:
 def from_estimate(model: ModelSpec, est, workload: Workload, replicas: int = 1, disagg: tuple[int, int] | None = None,
                   router: str = "least_outstanding", token_budget: int = DEFAULT_TOKEN_BUDGET,
                   max_num_seqs: int | None = None, block_size: int = 16, prefix_caching: bool = True,
-                  system: SystemSpec | None = None, prefill_first: bool = False) -> Deployment:
+                  system: SystemSpec | None = None, prefill_first: bool = False,
+                  poll_steps: int = 1) -> Deployment:
     """The simulated deployment of an `api.Estimate` (module docstring): `replicas` units; a
     disaggregated unit is the estimate's balanced instances, or `disagg = (P, D)` instances.
-    `max_num_seqs` caps the decode (or only) pool's batch; `prefill_first`: the engines' scheduler
-    (`EngineConfig.prefill_first`)."""
+    `max_num_seqs` caps the decode (or only) pool's batch; `prefill_first` and `poll_steps`: the
+    engines' scheduler (`EngineConfig.prefill_first`, `EngineConfig.poll_steps`)."""
     if replicas < 1:
         raise SpecError(f"--replicas must be >= 1, got {replicas}")
     if router not in ROUTERS:
@@ -126,7 +127,7 @@ def from_estimate(model: ModelSpec, est, workload: Workload, replicas: int = 1, 
         return build_deployment(model, _chip(est.chip), workload, mapping=mapping, replicas=replicas, disagg=disagg,
                                 router=router, token_budget=token_budget, max_num_seqs=max_num_seqs,
                                 block_size=block_size, prefix_caching=prefix_caching, system=system, _estimate=est,
-                                prefill_first=prefill_first)
+                                prefill_first=prefill_first, poll_steps=poll_steps)
     pools = {p["role"]: p for p in est.pools}
     pre, dec = pools["prefill"], pools["decode"]
     n_p, n_d = disagg or (int(pre["instances"]), int(dec["instances"]))
@@ -145,10 +146,10 @@ def from_estimate(model: ModelSpec, est, workload: Workload, replicas: int = 1, 
     link = KvLink.from_estimate(est, pst.eff.scaleout_latency_us * 1e-6)
     prefill = PrefillPool(steptime=pst, engine=EngineConfig(max_num_seqs=pmap.batch, token_budget=token_budget,
                                                             block_size=block_size, prefix_caching=prefix_caching,
-                                                            prefill_first=prefill_first),
+                                                            prefill_first=prefill_first, poll_steps=poll_steps),
                           engines_per_instance=pmap.dp, chips_per_instance=pmap.num_chips)
     cfg = EngineConfig(max_num_seqs=dmap.batch, token_budget=token_budget, block_size=block_size,
-                       prefix_caching=prefix_caching, prefill_first=prefill_first)
+                       prefix_caching=prefix_caching, prefill_first=prefill_first, poll_steps=poll_steps)
     pool_info = [_pool_info("prefill", pchip.id, pmap, n_p, pst), _pool_info("decode", dchip.id, dmap, n_d, dst)]
     label = (f"{model.id}: prefill {n_p} × ({pchip.id} {pmap.label()}) + decode {n_d} × ({dchip.id} {dmap.label()}), "
              f"disaggregated {n_p}:{n_d} × {replicas}")
@@ -158,7 +159,7 @@ def from_estimate(model: ModelSpec, est, workload: Workload, replicas: int = 1, 
                       info=dict(model=model.id, chip=est.chip, mapping=dmap.__dict__.copy(), mode="disaggregated",
                                 replicas=replicas, disagg=[n_p, n_d], router=router, pools=pool_info,
                                 kv_capacity_tokens_per_engine=dst.kv_capacity_tokens, token_budget=token_budget,
-                                scheduler=scheduler_name(prefill_first), kv_link="estimate", kv_transfer_ms=est.kv_transfer_ms,
+                                scheduler=scheduler_name(prefill_first), poll_steps=poll_steps, kv_link="estimate", kv_transfer_ms=est.kv_transfer_ms,
                                 estimate=_estimate_info(est, replicas)))
 
 
@@ -191,7 +192,7 @@ def build_deployment(model: ModelSpec, chip: ChipSpec, workload: Workload, mappi
                      precision: str | None = None, system: SystemSpec | None = None, mode: str = "aggregated",
                      prefill_chip: ChipSpec | str | None = None, decode_chip: ChipSpec | str | None = None,
                      mtp: bool | None = False, mtp_acceptance: float | None = None, _estimate=None,
-                     prefill_first: bool = False) -> Deployment:
+                     prefill_first: bool = False, poll_steps: int = 1) -> Deployment:
     """A deployment serving `workload`: `replicas` units of `mapping`, or of the deployment
     `api.estimate` chooses for it in `mode` (`choose_estimate`, `from_estimate`).
 
@@ -217,7 +218,8 @@ def build_deployment(model: ModelSpec, chip: ChipSpec, workload: Workload, mappi
                               decode_chip=decode_chip, mtp=mtp, mtp_acceptance=mtp_acceptance)
         return from_estimate(model, est, workload, replicas=replicas, disagg=disagg, router=router,
                              token_budget=token_budget, max_num_seqs=max_num_seqs, block_size=block_size,
-                             prefix_caching=prefix_caching, system=system, prefill_first=prefill_first)
+                             prefix_caching=prefix_caching, system=system, prefill_first=prefill_first,
+                             poll_steps=poll_steps)
     if mapping is None:
         _estimate = choose_estimate(model, chip, mean_in, mean_out, slo_ttft_ms, slo_tpot_ms, hit,
                                     num_chips=num_chips, tp=tp, batch=max_num_seqs, precision=precision,
@@ -233,7 +235,7 @@ def build_deployment(model: ModelSpec, chip: ChipSpec, workload: Workload, mappi
     st = engine_step_time(model, chip, mapping, max_ctx=longest, token_budget=token_budget, system=system,
                           typical_len=int(mean_in + mean_out), colocated=colocated, coupled=not disagg)
     cfg = EngineConfig(max_num_seqs=mapping.batch * st.ranks, token_budget=token_budget, block_size=block_size,
-                       prefix_caching=prefix_caching, prefill_first=prefill_first)
+                       prefix_caching=prefix_caching, prefill_first=prefill_first, poll_steps=poll_steps)
     mode = f"disaggregated {disagg[0]}:{disagg[1]}" if disagg else "aggregated"
     if disagg:
         pools = [_pool_info("prefill", chip.id, mapping, disagg[0], st), _pool_info("decode", chip.id, mapping,
@@ -243,7 +245,7 @@ def build_deployment(model: ModelSpec, chip: ChipSpec, workload: Workload, mappi
     info = dict(model=model.id, chip=chip.id, mapping=mapping.__dict__.copy(), mode=mode,
                 replicas=replicas, disagg=list(disagg) if disagg else None, router=router, pools=pools,
                 kv_capacity_tokens_per_engine=st.kv_capacity_tokens, token_budget=token_budget,
-                scheduler=scheduler_name(prefill_first), kv_link="scale-up" if colocated else "scale-out")
+                scheduler=scheduler_name(prefill_first), poll_steps=poll_steps, kv_link="scale-up" if colocated else "scale-out")
     if _estimate is not None and not disagg and _estimate.num_chips == mapping.num_chips:
         info["estimate"] = _estimate_info(_estimate, replicas)
     return Deployment(steptime=st, engine=cfg, replicas=replicas, engines_per_replica=mapping.dp // st.ranks,

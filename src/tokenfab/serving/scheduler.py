@@ -10,7 +10,11 @@ The policy follows vLLM's (v0 block manager, v1 token budget):
     KV cache has blocks for its whole prompt;
   - a decode that needs a new block when none is free preempts the most recently admitted
     decode, which frees its blocks and later recomputes prompt + generated tokens;
-  - a prompt whose shared prefix was computed on this engine before skips those tokens.
+  - a prompt whose shared prefix was computed on this engine before skips those tokens;
+  - with `poll_steps` P > 1 (SGLang's `--scheduler-recv-interval`) a busy engine reads new requests
+    only every P decode steps and at once after a step with prompts (SGLang weighs a prefill step
+    enough to read on the next iteration); an idle engine reads them at once. Until then an
+    arrival waits in a mailbox the scheduler does not see.
 
 Skipping ahead: while no request joins or leaves, a decode-only batch is one "window" of k steps,
 one event. All running decodes advance together, so the engine keeps aggregates instead of
@@ -68,7 +72,7 @@ class Engine:
 
     def __init__(self, index: int, sim, steptime, max_num_seqs: int, token_budget: int, block_size: int,
                  kv_blocks: int, role: str = AGGREGATED, chunked_prefill: bool = True, prefix_caching: bool = True,
-                 record=None, prefill_first: bool = False):
+                 record=None, prefill_first: bool = False, poll_steps: int = 1):
         self.index = index
         self.sim = sim
         self.st = steptime
@@ -80,6 +84,10 @@ class Engine:
         self.chunked = chunked_prefill
         self.prefix_caching = prefix_caching
         self.prefill_first = prefill_first
+        self.poll = max(int(poll_steps), 1)
+        self.mailbox: deque[Request] = deque()  # arrivals the scheduler has not read yet (poll > 1)
+        self.since_poll = 0  # decode steps since the scheduler last read new requests
+        self.win_c0 = 0  # `since_poll` when the current window started
         self.stall = 0.0  # seconds the decodes waited in prefill-only steps since their last step
         self.waiting: deque[Request] = deque()
         self.prefilling: list[Request] = []
@@ -136,7 +144,14 @@ class Engine:
 
     # -- arrivals ---------------------------------------------------------------------------------
     def on_arrival(self, r: Request, now: float) -> None:
-        """A request joins the queue; an idle engine starts a step, a decode window is cut short."""
+        """A request joins the queue; an idle engine starts a step, a decode window is cut short
+        (at the next poll of new requests when the engine reads them every `poll` steps)."""
+        if self.poll > 1 and self.busy:
+            self.mailbox.append(r)
+            if self.kind == WINDOW and self.k > 1 and len(self.mailbox) == 1 \
+                    and self.n + len(self.prefilling) < self.max_seqs:
+                self._truncate(now, poll=True)
+            return
         self.waiting.append(r)
         if not self.busy:
             # Wake through a zero-delay event: requests arriving at this same instant (arrivals
@@ -154,8 +169,9 @@ class Engine:
     def _cum(self, j: int) -> float:
         return j * self.w_t0 + self.w_s * j * (j - 1) * 0.5
 
-    def _truncate(self, now: float) -> None:
-        """End the current window at the first step boundary at or after `now`."""
+    def _truncate(self, now: float, poll: bool = False) -> None:
+        """End the current window at the first step boundary at or after `now` (`poll`: at the
+        first poll of new requests at or after it)."""
         e = now - self.w_start
         t0, s = self.w_t0, self.w_s
         if s > 0.0:
@@ -169,6 +185,8 @@ class Engine:
             j += 1
         while j > 1 and self._cum(j - 1) >= e:
             j -= 1
+        if poll:
+            j += (self.poll - (self.win_c0 + j) % self.poll) % self.poll
         if j < self.k:
             self.k = j
             self.version += 1
@@ -177,6 +195,12 @@ class Engine:
     # -- steps ------------------------------------------------------------------------------------
     def plan(self, now: float) -> None:
         """Choose and start the next step (mixed) or decode window; go idle if nothing to run."""
+        if self.poll > 1 and self.since_poll >= self.poll:  # the scheduler reads new requests
+            self.waiting.extend(self.mailbox)
+            self.mailbox.clear()
+            # Reads fall every `poll` decode steps: a window that ran past reads with nothing to
+            # read keeps their phase (a read after a prefill step restarts it at 0).
+            self.since_poll %= self.poll
         B = self.B
         S = self.S
         total = self.total
@@ -251,11 +275,18 @@ class Engine:
             k = fin[0][0] - S
             if self.fixed + self._dblocks_ub(S + k) > total:
                 k = self._kv_steps(k)
+            if self.mailbox:  # run to the next poll, where they are read
+                k = min(k, self.poll - self.since_poll)
+            self.win_c0 = self.since_poll
             t0, s = self.st.decode(n, ctx)
             self.kind = WINDOW
             self.k = k
             self.w_t0, self.w_s = t0, s
             dur = k * t0 + s * k * (k - 1) * 0.5
+        elif self.mailbox:  # nothing to run: an idle scheduler reads new requests at once
+            self.since_poll = self.poll
+            self.plan(now)
+            return
         else:
             self.busy = False
             self.kind = WAKE
@@ -301,6 +332,9 @@ class Engine:
             self.stall = 0.0
         if self.kind != PREFILL_ONLY:
             self.S += self.k
+        # SGLang's receive counter: one per decode step, enough after a step with prompts to read
+        # new requests on the next iteration.
+        self.since_poll = self.poll if self.kind in (MIXED, PREFILL_ONLY) else self.since_poll + self.k
         S = self.S
         # Decodes that reached their last token.
         fin = self.fin

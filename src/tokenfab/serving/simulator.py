@@ -41,6 +41,9 @@ class EngineConfig:
     prefill_first: bool = False
     """Run waiting prompts' prefill in steps of their own before the next decode step (SGLang's
     scheduler without `--enable-mixed-chunk`); False mixes prompt chunks into decode steps (vLLM)."""
+    poll_steps: int = 1
+    """Decode steps between the scheduler's reads of new requests while busy (SGLang's
+    `--scheduler-recv-interval`; 1: every step). A step with prompts is followed by a read."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +173,8 @@ class Simulator:
 
         def make(count: int, role: str, start: int, st=deployment.steptime, cfg=cfg, blocks=blocks) -> list[Engine]:
             return [Engine(start + i, self, st, cfg.max_num_seqs, cfg.token_budget, cfg.block_size,
-                           blocks, role, cfg.chunked_prefill, cfg.prefix_caching, self.trace, cfg.prefill_first)
+                           blocks, role, cfg.chunked_prefill, cfg.prefix_caching, self.trace, cfg.prefill_first,
+                           cfg.poll_steps)
                     for i in range(count)]
 
         if deployment.disagg:

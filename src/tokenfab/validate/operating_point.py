@@ -127,6 +127,55 @@ def prefill_first(row) -> bool:
     return _runs_sglang(row) and "enable-mixed-chunk" not in (row.notes or "").lower()
 
 
+_PROMPTS_PER_CLIENT = re.compile(r"num[-_ ]prompts\s*=?\s*\$?\(*\s*(?:conc(?:urrency)?\s*\*\s*(\d+)|(\d+)\s*\*\s*conc)",
+                                 re.I)
+_PROMPTS = (re.compile(r"--num[-_]prompts[ =](\d+)\b", re.I),
+            re.compile(r"successful requests:?\s*(\d+)", re.I),
+            re.compile(r"\b(\d+)\s+successful requests", re.I))
+_RECV_INTERVAL = re.compile(r"--scheduler-recv-interval[ =](\d+)\b", re.I)
+_CHUNK = re.compile(r"--chunked-prefill-size[ =](\d+)\b", re.I)
+
+
+def requests_per_client(row, concurrency: int) -> float | None:
+    """Requests each of the row's closed-loop clients sends (`--num-prompts` over the concurrency,
+    or the printout's successful requests), where its notes say; None where they do not."""
+    text = row.notes or ""
+    m = _PROMPTS_PER_CLIENT.search(text)
+    if m:
+        return float(m.group(1) or m.group(2))
+    for pat in _PROMPTS:
+        m = pat.search(text)
+        if m and concurrency > 0:
+            return max(int(m.group(1)) / concurrency, 1.0)
+    return None
+
+
+def opening_wave_share(row, concurrency: int) -> float:
+    """Share of a closed-loop run's requests that arrive in the benchmark client's opening wave:
+    vLLM's `benchmark_serving` / `bench serve` and SGLang's `bench_serving` (`--request-rate inf`
+    behind `--max-concurrency C`, their default) start the first C requests at once, so with R
+    requests per client 1 / R of them are that wave. 0 where the run's request count is not stated
+    (the steady state alone), and for rows predicted as synchronized groups (every request is in a
+    wave there)."""
+    r = requests_per_client(row, concurrency)
+    return 0.0 if r is None or synchronized_clients(row) else 1.0 / r
+
+
+def scheduler_poll_steps(row) -> int:
+    """Iterations between the scheduler's reads of new requests: SGLang's `--scheduler-recv-interval
+    N` where the row's server command sets it (default 1: every iteration; the InferenceX B200/B300
+    DeepSeek-R1 recipes set 10, and 30 at 16 or more clients, to batch arrivals)."""
+    m = _RECV_INTERVAL.search(row.notes or "")
+    return int(m.group(1)) if m and _runs_sglang(row) else 1
+
+
+def prefill_chunk_tokens(row) -> int:
+    """Tokens of one prefill step: SGLang's `--chunked-prefill-size` where the row's server command
+    sets it, else `TOKEN_BUDGET`."""
+    m = _CHUNK.search(row.notes or "")
+    return int(m.group(1)) if m and _runs_sglang(row) else TOKEN_BUDGET
+
+
 def _runs_sglang(row) -> bool:
     """Whether the row's serving framework is SGLang (on any hardware backend)."""
     return (row.framework or "").strip().lower().startswith("sglang")
@@ -212,10 +261,12 @@ def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: Operatin
     # synchronized group is then every admitted client (waves), in chunks of the token budget; the
     # coupled ranks prefill their own chunks in the same iteration (g chunks at a rank's cost).
     waves = sync and prefill_first(row)
-    budget = np.maximum(np.minimum(clients, max_seqs), 1.0) * g * isl * (1 + 1e-9) if waves else TOKEN_BUDGET
+    chunk = prefill_chunk_tokens(row)
+    budget = np.maximum(np.minimum(clients, max_seqs), 1.0) * g * isl * (1 + 1e-9) if waves else chunk
     out = closed_loop(np.maximum(clients * g, 1.0), isl, max(osl / tps, 2.0), grid, dec_group, c0,
                       c1 / g if waves else c1, budget, np.maximum(max_seqs, 1.0) * g, think_s=host_s,
-                      synchronized=sync, prompt_cv=queue_cv, chunk_tokens=TOKEN_BUDGET * g)
+                      synchronized=sync, prompt_cv=queue_cv, chunk_tokens=chunk * g,
+                      poll_steps=scheduler_poll_steps(row), burst_share=opening_wave_share(row, C))
     if tps != 1.0:
         out = {**out, "tpot_s": out["tpot_s"] / tps}
     ttft_p50_s = ttft_median_s(out)  # at the engine, before the host path (which it may stand in for)
