@@ -230,6 +230,9 @@ def test_requests_per_client_opening_wave_and_scheduler_flags_are_read_from_the_
     assert (scheduler_poll_steps(inferencex), prefill_chunk_tokens(inferencex)) == (30, 32768)
     # SGLang's flags on a vLLM row mean nothing: vLLM reads every step with its own token budget.
     assert (scheduler_poll_steps(pinned), prefill_chunk_tokens(pinned)) == (1, TOKEN_BUDGET)
+    vllm, trt = _rows(_line("F", notes="server: --max-num-batched-tokens 16384 --chunked-prefill-size 4096"),
+                      _line("G", framework="trt-llm", notes="extra config: max_num_tokens: 2048"))
+    assert (prefill_chunk_tokens(vllm), prefill_chunk_tokens(trt)) == (16384, 2048)
 
 
 def test_reading_new_requests_every_30_steps_lengthens_the_predicted_ttft_only():

@@ -133,7 +133,11 @@ _PROMPTS = (re.compile(r"--num[-_]prompts[ =](\d+)\b", re.I),
             re.compile(r"successful requests:?\s*(\d+)", re.I),
             re.compile(r"\b(\d+)\s+successful requests", re.I))
 _RECV_INTERVAL = re.compile(r"--scheduler-recv-interval[ =](\d+)\b", re.I)
-_CHUNK = re.compile(r"--chunked-prefill-size[ =](\d+)\b", re.I)
+_CHUNK = {"sglang": re.compile(r"--chunked-prefill-size[ =](\d+)\b", re.I),
+          "vllm": re.compile(r"max[-_]num[-_]batched[-_]tokens\s*[:= ]\s*(\d+)\b", re.I),
+          "trt-llm": re.compile(r"\bmax[-_]num[-_]tokens\s*[:= ]\s*(\d+)\b", re.I)}
+"""The server flag that sets the tokens of one prefill step, per runtime (SGLang's chunk, vLLM's
+token budget, TensorRT-LLM's `max_num_tokens`)."""
 
 
 def requests_per_client(row, concurrency: int) -> float | None:
@@ -170,10 +174,14 @@ def scheduler_poll_steps(row) -> int:
 
 
 def prefill_chunk_tokens(row) -> int:
-    """Tokens of one prefill step: SGLang's `--chunked-prefill-size` where the row's server command
-    sets it, else `TOKEN_BUDGET`."""
-    m = _CHUNK.search(row.notes or "")
-    return int(m.group(1)) if m and _runs_sglang(row) else TOKEN_BUDGET
+    """Tokens of one prefill step where the row's server command sets them (SGLang's
+    `--chunked-prefill-size`, vLLM's `--max-num-batched-tokens`, TensorRT-LLM's `max_num_tokens`),
+    else `TOKEN_BUDGET` (8192, the default of vLLM and TensorRT-LLM)."""
+    fw = (row.framework or "").strip().lower()
+    runtime = "sglang" if fw.startswith("sglang") else "vllm" if fw.startswith("vllm") else \
+        "trt-llm" if fw.startswith(("trt", "tensorrt-llm", "tensorrt_llm")) else None
+    m = _CHUNK[runtime].search(row.notes or "") if runtime else None
+    return int(m.group(1)) if m else TOKEN_BUDGET
 
 
 def _runs_sglang(row) -> bool:
