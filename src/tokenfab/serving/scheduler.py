@@ -146,7 +146,7 @@ class Engine:
     def on_arrival(self, r: Request, now: float) -> None:
         """A request joins the queue; an idle engine starts a step, a decode window is cut short
         (at the next poll of new requests when the engine reads them every `poll` steps)."""
-        if self.poll > 1 and self.busy:
+        if self.poll > 1 and self.busy and self.kind != WAKE:  # a waking engine reads them with the first
             self.mailbox.append(r)
             if self.kind == WINDOW and self.k > 1 and len(self.mailbox) == 1 \
                     and self.n + len(self.prefilling) < self.max_seqs:
