@@ -75,6 +75,27 @@ def test_parts_reproduce_the_engine_and_the_fit_recovers_known_terms():
     assert fit.median_ape_after < 0.005 < 0.05 < fit.median_ape_before
 
 
+def test_a_grouped_kernel_may_stream_faster_than_the_dense_tables_but_not_than_a_copy():
+    """The dense tables' small-M GEMMs stream weights at 0.4 of HBM here, a copy at 0.85: a grouped
+    kernel streaming its experts at 0.68 (scale 1.7) is recovered, because the stream scale may go
+    up to 0.85 / 0.4 = 2.125; one at 0.95 (scale 2.375, faster than a copy) is held at that bound."""
+    chip = catalog.load_chip("h200-sxm")
+    eff = Efficiency(gemm_compute_frac=0.8, gemm_hbm_frac=0.4, hbm_frac=0.85, gemm_fixed_us=4.0)
+    assert aic_moe.stream_scale_max(eff, "bf16") == pytest.approx(2.125)
+    assert aic_moe.stream_scale_max(Efficiency(gemm_hbm_frac=0.9, hbm_frac=0.85), "bf16") == 1.0
+    for scale, expected in ((1.7, 1.7), (2.375, 2.125)):
+        truth = eff.model_copy(update={"moe_gemm_compute_scale": 0.7, "moe_gemm_stream_scale": scale,
+                                       "moe_layer_fixed_us": 12.0})
+        cols = _synthetic(chip, truth)
+        pt = aic_moe.parts(cols, chip, eff)
+        capped = aic_moe.fit_class(pt, cols["latency_s"], cols["num_tokens"], "bf16")
+        fit = aic_moe.fit_class(pt, cols["latency_s"], cols["num_tokens"], "bf16",
+                                stream_max=aic_moe.stream_scale_max(eff, "bf16"))
+        assert capped.params["stream_scale"] == pytest.approx(1.0, abs=1e-3)  # the old bound binds
+        assert fit.params["stream_scale"] == pytest.approx(expected, rel=0.02)
+        assert fit.median_ape_after < capped.median_ape_after
+
+
 def test_fit_chip_applies_only_classes_that_help_and_pins_the_others():
     """bf16 rows from known terms are fitted and applied; fp8 rows timed by the unfitted engine cannot be
     improved, so the low-precision class is pinned at (1, 1, 0) instead of inheriting bf16's values."""

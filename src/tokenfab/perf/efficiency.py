@@ -17,6 +17,11 @@ from pydantic import Field
 from tokenfab.specs.base import Spec
 
 
+MOE_STREAM_SCALE_MAX = 10.0
+"""Largest accepted MoE weight-stream scale (a ratio to the dense GEMM's stream fraction; the fit
+keeps the product under the copy fraction)."""
+
+
 class Efficiency(Spec):
     """How close kernels on a chip get to its peaks, and what each launch costs."""
 
@@ -83,12 +88,14 @@ class Efficiency(Spec):
     """`moe_gemm_compute_scale` of FP8/INT8 expert GEMMs; None = `moe_gemm_compute_scale`."""
     fp4_moe_gemm_compute_scale: float | None = Field(default=None, gt=0, le=1)
     """`moe_gemm_compute_scale` of 4-bit-weight expert GEMMs; None = `lowp_moe_gemm_compute_scale`."""
-    moe_gemm_stream_scale: float | None = Field(default=None, gt=0, le=1)
-    """Share of the dense BF16 GEMM weight-stream fraction (`gemm_stream_frac`) a grouped expert GEMM
-    sustains on its weights (each active expert's weights are a separate, smaller stream); None = 1."""
-    lowp_moe_gemm_stream_scale: float | None = Field(default=None, gt=0, le=1)
+    moe_gemm_stream_scale: float | None = Field(default=None, gt=0, le=MOE_STREAM_SCALE_MAX)
+    """Ratio of a grouped expert GEMM's weight-stream fraction to the dense BF16 GEMM's
+    (`gemm_stream_frac`); None = 1. Below 1 where each active expert's weights are a separate,
+    smaller stream; above 1 where the dense tables' small-M kernels stream below a copy and the grouped
+    kernel does not (the fit bounds it by the copy fraction, `validate.aic_moe.stream_scale_max`)."""
+    lowp_moe_gemm_stream_scale: float | None = Field(default=None, gt=0, le=MOE_STREAM_SCALE_MAX)
     """`moe_gemm_stream_scale` of FP8/INT8 expert GEMMs; None = `moe_gemm_stream_scale`."""
-    fp4_moe_gemm_stream_scale: float | None = Field(default=None, gt=0, le=1)
+    fp4_moe_gemm_stream_scale: float | None = Field(default=None, gt=0, le=MOE_STREAM_SCALE_MAX)
     """`moe_gemm_stream_scale` of 4-bit-weight expert GEMMs; None = `lowp_moe_gemm_stream_scale`."""
     moe_layer_fixed_us: float | None = Field(default=None, ge=0)
     """Fixed cost of one BF16 fused-MoE layer beyond its kernels' launches, µs (expert-offset scan,
