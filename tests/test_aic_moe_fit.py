@@ -164,3 +164,9 @@ def test_unfitted_values_are_the_engine_as_before():
     a = aic_moe.engine_seconds(chip, eff, model, "fp8", tok, 1, 8)
     b = aic_moe.engine_seconds(chip, neutral, model, "fp8", tok, 1, 8)
     np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_a_framework_fit_run_to_both_its_compute_floor_and_its_fixed_ceiling_is_not_applied():
+    assert aic_moe.at_bounds({"compute_scale": 0.1, "stream_scale": 1.07, "fixed_us": 100.0})
+    assert not aic_moe.at_bounds({"compute_scale": 0.1, "stream_scale": 1.07, "fixed_us": 40.0})
+    assert not aic_moe.at_bounds({"compute_scale": 0.5, "stream_scale": 1.0, "fixed_us": 100.0})
