@@ -229,10 +229,16 @@ def test_estimate_on_8_h200(mid):
     assert est.num_chips == 8
 
 
-def test_kimi_k2_fp8_does_not_fit_8_h200_but_int4_does():
-    # ~1.03 TB of FP8 weights vs 8 x (141 GB - 8 % - 1 GB) = 1,029.7 GB usable
+def test_kimi_k2_fp8_barely_fits_8_h200_and_not_8_h100():
+    """~1.03 TB of FP8 weights, 128.9 GB per chip at TP8. A "141 GB" H200 is 141 x 79.11 / 80 GiB =
+    149.7e9 bytes to software, 149.7 x 0.92 - 1 = 136.7 GB usable: ~6 GB a chip left for the KV cache
+    (Moonshot deploys it on 16 GPUs for 128K contexts). An "80 GB" H100 leaves 77.1 GB: no fit."""
+    est = api.estimate("kimi-k2", "h200-sxm", num_chips=8, precision="fp8", mode="aggregated")
+    mem = est.memory_gb_per_chip
+    assert mem.weights == pytest.approx(128.9, abs=0.1) and mem.kv_cache < 10.0
+    assert mem.capacity == pytest.approx(149.7, abs=0.1)
     with pytest.raises(SpecError, match="does not fit"):
-        api.estimate("kimi-k2", "h200-sxm", num_chips=8, precision="fp8", mode="aggregated")
+        api.estimate("kimi-k2", "h100-sxm", num_chips=8, precision="fp8", mode="aggregated")
     assert api.estimate("kimi-k2", "h200-sxm", num_chips=8, precision="int4", mode="aggregated").num_chips == 8
 
 

@@ -106,7 +106,7 @@ def test_a_chip_too_small_for_the_model_on_64_chips_searches_more_chips_and_deep
     assert _small_memory(m, load_chip("sram-lpu-design"), 1024) == tuple(n for n in SMALL_MEMORY_COUNTS if n <= 1024)
     from tokenfab import api
     est = api.estimate("llama-3.1-8b", "sram-lpu-design", max_chips=1024)
-    assert est.num_chips > 64 and est.pp > 8
+    assert est.num_chips > 64 and est.pp >= 8
 
 
 def test_a_small_memory_prefills_in_smaller_chunks_instead_of_not_fitting():

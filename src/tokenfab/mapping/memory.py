@@ -11,6 +11,20 @@ from tokenfab.graph.registry import family_of
 from tokenfab.graph.transformer import HEAD_BYTES, _kv_elements_per_chip
 from tokenfab.specs.model import ModelSpec
 
+CAPACITY_GIB_PER_GB = 79.11 / 80.0
+"""What software sees of a chip's rated memory, GiB per rated GB: vendors rate HBM in binary units,
+so PyTorch reports an "80 GB" H100 as "a total capacity of 79.11 GiB" (its CUDA out-of-memory
+message; A100 80 GB: 79.15 GiB) and nvidia-smi lists 81,559 MiB; an "141 GB" H200 143,771 MiB and an
+"180 GB" B200 183,359 MiB (deployments.csv D0128-D0143, printed by the benchmark). The rated GB
+count as GiB less the driver's ~1% carve-out: 80 -> 85.0e9 bytes, not 80e9."""
+
+
+def device_bytes(hbm_gb):
+    """Bytes of device memory software can allocate on a chip rated `hbm_gb` GB
+    (`CAPACITY_GIB_PER_GB`)."""
+    return np.asarray(hbm_gb, dtype=float) * CAPACITY_GIB_PER_GB * 2**30
+
+
 RESERVE_FRAC = 0.08
 """Share of HBM the runtime keeps (allocator fragmentation, CUDA graphs, workspaces): vLLM's
 default gpu_memory_utilization of 0.9 leaves 10%; we take 8% plus a fixed context below."""
@@ -85,5 +99,7 @@ def activation_bytes(model: ModelSpec, tp, batch, input_len, a_bytes, usable: fl
 
 
 def usable_bytes(hbm_gb: float) -> float:
-    """HBM left for weights, KV cache and activations after the runtime reserve."""
-    return hbm_gb * 1e9 * (1 - RESERVE_FRAC) - min(RESERVE_FIXED_GB, RESERVE_FIXED_MAX_FRAC * hbm_gb) * 1e9
+    """HBM left for weights, KV cache and activations after the runtime reserve, of the memory
+    software sees (`device_bytes`): an "80 GB" H100 85.0e9 x 0.92 - 1e9 = 77.2e9 bytes (vLLM's 0.9
+    utilisation of it: 76.5e9)."""
+    return float(device_bytes(hbm_gb)) * (1 - RESERVE_FRAC) - min(RESERVE_FIXED_GB, RESERVE_FIXED_MAX_FRAC * hbm_gb) * 1e9

@@ -18,10 +18,7 @@ from tokenfab.specs.model import ModelSpec
 
 ACT_BYTES = 2.0
 """Saved activations are bf16."""
-CAPACITY_GIB_PER_GB = 79.11 / 80.0
-"""What the framework sees of a chip's rated memory: PyTorch reports an "80 GB" H100 as "a total
-capacity of 79.11 GiB" (its CUDA out-of-memory message, quoted in countless training logs), so the
-rated GB count as GiB less the driver's ~1% carve-out (A100 80 GB: 79.15 GiB)."""
+from tokenfab.mapping.memory import CAPACITY_GIB_PER_GB  # noqa: E402  (what software sees of rated GB)
 TRAIN_RESERVE_GIB = 2.0
 """Memory a training process cannot give to tensors, GiB: the CUDA context (~0.5 GiB), NCCL's
 communicator buffers and cuBLAS workspaces, and the caching allocator's slack — an estimate consistent
