@@ -177,10 +177,8 @@ def prefill_chunk_tokens(row) -> int:
     """Tokens of one prefill step where the row's server command sets them (SGLang's
     `--chunked-prefill-size`, vLLM's `--max-num-batched-tokens`, TensorRT-LLM's `max_num_tokens`),
     else `TOKEN_BUDGET` (8192, the default of vLLM and TensorRT-LLM)."""
-    fw = (row.framework or "").strip().lower()
-    runtime = "sglang" if fw.startswith("sglang") else "vllm" if fw.startswith("vllm") else \
-        "trt-llm" if fw.startswith(("trt", "tensorrt-llm", "tensorrt_llm")) else None
-    m = _CHUNK[runtime].search(row.notes or "") if runtime else None
+    pattern = _CHUNK.get(profile_for(row.framework).id)  # the runtime, through the profiles' aliases
+    m = pattern.search(row.notes or "") if pattern else None
     return int(m.group(1)) if m else TOKEN_BUDGET
 
 
