@@ -8,7 +8,8 @@ the simulated and modelled output tokens/s, mean TTFT and mean TPOT, and how lon
 takes over 10,000 points. Prompts of a budget or more wait longer in the model than in the
 simulator by design (see the module docstring: the simulator's clients complete only at step
 ends; measured sweeps show the queue). Then the same for prefill-first waves (SGLang's scheduler), and for the InferenceX harness (an
-opening wave of all clients, reads of new requests every P steps)."""
+opening wave of all clients, reads of new requests every P steps), and for TensorRT-LLM's batch waiting
+(prompts held up to T decode steps or until H tokens wait)."""
 
 from __future__ import annotations
 
@@ -93,12 +94,37 @@ def main() -> None:
         sim_tpot = np.mean((res.t_done - res.t_first) / (res.output - 1))
         print(f"{n:>7} {poll:>3} | {sim_ttft * 1e3:>8.0f} {float(r['ttft_s']) * 1e3:>7.0f}    | "
               f"{sim_tpot * 1e3:>8.2f} {float(r['tpot_s']) * 1e3:>7.2f}")
+    print("\nTensorRT-LLM batch waiting: prompts held up to T decode steps or H tokens (steady state, lengths in "
+          "[0.8 L, L], no chunking):")
+    print(f"{'clients':>7} {'T':>3} {'H':>5} | {'TTFT sim':>8} {'model':>7} ms | {'TPOT sim':>8} {'model':>7} ms")
+    for n, hold, tokens in [(16, 0, 0), (16, 40, 0), (64, 20, 0), (64, 40, 6554), (128, 40, 6554)]:
+        isl, osl = 1000, 1000
+        st = engine_step_time(model, chip, Mapping(num_chips=1, batch=n, weight_precision="fp8", kv_precision="fp8"),
+                              max_ctx=isl + osl + 16, token_budget=8192)
+        inp = rng.integers(int(0.8 * isl), isl + 1, 10 * n)
+        out = rng.integers(int(0.8 * osl), osl + 1, 10 * n)
+        res = simulate_closed_loop(Deployment(steptime=st, engine=EngineConfig(
+            max_num_seqs=n, chunked_prefill=False, batch_wait_steps=hold, batch_wait_tokens=tokens)), n, inp, out)
+        grid = np.arange(1, n + 1)
+        dec = np.array([st.decode(int(b), inp.mean() + out.mean() / 2)[0] for b in grid])
+        c0 = st.mixed(0, 0.0, [(1, 0)])
+        c1 = (st.prefill_s(int(inp.mean())) - c0) / inp.mean()
+        r = closed_loop(n, inp.mean(), out.mean(), grid, dec, c0, c1, 8192, prompt_cv=float(inp.std() / inp.mean()),
+                        wait_steps=hold, wait_tokens=tokens or np.inf)
+        sim_ttft = np.mean((res.t_first - res.arrival)[n:])
+        sim_tpot = np.mean(((res.t_done - res.t_first) / (res.output - 1))[n:])
+        print(f"{n:>7} {hold:>3} {tokens:>5} | {sim_ttft * 1e3:>8.0f} {float(r['ttft_s']) * 1e3:>7.0f}    | "
+              f"{sim_tpot * 1e3:>8.2f} {float(r['tpot_s']) * 1e3:>7.2f}")
     pts = 10_000
     grid = np.arange(1, 257)
     table = 0.01 + 1e-5 * grid[None, :] * np.linspace(1, 2, pts)[:, None]
     t0 = time.perf_counter()
     closed_loop(np.linspace(1, 256, pts), 1000, 1000, grid, table, 0.01, 5e-6, 8192)
     print(f"model over {pts:,} points: {time.perf_counter() - t0:.3f} s")
+    t0 = time.perf_counter()
+    closed_loop(np.linspace(1, 256, pts), 1000, 1000, grid, table, 0.01, 5e-6, 8192, wait_steps=40, wait_tokens=6554)
+    print(f"model over {pts:,} points with batch waiting (Poisson sums per bisection step): "
+          f"{time.perf_counter() - t0:.3f} s")
 
 
 if __name__ == "__main__":

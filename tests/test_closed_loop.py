@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from tokenfab.mapping.closed_loop import closed_loop, interp_rows
+from tokenfab.mapping.closed_loop import closed_loop, held_batch, interp_rows
 from tokenfab.serving.closed_loop import simulate_closed_loop, steady_metrics
 from tokenfab.serving.simulator import Deployment, EngineConfig
 from tokenfab.specs import SpecError
@@ -257,3 +257,69 @@ def test_reads_every_p_steps_and_the_opening_wave_agree_with_the_simulator(clien
     assert float(r["ttft_s"]) == pytest.approx(ttft, rel=0.1)
     assert float(r["tpot_s"]) == pytest.approx(tpot, rel=0.05)
 
+
+
+# --- TensorRT-LLM's batch waiting: prompts held back to be prefilled together ----------------------
+
+def _held_oracle(rate, steps, more, cycles, rng):
+    """Brute force: batches of Poisson arrivals (`rate` per step) opened by one prompt and released
+    `steps` steps later or at the `more`-th arrival after the first."""
+    waits = count = 0.0
+    for _ in range(cycles):
+        arrivals, t = [0.0], 0.0
+        while len(arrivals) - 1 < more:
+            t += rng.exponential(1.0 / rate)
+            if t >= steps:
+                break
+            arrivals.append(t)
+        end = arrivals[-1] if len(arrivals) - 1 >= more else steps
+        waits += sum(end - a for a in arrivals)
+        count += len(arrivals)
+    return waits / count, count / cycles
+
+
+@pytest.mark.parametrize("rate,steps,more", [(0.066, 40, 7), (0.135, 40, 6), (0.5, 10, 3), (0.2, 40, np.inf)])
+def test_a_held_batch_agrees_with_brute_force(rate, steps, more):
+    wait, k = held_batch(rate, steps, more)
+    want_wait, want_k = _held_oracle(rate, steps, more, 6000, np.random.default_rng(1))
+    assert float(wait) == pytest.approx(want_wait, rel=0.03)
+    assert float(k) == pytest.approx(want_k, rel=0.03)
+
+
+def test_a_held_batch_worked_by_hand():
+    # No timeout, released at the 4th arrival after the first, 0.2 arrivals per step: the arrivals
+    # come 5, 10, 15, 20 steps in on average, so the five prompts wait 20, 15, 10, 5, 0 steps: 10.
+    wait, k = held_batch(0.2, np.inf, 4)
+    assert (float(wait), float(k)) == pytest.approx((10.0, 5.0))
+    # Timeout only and arrivals rare: the opening prompt waits the whole timeout.
+    wait, k = held_batch(1e-6, 40, np.inf)
+    assert (float(wait), float(k)) == pytest.approx((40.0, 1.0), rel=1e-4)
+    # Nothing arrives (one client: nothing decodes when it sends), no timeout, or a met threshold: no hold.
+    for args in ((0.0, 40, 3), (0.3, 0, 3), (0.3, 40, 0)):
+        assert tuple(map(float, held_batch(*args))) == (0.0, 1.0)
+    one, one_held = _model(1, 1000, 200), _model(1, 1000, 200, wait_steps=40)
+    assert float(one_held["ttft_s"]) == pytest.approx(float(one["ttft_s"]), rel=1e-12)
+    with pytest.raises(ValueError, match="finite one"):
+        _model(4, 1000, 200, wait_steps=np.inf)
+
+
+@pytest.mark.parametrize("clients,steps,tokens,tol", [(16, 40, 0, 0.1), (64, 20, 0, 0.1), (64, 40, 6554, 0.25)])
+def test_held_batches_agree_with_the_simulator(clients, steps, tokens, tol):
+    """TensorRT-LLM's batch waiting in the simulator (`EngineConfig.batch_wait_steps/_tokens`) and in
+    the model, steady state (the opening wave left out), lengths uniform in [0.8 L, L]. The hold
+    multiplies the TTFT 4-7x; the model lands within 10% with a timeout alone, and is ~20% high
+    with a token threshold (it takes the prompts that open a batch at their mean count)."""
+    rng = np.random.default_rng(3)
+    n = 20 * clients
+    inp, out = rng.integers(800, 1001, n), rng.integers(400, 501, n)
+    d = Deployment(steptime=STEPS, engine=EngineConfig(max_num_seqs=clients, token_budget=8192, chunked_prefill=False,
+                                                       batch_wait_steps=steps, batch_wait_tokens=tokens))
+    res = simulate_closed_loop(d, clients, inp, out)
+    ttft = np.mean((res.t_first - res.arrival)[clients:])
+    tpot = np.mean(((res.t_done - res.t_first) / (res.output - 1))[clients:])
+    r = _model(clients, inp.mean(), out.mean(), prompt_cv=float(inp.std() / inp.mean()), wait_steps=steps,
+               wait_tokens=tokens or np.inf)
+    plain = _model(clients, inp.mean(), out.mean(), prompt_cv=float(inp.std() / inp.mean()))
+    assert ttft > 4 * float(plain["ttft_s"])
+    assert float(r["ttft_s"]) == pytest.approx(ttft, rel=tol)
+    assert float(r["tpot_s"]) == pytest.approx(tpot, rel=0.05)

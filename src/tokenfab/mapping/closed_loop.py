@@ -54,6 +54,15 @@ Two properties of the server and the harness change the staggered regime:
   (P − 1) / 2 more decode steps to be seen, and the prompts that arrived over the P steps are
   prefilled together (k = 1 + P · X·τ per batch); with one client the engine idles between
   requests and polls at once, hence the (N − 1) / N weight;
+- a scheduler that holds new prompts back to batch them (TensorRT-LLM's `batch_wait_timeout_iters
+  T` with `batch_wait_max_tokens_ratio`, `PyExecutor._waiting_requests`: while sequences decode, the
+  waiting prompts are scheduled only once T iterations have passed since the last flush or their
+  tokens plus the decode tokens reach `wait_tokens` = ratio · max_num_tokens): the first arrival
+  of a batch waits D = min(T, S_j) decode-only steps t_d(n), where S_j is the arrival of the j-th
+  prompt after it (j more reach the token threshold), the others arriving as a Poisson stream of
+  λ = X·t_d · (N − 1) / N per step; those that arrive meanwhile wait out the rest of the window, and
+  the batch's prompts are prefilled together (`held_batch`: means over Poisson arrivals; with one
+  client nothing decodes when a request arrives: no wait);
 - a benchmark client that starts all N clients at once (vLLM's and SGLang's `bench_serving` with
   `--request-rate inf` behind `--max-concurrency N`): the first N requests arrive together, a wave
   prefilled in chunks of `chunk_tokens` (mean first token after (m + 1) / 2 of the m chunk steps,
@@ -95,9 +104,70 @@ def interp_rows(x, grid, table) -> np.ndarray:
     return lo + w * (hi - lo)
 
 
+HELD_GRID = 25
+"""Time points of the integrals over a held batch's window (Simpson's rule)."""
+HELD_TERMS = 64
+"""Most Poisson terms summed for a held batch's token threshold; a threshold of more prompts is
+taken at its mean (the window min(T, j / λ)), where the count's relative spread is small."""
+
+
+def held_batch(rate, steps, more, start=1.0):
+    """A scheduler that holds waiting prompts back (TensorRT-LLM's batch waiting), per point: with
+    prompts arriving as a Poisson stream of `rate` per step, a batch opens at an arrival and is
+    released `steps` steps later or at the `more`-th arrival after the first (the token
+    threshold), whichever comes first; `start` prompts (>= 1) open it together (those that arrived
+    while the previous batch was prefilled), and count towards the threshold. Returns (mean steps
+    a prompt waits, mean prompts per batch).
+
+    Renewal-reward over one batch: with N(t) the arrivals after the first by time t < T, the batch
+    is open while N(t) < j, so it stays open E[D] = ∫₀ᵀ P(N(t) < j) dt, its prompts wait in all
+    E[D] + ∫₀ᵀ E[N(t); N(t) < j] dt (the first the whole window, each later one from its arrival)
+    and it holds 1 + E[min(N(T), j)] prompts. No arrivals (rate 0) or no timeout: no hold."""
+    lam, T, j, m0 = (a.ravel() for a in np.broadcast_arrays(*(np.asarray(v, dtype=float)
+                                                                for v in (rate, steps, more, start))))
+    shape = np.broadcast_shapes(*(np.shape(v) for v in (rate, steps, more, start)))
+    m0 = np.maximum(m0, 1.0)
+    j = np.maximum(j - (m0 - 1.0), 0.0)
+    on = (lam > 0) & (T > 0) & (j > 0) & (np.isfinite(T) | np.isfinite(j))  # an endless hold is none
+    wait = np.zeros_like(lam)
+    count = m0.copy()
+    lam1 = np.where(lam > 0, lam, 1.0)
+    # A timeout-free hold (T = inf) ends at the j-th arrival: E[D] = j / λ, waits j / λ + j(j-1)/(2λ).
+    i = on & ~np.isfinite(T)
+    wait[i] = (m0[i] * j[i] + 0.5 * j[i] * (j[i] - 1.0)) / lam1[i] / (m0[i] + j[i])
+    count[i] = m0[i] + j[i]
+    # A threshold of many prompts (or none): their count is near its mean, the window min(T, j / λ).
+    i = on & np.isfinite(T) & (j > HELD_TERMS)
+    D = np.minimum(T[i], np.where(np.isfinite(j[i]), j[i] / lam1[i], np.inf))
+    wait[i] = D * (m0[i] + 0.5 * lam[i] * D) / (m0[i] + lam[i] * D)
+    count[i] = m0[i] + lam[i] * D
+    # Otherwise the Poisson sums, on a grid over the window (Simpson's rule).
+    i = np.flatnonzero(on & np.isfinite(T) & (j <= HELD_TERMS))
+    if i.size:
+        Ti, ji = T[i], j[i]
+        mu = np.linspace(0.0, 1.0, HELD_GRID)[:, None] * (lam[i] * Ti)[None, :]  # λt, (grid, points)
+        p = np.exp(-mu)
+        below = np.zeros_like(mu)  # P(N(t) < j)
+        mean_below = np.zeros_like(mu)  # E[N(t); N(t) < j]
+        for n in range(int(ji.max())):
+            m = n < ji
+            below += np.where(m, p, 0.0)
+            mean_below += np.where(m, n * p, 0.0)
+            p = p * mu / (n + 1)
+        w = np.full(HELD_GRID, 2.0)
+        w[1::2] = 4.0
+        w[0] = w[-1] = 1.0
+        w = w[:, None] * (Ti / (3.0 * (HELD_GRID - 1)))[None, :]
+        waits = m0[i] * (w * below).sum(0) + (w * mean_below).sum(0)
+        # E[min(N(T), j)] = E[N(T); N(T) < j] + j P(N(T) >= j)
+        count[i] = m0[i] + mean_below[-1] + ji * (1.0 - below[-1])
+        wait[i] = waits / count[i]
+    return wait.reshape(shape), count.reshape(shape)
+
+
 def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefill_fixed_s, prefill_s_per_token,
                 token_budget=8192, max_seqs=np.inf, think_s=0.0, synchronized=False, prompt_cv=0.0,
-                chunk_tokens=None, poll_steps=1.0, burst_share=0.0) -> dict:
+                chunk_tokens=None, poll_steps=1.0, burst_share=0.0, wait_steps=0.0, wait_tokens=np.inf) -> dict:
     """Steady state of `clients` closed-loop clients on one engine, per point (arrays broadcast).
 
     clients: concurrent requests on this engine; input_len / output_len: mean tokens (output
@@ -114,27 +184,33 @@ def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefil
     (mean TPOT = t_d(N) + (m − 1) / 2 steps / (osl − 1)); poll_steps: iterations between the
     scheduler's reads of new requests (staggered clients; 1 = every iteration); burst_share: share
     of the requests that arrived as the harness's opening wave of all clients at once (staggered
-    clients; 0 = steady state only; both: see the module docstring).
+    clients; 0 = steady state only; both: see the module docstring); wait_steps / wait_tokens: a
+    scheduler that holds prompts back until `wait_steps` iterations passed or the waiting prompt
+    tokens plus the decode tokens reach `wait_tokens` (staggered clients; 0 / inf = no hold).
 
     Returns arrays: `throughput_rps` (requests/s), `output_tok_s`, `ttft_s`, `tpot_s`
     (mean step seen by a decoding request), `e2e_s`, `decoding` (mean sequences decoding),
     `prefill_share` (u_p), `batched_prompts` (prompts prefilled with a request), `admitted`
     (clients admitted, min(N, max_seqs))."""
-    N, isl, osl, c0, c1, B, M, Z, sync, Q, P, W = np.broadcast_arrays(
+    N, isl, osl, c0, c1, B, M, Z, sync, Q, P, W, T, H = np.broadcast_arrays(
         *(np.asarray(v, dtype=float) for v in (clients, input_len, output_len, prefill_fixed_s, prefill_s_per_token,
                                                token_budget, max_seqs, think_s, synchronized,
                                                token_budget if chunk_tokens is None else chunk_tokens,
-                                               poll_steps, burst_share)))
+                                               poll_steps, burst_share, wait_steps, wait_tokens)))
     sync = sync > 0
     shape = N.shape
     grid = np.asarray(decode_batches, dtype=float)
     table = np.broadcast_to(np.asarray(decode_s, dtype=float), shape + (grid.size,))
     if np.any(N < 1) or np.any(osl < 2) or np.any(isl < 1):
         raise ValueError("closed loop needs >= 1 client, input_len >= 1 and output_len >= 2")
-    if np.any(P < 1) or np.any((W < 0) | (W > 1)):
-        raise ValueError("closed loop needs poll_steps >= 1 and 0 <= burst_share <= 1")
+    if np.any(P < 1) or np.any((W < 0) | (W > 1)) or np.any(T < 0) or np.any(H <= 0) \
+            or np.any(~np.isfinite(T) & ~np.isfinite(H)):
+        raise ValueError("closed loop needs poll_steps >= 1, 0 <= burst_share <= 1, wait_steps >= 0, "
+                         "wait_tokens > 0 and a finite one of them")
     P = np.where(sync, 1.0, P)
     W = np.where(sync, 0.0, W)
+    T = np.where(sync, 0.0, T)
+    holds = bool(np.any(T > 0))
     Neff = np.maximum(np.minimum(N, M), 1.0)
     L = osl - 1.0
     cv2 = float(prompt_cv) ** 2
@@ -159,7 +235,15 @@ def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefil
         tau = td * (1.0 + share * y / (1.0 - y))
         X = n / (L * tau)
         per_step = X * tau * (Neff - 1.0) / Neff  # other clients' prompts arriving during one step
-        k = np.where(sync, np.clip(beff / isl, 1.0, Neff), 1.0 + P * per_step)
+        # A held batch (wait_steps): open to the timeout or the token threshold, over decode-only
+        # steps (nothing is prefilled while prompts are held).
+        more = np.maximum(np.ceil((H - n - isl) / isl - 1e-9), 0.0)  # prompts after the first to flush
+        rate = X * (Neff - 1.0) / Neff  # other clients' prompts per second
+        held_steps, held_k = held_batch(rate * td, T, more)
+        for _ in range(2 if holds else 0):  # the prompts that arrive while a batch is prefilled open the next
+            start = 1.0 + rate * c1 * held_k * isl
+            held_steps, held_k = held_batch(rate * td, T, more, np.where(T > 0, start, 1.0))
+        k = np.where(sync, np.clip(beff / isl, 1.0, Neff), held_k + P * per_step)
         base = np.where(wave, c0, np.maximum(td, c0))
         fits = k * isl <= beff
         steps = np.where(fits, 1.0, np.maximum(1.0, isl * (1.0 + (k - 1.0) / 2.0) / beff))
@@ -174,7 +258,7 @@ def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefil
         # Nothing runs when the request's group is every client (waves) or it is the only client.
         inflight = np.where(sync, (1.0 - 1.0 / np.maximum(groups, 1.0)) * step + td / np.maximum(groups, 1.0), tau)
         residual = np.where(wave | (Neff <= 1.0), 0.0, np.where(Z > 0, 0.5, 1.0) * inflight
-                            + 0.5 * (P - 1.0) * tau * (Neff - 1.0) / Neff)
+                            + (0.5 * (P - 1.0) * tau + held_steps * td) * (Neff - 1.0) / Neff)
         # Prompts queue for the prefill time (an M/G/1 queue in time: utilization y, the prefill
         # share; service one prompt's prefill); prompts that fit one step together (m per step)
         # share it, so only 1/m of the queue is waited for.

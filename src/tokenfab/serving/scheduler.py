@@ -14,7 +14,11 @@ The policy follows vLLM's (v0 block manager, v1 token budget):
   - with `poll_steps` P > 1 (SGLang's `--scheduler-recv-interval`) a busy engine reads new requests
     only every P decode steps and at once after a step with prompts (SGLang weighs a prefill step
     enough to read on the next iteration); an idle engine reads them at once. Until then an
-    arrival waits in a mailbox the scheduler does not see.
+    arrival waits in a mailbox the scheduler does not see;
+  - with `hold_steps` H > 0 (TensorRT-LLM's batch waiting, `PyExecutor._waiting_requests`) new
+    prompts are held back while sequences decode, until H decode steps have passed since the last
+    release or the waiting prompts' tokens plus the decode tokens reach `hold_tokens`; an engine
+    with nothing decoding admits them at once.
 
 Skipping ahead: while no request joins or leaves, a decode-only batch is one "window" of k steps,
 one event. All running decodes advance together, so the engine keeps aggregates instead of
@@ -72,7 +76,8 @@ class Engine:
 
     def __init__(self, index: int, sim, steptime, max_num_seqs: int, token_budget: int, block_size: int,
                  kv_blocks: int, role: str = AGGREGATED, chunked_prefill: bool = True, prefix_caching: bool = True,
-                 record=None, prefill_first: bool = False, poll_steps: int = 1):
+                 record=None, prefill_first: bool = False, poll_steps: int = 1, hold_steps: int = 0,
+                 hold_tokens: int = 0):
         self.index = index
         self.sim = sim
         self.st = steptime
@@ -88,6 +93,10 @@ class Engine:
         self.mailbox: deque[Request] = deque()  # arrivals the scheduler has not read yet (poll > 1)
         self.since_poll = 0  # decode steps since the scheduler last read new requests
         self.win_c0 = 0  # `since_poll` when the current window started
+        self.hold_steps = max(int(hold_steps), 0)
+        self.hold_tokens = max(int(hold_tokens), 0)
+        self.held = 0  # decode steps the waiting prompts have been held since the last release
+        self.holding = False  # the current window runs while prompts are held
         self.stall = 0.0  # seconds the decodes waited in prefill-only steps since their last step
         self.waiting: deque[Request] = deque()
         self.prefilling: list[Request] = []
@@ -162,9 +171,9 @@ class Engine:
             self.w_start = now
             self.version += 1
             self.sim.push(now, self, self.version)
-        elif self.kind == WINDOW and self.k > 1 and len(self.waiting) == 1 \
+        elif self.kind == WINDOW and self.k > 1 and (len(self.waiting) == 1 or (self.holding and self.hold_tokens)) \
                 and self.n + len(self.prefilling) < self.max_seqs:
-            self._truncate(now)
+            self._truncate(now)  # (a held batch re-checks its token threshold at the next step)
 
     def _cum(self, j: int) -> float:
         return j * self.w_t0 + self.w_s * j * (j - 1) * 0.5
@@ -219,7 +228,15 @@ class Engine:
             chunks.append((r, c))
             budget -= c
         waiting = self.waiting
-        if waiting:
+        self.holding = False
+        if waiting and self.hold_steps and self.n and not self.prefilling:
+            # TensorRT-LLM's batch waiting: new prompts wait for the timeout or the token threshold.
+            tokens = self.n + sum(r.target for r in waiting)
+            if self.held < self.hold_steps and not (self.hold_tokens and tokens >= self.hold_tokens):
+                self.holding = True
+            else:
+                self.held = 0
+        if waiting and not self.holding:
             running = self.n + len(self.prefilling)
             max_seqs = self.max_seqs
             while waiting and running < max_seqs:
@@ -277,6 +294,8 @@ class Engine:
                 k = self._kv_steps(k)
             if self.mailbox:  # run to the next poll, where they are read
                 k = min(k, self.poll - self.since_poll)
+            if self.holding:  # run to the hold's timeout
+                k = min(k, self.hold_steps - self.held)
             self.win_c0 = self.since_poll
             t0, s = self.st.decode(n, ctx)
             self.kind = WINDOW
@@ -332,6 +351,8 @@ class Engine:
             self.stall = 0.0
         if self.kind != PREFILL_ONLY:
             self.S += self.k
+        if self.holding and self.kind == WINDOW:
+            self.held += self.k
         # SGLang's receive counter: one per decode step, enough after a step with prompts to read
         # new requests on the next iteration.
         self.since_poll = self.poll if self.kind in (MIXED, PREFILL_ONLY) else self.since_poll + self.k

@@ -44,6 +44,12 @@ class EngineConfig:
     poll_steps: int = 1
     """Decode steps between the scheduler's reads of new requests while busy (SGLang's
     `--scheduler-recv-interval`; 1: every step). A step with prompts is followed by a read."""
+    batch_wait_steps: int = 0
+    """Decode steps new prompts are held back while sequences decode, to batch them (TensorRT-LLM's
+    `batch_wait_timeout_iters`; 0: no hold)."""
+    batch_wait_tokens: int = 0
+    """Waiting prompt tokens plus decode tokens that release held prompts early (TensorRT-LLM's
+    `batch_wait_max_tokens_ratio` × `max_num_tokens`; 0: the timeout alone)."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,7 @@ class Simulator:
         def make(count: int, role: str, start: int, st=deployment.steptime, cfg=cfg, blocks=blocks) -> list[Engine]:
             return [Engine(start + i, self, st, cfg.max_num_seqs, cfg.token_budget, cfg.block_size,
                            blocks, role, cfg.chunked_prefill, cfg.prefix_caching, self.trace, cfg.prefill_first,
-                           cfg.poll_steps)
+                           cfg.poll_steps, cfg.batch_wait_steps, cfg.batch_wait_tokens)
                     for i in range(count)]
 
         if deployment.disagg:

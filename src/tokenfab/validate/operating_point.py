@@ -17,6 +17,7 @@ amplify a capacity error through the steep latency-versus-load curve (see deploy
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -173,6 +174,29 @@ def scheduler_poll_steps(row) -> int:
     return int(m.group(1)) if m and _runs_sglang(row) else 1
 
 
+_WAIT_ITERS = re.compile(r"\bbatch_wait_timeout_iters\s*[:= ]\s*(\d+)\b", re.I)
+_WAIT_RATIO = re.compile(r"\bbatch_wait_max_tokens_ratio\s*[:= ]\s*([0-9.]+)", re.I)
+
+
+def held_batch(row) -> tuple[float, float]:
+    """TensorRT-LLM's batch waiting where the row's server config sets it: (iterations, tokens) --
+    `batch_wait_timeout_iters` T and `batch_wait_max_tokens_ratio` r times the step's token budget
+    (`max_num_tokens`): while sequences decode, waiting prompts are scheduled only once T
+    iterations passed since the last flush or their tokens plus the decode tokens reach r ·
+    max_num_tokens (`PyExecutor._waiting_requests`; both default 0: off). (0, inf) where not set
+    or for another runtime."""
+    text = row.notes or ""
+    if profile_for(row.framework).id != "trt-llm":
+        return 0.0, math.inf
+    m, r = _WAIT_ITERS.search(text), _WAIT_RATIO.search(text)
+    ratio = float(r.group(1).rstrip(".")) if r else 0.0
+    iters = float(m.group(1)) if m else 0.0
+    if iters <= 0 and ratio <= 0:
+        return 0.0, math.inf
+    # A ratio alone holds prompts until the tokens arrive; TensorRT-LLM stops waiting only then.
+    return (iters if iters > 0 else math.inf), (ratio * prefill_chunk_tokens(row) if ratio > 0 else math.inf)
+
+
 def prefill_chunk_tokens(row) -> int:
     """Tokens of one prefill step where the row's server command sets them (SGLang's
     `--chunked-prefill-size`, vLLM's `--max-num-batched-tokens`, TensorRT-LLM's `max_num_tokens`),
@@ -268,11 +292,13 @@ def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: Operatin
     # coupled ranks prefill their own chunks in the same iteration (g chunks at a rank's cost).
     waves = sync and prefill_first(row)
     chunk = prefill_chunk_tokens(row)
+    hold_steps, hold_tokens = held_batch(row)
     budget = np.maximum(np.minimum(clients, max_seqs), 1.0) * g * isl * (1 + 1e-9) if waves else chunk
     out = closed_loop(np.maximum(clients * g, 1.0), isl, max(osl / tps, 2.0), grid, dec_group, c0,
                       c1 / g if waves else c1, budget, np.maximum(max_seqs, 1.0) * g, think_s=host_s,
                       synchronized=sync, prompt_cv=queue_cv, chunk_tokens=chunk * g,
-                      poll_steps=scheduler_poll_steps(row), burst_share=opening_wave_share(row, C))
+                      poll_steps=scheduler_poll_steps(row), burst_share=opening_wave_share(row, C),
+                      wait_steps=hold_steps, wait_tokens=hold_tokens * g)
     if tps != 1.0:
         out = {**out, "tpot_s": out["tpot_s"] / tps}
     ttft_p50_s = ttft_median_s(out)  # at the engine, before the host path (which it may stand in for)
