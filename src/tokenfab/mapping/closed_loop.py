@@ -127,7 +127,7 @@ def held_batch(rate, steps, more, start=1.0):
                                                                 for v in (rate, steps, more, start))))
     shape = np.broadcast_shapes(*(np.shape(v) for v in (rate, steps, more, start)))
     m0 = np.maximum(m0, 1.0)
-    j = np.maximum(j - (m0 - 1.0), 0.0)
+    j = np.maximum(np.ceil(j - (m0 - 1.0) - 1e-9), 0.0)  # whole arrivals still needed
     on = (lam > 0) & (T > 0) & (j > 0) & (np.isfinite(T) | np.isfinite(j))  # an endless hold is none
     wait = np.zeros_like(lam)
     count = m0.copy()

@@ -178,7 +178,7 @@ _WAIT_ITERS = re.compile(r"\bbatch_wait_timeout_iters\s*[:= ]\s*(\d+)\b", re.I)
 _WAIT_RATIO = re.compile(r"\bbatch_wait_max_tokens_ratio\s*[:= ]\s*([0-9.]+)", re.I)
 
 
-def held_batch(row) -> tuple[float, float]:
+def batch_wait(row) -> tuple[float, float]:
     """TensorRT-LLM's batch waiting where the row's server config sets it: (iterations, tokens) --
     `batch_wait_timeout_iters` T and `batch_wait_max_tokens_ratio` r times the step's token budget
     (`max_num_tokens`): while sequences decode, waiting prompts are scheduled only once T
@@ -292,13 +292,13 @@ def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: Operatin
     # coupled ranks prefill their own chunks in the same iteration (g chunks at a rank's cost).
     waves = sync and prefill_first(row)
     chunk = prefill_chunk_tokens(row)
-    hold_steps, hold_tokens = held_batch(row)
+    hold_steps, hold_tokens = batch_wait(row)  # (TensorRT-LLM waits only without attention DP)
     budget = np.maximum(np.minimum(clients, max_seqs), 1.0) * g * isl * (1 + 1e-9) if waves else chunk
     out = closed_loop(np.maximum(clients * g, 1.0), isl, max(osl / tps, 2.0), grid, dec_group, c0,
                       c1 / g if waves else c1, budget, np.maximum(max_seqs, 1.0) * g, think_s=host_s,
                       synchronized=sync, prompt_cv=queue_cv, chunk_tokens=chunk * g,
                       poll_steps=scheduler_poll_steps(row), burst_share=opening_wave_share(row, C),
-                      wait_steps=hold_steps, wait_tokens=hold_tokens * g)
+                      wait_steps=np.where(g > 1, 0.0, hold_steps), wait_tokens=hold_tokens)
     if tps != 1.0:
         out = {**out, "tpot_s": out["tpot_s"] / tps}
     ttft_p50_s = ttft_median_s(out)  # at the engine, before the host path (which it may stand in for)
@@ -322,7 +322,9 @@ def predict_closed_loop(row, model, chip, traffic: Traffic, n: int, op: Operatin
     detail = (f"stated: {op.describe()}; searched: {', '.join(searched) or 'nothing'}; "
               f"{res.precisions[prec]} tp{t} pp{pp} ep{ep} dp{d}; closed loop, {clients[i]:g} clients/engine"
               f"{capped} ({'synchronized fixed lengths' if sync else 'staggered'}): {rps:.3g} req/s, "
-              f"TTFT {values['ttft']:.0f} ms{host_note(host_s)}, TPOT {values['tpot']:.1f} ms")
+              f"TTFT {values['ttft']:.0f} ms{host_note(host_s)}, TPOT {values['tpot']:.1f} ms"
+              + (f"; prompts held up to {hold_steps:g} steps or {hold_tokens:.0f} tokens (batch waiting)"
+                 if hold_steps > 0 and g[i] == 1 else ""))
     return values, detail
 
 
