@@ -173,3 +173,19 @@ def test_reading_new_requests_every_30_steps_trades_ttft_for_tpot(app):
     assert (every["config"]["poll_steps"], polled["config"]["poll_steps"]) == (1, 30)
     assert polled["ttft_ms_mean"] > every["ttft_ms_mean"]
     assert polled["tpot_ms_mean"] < every["tpot_ms_mean"]
+
+
+def test_batch_waiting_holds_prompts_back_for_their_first_token(app):
+    """`--batch-wait-steps 40` (TensorRT-LLM's `batch_wait_timeout_iters: 40`): while sequences decode,
+    new prompts wait up to 40 decode steps to be prefilled together, so their first token comes later;
+    a token threshold releases them sooner. Same workload and deployment as above."""
+    args = ("simulate", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--rate", "20", "--requests", "300",
+            "--mode", "aggregated", "--seed", "1", "--json")
+    plain = json.loads(invoke(app, *args).stdout)
+    held = json.loads(invoke(app, *args, "--batch-wait-steps", "40").stdout)
+    early = json.loads(invoke(app, *args, "--batch-wait-steps", "40", "--batch-wait-tokens", "3000").stdout)
+    assert "batch_wait_steps" not in plain["config"]
+    assert (held["config"]["batch_wait_steps"], early["config"]["batch_wait_tokens"]) == (40, 3000)
+    assert held["ttft_ms_mean"] > early["ttft_ms_mean"] > plain["ttft_ms_mean"]
+    bad = invoke(app, *args, "--batch-wait-tokens", "3000")
+    assert bad.exit_code == 2 and "needs --batch-wait-steps" in bad.output and "Traceback" not in bad.output

@@ -83,6 +83,12 @@ def simulate(
     poll_steps: int = typer.Option(1, "--poll-steps", min=1, max=10_000,
                                    help="Decode steps between the scheduler's reads of new requests while busy "
                                         "(SGLang's --scheduler-recv-interval; default 1: every step)."),
+    batch_wait_steps: int = typer.Option(0, "--batch-wait-steps", min=0, max=10_000,
+                                         help="Decode steps new prompts are held back to be batched while sequences "
+                                              "decode (TensorRT-LLM's batch_wait_timeout_iters; default 0: none)."),
+    batch_wait_tokens: int = typer.Option(0, "--batch-wait-tokens", min=0, max=10_000_000,
+                                          help="Waiting prompt tokens plus decode tokens that release held prompts "
+                                               "early (TensorRT-LLM's batch_wait_max_tokens_ratio x max_num_tokens)."),
     chrome_trace: Optional[Path] = typer.Option(None, "--chrome-trace", help="Write a Chrome/Perfetto trace JSON of engine steps."),
     html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained plotly report (latency CDFs, time series)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON for scripts instead of tables."),
@@ -125,6 +131,7 @@ def simulate(
                              prefix_caching=not no_prefix_cache, num_chips=chips, tp=tp, precision=precision,
                              mode=mode, prefill_chip=pc, decode_chip=dc, mtp=mtp, mtp_acceptance=mtp_acceptance,
                              prefill_first=prefill_first, poll_steps=poll_steps)
+    d = dep.with_batch_wait(d, batch_wait_steps, batch_wait_tokens)
     res = run(wl, d, record_trace=chrome_trace is not None)
     summary = metrics.summarize(res, ttft, tpot)
     mean_in, mean_out = wl.mean_lengths()  # of the requests simulated: with the profile's name, its lengths

@@ -251,3 +251,21 @@ def build_deployment(model: ModelSpec, chip: ChipSpec, workload: Workload, mappi
     return Deployment(steptime=st, engine=cfg, replicas=replicas, engines_per_replica=mapping.dp // st.ranks,
                       chips_per_replica=mapping.num_chips, disagg=disagg, router=router,
                       label=f"{model.id} on {chip.id}: {mapping.label()}, {mode} × {replicas}", info=info)
+
+
+def with_batch_wait(d: Deployment, steps: int, tokens: int = 0) -> Deployment:
+    """`d` with TensorRT-LLM's batch waiting on every engine (`EngineConfig.batch_wait_steps` /
+    `batch_wait_tokens`): new prompts held up to `steps` decode steps, or until the waiting prompt
+    tokens plus the decode tokens reach `tokens` (0: the timeout alone). `steps` 0: `d` unchanged."""
+    if steps < 0 or tokens < 0:
+        raise SpecError(f"batch waiting needs steps >= 0 and tokens >= 0, got {steps} and {tokens}")
+    if tokens and not steps:
+        raise SpecError("--batch-wait-tokens needs --batch-wait-steps (a timeout): prompts would wait for the "
+                        "tokens alone")
+    if not steps:
+        return d
+    pre = d.prefill
+    if pre is not None:
+        pre = replace(pre, engine=replace(pre.engine, batch_wait_steps=steps, batch_wait_tokens=tokens))
+    return replace(d, engine=replace(d.engine, batch_wait_steps=steps, batch_wait_tokens=tokens), prefill=pre,
+                   info=dict(d.info, batch_wait_steps=steps, batch_wait_tokens=tokens))
