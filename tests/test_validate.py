@@ -173,3 +173,27 @@ def test_cli_html_is_self_contained(tmp_path):
     assert r.exit_code == 0, r.output
     text = out.read_text()
     assert "plotly" in text.lower() and "±25%" in text
+
+
+def test_a_moe_layer_kernel_row_is_the_engines_moe_layer_on_the_stated_shard():
+    """A `moe` row times one rank's fused MoE layer (aiter's tuned fused-MoE kernel here): `gemm_m`
+    tokens, experts of intermediate size `gemm_n` (the rank's shard) on hidden size `gemm_k`, and
+    `experts=E;topk=k` in notes. It is predicted by the same engine ops as aiconfigurator's MoE rows
+    and scored, never fitted (the MoE terms come from kernel tables)."""
+    import numpy as np
+
+    from tokenfab.validate import aic_moe
+    from tokenfab.validate.calibrate import excluded_from_fit
+    from tokenfab.validate.micro import Unpredictable
+
+    line = _row("K1", hardware="mi355x", scenario="moe", metric="latency_us", per="chip", value="1342.45",
+                weight_precision="fp8", activation_precision="fp8", gemm_m="8192", gemm_n="256", gemm_k="7168",
+                notes="experts=257;topk=9; aiter ASM 1-stage")
+    row, bare = parse_measurements(_csv(line, line.replace("K1", "K2").replace("experts=257;topk=9; ", "")), "k.csv")
+    chip = catalog.load_chip("mi355x")
+    eff = efficiency_for(chip)
+    want = aic_moe.engine_seconds(chip, eff, aic_moe.moe_model(7168, 256, 257, 9), "fp8", np.array([8192.0]), 1, 1)
+    assert predict_micro(row, chip, eff) == pytest.approx(float(want[0]) * 1e6)
+    assert row.is_micro and "scored, not fitted" in excluded_from_fit(row, chip)
+    with pytest.raises(Unpredictable, match="MoE shape"):
+        predict_micro(bare, chip, eff)

@@ -18,7 +18,7 @@ from tokenfab.specs.base import Spec, SpecError, format_validation_error
 
 Scenario = Literal[
     "offline", "server", "interactive", "throughput", "prefill", "decode",
-    "gemm", "attention", "bandwidth", "allreduce", "allgather", "reducescatter", "alltoall", "p2p", "op",
+    "gemm", "attention", "bandwidth", "allreduce", "allgather", "reducescatter", "alltoall", "p2p", "op", "moe",
     "video_gen", "image_gen", "generation", "training",
 ]
 Metric = Literal[
@@ -36,8 +36,9 @@ END_TO_END_SCENARIOS = ("offline", "server", "interactive", "throughput", "prefi
 """Scenarios that describe a whole deployment (a model served on chips, or trained: `training`, whose
 metrics are `tokens_s` trained, `mfu`, `step_time_s` and `chip_hours` of a run)."""
 MICRO_SCENARIOS = ("gemm", "attention", "bandwidth", "allreduce", "allgather", "reducescatter", "alltoall",
-                   "p2p", "op")
-"""Scenarios that time one kernel, one operator or one collective (calibration may use these)."""
+                   "p2p", "op", "moe")
+"""Scenarios that time one kernel, one operator or one collective (calibration may use these; `moe`,
+one MoE layer's fused kernels on one rank, is scored only: the MoE terms come from kernel tables)."""
 
 COLUMNS = (
     "id", "source", "source_ref", "hardware", "num_chips", "model", "weight_precision", "activation_precision",

@@ -203,6 +203,8 @@ def excluded_from_fit(row: MeasurementRow, chip) -> str | None:
         and chip.scaleup_gb_s >= 200
     if row.scenario == "attention" and fa2 and hopper_or_later:
         return "FlashAttention-2 is a pre-Hopper kernel; not representative of this chip's serving attention"
+    if row.scenario == "moe":
+        return "MoE layer rows are scored, not fitted here (the MoE terms come from kernel tables: validate.aic_moe)"
     return None
 
 

@@ -205,6 +205,25 @@ def _op_row(row, chip: ChipSpec, eff: Efficiency) -> float:
     raise Unpredictable(f"operator {op} not modelled")
 
 
+_MOE_SHAPE = re.compile(r"\bexperts=(\d+);\s*topk=(\d+)\b")
+
+
+def _moe_row(row, chip: ChipSpec, eff: Efficiency) -> float:
+    """One rank's MoE layer (routing, permutation, expert GEMMs, un-permutation: `validate.aic_moe.
+    MOE_KERNEL_OPS`, as for aiconfigurator's `moe_perf` rows) for `gemm_m` tokens, experts of
+    intermediate size `gemm_n` (the rank's shard) on hidden size `gemm_k`, `experts=E;topk=k` in notes."""
+    if row.metric != "latency_us":
+        raise Unpredictable(f"moe metric {row.metric} not modelled")
+    m = _MOE_SHAPE.search(row.notes or "")
+    if not m or not (row.gemm_m and row.gemm_n and row.gemm_k):
+        raise Unpredictable("MoE shape not stated (gemm_m tokens, gemm_n intermediate, gemm_k hidden, "
+                            "'experts=E;topk=k' in notes)")
+    from tokenfab.validate import aic_moe
+
+    model = aic_moe.moe_model(int(row.gemm_k), int(row.gemm_n), int(m.group(1)), int(m.group(2)))
+    return float(aic_moe.engine_seconds(chip, eff, model, _precision(row), np.array([float(row.gemm_m)]), 1, 1)[0]) * 1e6
+
+
 SERVING_ALLREDUCE = ("tensorrt", "trt-llm", "trtllm", "vllm", "sglang", "custom")
 """Framework names whose all-reduce rows time a serving stack's custom/quick all-reduce kernel (priced
 with `allreduce_latency_us`); every other all-reduce row (nccl-tests, rccl-tests, PyTorch) times NCCL's."""
@@ -230,6 +249,8 @@ def predict_micro(row, chip: ChipSpec, eff: Efficiency) -> float:
         return _collective_row(row, chip, eff)
     if row.scenario == "op":
         return _op_row(row, chip, eff)
+    if row.scenario == "moe":
+        return _moe_row(row, chip, eff)
     raise Unpredictable(f"scenario {row.scenario} is not a microbenchmark")
 
 
