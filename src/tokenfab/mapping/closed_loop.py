@@ -122,7 +122,8 @@ def held_batch(rate, steps, more, start=1.0):
     Renewal-reward over one batch: with N(t) the arrivals after the first by time t < T, the batch
     is open while N(t) < j, so it stays open E[D] = ∫₀ᵀ P(N(t) < j) dt, its prompts wait in all
     E[D] + ∫₀ᵀ E[N(t); N(t) < j] dt (the first the whole window, each later one from its arrival)
-    and it holds 1 + E[min(N(T), j)] prompts. No arrivals (rate 0) or no timeout: no hold."""
+    and it holds 1 + E[min(N(T), j)] prompts. No arrivals (rate 0), `steps` 0 or a threshold the
+    opening prompts already meet: no hold (wait 0, `start` prompts)."""
     lam, T, j, m0 = (a.ravel() for a in np.broadcast_arrays(*(np.asarray(v, dtype=float)
                                                                 for v in (rate, steps, more, start))))
     shape = np.broadcast_shapes(*(np.shape(v) for v in (rate, steps, more, start)))
