@@ -104,7 +104,7 @@ def interp_rows(x, grid, table) -> np.ndarray:
     return lo + w * (hi - lo)
 
 
-HELD_GRID = 25
+HELD_GRID = 17
 """Time points of the integrals over a held batch's window (Simpson's rule)."""
 HELD_TERMS = 64
 """Most Poisson terms summed for a held batch's token threshold; a threshold of more prompts is
