@@ -255,9 +255,12 @@ def test_tensorrt_llm_batch_waiting_is_read_from_its_config_and_holds_prompts_ba
                 weight_precision="fp8", activation_precision="fp8", kv_precision="fp8", input_len=922,
                 output_len=922, metric="ttft_ms_mean", per="system")
     flags = "max_num_tokens: 8192; batch_wait_timeout_iters: 40, batch_wait_max_tokens_ratio: 0.8"
-    held, sgl, plain = _rows(_line("A", notes=flags, **base), _line("B", notes=flags, **dict(base, framework="sglang")),
-                             _line("C", **base))
+    held, sgl, plain, ratio_only = _rows(_line("A", notes=flags, **base),
+                                         _line("B", notes=flags, **dict(base, framework="sglang")),
+                                         _line("C", **base), _line("D", notes="batch_wait_max_tokens_ratio: 0.8", **base))
     assert batch_wait(held) == (40.0, pytest.approx(0.8 * 8192))
+    # Without a timeout TensorRT-LLM's count is at its limit (0) at once: nothing is held.
+    assert batch_wait(ratio_only) == (0.0, float("inf"))
     assert batch_wait(sgl) == (0.0, float("inf")) and batch_wait(plain) == (0.0, float("inf"))
     r_plain, r_held = _results(_line("C", **base), _line("A", notes=flags, **base)).values()
     assert r_held.predicted > r_plain.predicted + 200  # ~25 decode steps of ~25 ms on average

@@ -307,8 +307,8 @@ def traffic_fields(m: ModelSpec, traffic: Traffic, kv_precision: str, kv_tier: s
 
 def _to_estimate(m: ModelSpec, c: ChipSpec, traffic: Traffic, result, i: int, ok: bool, eff_source: str) -> Estimate:
     p = result.point(i)
-    from tokenfab.mapping.memory import device_bytes
-    cap = float(device_bytes(c.hbm_gb)) / 1e9  # what software sees of the rated GB
+    from tokenfab.mapping.memory import capacity_gb
+    cap = capacity_gb(c.hbm_gb)
     used = p["weights_gb"] + p["kv_cache_gb"] + p["activations_gb"] + p["free_gb"]
     breakdown = {
         phase: {t.name: float(t.seconds[i] if t.seconds.ndim else t.seconds) * 1e3

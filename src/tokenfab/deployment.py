@@ -20,11 +20,6 @@ from tokenfab.mapping.search import SearchSpace
 from tokenfab.specs import ChipSpec, ModelSpec, SpecError, SystemSpec, Traffic
 from tokenfab.specs.cache import KV_TIERS
 
-
-def _capacity_gb(chip: ChipSpec) -> float:
-    """Decimal GB of memory software sees on the chip (`mapping.memory.device_bytes`)."""
-    return float(memory.device_bytes(chip.hbm_gb)) / 1e9
-
 PREFILL_MAX_CHIPS = 64
 """Largest prefill instance the search tries (DeepSeek's prefill unit: 32 H800s, EP32)."""
 
@@ -133,7 +128,7 @@ def _decode_side(m, chip, traffic, space, max_chips, fidelity, system, framework
         mapping={"tp": d["tp"], "pp": d["pp"], "ep": d["ep"], "dp": d["dp"], "batch": d["batch"],
                  "concurrency": d["batch"] * d["dp"], "weight_precision": prec, "kv_precision": kv},
         memory=MemoryBreakdown(weights=d["weights_gb"], kv_cache=d["kv_cache_gb"], activations=d["activations_gb"],
-                               reserve=_capacity_gb(chip) - used, free=d["free_gb"], capacity=_capacity_gb(chip)),
+                               reserve=memory.capacity_gb(chip.hbm_gb) - used, free=d["free_gb"], capacity=memory.capacity_gb(chip.hbm_gb)),
         bound=BOUND_NAMES[d["bound"]], breakdown_ms=_ms(dec.extras["decode_times"], dc.index), chip_ids=(chip.id,),
         spec_confidence=chip.spec_confidence, efficiency_source=eff.source,
         why=explain.decode_pool(dec, dc.index, dc.meets_slo, traffic.slo_tpot_ms),
@@ -168,7 +163,7 @@ def _af_side(m, attn_chip, ffn_chip, traffic, space, framework) -> DecodeSide:
                  "batch": d["batch"] * d["attention_chips"], "chip_share": share - a_share, "step_ms": d["experts_ms"],
                  "alltoall_ms": d["alltoall_ms"], "weights_gb": d["expert_weights_gb"], **common}]
 
-    cap = _capacity_gb(attn_chip)
+    cap = memory.capacity_gb(attn_chip.hbm_gb)
     return DecodeSide(
         rate=rate, chips=d["num_chips"], step_ms=step, tpot_ms=d["tpot_ms"], meets_slo=dc.meets_slo, pools=pools,
         mapping={"tp": 1, "pp": 1, "ep": d["expert_chips"], "dp": d["attention_chips"], "batch": d["batch"],

@@ -25,6 +25,12 @@ def device_bytes(hbm_gb):
     return np.asarray(hbm_gb, dtype=float) * CAPACITY_GIB_PER_GB * 2**30
 
 
+def capacity_gb(hbm_gb: float) -> float:
+    """Decimal GB of memory software sees on a chip rated `hbm_gb` GB (`device_bytes`), as the
+    estimates report it: an "80 GB" H100 84.9 GB."""
+    return float(device_bytes(hbm_gb)) / 1e9
+
+
 RESERVE_FRAC = 0.08
 """Share of HBM the runtime keeps (allocator fragmentation, CUDA graphs, workspaces): vLLM's
 default gpu_memory_utilization of 0.9 leaves 10%; we take 8% plus a fixed context below."""

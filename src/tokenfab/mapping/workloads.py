@@ -338,7 +338,7 @@ def estimate_generation(model: ModelSpec, chip: ChipSpec, request: GenerationReq
         forward_ms=float(t_fwd[i]) * 1e3, launches_per_forward=launches, host_bound=bool(t_host > t_gpu[i]), videos_per_hour_per_chip=float(vph[i]), samples_s=float(B / latency[i]),
         memory_gb_per_chip={"weights": float(weights[i]) / 1e9, "text_encoder": float(np.broadcast_to(t5, n.shape)[i]) / 1e9,
                             "vae": vae_w / 1e9, "activations": float(act[i]) / 1e9, "free": float(free[i]) / 1e9,
-                            "capacity": float(memory.device_bytes(chip.hbm_gb)) / 1e9},
+                            "capacity": memory.capacity_gb(chip.hbm_gb)},
         bound=BOUNDS[int(np.argmax(shares))], meets_slo=met, slo_latency_s=request.slo_latency_s,
         spec_confidence=chip.spec_confidence, efficiency_source=eff.source,
         time_breakdown_ms={t.name: float(np.broadcast_to(t.seconds, n.shape)[i]) * 1e3 for t in fwd},
@@ -466,7 +466,7 @@ def estimate_recsys(model: ModelSpec, chip: ChipSpec, request: RecsysRequest = R
         memory_gb_per_chip={"embeddings": float(min(tables[i], max(room[i], 0.0) if not in_hbm[i] else tables[i])) / 1e9,
                             "embeddings_total": float(tables[i]) / 1e9, "dense": float(dense[i]) / 1e9,
                             "activations": float(act[i]) / 1e9,
-                            "free": float(max(room[i] - tables[i], 0.0)) / 1e9, "capacity": float(memory.device_bytes(chip.hbm_gb)) / 1e9},
+                            "free": float(max(room[i] - tables[i], 0.0)) / 1e9, "capacity": memory.capacity_gb(chip.hbm_gb)},
         bound=("embedding tier" if offload[i] and float(np.broadcast_to(t_miss, n.shape)[i]) > float(compute[i])
                else BOUNDS[int(np.argmax(shares))]),
         meets_slo=met, slo_latency_ms=request.slo_latency_ms,

@@ -260,8 +260,8 @@ def with_batch_wait(d: Deployment, steps: int, tokens: int = 0) -> Deployment:
     if steps < 0 or tokens < 0:
         raise SpecError(f"batch waiting needs steps >= 0 and tokens >= 0, got {steps} and {tokens}")
     if tokens and not steps:
-        raise SpecError("--batch-wait-tokens needs --batch-wait-steps (a timeout): prompts would wait for the "
-                        "tokens alone")
+        raise SpecError("--batch-wait-tokens needs --batch-wait-steps (a timeout): without one TensorRT-LLM "
+                        "does not hold prompts")
     if not steps:
         return d
     pre = d.prefill

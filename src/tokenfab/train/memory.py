@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from tokenfab.mapping.memory import device_bytes
 from tokenfab.specs.model import ModelSpec
 
 ACT_BYTES = 2.0
 """Saved activations are bf16."""
-from tokenfab.mapping.memory import CAPACITY_GIB_PER_GB  # noqa: E402  (what software sees of rated GB)
 TRAIN_RESERVE_GIB = 2.0
 """Memory a training process cannot give to tensors, GiB: the CUDA context (~0.5 GiB), NCCL's
 communicator buffers and cuBLAS workspaces, and the caching allocator's slack — an estimate consistent
@@ -29,8 +29,10 @@ inference reserve, `mapping.memory.RESERVE_FRAC`, is vLLM's utilisation default)
 
 def usable_bytes(hbm_gb: float) -> float:
     """Bytes a training process can hold in tensors on a chip rated `hbm_gb` GB: 80 -> 79.11 - 2 =
-    77.11 GiB = 82.8e9 bytes (`CAPACITY_GIB_PER_GB`, `TRAIN_RESERVE_GIB`)."""
-    return max(float(hbm_gb) * CAPACITY_GIB_PER_GB - TRAIN_RESERVE_GIB, 0.0) * 2**30
+    77.11 GiB = 82.8e9 bytes (`mapping.memory.device_bytes`, `TRAIN_RESERVE_GIB`)."""
+    return max(float(device_bytes(hbm_gb)) - TRAIN_RESERVE_GIB * 2**30, 0.0)
+
+
 LOGIT_BYTES = 4.0
 """Logits and their gradient in FP32 on the last stage (cross-entropy)."""
 

@@ -183,18 +183,16 @@ def batch_wait(row) -> tuple[float, float]:
     `batch_wait_timeout_iters` T and `batch_wait_max_tokens_ratio` r times the step's token budget
     (`max_num_tokens`): while sequences decode, waiting prompts are scheduled only once T
     iterations passed since the last flush or their tokens plus the decode tokens reach r ·
-    max_num_tokens (`PyExecutor._waiting_requests`; both default 0: off). (0, inf) where not set
+    max_num_tokens (`PyExecutor._waiting_requests`; both default 0). Without a timeout nothing is
+    held: the code stops waiting once its count reaches T, at once for T = 0. (0, inf) where not set
     or for another runtime."""
     text = row.notes or ""
-    if profile_for(row.framework).id != "trt-llm":
+    m = _WAIT_ITERS.search(text)
+    if profile_for(row.framework).id != "trt-llm" or not m or int(m.group(1)) <= 0:
         return 0.0, math.inf
-    m, r = _WAIT_ITERS.search(text), _WAIT_RATIO.search(text)
+    r = _WAIT_RATIO.search(text)
     ratio = float(r.group(1).rstrip(".")) if r else 0.0
-    iters = float(m.group(1)) if m else 0.0
-    if iters <= 0 and ratio <= 0:
-        return 0.0, math.inf
-    # A ratio alone holds prompts until the tokens arrive; TensorRT-LLM stops waiting only then.
-    return (iters if iters > 0 else math.inf), (ratio * prefill_chunk_tokens(row) if ratio > 0 else math.inf)
+    return float(m.group(1)), (ratio * prefill_chunk_tokens(row) if ratio > 0 else math.inf)
 
 
 def prefill_chunk_tokens(row) -> int:
