@@ -63,3 +63,54 @@ def test_catalog_qwen3_next_sizes():
     m = load_model("qwen3-next-80b-a3b")
     assert (m.num_linear_layers, m.num_full_layers) == (36, 12)
     assert m.total_params() / 1e9 == pytest.approx(80, rel=0.015)  # Qwen: 80B total
+
+
+def _scan_seconds(op, **eff_fields):
+    """One `scan` op timed on an H100-like chip: 989 TFLOP/s BF16, 3.35 TB/s, 2 µs a kernel."""
+    from tokenfab.perf.efficiency import Efficiency
+    from tokenfab.perf.evaluate import Hardware
+    from tokenfab.perf.kinds import extra_kind_time
+    from tokenfab.specs import SystemSpec
+
+    eff = Efficiency(kernel_launch_us=2.0, hbm_frac=1.0, **eff_fields)
+    hw = Hardware(gemm_tflops=989.0, attention_tflops=989.0, hbm_tb_s=3.35, cores=132, eff=eff,
+                  system=SystemSpec(scaleup_gb_s=450.0), bf16_tflops=989.0)
+    t, bound = extra_kind_time(op, hw)
+    return float(np.asarray(t).ravel()[0]), int(np.asarray(bound).ravel()[0])
+
+
+def test_prefill_core_is_a_scan_walking_each_prompts_chunks_in_turn(hybrid):
+    # One prompt of 8,192 tokens: 128 chunks of 64, one after another; 8 prompts of 1,024: 16 each.
+    one = {op.name: op for op in step_ops(hybrid, shape("prefill", 8192, 1, 4096, 8192))}["gdn_core"]
+    eight = {op.name: op for op in step_ops(hybrid, shape("prefill", 8192, 8, 512, 1024))}["gdn_core"]
+    assert one.kind == "scan" and one.kernels == 6
+    assert float(one.meta["steps"][0]) == 128 and float(eight.meta["steps"][0]) == 16
+    assert float(one.flops[0]) == float(eight.flops[0])  # the same work, split differently
+    # Decode stays the recurrent kernel: a state read and write per token (memory-bound attention op).
+    assert {op.name: op for op in step_ops(hybrid, shape("decode", 8, 8, 100, 100))}["gdn_core"].kind == "attention"
+
+
+def test_scan_time_is_its_slowest_bound_plus_its_launches(hybrid):
+    from tokenfab.graph.ops import Op
+
+    # Worked by hand: 128 chunks x 3 µs = 384 µs; work 1e11 FLOP / (989e12 x 0.05) = 2,022 µs;
+    # bytes 1e8 / 3.35e12 = 29.9 µs; launches 6 x 2 µs = 12 µs.
+    op = Op("gdn_core", "scan", 1, flops_=1e11, bytes_=1e8, kernels=6, meta={"steps": 128.0})
+    t, bound = _scan_seconds(op, scan_compute_frac=0.05, scan_chunk_us=3.0)
+    assert t == pytest.approx(1e11 / (989e12 * 0.05) + 12e-6) and bound == 0
+    # Little work: the chunk chain binds (a faster chip with more cores would not shorten it).
+    small = Op("gdn_core", "scan", 1, flops_=1e9, bytes_=1e6, kernels=6, meta={"steps": 128.0})
+    t, bound = _scan_seconds(small, scan_compute_frac=0.05, scan_chunk_us=3.0)
+    assert t == pytest.approx(128 * 3e-6 + 12e-6) and bound == 0
+    # Bytes alone bind: memory.
+    heavy = Op("gdn_core", "scan", 1, flops_=1e6, bytes_=1e10, kernels=6, meta={"steps": 1.0})
+    t, bound = _scan_seconds(heavy, scan_compute_frac=0.05, scan_chunk_us=3.0)
+    assert t == pytest.approx(1e10 / 3.35e12 + 12e-6) and bound == 1
+
+
+def test_a_longer_prompt_never_prefills_faster(hybrid):
+    times = []
+    for T in (64, 512, 4096, 32768):
+        op = {o.name: o for o in step_ops(hybrid, shape("prefill", T, 1, T / 2, T))}["gdn_core"]
+        times.append(_scan_seconds(op, scan_compute_frac=0.05, scan_chunk_us=2.0)[0])
+    assert times == sorted(times) and times[-1] > times[0]

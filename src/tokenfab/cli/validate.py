@@ -312,6 +312,12 @@ def _calibrate_aic(chips, out, dry_run: bool, root, framework: str, fit_compute:
             t.add_row(f.chip, f"moe {m['kernel_class']}", str(m["rows"]), params(m) if kept else "(not applied)",
                       f"{_pct(m['median_ape_before'])} → {_pct(m['median_ape_after'])}",
                       f"{m['signed_median_after']:+.1%}")
+        if f.gdn is not None:  # the Gated DeltaNet prefill (scan) fit
+            g = f.gdn
+            t.add_row(f.chip, "gdn prefill", str(g["rows_fitted"]),
+                      (f"scan_compute_frac={g['scan_compute_frac']:g}, scan_chunk_us={g['scan_chunk_us']:g}"
+                       if g["applied"] else "(not applied)"),
+                      f"{_pct(g['median_ape_before'])} → {_pct(g['median_ape_after'])}", f"{g['signed_median_after']:+.1%}")
         for pid, sec in (f.framework_moe or {}).items():  # a framework's own MoE kernels
             for m in sec["fits"]:
                 t.add_row(f.chip, f"moe {m['kernel_class']} under {pid}", str(m["rows"]),

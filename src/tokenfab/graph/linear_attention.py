@@ -7,7 +7,10 @@ the context length: no KV cache) and a short convolution state. Per token and va
 - decode (recurrent form): decay, S^T k, rank-1 delta update and S^T q — about 4 dk·dv
   multiply-adds, 8·dk·dv FLOPs — while reading and writing the whole state (memory-bound);
 - prefill (chunked form, chunk C = 64, FLA's chunk_gated_delta_rule): intra-chunk products
-  Q·K^T, K·K^T and A·V, 2·C·(2·dk + dv) FLOPs, plus the inter-chunk state terms, 6·dk·dv.
+  Q·K^T, K·K^T and A·V, 2·C·(2·dk + dv) FLOPs, plus the inter-chunk state terms, 6·dk·dv; a chain
+  of `SCAN_KERNELS` kernels whose state-passing kernel walks each sequence's chunks one after
+  another (a `scan` op: `perf.kinds`, timed against the kernels measured in aiconfigurator's
+  `gdn_perf` tables, `validate.aic_gdn`).
 Heads split over tp. The full-attention layers and the MoE come from the decoder Transformer.
 """
 
@@ -21,6 +24,9 @@ from tokenfab.graph.registry import register_family
 from tokenfab.specs import ModelSpec
 
 CONV_STATE_BYTES = 2.0  # bf16 convolution state
+SCAN_KERNELS = 6.0
+"""Kernels of FLA's chunked forward (`chunk_gated_delta_rule_fwd`): chunk-local cumsum of the gates,
+K·K^T, triangular solve, WY recompute, state passing, output."""
 
 
 def recurrent_state_bytes(model: ModelSpec, tp, seq_len):
@@ -57,14 +63,16 @@ def gated_deltanet_ops(model: ModelSpec, s: StepShape) -> list[Op]:
     conv_state = s.seqs * qkv * (la.conv_kernel - 1) * CONV_STATE_BYTES
     io = T * (qkv + hv * dv) * s.a_bytes  # q, k, v in; o out
     if s.phase == "decode":
-        flops = 8.0 * T * hv * dk * dv
+        core = Op("gdn_core", "attention", n, flops_=8.0 * T * hv * dk * dv, bytes_=2 * state + io)
     else:
-        flops = T * hv * (2.0 * C * (2 * dk + dv) + 6.0 * dk * dv)
+        per_seq = np.divide(T, s.seqs, out=np.zeros(np.broadcast(T, s.seqs).shape), where=np.asarray(s.seqs) > 0)
+        core = Op("gdn_core", "scan", n, flops_=T * hv * (2.0 * C * (2 * dk + dv) + 6.0 * dk * dv),
+                  bytes_=2 * state + io, kernels=SCAN_KERNELS, meta={"steps": np.ceil(per_seq / C)})
     return [
         Op("gdn_in_proj", "gemm", n, m=T, n=2 * hk * dk + 2 * hv * dv + 2 * hv, k=d, w_bytes=s.w_bytes,
            a_bytes=s.a_bytes),
         Op("gdn_conv", "stream", n, bytes_=2 * T * qkv * s.a_bytes + 2 * conv_state, kernels=1.0),
-        Op("gdn_core", "attention", n, flops_=flops, bytes_=2 * state + io),
+        core,
         Op("gdn_norm_gate", "stream", n, bytes_=3 * T * hv * dv * s.a_bytes),
         Op("gdn_out_proj", "gemm", n, m=T, n=d, k=hv * dv, w_bytes=s.w_bytes, a_bytes=s.a_bytes),
         Op("allreduce_gdn", "allreduce", n, bytes_=T * d * s.a_bytes, group=s.tp),

@@ -7,7 +7,7 @@ from typing import Literal
 
 import numpy as np
 
-OpKind = Literal["gemm", "attention", "stream", "allreduce", "alltoall", "fused", "allgather"]
+OpKind = Literal["gemm", "attention", "stream", "allreduce", "alltoall", "fused", "allgather", "scan"]
 """`fused`: a kernel given by FLOPs and bytes that computes on the linear layers' tensor path (its
 precision and achievable fraction), e.g. DSA's FP8 indexer; `allgather`: `bytes` is the gathered
 result per rank (nccl-tests size). Both are timed by `perf.kinds`."""

@@ -108,6 +108,18 @@ class Efficiency(Spec):
     """`moe_layer_fixed_us` of a 4-bit-weight MoE layer; None = `lowp_moe_layer_fixed_us`."""
     attention_compute_frac: float = Field(default=0.60, gt=0, le=1)
     """Fraction of dense peak a fused (flash) attention kernel sustains in prefill."""
+    scan_compute_frac: float = Field(default=0.05, gt=0, le=1)
+    """Fraction of the BF16 peak a chunked linear-attention prefill kernel chain (Gated DeltaNet's
+    `chunk_gated_delta_rule`: per-chunk K·K^T, triangular solve, WY transform, state passing, output)
+    sustains over its many small per-chunk products when it has work for every core (`scan` ops,
+    `perf.kinds`). Default: the median of the aiconfigurator kernel-table fits of TensorRT-LLM's (FLA's
+    Triton) kernels on eight NVIDIA systems (0.0375-0.0975; `validate.aic_gdn`); vLLM's FlashInfer
+    kernel sustains 0.20-0.36 on Hopper and Blackwell (not applied: no framework-specific term yet)."""
+    scan_chunk_us: float = Field(default=4.0, ge=0, le=1000)
+    """Time of one sequential chunk step of a chunked linear-attention prefill, µs: the recurrent state
+    passes from chunk to chunk inside one core, so a prompt of n chunks takes at least n steps however
+    many cores the chip has. Default: the median of the same fits (3.6-5.1 µs; L40S 0.5 µs, where its
+    work term binds instead)."""
     hbm_frac: float = Field(default=0.85, gt=0, le=1)
     """Fraction of peak HBM bandwidth a streaming kernel sustains."""
     tile_m: int = Field(default=128, gt=0)
@@ -325,12 +337,11 @@ def _under_framework(eff: Efficiency, calibration: str, framework: str) -> Effic
 
 
 _FRACTIONS = ("gemm_compute_frac", "lowp_gemm_compute_frac", "fp4_gemm_compute_frac", "gemm_hbm_frac",
-              "lowp_gemm_hbm_frac", "fp4_gemm_hbm_frac", "attention_compute_frac", "hbm_frac", "comm_bw_frac",
-              "allreduce_bw_frac", "alltoall_bw_frac")
+              "lowp_gemm_hbm_frac", "fp4_gemm_hbm_frac", "attention_compute_frac", "scan_compute_frac", "hbm_frac",
+              "comm_bw_frac", "allreduce_bw_frac", "alltoall_bw_frac")
 _FIXED_COSTS = ("gemm_fixed_us", "lowp_gemm_fixed_us", "fp4_gemm_fixed_us", "kernel_launch_us", "comm_latency_us",
                 "allreduce_latency_us", "alltoall_latency_us", "scaleout_latency_us", "step_overhead_ms",
-                "moe_layer_fixed_us",
-                "lowp_moe_layer_fixed_us", "fp4_moe_layer_fixed_us")
+                "moe_layer_fixed_us", "lowp_moe_layer_fixed_us", "fp4_moe_layer_fixed_us", "scan_chunk_us")
 
 
 @lru_cache(maxsize=256)

@@ -1,5 +1,15 @@
 """Time of the operator kinds added for families beyond the decoder LLM (registry hook of
-`perf.evaluate.time_ops`): `fused` kernels on the linear layers' tensor path and all-gathers.
+`perf.evaluate.time_ops`): `fused` kernels on the linear layers' tensor path, all-gathers, and
+`scan`: a chunked linear-attention prefill (Gated DeltaNet), whose recurrent state passes from one
+chunk of a sequence to the next inside one core.
+
+A `scan` op carries its FLOPs, bytes, kernels and `meta["steps"]`, the chunks each sequence walks
+in turn. Its time is the slowest of three bounds plus the chain's launches:
+- work: FLOPs at the BF16 peak times `Efficiency.scan_compute_frac` (the chain's many small
+  per-chunk products, when every core has chunks to work on: many sequences or heads);
+- memory: bytes at the streaming fraction of HBM;
+- sequence: `steps` x `Efficiency.scan_chunk_us` (one prompt's chunks one after another: more
+  cores do not shorten it, a faster step does).
 """
 
 from __future__ import annotations
@@ -18,6 +28,13 @@ def extra_kind_time(op, hw):
         t_memory = np.asarray(op.bytes, float) / (hw.hbm_tb_s * 1e12 * eff.hbm_frac)
         t = np.maximum(t_compute, t_memory) + op.kernels * eff.kernel_launch_us * 1e-6
         return t, np.where(t_compute >= t_memory, 0, 1)
+    if op.kind == "scan":
+        peak = hw.bf16_tflops if hw.bf16_tflops is not None else hw.attention_tflops
+        t_work = np.asarray(op.flops, float) / (np.asarray(peak) * 1e12 * eff.scan_compute_frac)
+        t_memory = np.asarray(op.bytes, float) / (hw.hbm_tb_s * 1e12 * eff.hbm_frac)
+        t_steps = np.asarray(op.meta.get("steps", 0.0), float) * eff.scan_chunk_us * 1e-6
+        t = np.maximum(np.maximum(t_work, t_steps), t_memory) + op.kernels * eff.kernel_launch_us * 1e-6
+        return t, np.where(t_memory > np.maximum(t_work, t_steps), 1, 0)
     if op.kind == "allgather":
         t = comm.allgather_time_s(op.bytes, op.group, hw.system, eff)
         return t, np.full(np.shape(t), 2)

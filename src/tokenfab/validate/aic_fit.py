@@ -301,6 +301,8 @@ class AicChipFit:
     """The NCCL alpha/beta fit when applied (chips whose microbenchmarks do not fit them)."""
     moe: dict | None = None
     """The MoE layer fit's record (`validate.aic_moe.fit_record`); None: no MoE table."""
+    gdn: dict | None = None
+    """The Gated DeltaNet prefill fit's record (`validate.aic_gdn.fit_record`); None: no `gdn_perf` table."""
     framework_moe: dict | None = None
     """Per serving framework with its own MoE kernel tables (`aic_moe.OWN_KERNEL_FRAMEWORKS`): the
     record of `aic_moe.fit_framework` and the MoE fields it applies under that framework's profile."""
@@ -338,9 +340,10 @@ def fit_system(root, system: str, framework: str = "trtllm", out_dir=None,
         moe = fit_moe(root, system, framework, chip, eff, applied)  # on-die kernels, this chip's peaks
         if moe is not None:
             applied.update(moe[1])
+        gdn = fit_gdn(root, system, framework, chip, eff, applied)
         return AicChipFit(cid, system, applied, gemm, None, None, tables,
-                          f"GEMM curves and MoE layer fitted on {system}'s tables (same die: SAME_DIE_GEMM)",
-                          moe=None if moe is None else moe[0])
+                          f"GEMM curves, MoE layer and Gated DeltaNet prefill fitted on {system}'s tables (same die: "
+                          "SAME_DIE_GEMM)", moe=None if moe is None else moe[0], gdn=gdn)
     sysm = system_for(chip)
     t = aic.load(root, system, "custom_allreduce_perf", framework)
     if t is not None:
@@ -366,10 +369,11 @@ def fit_system(root, system: str, framework: str = "trtllm", out_dir=None,
     moe = fit_moe(root, system, framework, chip, eff, applied)
     if moe is not None:
         applied.update(moe[1])
+    gdn = fit_gdn(root, system, framework, chip, eff, applied)
     if not tables:
         return None
     return AicChipFit(cid, system, applied, gemm, ar, nccl, tables, nccl_fitted=nccl_fit,
-                      moe=None if moe is None else moe[0],
+                      moe=None if moe is None else moe[0], gdn=gdn,
                       framework_moe=fit_framework_moe(root, system, chip, eff, applied) or None)
 
 
@@ -391,6 +395,24 @@ def fit_framework_moe(root, system: str, chip: ChipSpec, eff: Efficiency, applie
         if records:
             out[pid] = {"applied": fields, "tables": rows.tables, "fits": records}
     return out
+
+
+def fit_gdn(root, system: str, framework: str, chip: ChipSpec, eff: Efficiency, applied: dict) -> dict | None:
+    """The record of the Gated DeltaNet prefill fit on the system's `gdn_perf` table
+    (`validate.aic_gdn.fit_chip`), from the chip's efficiency with `applied` under the framework's
+    profile; its two fields join `applied` (in place) where the fit lowers the rows' median |error|.
+    None without a table."""
+    from tokenfab.perf.framework import apply_profile, profile_for
+    from tokenfab.validate import aic_gdn
+    from tokenfab.validate.aic_moe import FRAMEWORK_PROFILE
+
+    under = apply_profile(eff.model_copy(update=applied), profile_for(FRAMEWORK_PROFILE[framework], chip.vendor))
+    fit = aic_gdn.fit_chip(root, system, chip, under, framework)
+    if fit is None:
+        return None
+    if fit.improves:
+        applied.update({"scan_compute_frac": fit.scan_compute_frac, "scan_chunk_us": fit.scan_chunk_us})
+    return aic_gdn.fit_record(fit, fit.improves)
 
 
 def fit_moe(root, system: str, framework: str, chip: ChipSpec, eff: Efficiency, applied: dict):
@@ -515,6 +537,7 @@ def record(fit: AicChipFit, version: str | None, framework: str, fit_compute: bo
            if fit.nccl_fitted is not None else {}),
         "nccl_allreduce_scored_not_fitted": comm_rec(fit.nccl_allreduce),
         **({"moe": fit.moe} if fit.moe is not None else {}),
+        **({"gdn": fit.gdn} if fit.gdn is not None else {}),
         **({"framework_moe": {
             "method": ("per serving framework with its own measured MoE kernels: on its fastest measured "
                        "kernel per key, the reference's MoE terms against a fit of its own (as `moe`); the own "

@@ -3,7 +3,7 @@
 `pip install aiconfigurator` installs `aiconfigurator_core/systems/data/<system>/<op>/<framework>/
 <version>/<table>.parquet`: kernel timings collected on H100, H200, B200, GB200, B300, A100, L40S...
 Only the kernel tables named in `KERNEL_TABLES` are ever opened (GEMM by dtype and shape, custom
-all-reduce, NCCL collectives); the package's end-to-end / system-level results are kept apart for
+all-reduce, NCCL collectives, fused MoE, attention and MLA, Gated DeltaNet); the package's end-to-end / system-level results are kept apart for
 independent evaluation and are never read here. Nothing is copied into this repository: the
 tables are read from the installed package when `tokenfab calibrate --source aiconfigurator` runs.
 
@@ -11,7 +11,13 @@ Table columns (as shipped): gemm_perf: gemm_dtype, m, n, k, latency (ms); custom
 allreduce_dtype, num_gpus, message_size (elements), latency (ms); nccl_perf: op_name, nccl_dtype,
 num_gpus, message_size (elements), latency (ms); moe_perf (one rank's fused MoE layer, scored by
 `aic_moe`): kernel_source, moe_dtype, num_tokens, hidden_size, inter_size, topk, num_experts,
-moe_tp_size, moe_ep_size, distribution, latency (ms). A `.csv` with the same columns is read the same way
+moe_tp_size, moe_ep_size, distribution, latency (ms); context_attention_perf / generation_attention_perf
+(one layer's attention kernel, scored and fitted by `aic_attention`): batch_size, isl, step (decode: the
+cached tokens), num_heads, num_key_value_heads, head_dim, window_size, beam_width, attn_dtype,
+kv_cache_dtype, latency (ms); context_mla_perf / generation_mla_perf: mla_dtype, kv_cache_dtype, num_heads
+(per rank), batch_size, isl, tp_size, step, latency (ms); gdn_perf (Gated DeltaNet kernels, fitted by
+`aic_gdn`): kernel_source, phase, batch_size, seq_len, num_k_heads, head_k_dim, num_v_heads, head_v_dim,
+latency (ms). A `.csv` with the same columns is read the same way
 (small fixtures, environments without pyarrow).
 """
 
@@ -58,6 +64,11 @@ KERNEL_TABLES: dict[str, str] = {
     "custom_allreduce_perf": "comm",
     "nccl_perf": "comm",
     "moe_perf": "moe",
+    "context_attention_perf": "attention",
+    "generation_attention_perf": "attention",
+    "context_mla_perf": "mla",
+    "generation_mla_perf": "mla",
+    "gdn_perf": "linear_attention",
 }
 """The only tables this reader opens (table name -> op folder): kernel timings, nothing end to end."""
 GEMM_DTYPES: dict[str, str] = {"bfloat16": "bf16", "fp8": "fp8", "fp8_block": "fp8_block", "nvfp4": "fp4",
@@ -67,14 +78,24 @@ sq: SmoothQuant W8A8 INT8; int4_wo / int8_wo: weight-only kernels that dequantiz
 ELEMENT_BYTES: dict[str, float] = {"half": 2.0, "float16": 2.0, "bfloat16": 2.0, "fp16": 2.0, "int8": 1.0,
                                    "fp8": 1.0, "float": 4.0, "float32": 4.0}
 """Bytes per element of a collective's dtype (message_size counts elements)."""
+_ATTENTION = ("batch_size", "isl", "step", "num_heads", "num_key_value_heads", "head_dim", "window_size", "beam_width",
+              "attn_dtype", "kv_cache_dtype", "latency")
+_MLA = ("mla_dtype", "kv_cache_dtype", "num_heads", "batch_size", "isl", "tp_size", "step", "latency")
 _COLUMNS = {
     "gemm_perf": ("gemm_dtype", "m", "n", "k", "latency"),
     "custom_allreduce_perf": ("allreduce_dtype", "num_gpus", "message_size", "latency"),
     "nccl_perf": ("op_name", "nccl_dtype", "num_gpus", "message_size", "latency"),
     "moe_perf": ("kernel_source", "moe_dtype", "num_tokens", "hidden_size", "inter_size", "topk", "num_experts",
                  "moe_tp_size", "moe_ep_size", "distribution", "latency"),
+    "context_attention_perf": _ATTENTION,
+    "generation_attention_perf": _ATTENTION,
+    "context_mla_perf": _MLA,
+    "generation_mla_perf": _MLA,
+    "gdn_perf": ("kernel_source", "phase", "batch_size", "seq_len", "num_k_heads", "head_k_dim", "num_v_heads",
+                 "head_v_dim", "latency"),
 }
-_TEXT = {"gemm_dtype", "allreduce_dtype", "op_name", "nccl_dtype", "kernel_source", "moe_dtype", "distribution"}
+_TEXT = {"gemm_dtype", "allreduce_dtype", "op_name", "nccl_dtype", "kernel_source", "moe_dtype", "distribution",
+         "attn_dtype", "kv_cache_dtype", "mla_dtype", "phase"}
 
 
 class AiconfiguratorMissing(ValueError):
