@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokenfab.perf.efficiency import Efficiency
+from tokenfab.perf.efficiency import SCAN_FIELDS, Efficiency
 from tokenfab.perf.framework import (EAGER_KERNEL_LAUNCH_US, apply_profile, known_frameworks, load_framework,
                                      override_profiles, profile_for)
 from tokenfab.specs import SpecError
@@ -227,10 +227,46 @@ def test_vllm_on_h100_prices_its_own_4bit_moe_kernels_and_trt_llm_keeps_its_own(
     # Everything but the MoE terms is the chip's calibration; without a framework nothing changes.
     base, under = efficiency_for(h100), efficiency_for(h100, "vllm")
     assert under.gemm_compute_frac == base.gemm_compute_frac and under.moe_terms("lowp") == base.moe_terms("lowp")
-    assert efficiency_for(h100, "sglang") == base  # no SGLang terms cleared the bar on H100
+    # No SGLang MoE terms cleared the bar on H100; its Gated DeltaNet prefill terms did (below).
+    sglang = efficiency_for(h100, "sglang")
+    assert sglang.model_copy(update={f: getattr(base, f) for f in SCAN_FIELDS}) == base.model_copy(
+        update={"source": sglang.source})
     # A copied chip that names the calibration gets the same framework terms.
     copy = h100.model_copy(update={"id": "my-h100", "calibration": "h100-sxm"})
     assert efficiency_for(copy, "vllm").moe_terms("fp4") == under.moe_terms("fp4")
+
+
+def test_each_framework_prices_gated_deltanet_prefill_with_its_own_measured_kernels():
+    """H100's shipped calibration: TensorRT-LLM's (FLA's Triton) chunked Gated DeltaNet prefill is
+    the reference; vLLM's FlashInfer kernel sustains several times its share of the BF16 peak, and the
+    file's terms apply under vLLM only (aiconfigurator `gdn_perf`, `validate.aic_gdn`)."""
+    from tokenfab import catalog
+    from tokenfab.perf.efficiency import efficiency_for, framework_kernel_terms
+
+    h100 = catalog.load_chip("h100-sxm")
+    base = efficiency_for(h100)
+    own = framework_kernel_terms("h100-sxm", "vllm", "framework_gdn")
+    assert set(own) == set(SCAN_FIELDS)
+    vllm = efficiency_for(h100, "vllm")
+    assert vllm.scan_compute_frac == own["scan_compute_frac"] > 4 * base.scan_compute_frac
+    assert efficiency_for(h100, "trt-llm").scan_compute_frac == base.scan_compute_frac
+    assert "Gated DeltaNet prefill" in vllm.source and "MoE layer" in vllm.source
+
+
+def test_framework_gdn_terms_accept_only_scan_fields(tmp_path, monkeypatch):
+    from tokenfab.perf.efficiency import efficiency_for, framework_kernel_terms
+
+    (tmp_path / "x.yaml").write_text("efficiency: {}\naiconfigurator:\n  framework_gdn:\n    vllm:\n"
+                                     "      applied: {moe_layer_fixed_us: 3.0}\n")
+    monkeypatch.setenv("TOKENFAB_CALIBRATION_DIR", str(tmp_path))
+    efficiency_for.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="not Gated DeltaNet prefill fields"):
+            framework_kernel_terms("x", "vllm", "framework_gdn")
+        assert framework_kernel_terms("x", "vllm", "framework_moe") == {}
+    finally:
+        monkeypatch.delenv("TOKENFAB_CALIBRATION_DIR")
+        efficiency_for.cache_clear()
 
 
 def test_framework_moe_terms_accept_only_moe_layer_fields(tmp_path, monkeypatch):

@@ -318,6 +318,11 @@ def _calibrate_aic(chips, out, dry_run: bool, root, framework: str, fit_compute:
                       (f"scan_compute_frac={g['scan_compute_frac']:g}, scan_chunk_us={g['scan_chunk_us']:g}"
                        if g["applied"] else "(not applied)"),
                       f"{_pct(g['median_ape_before'])} → {_pct(g['median_ape_after'])}", f"{g['signed_median_after']:+.1%}")
+        for pid, g in (f.framework_gdn or {}).items():  # a framework's own Gated DeltaNet kernels
+            t.add_row(f.chip, f"gdn prefill under {pid}", str(g["rows_fitted"]),
+                      (f"scan_compute_frac={g['scan_compute_frac']:g}, scan_chunk_us={g['scan_chunk_us']:g}"
+                       if g["applied"] else "(the reference's kept)"),
+                      f"{_pct(g['median_ape_before'])} → {_pct(g['median_ape_after'])}", f"{g['signed_median_after']:+.1%}")
         for pid, sec in (f.framework_moe or {}).items():  # a framework's own MoE kernels
             for m in sec["fits"]:
                 t.add_row(f.chip, f"moe {m['kernel_class']} under {pid}", str(m["rows"]),

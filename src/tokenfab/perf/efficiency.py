@@ -213,6 +213,8 @@ class Efficiency(Spec):
 MOE_FIELDS = tuple(f"{p}{stem}" for stem in ("moe_gemm_compute_scale", "moe_gemm_stream_scale", "moe_layer_fixed_us")
                    for p in ("", "lowp_", "fp4_"))
 """The grouped expert GEMM / MoE layer fields (`Efficiency.moe_terms`)."""
+SCAN_FIELDS = ("scan_compute_frac", "scan_chunk_us")
+"""The chunked linear-attention prefill fields (`perf.kinds` `scan` ops)."""
 
 
 LOW_PRECISION_COMPUTE = ("fp8", "fp4", "int8", "int4")
@@ -299,8 +301,8 @@ def efficiency_for(chip, framework: str | None = None) -> Efficiency:
     its own calibration file when `tokenfab calibrate` wrote one, else its stack's default; then
     scaled by the chip's `software_maturity` (`with_maturity`). It depends on the chip's data only,
     so a copied YAML or a design naming the same calibration and stack gets the same answer.
-    `framework`: a framework profile id; where that calibration fitted the framework's own MoE
-    kernels (`framework_moe_terms`), their MoE terms replace the reference framework's."""
+    `framework`: a framework profile id; where that calibration fitted the framework's own MoE or
+    Gated DeltaNet kernels (`framework_kernel_terms`), their terms replace the reference framework's."""
     name = chip.calibration or ""
     eff = _efficiency(name, chip.id, stack_of(chip))
     if framework:
@@ -308,32 +310,54 @@ def efficiency_for(chip, framework: str | None = None) -> Efficiency:
     return with_maturity(eff, getattr(chip, "software_maturity", 1.0))
 
 
+FRAMEWORK_SECTIONS = {"framework_moe": "MoE layer", "framework_gdn": "Gated DeltaNet prefill"}
+"""Sections of a calibration file's `aiconfigurator` block holding a serving framework's own kernel
+terms (fitted on that framework's measured tables), and what they describe."""
+
+
+def _section_fields(section: str) -> tuple[str, ...]:
+    return MOE_FIELDS if section == "framework_moe" else SCAN_FIELDS
+
+
 @lru_cache(maxsize=None)
-def framework_moe_terms(calibration: str, framework: str) -> dict[str, float]:
-    """The MoE layer fields (`MOE_FIELDS`) calibration file `calibration` fitted on framework
-    `framework`'s own measured MoE kernels (`aiconfigurator.framework_moe.<framework>.applied`,
-    written by `tokenfab calibrate --source aiconfigurator`); {} where it has none."""
+def framework_kernel_terms(calibration: str, framework: str, section: str) -> dict[str, float]:
+    """The fields calibration file `calibration` fitted on framework `framework`'s own measured
+    kernels in `section` (`FRAMEWORK_SECTIONS`: `aiconfigurator.<section>.<framework>.applied`, written by
+    `tokenfab calibrate --source aiconfigurator`); {} where it has none. A section may set only its
+    own fields (`MOE_FIELDS`, `SCAN_FIELDS`)."""
     from tokenfab.specs.base import load_yaml
 
     path = calibration_path(calibration)
     if not path.exists():
         return {}
     doc = load_yaml(path)
-    sec = ((doc.get("aiconfigurator") or {}).get("framework_moe") or {}) if isinstance(doc, dict) else {}
+    sec = ((doc.get("aiconfigurator") or {}).get(section) or {}) if isinstance(doc, dict) else {}
     applied = (sec.get(framework) or {}).get("applied") or {}
-    bad = set(applied) - set(MOE_FIELDS)
+    bad = set(applied) - set(_section_fields(section))
     if bad:
-        raise ValueError(f"{path}: framework_moe.{framework} sets {sorted(bad)}, not MoE layer fields")
-    checked = Efficiency.from_mapping(applied, origin=f"{path}: framework_moe.{framework}")  # types, bounds
+        raise ValueError(f"{path}: {section}.{framework} sets {sorted(bad)}, not "
+                         f"{FRAMEWORK_SECTIONS[section]} fields")
+    checked = Efficiency.from_mapping(applied, origin=f"{path}: {section}.{framework}")  # types, bounds
     return {k: float(getattr(checked, k)) for k in applied}
+
+
+def framework_moe_terms(calibration: str, framework: str) -> dict[str, float]:
+    """`framework_kernel_terms` of the MoE layer (`aiconfigurator.framework_moe`)."""
+    return framework_kernel_terms(calibration, framework, "framework_moe")
 
 
 @lru_cache(maxsize=None)
 def _under_framework(eff: Efficiency, calibration: str, framework: str) -> Efficiency:
-    terms = framework_moe_terms(calibration, framework)
-    if not terms:
+    update, what = {}, []
+    for section, label in FRAMEWORK_SECTIONS.items():
+        terms = framework_kernel_terms(calibration, framework, section)
+        if terms:
+            update |= terms
+            what.append(label)
+    if not update:
         return eff
-    return eff.model_copy(update={**terms, "source": f"{eff.source}; MoE terms of {framework}'s own kernels"})
+    return eff.model_copy(update={**update, "source": f"{eff.source}; {' and '.join(what)} terms of {framework}'s own "
+                                                      "kernels"})
 
 
 _FRACTIONS = ("gemm_compute_frac", "lowp_gemm_compute_frac", "fp4_gemm_compute_frac", "gemm_hbm_frac",
@@ -407,7 +431,7 @@ def _efficiency(calibration: str, chip_id: str, stack: str) -> Efficiency:
 
 def _clear_caches() -> None:
     _efficiency.cache_clear()
-    framework_moe_terms.cache_clear()
+    framework_kernel_terms.cache_clear()
     _under_framework.cache_clear()
 
 

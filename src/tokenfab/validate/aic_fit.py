@@ -303,6 +303,9 @@ class AicChipFit:
     """The MoE layer fit's record (`validate.aic_moe.fit_record`); None: no MoE table."""
     gdn: dict | None = None
     """The Gated DeltaNet prefill fit's record (`validate.aic_gdn.fit_record`); None: no `gdn_perf` table."""
+    framework_gdn: dict | None = None
+    """Per serving framework with its own `gdn_perf` table: the record of `fit_framework_gdn` and the
+    Gated DeltaNet prefill fields it applies under that framework's profile."""
     framework_moe: dict | None = None
     """Per serving framework with its own MoE kernel tables (`aic_moe.OWN_KERNEL_FRAMEWORKS`): the
     record of `aic_moe.fit_framework` and the MoE fields it applies under that framework's profile."""
@@ -374,7 +377,8 @@ def fit_system(root, system: str, framework: str = "trtllm", out_dir=None,
         return None
     return AicChipFit(cid, system, applied, gemm, ar, nccl, tables, nccl_fitted=nccl_fit,
                       moe=None if moe is None else moe[0], gdn=gdn,
-                      framework_moe=fit_framework_moe(root, system, chip, eff, applied) or None)
+                      framework_moe=fit_framework_moe(root, system, chip, eff, applied) or None,
+                      framework_gdn=fit_framework_gdn(root, system, chip, eff, applied) or None)
 
 
 def fit_framework_moe(root, system: str, chip: ChipSpec, eff: Efficiency, applied: dict) -> dict:
@@ -394,6 +398,29 @@ def fit_framework_moe(root, system: str, chip: ChipSpec, eff: Efficiency, applie
         records, fields = aic_moe.fit_framework(rows, chip, under)
         if records:
             out[pid] = {"applied": fields, "tables": rows.tables, "fits": records}
+    return out
+
+
+def fit_framework_gdn(root, system: str, chip: ChipSpec, eff: Efficiency, applied: dict) -> dict:
+    """{framework profile id: {applied, ...record}} for every framework in `aic_moe.OWN_KERNEL_FRAMEWORKS`
+    with a `gdn_perf` table on this system: its own Gated DeltaNet prefill terms against the reference's
+    (in `applied`), kept only where they cut the median |error| of its rows by
+    `aic_moe.OWN_TERMS_MIN_GAIN` or more (vLLM's FlashInfer kernel sustains 4-5x FLA's rate)."""
+    from tokenfab.perf.framework import apply_profile, profile_for
+    from tokenfab.validate import aic_gdn, aic_moe
+
+    out = {}
+    for fw in aic_moe.OWN_KERNEL_FRAMEWORKS:
+        pid = aic_moe.FRAMEWORK_PROFILE[fw]
+        under = apply_profile(eff.model_copy(update=applied), profile_for(pid, chip.vendor))
+        fit = aic_gdn.fit_chip(root, system, chip, under, fw)
+        if fit is None:
+            continue
+        keep = fit.after < (1.0 - aic_moe.OWN_TERMS_MIN_GAIN) * fit.before
+        # `applied`: the fields this framework's profile takes ({}: the reference's kept).
+        out[pid] = {**aic_gdn.fit_record(fit, keep),
+                    "applied": {"scan_compute_frac": fit.scan_compute_frac, "scan_chunk_us": fit.scan_chunk_us}
+                    if keep else {}}
     return out
 
 
@@ -538,6 +565,11 @@ def record(fit: AicChipFit, version: str | None, framework: str, fit_compute: bo
         "nccl_allreduce_scored_not_fitted": comm_rec(fit.nccl_allreduce),
         **({"moe": fit.moe} if fit.moe is not None else {}),
         **({"gdn": fit.gdn} if fit.gdn is not None else {}),
+        **({"framework_gdn": {
+            "method": ("per serving framework with its own measured Gated DeltaNet kernels: its fit (as `gdn`) "
+                       "against the reference's terms; applied under that framework's profile only where it "
+                       "lowers the median |error| of its rows by a fifth or more (efficiency.framework_kernel_terms)"),
+            **fit.framework_gdn}} if fit.framework_gdn else {}),
         **({"framework_moe": {
             "method": ("per serving framework with its own measured MoE kernels: on its fastest measured "
                        "kernel per key, the reference's MoE terms against a fit of its own (as `moe`); the own "

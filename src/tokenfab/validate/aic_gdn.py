@@ -169,7 +169,7 @@ def fit_chip(root, system: str, chip: ChipSpec, eff, framework: str = "trtllm") 
 
 def fit_record(fit: GdnFit, applied: bool) -> dict:
     """The calibration file's record (`aiconfigurator.gdn`)."""
-    return {"method": f"scan_compute_frac and scan_chunk_us on the context-phase {CHUNK_KERNEL} rows of "
+    return {"framework": fit.framework, "method": f"scan_compute_frac and scan_chunk_us on the context-phase {CHUNK_KERNEL} rows of "
                       f"{TABLE} measured >= {FIT_MIN_S * 1e6:.0f} us; loss mean |log(pred/meas)|; "
                       "validate.aic_gdn.fit_chip",
             "table": fit.table, "rows_fitted": fit.rows, "scan_compute_frac": fit.scan_compute_frac,
