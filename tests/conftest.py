@@ -80,3 +80,17 @@ def tiny_model():
 def tiny_chip():
     from tokenfab.specs import ChipSpec
     return ChipSpec.from_yaml(DATA / "tiny-chip.yaml")
+
+
+def write_aic_table(root, system: str, folder: str, framework: str, version: str, table: str, rows: list[dict]):
+    """Write an aiconfigurator kernel table as CSV in the package's layout
+    (`<root>/<system>/<folder>/<framework>/<version>/<table>.csv`), columns in the first row's order."""
+    import csv
+
+    d = root / system / folder / framework / version
+    d.mkdir(parents=True, exist_ok=True)
+    with (d / f"{table}.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)

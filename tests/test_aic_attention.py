@@ -2,10 +2,9 @@
 the reader keeps the rows the engine prices, and a long causal prefill is priced as its FLOPs at the
 calibrated fraction of the BF16 peak plus one launch, worked by hand."""
 
-import csv
-
 import numpy as np
 import pytest
+from conftest import write_aic_table
 
 from tokenfab import catalog
 from tokenfab.perf.efficiency import Efficiency
@@ -18,13 +17,7 @@ ROW = {"batch_size": 1, "isl": 8192, "step": 0, "num_heads": 32, "num_key_value_
 
 
 def _write(root, rows, table="context_attention_perf"):
-    d = root / "h100_sxm" / "attention" / "trtllm" / "1.3.0"
-    d.mkdir(parents=True, exist_ok=True)
-    with (d / f"{table}.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLS)
-        w.writeheader()
-        for r in rows:
-            w.writerow(r)
+    write_aic_table(root, "h100_sxm", "attention", "trtllm", "1.3.0", table, [{c: r[c] for c in COLS} for r in rows])
 
 
 def test_rows_the_engine_prices_are_kept(tmp_path):

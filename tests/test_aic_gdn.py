@@ -2,11 +2,11 @@
 reader on a hand-made table in the package's layout (CSV), and the fit recovering the two parameters
 of a table generated from the engine's own formula (a brute-force oracle of the grid search)."""
 
-import csv
 import importlib.util
 
 import numpy as np
 import pytest
+from conftest import write_aic_table
 
 from tokenfab import catalog
 from tokenfab.perf.efficiency import Efficiency
@@ -17,14 +17,9 @@ COLS = ("kernel_source", "phase", "batch_size", "seq_len", "num_k_heads", "head_
         "latency")
 
 
-def _write(root, rows, system="h100_sxm", framework="trtllm", version="1.3.0"):
-    d = root / system / "linear_attention" / framework / version
-    d.mkdir(parents=True, exist_ok=True)
-    with (d / "gdn_perf.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLS)
-        w.writeheader()
-        for r in rows:
-            w.writerow(r)
+def _write(root, rows):
+    write_aic_table(root, "h100_sxm", "linear_attention", "trtllm", "1.3.0", "gdn_perf",
+                    [{c: r[c] for c in COLS} for r in rows])
 
 
 def _grid():

@@ -253,41 +253,41 @@ def test_each_framework_prices_gated_deltanet_prefill_with_its_own_measured_kern
     assert "Gated DeltaNet prefill" in vllm.source and "MoE layer" in vllm.source
 
 
-def test_framework_gdn_terms_accept_only_scan_fields(tmp_path, monkeypatch):
-    from tokenfab.perf.efficiency import efficiency_for, framework_kernel_terms
+@pytest.fixture
+def calibration_dir(tmp_path, monkeypatch):
+    """A calibration folder of the test's own (`TOKENFAB_CALIBRATION_DIR`), caches cleared around it."""
+    from tokenfab.perf.efficiency import efficiency_for
 
-    (tmp_path / "x.yaml").write_text("efficiency: {}\naiconfigurator:\n  framework_gdn:\n    vllm:\n"
-                                     "      applied: {moe_layer_fixed_us: 3.0}\n")
     monkeypatch.setenv("TOKENFAB_CALIBRATION_DIR", str(tmp_path))
     efficiency_for.cache_clear()
-    try:
-        with pytest.raises(ValueError, match="not Gated DeltaNet prefill fields"):
-            framework_kernel_terms("x", "vllm", "framework_gdn")
-        assert framework_kernel_terms("x", "vllm", "framework_moe") == {}
-    finally:
-        monkeypatch.delenv("TOKENFAB_CALIBRATION_DIR")
-        efficiency_for.cache_clear()
-
-
-def test_framework_moe_terms_accept_only_moe_layer_fields(tmp_path, monkeypatch):
-    from tokenfab.perf.efficiency import efficiency_for, framework_moe_terms
-
-    (tmp_path / "x.yaml").write_text("efficiency: {}\naiconfigurator:\n  framework_moe:\n    vllm:\n"
-                                     "      applied: {gemm_compute_frac: 0.9}\n")
-    monkeypatch.setenv("TOKENFAB_CALIBRATION_DIR", str(tmp_path))
+    yield tmp_path
+    monkeypatch.delenv("TOKENFAB_CALIBRATION_DIR")
     efficiency_for.cache_clear()
-    try:
-        with pytest.raises(ValueError, match="not MoE layer fields"):
-            framework_moe_terms("x", "vllm")
-        assert framework_moe_terms("x", "sglang") == {} and framework_moe_terms("absent", "vllm") == {}
-        for value, says in (("fast", "valid number"), ("-3", "greater than or equal to 0")):
-            (tmp_path / "y.yaml").write_text("efficiency: {}\naiconfigurator:\n  framework_moe:\n    vllm:\n"
-                                             f"      applied: {{fp4_moe_layer_fixed_us: {value}}}\n")
-            with pytest.raises(SpecError, match=f"y.yaml: framework_moe.vllm: fp4_moe_layer_fixed_us: .*{says}"):
-                framework_moe_terms("y", "vllm")
-    finally:
-        monkeypatch.delenv("TOKENFAB_CALIBRATION_DIR")
-        efficiency_for.cache_clear()
+
+
+def test_framework_gdn_terms_accept_only_scan_fields(calibration_dir):
+    from tokenfab.perf.efficiency import framework_kernel_terms
+
+    (calibration_dir / "x.yaml").write_text("efficiency: {}\naiconfigurator:\n  framework_gdn:\n    vllm:\n"
+                                            "      applied: {moe_layer_fixed_us: 3.0}\n")
+    with pytest.raises(ValueError, match="not Gated DeltaNet prefill fields"):
+        framework_kernel_terms("x", "vllm", "framework_gdn")
+    assert framework_kernel_terms("x", "vllm", "framework_moe") == {}
+
+
+def test_framework_moe_terms_accept_only_moe_layer_fields(calibration_dir):
+    from tokenfab.perf.efficiency import framework_moe_terms
+
+    (calibration_dir / "x.yaml").write_text("efficiency: {}\naiconfigurator:\n  framework_moe:\n    vllm:\n"
+                                            "      applied: {gemm_compute_frac: 0.9}\n")
+    with pytest.raises(ValueError, match="not MoE layer fields"):
+        framework_moe_terms("x", "vllm")
+    assert framework_moe_terms("x", "sglang") == {} and framework_moe_terms("absent", "vllm") == {}
+    for value, says in (("fast", "valid number"), ("-3", "greater than or equal to 0")):
+        (calibration_dir / "y.yaml").write_text("efficiency: {}\naiconfigurator:\n  framework_moe:\n    vllm:\n"
+                                                f"      applied: {{fp4_moe_layer_fixed_us: {value}}}\n")
+        with pytest.raises(SpecError, match=f"y.yaml: framework_moe.vllm: fp4_moe_layer_fixed_us: .*{says}"):
+            framework_moe_terms("y", "vllm")
 
 
 def test_a_young_stack_pays_its_maturity_on_the_frameworks_own_moe_terms_too():

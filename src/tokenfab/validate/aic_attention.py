@@ -138,11 +138,7 @@ def predict(rows: AttentionRows, chip: ChipSpec, eff) -> np.ndarray:
 
 def band_of(length) -> np.ndarray:
     """`LENGTH_BANDS` label of each row's length."""
-    length = np.asarray(length, float)
-    out = np.full(length.shape, "", dtype=object)
-    for label, lo, hi in LENGTH_BANDS:
-        out[(length >= lo) & (length <= hi)] = label
-    return out
+    return aic.band_labels(length, LENGTH_BANDS)
 
 
 def _median_abs(err) -> float | None:

@@ -194,11 +194,7 @@ def predict(rows: MoeRows | dict, chip: ChipSpec, eff) -> dict:
 
 def band_of(tokens) -> np.ndarray:
     """`TOKEN_BANDS` label of each token count."""
-    tokens = np.asarray(tokens, float)
-    out = np.full(tokens.shape, "", dtype=object)
-    for label, lo, hi in TOKEN_BANDS:
-        out[(tokens >= lo) & (tokens <= hi)] = label
-    return out
+    return aic.band_labels(tokens, TOKEN_BANDS)
 
 
 def _median(x) -> float | None:

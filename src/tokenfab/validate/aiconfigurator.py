@@ -216,6 +216,16 @@ def read_table(path: Path, name: str, system: str = "", framework: str = "", ver
     return Table(system, name, framework, version, path, out)
 
 
+def band_labels(values, bands) -> np.ndarray:
+    """The label of the (label, lo, hi) band of `bands` each value falls in ('' in none): the
+    summaries' token and length bands (`aic_moe.TOKEN_BANDS`, `aic_attention.LENGTH_BANDS`)."""
+    values = np.asarray(values, float)
+    out = np.full(values.shape, "", dtype=object)
+    for label, lo, hi in bands:
+        out[(values >= lo) & (values <= hi)] = label
+    return out
+
+
 def load(root: Path, system: str, name: str, framework: str) -> Table | None:
     """The newest `name` table of `system` under `framework`, read (None when absent)."""
     hit = pick_table(root, system, name, framework)
