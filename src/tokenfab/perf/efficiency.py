@@ -113,8 +113,9 @@ class Efficiency(Spec):
     `chunk_gated_delta_rule`: per-chunk K·K^T, triangular solve, WY transform, state passing, output)
     sustains over its many small per-chunk products when it has work for every core (`scan` ops,
     `perf.kinds`). Default: the median of the aiconfigurator kernel-table fits of TensorRT-LLM's (FLA's
-    Triton) kernels on eight NVIDIA systems (0.0375-0.0975; `validate.aic_gdn`); vLLM's FlashInfer
-    kernel sustains 0.20-0.36 on Hopper and Blackwell (not applied: no framework-specific term yet)."""
+    Triton) kernels on eight NVIDIA systems (0.0375-0.0975; `validate.aic_gdn`). A framework whose own
+    kernels the tables time gets its own value under its profile (`framework_kernel_terms`: vLLM's
+    FlashInfer kernel 0.20-0.36 on Hopper and Blackwell)."""
     scan_chunk_us: float = Field(default=4.0, ge=0, le=1000)
     """Time of one sequential chunk step of a chunked linear-attention prefill, µs: the recurrent state
     passes from chunk to chunk inside one core, so a prompt of n chunks takes at least n steps however

@@ -23,6 +23,7 @@ of the BF16 peak, FlashInfer's kernel (vLLM) 20-35 %.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -90,15 +91,15 @@ def core_ops(rows: GdnRows, model):
 
 
 def predict(ops, n: int, chip: ChipSpec, eff) -> np.ndarray:
-    """Engine seconds of every row's `gdn_core` on `chip` with efficiency `eff`."""
-    from tokenfab.perf.evaluate import Hardware
-    from tokenfab.perf.kinds import extra_kind_time
+    """Engine seconds of every row's `gdn_core` on `chip` with efficiency `eff` (the chip described
+    as every engine user describes it: `mapping.search.chip_hardware`, BF16)."""
+    from tokenfab.mapping.search import chip_hardware
+    from tokenfab.perf.evaluate import time_ops
 
-    hw = Hardware(gemm_tflops=chip.bf16_tflops, attention_tflops=chip.bf16_tflops, hbm_tb_s=chip.hbm_tb_s,
-                  cores=chip.cores or 100, eff=eff, system=SystemSpec.for_chip(chip), bf16_tflops=chip.bf16_tflops)
+    hw = chip_hardware(_template_model(), chip, SystemSpec.for_chip(chip), eff, ["bf16"], ["bf16"], phase="prefill")
     out = np.full(n, np.nan)
     for sel, op in ops:
-        out[sel] = np.asarray(extra_kind_time(op, hw)[0], float) * op.count
+        out[sel] = np.asarray(time_ops([op], hw)[0].seconds, float)
     return out
 
 
@@ -122,7 +123,9 @@ class GdnFit:
         return self.after < self.before
 
 
+@lru_cache(maxsize=1)
 def _template_model():
+    """The catalog Qwen3.5 whose linear-attention block the table's rows re-shape (heads per rank)."""
     from tokenfab import catalog
 
     return catalog.load_model("qwen3.5-397b-a17b")
