@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 
@@ -25,13 +26,20 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--systems", default="", help="comma-separated aiconfigurator systems (default: all)")
-    ap.add_argument("--framework", default="trtllm", choices=("trtllm", "sglang", "vllm"))
+    ap.add_argument("--framework", default="trtllm", help="trtllm, sglang or vllm")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    systems = [s for s in args.systems.split(",") if s]
+    unknown = [s for s in systems if s not in aic.SYSTEMS]
+    if unknown or args.framework not in ("trtllm", "sglang", "vllm"):
+        bad = (f"unknown system(s) {', '.join(unknown)}; known: {', '.join(aic.SYSTEMS)}" if unknown
+               else f"--framework {args.framework!r} is not one of trtllm, sglang, vllm")
+        print(f"error: {bad}", file=sys.stderr)
+        raise SystemExit(2)
     profile = {"trtllm": "trt-llm"}.get(args.framework, args.framework)
     root, t0, out = aic.data_root(), time.perf_counter(), []
     for system, cid in aic.SYSTEMS.items():
-        if args.systems and system not in args.systems.split(","):
+        if systems and system not in systems:
             continue
         chip = catalog.load_chip(cid)
         for s in aic_attention.score_system(root, system, chip, efficiency_under(chip, profile), args.framework):

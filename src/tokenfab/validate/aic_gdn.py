@@ -22,7 +22,7 @@ of the BF16 peak, FlashInfer's kernel (vLLM) 20-35 %.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -39,24 +39,9 @@ FRAC_GRID = np.round(np.arange(0.01, 0.6001, 0.0025), 4)
 CHUNK_US_GRID = np.round(np.arange(0.5, 6.001, 0.05), 3)
 
 
-@dataclass
-class GdnRows:
-    """The chunked-prefill rows of one table, as arrays."""
-
-    system: str
-    framework: str
-    version: str
-    columns: dict
-    """batch, seq_len, k_heads, v_heads, k_dim, v_dim, latency_s."""
-    provenance: dict
-
-    @property
-    def rows(self) -> int:
-        return int(len(self.columns["latency_s"]))
-
-
-def load_rows(root, system: str, framework: str = "trtllm") -> GdnRows | None:
-    """The newest `gdn_perf` table of `system` under `framework`: its context-phase chunked-prefill rows."""
+def load_rows(root, system: str, framework: str = "trtllm") -> aic.Table | None:
+    """The newest `gdn_perf` table of `system` under `framework`, cut to its context-phase chunked-prefill
+    rows (columns batch, seq_len, k_heads, v_heads, k_dim, v_dim, latency_s)."""
     t = aic.load(root, system, TABLE, framework)
     if t is None:
         return None
@@ -65,18 +50,19 @@ def load_rows(root, system: str, framework: str = "trtllm") -> GdnRows | None:
     cols = {"batch": c["batch_size"][keep], "seq_len": c["seq_len"][keep], "k_heads": c["num_k_heads"][keep],
             "v_heads": c["num_v_heads"][keep], "k_dim": c["head_k_dim"][keep], "v_dim": c["head_v_dim"][keep],
             "latency_s": c["latency_s"][keep]}
-    return GdnRows(system, t.framework, t.version, cols, t.provenance(root))
+    return replace(t, columns=cols)
 
 
-def core_ops(rows: GdnRows, model):
+def core_ops(rows: aic.Table, model):
     """The engine's `gdn_core` prefill op for every row (one layer, the row's heads on one rank)."""
     from tokenfab.graph.linear_attention import gated_deltanet_ops
     from tokenfab.graph.ops import StepShape
 
     c = rows.columns
+    keys = np.stack([c["k_heads"], c["v_heads"], c["k_dim"], c["v_dim"]], axis=1)
     out = []
-    for key in np.unique(np.stack([c["k_heads"], c["v_heads"], c["k_dim"], c["v_dim"]], axis=1), axis=0):
-        sel = np.all(np.stack([c["k_heads"], c["v_heads"], c["k_dim"], c["v_dim"]], axis=1) == key, axis=1)
+    for key in np.unique(keys, axis=0):
+        sel = np.all(keys == key, axis=1)
         la = model.linear_attention.model_copy(update={"num_layers": 1, "num_key_heads": int(key[0]),
                                                        "num_value_heads": int(key[1]), "key_head_dim": int(key[2]),
                                                        "value_head_dim": int(key[3])})
@@ -90,13 +76,18 @@ def core_ops(rows: GdnRows, model):
     return out
 
 
+def _hardware(chip: ChipSpec, eff):
+    from tokenfab.mapping.search import chip_hardware
+
+    return chip_hardware(_template_model(), chip, SystemSpec.for_chip(chip), eff, ["bf16"], ["bf16"], phase="prefill")
+
+
 def predict(ops, n: int, chip: ChipSpec, eff) -> np.ndarray:
     """Engine seconds of every row's `gdn_core` on `chip` with efficiency `eff` (the chip described
     as every engine user describes it: `mapping.search.chip_hardware`, BF16)."""
-    from tokenfab.mapping.search import chip_hardware
     from tokenfab.perf.evaluate import time_ops
 
-    hw = chip_hardware(_template_model(), chip, SystemSpec.for_chip(chip), eff, ["bf16"], ["bf16"], phase="prefill")
+    hw = _hardware(chip, eff)
     out = np.full(n, np.nan)
     for sel, op in ops:
         out[sel] = np.asarray(time_ops([op], hw)[0].seconds, float)
@@ -140,34 +131,31 @@ def fit_chip(root, system: str, chip: ChipSpec, eff, framework: str = "trtllm") 
     long = rows.columns["latency_s"] >= FIT_MIN_S
     if not long.any():
         return None
-    sub = GdnRows(rows.system, rows.framework, rows.version, {k: v[long] for k, v in rows.columns.items()},
-                  rows.provenance)
+    sub = replace(rows, columns={k: v[long] for k, v in rows.columns.items()})
     ops = core_ops(sub, _template_model())
     meas = sub.columns["latency_s"]
     before = predict(ops, sub.rows, chip, eff)
-    # Each bound once, then the grid on arrays (the formula of perf.kinds' `scan`).
-    launch = np.zeros(sub.rows)
-    steps = np.zeros(sub.rows)
-    flops = np.zeros(sub.rows)
-    memory = np.zeros(sub.rows)
+    # The fit-free parts of each row's time once (`perf.kinds.scan_terms`, the engine's own), then the
+    # grid: one fraction at a time, every chunk time at once.
+    from tokenfab.perf.kinds import scan_terms
+
+    hw = _hardware(chip, eff)
+    peak_s, steps, memory, launch = (np.zeros(sub.rows) for _ in range(4))
     for sel, op in ops:
-        launch[sel] = op.kernels * eff.kernel_launch_us * 1e-6
-        steps[sel] = np.asarray(op.meta["steps"], float)
-        flops[sel] = np.asarray(op.flops, float) / (chip.bf16_tflops * 1e12)
-        memory[sel] = np.asarray(op.bytes, float) / (chip.hbm_tb_s * 1e12 * eff.hbm_frac)
+        peak_s[sel], steps[sel], memory[sel], launch[sel] = scan_terms(op, hw)
+    chunk_s = CHUNK_US_GRID[None, :] * 1e-6
     best, best_loss = (eff.scan_compute_frac, eff.scan_chunk_us), np.inf
     for f in FRAC_GRID:
-        t_work = flops / f
-        for c in CHUNK_US_GRID:
-            t = np.maximum(np.maximum(t_work, steps * c * 1e-6), memory) + launch
-            loss = float(np.mean(np.abs(np.log(t / meas))))
-            if loss < best_loss - 1e-12:
-                best, best_loss = (float(f), float(c)), loss
+        t = np.maximum(np.maximum((peak_s / f)[:, None], steps[:, None] * chunk_s), memory[:, None]) + launch[:, None]
+        loss = np.mean(np.abs(np.log(t / meas[:, None])), axis=0)
+        j = int(np.argmin(loss))
+        if loss[j] < best_loss - 1e-12:
+            best, best_loss = (float(f), float(CHUNK_US_GRID[j])), float(loss[j])
     fitted = eff.model_copy(update={"scan_compute_frac": best[0], "scan_chunk_us": best[1]})
     after = predict(ops, sub.rows, chip, fitted)
     return GdnFit(chip.id, system, rows.framework, best[0], best[1], float(np.median(np.abs(before / meas - 1))),
                   float(np.median(np.abs(after / meas - 1))), float(np.median(after / meas - 1)), sub.rows,
-                  rows.provenance)
+                  {**rows.provenance(root), "rows_are": f"the table's context-phase {CHUNK_KERNEL}* rows"})
 
 
 def fit_record(fit: GdnFit, applied: bool) -> dict:
