@@ -33,6 +33,7 @@ import numpy as np
 
 from tokenfab.explore.evaluate import EvalContext
 from tokenfab.specs.base import SpecError
+from tokenfab.specs.chip import full_mesh_of
 
 CHUNK = 1024
 """Designs evaluated together at most: larger batches amortize the per-batch costs (graph, grid,
@@ -69,6 +70,7 @@ def chip_batch(designs: list, a, r: dict, sustained_mask: np.ndarray | None = No
                      hbm_gb=np.asarray(r["hbm_gb"], dtype=float), cores=np.asarray(a.cores, dtype=float),
                      scaleup_gb_s=np.asarray(r["scaleup_gb_s"], dtype=float),
                      scaleout_gb_s=np.asarray(r["scaleout_gb_s"], dtype=float), scaleup_domain=domains.pop(),
+                     scaleup_full_mesh=np.array([full_mesh_of(d.io.scaleup_interconnect) for d in designs], dtype=bool),
                      tiled=replace(hw, sustained_frac=sustained), vector_tflops=vec,
                      sfu_tops=vec / 2.0 * (16.0 / 128.0))
 

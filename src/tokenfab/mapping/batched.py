@@ -66,6 +66,8 @@ class ChipBatch:
     scaleup_gb_s: np.ndarray
     scaleout_gb_s: np.ndarray
     scaleup_domain: int
+    scaleup_full_mesh: np.ndarray
+    """Whether each chip's scale-up domain is a full mesh (`ChipSpec.is_full_mesh`), shape (N,)."""
     tiled: tiled.TiledHW
     """The chips' tiled description, every numeric field shaped (N, 1)."""
     vector_tflops: np.ndarray
@@ -93,7 +95,8 @@ class ChipBatch:
             ids=tuple(c.id for c in chips), peaks={p: f(lambda c, p=p: c.peak_tflops(p)) for p in PRECISIONS},
             hbm_tb_s=f(lambda c: c.hbm_tb_s), hbm_gb=f(lambda c: c.hbm_gb), cores=f(lambda c: c.cores or 100),
             scaleup_gb_s=f(lambda c: c.scaleup_gb_s), scaleout_gb_s=f(lambda c: c.scaleout_gb_s),
-            scaleup_domain=domains.pop(), tiled=stack_hw([tiled.tiled_hw_for(c) for c in chips]),
+            scaleup_domain=domains.pop(), scaleup_full_mesh=np.array([c.is_full_mesh for c in chips], dtype=bool),
+            tiled=stack_hw([tiled.tiled_hw_for(c) for c in chips]),
             vector_tflops=np.array([u["vector_tflops"] or 0.0 for u in units], dtype=float),
             sfu_tops=np.array([u["sfu_tops"] or 0.0 for u in units], dtype=float))
 
@@ -168,7 +171,8 @@ def batch_system(chips: ChipBatch) -> SimpleNamespace:
     d = int(chips.scaleup_domain)
     return SimpleNamespace(chips_per_node=min(8, d), scaleup_domain=d,
                            scaleup_gb_s=chips.scaleup_gb_s.reshape(-1, 1),
-                           scaleout_gb_s=chips.scaleout_gb_s.reshape(-1, 1))
+                           scaleout_gb_s=chips.scaleout_gb_s.reshape(-1, 1),
+                           scaleup_full_mesh=chips.scaleup_full_mesh.reshape(-1, 1))
 
 
 def evaluate(model: ModelSpec, chips: ChipBatch, eff: Efficiency, traffic: Traffic,

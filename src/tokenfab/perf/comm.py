@@ -9,6 +9,11 @@ parallel), then all-gather inside the domain. NCCL splits the buffer into chunks
 phases, so the scale-up and scale-out transfers overlap: the bandwidth time is the larger of the
 two (latency terms add).
 
+On a full-mesh scale-up domain (AMD Infinity Fabric, Ascend 910B HCCS: one link to each of the
+domain − 1 peers, no switch) a group of p chips inside the domain drives only its p − 1 links, so
+its bandwidth is (p − 1)/(domain − 1) of the chip's (`scaleup_share`); a switched domain gives any
+group the whole.
+
 All-to-all: each rank sends (p-1)/p of its bytes. When the group spans domains, the share bound
 for other domains goes over the NICs while the in-domain share goes over the scale-up fabric at
 the same time, so the time is the larger of the two (DeepEP's "bottleneck" link).
@@ -22,12 +27,21 @@ from tokenfab.perf.efficiency import Efficiency
 from tokenfab.specs.system import SystemSpec
 
 
+def scaleup_share(chips, system: SystemSpec):
+    """Share of a chip's scale-up bandwidth that a group of `chips` inside one domain can drive:
+    (chips − 1)/(domain − 1) on a full mesh (one link per peer), 1 on a switched fabric."""
+    dom = float(system.scaleup_domain)
+    k = np.clip(np.asarray(chips, dtype=float), 2.0, max(dom, 2.0))
+    mesh = np.asarray(getattr(system, "scaleup_full_mesh", False), dtype=bool) & (dom > 2.0)
+    return np.where(mesh, (k - 1.0) / max(dom - 1.0, 1.0), 1.0)
+
+
 def _links(group, system: SystemSpec, eff: Efficiency):
     """(p, chips per domain d, domains n, scale-up B/s, scale-out B/s, alpha up s, alpha out s)."""
     p = np.maximum(np.asarray(group, dtype=float), 1.0)
     d = np.minimum(p, float(system.scaleup_domain))
     n = np.ceil(p / d)
-    bw_up = system.scaleup_gb_s * 1e9 * eff.comm_bw_frac
+    bw_up = system.scaleup_gb_s * 1e9 * eff.comm_bw_frac * scaleup_share(d, system)
     bw_out = system.scaleout_gb_s * 1e9 * eff.comm_bw_frac
     return p, d, n, bw_up, bw_out, eff.comm_latency_us * 1e-6, eff.scaleout_latency_us * 1e-6
 
@@ -55,7 +69,7 @@ def custom_allreduce_time_s(bytes_, group, system: SystemSpec, eff: Efficiency):
     a flat latency (`allreduce_latency_us`) plus the two-shot volume 2(p-1)/p × bytes at its own share
     of the link (`allreduce_bw_frac`, else `comm_bw_frac`)."""
     p = np.maximum(np.asarray(group, dtype=float), 1.0)
-    bw = system.scaleup_gb_s * 1e9 * (eff.allreduce_bw_frac or eff.comm_bw_frac)
+    bw = system.scaleup_gb_s * 1e9 * (eff.allreduce_bw_frac or eff.comm_bw_frac) * scaleup_share(p, system)
     alpha = (eff.allreduce_latency_us if eff.allreduce_latency_us is not None else 2.0 * eff.comm_latency_us) * 1e-6
     return np.where(p > 1, alpha + 2.0 * (p - 1.0) / p * np.asarray(bytes_, dtype=float) / bw, 0.0)
 
@@ -112,7 +126,8 @@ def alltoall_time_s(bytes_, group, system: SystemSpec, eff: Efficiency):
 
 
 def p2p_time_s(bytes_, crosses_node, system: SystemSpec, eff: Efficiency):
-    """Seconds to send `bytes_` to the next pipeline stage."""
-    bw = np.where(crosses_node, system.scaleout_gb_s, system.scaleup_gb_s) * 1e9 * eff.comm_bw_frac
+    """Seconds to send `bytes_` to the next pipeline stage (one link of a full mesh)."""
+    up = system.scaleup_gb_s * scaleup_share(2.0, system)
+    bw = np.where(crosses_node, system.scaleout_gb_s, up) * 1e9 * eff.comm_bw_frac
     alpha = np.where(crosses_node, eff.scaleout_latency_us, eff.comm_latency_us) * 1e-6
     return alpha + np.asarray(bytes_) / bw

@@ -324,7 +324,7 @@ class EngineStepTime:
         domain, else the scale-out network."""
         eff, system = self.eff, self.system
         if self.colocated:
-            bw, alpha = system.scaleup_gb_s, eff.comm_latency_us
+            bw, alpha = system.scaleup_gb_s * float(comm.scaleup_share(2.0, system)), eff.comm_latency_us
         else:
             bw, alpha = system.scaleout_gb_s, eff.scaleout_latency_us
         return alpha * 1e-6 + tokens * self.kv_bytes_per_token / (bw * 1e9 * eff.comm_bw_frac)

@@ -26,6 +26,18 @@ PERF_FIELDS = (
     "scaleup_gb_s", "scaleout_gb_s",
 )
 
+# Words of a `scaleup_interconnect` naming a full mesh of direct links; a switch ("non-blocking
+# all-to-all" through switch chips) is not one.
+_FULL_MESH = ("full mesh", "fully connected", "all-to-all")
+_SWITCHED_WORDS = ("switch", "non-blocking")
+
+
+def full_mesh_of(interconnect: str) -> bool:
+    """Whether a `scaleup_interconnect` text names a full mesh of point-to-point links ("7 links,
+    8-GPU full mesh", "21 ports all-to-all"), not a switched fabric."""
+    text = (interconnect or "").lower()
+    return any(w in text for w in _FULL_MESH) and not any(w in text for w in _SWITCHED_WORDS)
+
 
 class ChipSpec(Spec):
     """One accelerator package (what a server counts as one GPU/NPU)."""
@@ -80,6 +92,12 @@ class ChipSpec(Spec):
     scaleup_fabric: Literal["switched", "direct", "none"] | None = None
     """How the scale-up domain is wired, for the system cost: `switched` (NVSwitch-class), `direct`
     (mesh, torus, bridge) or `none` (PCIe through the host); None: read from `scaleup_interconnect`."""
+    scaleup_full_mesh: bool | None = None
+    """True when the scale-up domain is a full mesh of point-to-point links, the chip's
+    `scaleup_gb_s` split evenly over its `scaleup_domain` − 1 peers (AMD Infinity Fabric, Ascend
+    910B HCCS, Gaudi's on-chip RoCE ports): a group of p chips inside the domain reaches only p − 1
+    of them, (p − 1)/(domain − 1) of the bandwidth (`perf.comm.scaleup_share`). None: read from
+    `scaleup_interconnect` (`full_mesh_of`)."""
     scaleout_gb_s: float = Field(default=50.0, gt=0)
     """Scale-out (NIC) bandwidth per chip, GB/s in one direction (400 Gb/s = 50 GB/s)."""
 
@@ -153,6 +171,13 @@ class ChipSpec(Spec):
     def source_of(self, field: str) -> str:
         """Where the value of `field` comes from."""
         return self.sources.get(field, self.sources.get("default", ""))
+
+    @property
+    def is_full_mesh(self) -> bool:
+        """Whether the scale-up domain is a full mesh (`scaleup_full_mesh`, else read from the text)."""
+        if self.scaleup_full_mesh is not None:
+            return self.scaleup_full_mesh
+        return full_mesh_of(self.scaleup_interconnect)
 
     @property
     def spec_confidence(self) -> Literal["datasheet", "partly-estimated"]:

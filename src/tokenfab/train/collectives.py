@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tokenfab.perf.comm import scaleup_share
 from tokenfab.perf.efficiency import Efficiency
 from tokenfab.specs.system import SystemSpec
 
@@ -27,7 +28,7 @@ def ring_seconds(bytes_total, group, local, system: SystemSpec, eff: Efficiency,
     d = np.clip(np.asarray(local, dtype=float), 1.0, p)
     n = np.ceil(p / d)
     b = np.asarray(bytes_total, dtype=float)
-    bw_up = system.scaleup_gb_s * 1e9 * eff.comm_bw_frac
+    bw_up = system.scaleup_gb_s * 1e9 * eff.comm_bw_frac * scaleup_share(d, system)
     bw_out = system.scaleout_gb_s * 1e9 * eff.comm_bw_frac
     latency = passes * 1e-6 * (_steps(d) * eff.comm_latency_us
                                + np.where(n > 1, _steps(n) * eff.scaleout_latency_us, 0.0))
