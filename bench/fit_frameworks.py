@@ -1,6 +1,7 @@
 """Fit the serving-framework profiles on the shipped end-to-end rows, with leave-one-source-out CV.
 
     python3 bench/fit_frameworks.py [--data CSV ...] [--only vllm-rocm] [--stage all|kernels|host]
+                                    [--us-per-token U]
 
 Rows: usable end-to-end LLM rows of the measurement CSV (default: the shipped public.csv) that the
 engine predicts, grouped by the profile their `framework` column resolves to on their chip
@@ -24,8 +25,8 @@ A framework needs >= 8 rows from >= 2 sources, else it keeps the neutral profile
 rows of one source covering >= 3 models are cross-validated leave-one-model-out instead (each
 model's rows predicted by a fit on the others': a weaker check, since the rows share one harness
 and one author, and the proposal says so). TensorRT-LLM is
-the reference: its fit is printed as a check of "the calibration is TensorRT-LLM-like" and the
-profile stays neutral. A fitted profile is proposed for shipping only if its LOSO median |error|
+the reference: its kernel fit is printed as a check of "the calibration is TensorRT-LLM-like" and
+its kernel factors stay neutral (its host path is fitted like any other, below). A fitted profile is proposed for shipping only if its LOSO median |error|
 beats the neutral one. Prints the YAML to paste into catalog/frameworks.yaml.
 
 Host path (second stage, on the TTFT rows at a stated concurrency only): `request_overhead_ms`
@@ -36,7 +37,8 @@ through in turn (the shipped `pd_host_passes`, kept). Fitted per profile on its 
 (no other request queues ahead, so the gap is the host path and the prefill alone; rows with more
 clients also carry the engine's queueing and step-time errors and are scored, not fitted), on the
 same >= 8 rows from >= 2 sources rule, leave-one-source-out, grid `HOST_OVERHEADS_MS` x
-`HOST_US_PER_TOKEN`, loss as above; proposed only if its LOSO median |error| beats zero host path.
+`HOST_US_PER_TOKEN` (or the per-token part pinned by `--us-per-token`, one parameter left), loss as
+above; proposed only if its LOSO median |error| beats zero host path.
 With fewer rows or one source the in-sample fit is printed for information and the profile keeps 0.
 """
 
@@ -75,7 +77,7 @@ SPLIT_QUALITIES = tuple(np.round(np.arange(0.30, 1.2001, 0.10), 2))
 OVERHEADS = (None, 1.0, 2.0, 4.0, 8.0)
 REF_QUALITIES = tuple(np.round(np.arange(0.80, 1.1001, 0.05), 2))
 REF_OVERHEADS = (None, 1.0, 2.0)
-HOST_OVERHEADS_MS = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 50.0, 60.0, 80.0, 100.0)
+HOST_OVERHEADS_MS = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 50.0, 60.0, 80.0, 100.0, 120.0, 150.0, 200.0)
 HOST_US_PER_TOKEN = (0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 15.0)
 MISS = math.log(10.0)
 """Loss of a row the candidate cannot predict (a factor of 10)."""
@@ -284,17 +286,19 @@ def host_families(pids) -> dict[str, list[str]]:
     return families
 
 
-def fit_host_path(pid: str, rows, pids=None) -> dict:
+def fit_host_path(pid: str, rows, pids=None, us_per_token: float | None = None) -> dict:
     """Grid fit of the host path (`request_overhead_ms`, `input_us_per_token`) of profile `pid` on
     its ONE-client TTFT rows (the host path and the prefill alone), in sample and leave-one-source-
     out when they allow (>= MIN_ROWS from >= MIN_SOURCES sources); its rows with more clients are
-    scored with the same values. The shipped kernel factors are kept (the stages alternate)."""
+    scored with the same values. The shipped kernel factors are kept (the stages alternate).
+    `us_per_token` pins the per-token part (one parameter left: the per-request overhead)."""
     from tokenfab.validate.operating_point import operating_point
 
     meas = np.array([r.value for r, _ in rows])
     sources = np.array([r.source for r, _ in rows])
     one = np.array([operating_point(r).concurrency == 1 for r, _ in rows])
-    grid = [(o, u) for o in HOST_OVERHEADS_MS for u in HOST_US_PER_TOKEN]
+    per_token = HOST_US_PER_TOKEN if us_per_token is None else (us_per_token,)
+    grid = [(o, u) for o in HOST_OVERHEADS_MS for u in per_token]
     # The flow's structure and kernel factors are the shipped profile's (API-server passes of a
     # disaggregated request, vendor variants).
     # The stage's starting point: each profile's shipped kernel factors, no host path; one host path
@@ -306,7 +310,11 @@ def fit_host_path(pid: str, rows, pids=None) -> dict:
         with override_profiles(cand):
             table.append((cand[pid] if pid in cand else next(iter(cand.values())), _log_err(_predict(rows), meas)))
     allowed = list(range(len(grid)))
-    neutral_err = np.expm1(table[0][1])
+    # The reference: no host path at all (not the grid's first point, which a pinned per-token
+    # part moves off zero).
+    zero = {p: b.model_copy(update={"request_overhead_ms": 0.0, "input_us_per_token": 0.0}) for p, b in bases.items()}
+    with override_profiles(zero):
+        neutral_err = np.expm1(_log_err(_predict(rows), meas))
     i_all = _pick(table, one, allowed)
     fitted = np.expm1(table[i_all][1])
     out = dict(n=int(one.sum()), sources=sorted(set(sources[one])), neutral=_stats(neutral_err[one]),
@@ -327,7 +335,7 @@ def _describe_host(prof: FrameworkProfile) -> str:
     return f"request_overhead {prof.request_overhead_ms:g} ms, {prof.input_us_per_token:g} us/prompt token"
 
 
-def report_host_paths(groups: dict, only) -> dict:
+def report_host_paths(groups: dict, only, us_per_token: float | None = None) -> dict:
     """Print the host-path fit of every profile with TTFT rows at a stated concurrency; returns the
     proposals (profile id -> fit) whose LOSO beats a zero host path."""
     proposals = {}
@@ -337,7 +345,7 @@ def report_host_paths(groups: dict, only) -> dict:
         rows = [rc for m in members for rc in _ttft_at_concurrency(groups[m])]
         if not rows:
             continue
-        res = fit_host_path(pid, rows, members)
+        res = fit_host_path(pid, rows, members, us_per_token)
         label = pid + (f" (with {', '.join(m for m in members if m != pid)}: the same front end)" if len(members) > 1
                        else "")
         print(f"\n{label} host path: {res['n']} one-client TTFT rows from {len(res['sources'])} sources "
@@ -351,12 +359,12 @@ def report_host_paths(groups: dict, only) -> dict:
         print(f"  LOSO with host path: {_fmt(res['loso'])}")
         for s, p in res["folds"]:
             print(f"      held out {s[:66]:66s} -> {_describe_host(p)}")
-        if pid != REFERENCE and res["loso"][0] < res["neutral"][0]:
+        if res["loso"][0] < res["neutral"][0]:
             proposals[pid] = res
             print(f"  -> proposed for {', '.join(members)}: request_overhead_ms: {res['best'].request_overhead_ms:g}, "
                   f"input_us_per_token: {res['best'].input_us_per_token:g}")
         else:
-            print("  -> keeps 0 (LOSO does not beat it" + (", or the reference)" if pid == REFERENCE else ")"))
+            print("  -> keeps 0 (LOSO does not beat it)")
     return proposals
 
 
@@ -366,7 +374,11 @@ def main(argv=None) -> int:
     ap.add_argument("--only", action="append", help="fit only these profile ids")
     ap.add_argument("--stage", choices=("all", "kernels", "host"), default="all",
                     help="kernel factors, the host path on TTFT rows at a stated concurrency, or both")
+    ap.add_argument("--us-per-token", type=float, default=None,
+                    help="pin the host path's per-prompt-token part (us) and fit only the per-request overhead")
     args = ap.parse_args(argv)
+    if args.us_per_token is not None and not 0.0 <= args.us_per_token <= 1000.0:
+        raise SpecError(f"--us-per-token must be between 0 and 1000 us, got {args.us_per_token:g}")
     paths = args.data or [public_csv()]
     with override_profiles(_neutral_everywhere()):
         rows = _e2e_rows(paths)
@@ -427,7 +439,7 @@ def main(argv=None) -> int:
                 proposals[pid] = dict(res, **fit)
     if args.stage != "kernels":
         with override_profiles(_other_stage_shipped("host")):
-            report_host_paths(groups, args.only)
+            report_host_paths(groups, args.only, args.us_per_token)
     today = dt.date.today().isoformat()
     if proposals:
         print("\n# YAML for catalog/frameworks.yaml (fitted fields and source):")

@@ -54,7 +54,10 @@ def test_shipped_profiles_carry_no_unfitted_host_path():
         p = load_framework(name)
         if p.request_host_s(8192) > 0:
             assert "host path" in p.source and "leave-one-source-out" in p.source, name
-    assert profile_for("trt-llm").request_host_s(8192) == 0.0  # the reference harness rows carry none
+    # The reference's kernels are the calibration's (neutral factors); its OpenAI server
+    # (trtllm-serve) is a host path like any other front end's, fitted on its own rows.
+    assert profile_for("trt-llm").is_neutral
+    assert profile_for("neutral").request_host_s(8192) == 0.0
 
 
 def test_a_runtime_with_a_connector_qualifier_is_that_runtime():
@@ -188,3 +191,27 @@ def test_the_host_path_fit_needs_two_sources_for_leave_one_source_out():
     assert res["best"].request_overhead_ms > 0
     assert res["insample"][0] < res["neutral"][0]
     assert res["loso"] is None
+
+
+@pytest.mark.slow
+def test_a_pinned_per_token_part_fits_the_overhead_alone_against_no_host_path():
+    """`--us-per-token U`: every candidate carries U µs/token, the fit picks the overhead alone, and
+    the reference it is judged against is still no host path at all (not the grid's first point,
+    0 ms + U µs)."""
+    import importlib.util
+    from pathlib import Path
+
+    from tokenfab import catalog
+    spec = importlib.util.spec_from_file_location("fit_frameworks", Path(__file__).parents[1] / "bench" / "fit_frameworks.py")
+    fit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit)
+    chip = catalog.load_chip("h800-sxm")
+    rows = fit._ttft_at_concurrency([(_row(f"D{i:04d}"), chip) for i in (29, 30, 31, 32, 67, 68, 69, 70, 71)])
+    with override_profiles(fit._neutral_everywhere()):
+        free = fit.fit_host_path("vllm", rows)
+        pinned = fit.fit_host_path("vllm", rows, us_per_token=15.0)
+    assert pinned["best"].input_us_per_token == 15.0
+    assert pinned["neutral"] == free["neutral"]
+    for bad in ("-1", "nan", "5000"):
+        with pytest.raises(SpecError, match="--us-per-token"):
+            fit.main(["--us-per-token", bad, "--stage", "host"])

@@ -183,8 +183,13 @@ def test_the_closed_loop_prediction_agrees_with_the_simulator_on_the_engines_ste
     from tokenfab.serving.simulator import Deployment, EngineConfig
     from tokenfab.serving.steptime import Mapping, engine_step_time
 
+    from tokenfab.perf.framework import override_profiles, profile_for
+
     kw = dict(batch=64, weight_precision="fp8", tp=1, framework="trt-llm")
-    r = _results(_line("X", **kw), _line("T", metric="ttft_ms_mean", **kw), _line("P", metric="tpot_ms_mean", **kw))
+    # The engine alone: trtllm-serve's host path (outside the engine's steps) is not the simulator's.
+    no_host = profile_for("trt-llm").model_copy(update={"request_overhead_ms": 0.0, "input_us_per_token": 0.0})
+    with override_profiles({"trt-llm": no_host}):
+        r = _results(_line("X", **kw), _line("T", metric="ttft_ms_mean", **kw), _line("P", metric="tpot_ms_mean", **kw))
     st = engine_step_time(catalog.load_model("llama-3.1-8b"), catalog.load_chip("h100-sxm"),
                           Mapping(num_chips=1, batch=64, weight_precision="fp8", kv_precision="fp8"),
                           max_ctx=2016, token_budget=8192)

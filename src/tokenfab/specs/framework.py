@@ -88,7 +88,7 @@ class FrameworkProfile(Spec):
     def request_host_s(self, input_len) -> float:
         """Seconds a request of `input_len` prompt tokens spends in the serving stack's host path
         before its first token, outside the engine's steps: `request_overhead_ms` plus
-        `input_us_per_token` × `input_len` (0 for the reference and neutral profiles)."""
+        `input_us_per_token` × `input_len` (0 for the neutral profile)."""
         return self.request_overhead_ms * 1e-3 + self.input_us_per_token * 1e-6 * float(input_len)
 
     @property
