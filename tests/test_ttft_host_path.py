@@ -55,9 +55,9 @@ def test_shipped_profiles_carry_no_unfitted_host_path():
         if p.request_host_s(8192) > 0:
             assert "host path" in p.source and "leave-one-source-out" in p.source, name
     # The reference's kernels are the calibration's (neutral factors); its OpenAI server
-    # (trtllm-serve) is a host path like any other front end's, fitted on its own rows.
+    # (trtllm-serve) has one-client rows from one source only, so no host path yet.
     assert profile_for("trt-llm").is_neutral
-    assert profile_for("neutral").request_host_s(8192) == 0.0
+    assert profile_for("trt-llm").request_host_s(8192) == 0.0
 
 
 def test_a_runtime_with_a_connector_qualifier_is_that_runtime():
@@ -65,6 +65,8 @@ def test_a_runtime_with_a_connector_qualifier_is_that_runtime():
     assert profile_for("SGLang (PD, mooncake)", "NVIDIA").id == "sglang"
     assert profile_for("vllm (MooncakeConnector)", "AMD").id == "vllm-rocm"
     assert profile_for("dynamo+trt-llm", "NVIDIA").id == "neutral"  # a different front end: no profile
+    # TensorRT-LLM's benchmark harness: pre-tokenized requests straight into the executor, no server
+    assert profile_for("trtllm-bench", "NVIDIA").request_host_s(8192) == 0.0
 
 
 def test_host_time_acts_as_think_time_for_the_engine():
