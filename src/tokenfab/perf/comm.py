@@ -12,7 +12,8 @@ two (latency terms add).
 On a full-mesh scale-up domain (AMD Infinity Fabric, Ascend 910B HCCS: one link to each of the
 domain − 1 peers, no switch) a group of p chips inside the domain drives only its p − 1 links, so
 its bandwidth is (p − 1)/(domain − 1) of the chip's (`scaleup_share`); a switched domain gives any
-group the whole.
+group the whole. (vLLM PR #39080, on MI355X: "Peak busbw = (N-1) × 76.8 GB/s: TP2=76.8, TP4=230.4,
+TP8=537.6 GB/s".)
 
 All-to-all: each rank sends (p-1)/p of its bytes. When the group spans domains, the share bound
 for other domains goes over the NICs while the in-domain share goes over the scale-up fabric at
