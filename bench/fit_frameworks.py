@@ -26,8 +26,8 @@ rows of one source covering >= 3 models are cross-validated leave-one-model-out 
 model's rows predicted by a fit on the others': a weaker check, since the rows share one harness
 and one author, and the proposal says so). TensorRT-LLM is
 the reference: its kernel fit is printed as a check of "the calibration is TensorRT-LLM-like" and
-its kernel factors stay neutral (its host path is fitted like any other, below). A fitted profile is proposed for shipping only if its LOSO median |error|
-beats the neutral one. Prints the YAML to paste into catalog/frameworks.yaml.
+its kernel factors stay neutral (its host path is fitted like any other, below). A fitted profile
+is proposed for shipping only if its LOSO median |error| beats the neutral one. Prints the YAML to paste into catalog/frameworks.yaml.
 
 Host path (second stage, on the TTFT rows at a stated concurrency only): `request_overhead_ms`
 (per request: API server, chat template, admission, proxy hops, first-token streaming) and
@@ -298,7 +298,9 @@ def fit_host_path(pid: str, rows, pids=None, us_per_token: float | None = None) 
     sources = np.array([r.source for r, _ in rows])
     one = np.array([operating_point(r).concurrency == 1 for r, _ in rows])
     per_token = HOST_US_PER_TOKEN if us_per_token is None else (us_per_token,)
-    grid = [(o, u) for o in HOST_OVERHEADS_MS for u in per_token]
+    # The grid's first point is always no host path at all, the reference every fit is judged
+    # against; with the per-token part pinned, only the points carrying it are candidates.
+    grid = [(0.0, 0.0)] + [(o, u) for o in HOST_OVERHEADS_MS for u in per_token if (o, u) != (0.0, 0.0)]
     # The flow's structure and kernel factors are the shipped profile's (API-server passes of a
     # disaggregated request, vendor variants).
     # The stage's starting point: each profile's shipped kernel factors, no host path; one host path
@@ -309,12 +311,8 @@ def fit_host_path(pid: str, rows, pids=None, us_per_token: float | None = None) 
         cand = {p: b.model_copy(update={"request_overhead_ms": o, "input_us_per_token": u}) for p, b in bases.items()}
         with override_profiles(cand):
             table.append((cand[pid] if pid in cand else next(iter(cand.values())), _log_err(_predict(rows), meas)))
-    allowed = list(range(len(grid)))
-    # The reference: no host path at all (not the grid's first point, which a pinned per-token
-    # part moves off zero).
-    zero = {p: b.model_copy(update={"request_overhead_ms": 0.0, "input_us_per_token": 0.0}) for p, b in bases.items()}
-    with override_profiles(zero):
-        neutral_err = np.expm1(_log_err(_predict(rows), meas))
+    allowed = [i for i, (_, u) in enumerate(grid) if u in per_token]
+    neutral_err = np.expm1(table[0][1])
     i_all = _pick(table, one, allowed)
     fitted = np.expm1(table[i_all][1])
     out = dict(n=int(one.sum()), sources=sorted(set(sources[one])), neutral=_stats(neutral_err[one]),

@@ -179,11 +179,10 @@ def test_the_closed_loop_prediction_agrees_with_the_simulator_on_the_engines_ste
     import numpy as np
 
     from tokenfab import catalog
+    from tokenfab.perf.framework import override_profiles, profile_for
     from tokenfab.serving.closed_loop import simulate_closed_loop, steady_metrics
     from tokenfab.serving.simulator import Deployment, EngineConfig
     from tokenfab.serving.steptime import Mapping, engine_step_time
-
-    from tokenfab.perf.framework import override_profiles, profile_for
 
     kw = dict(batch=64, weight_precision="fp8", tp=1, framework="trt-llm")
     # The engine alone: trtllm-serve's host path (outside the engine's steps) is not the simulator's.
