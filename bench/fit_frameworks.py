@@ -375,6 +375,9 @@ def main(argv=None) -> int:
     ap.add_argument("--us-per-token", type=float, default=None,
                     help="pin the host path's per-prompt-token part (us) and fit only the per-request overhead")
     args = ap.parse_args(argv)
+    unknown = sorted(set(args.only or ()) - set(known_frameworks()))
+    if unknown:
+        raise SpecError(f"--only: unknown profile {', '.join(unknown)}; known: {', '.join(known_frameworks())}")
     if args.us_per_token is not None and not 0.0 <= args.us_per_token <= 1000.0:
         raise SpecError(f"--us-per-token must be between 0 and 1000 us, got {args.us_per_token:g}")
     paths = args.data or [public_csv()]

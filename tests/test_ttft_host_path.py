@@ -217,3 +217,5 @@ def test_a_pinned_per_token_part_fits_the_overhead_alone_against_no_host_path():
     for bad in ("-1", "nan", "5000"):
         with pytest.raises(SpecError, match="--us-per-token"):
             fit.main(["--us-per-token", bad, "--stage", "host"])
+    with pytest.raises(SpecError, match="unknown profile trt-lm"):  # a typo fits nothing, silently
+        fit.main(["--only", "trt-lm", "--stage", "host"])
