@@ -178,8 +178,9 @@ def test_cli_html_is_self_contained(tmp_path):
 def test_a_moe_layer_kernel_row_is_the_engines_moe_layer_on_the_stated_shard():
     """A `moe` row times one rank's fused MoE layer (aiter's tuned fused-MoE kernel here): `gemm_m`
     tokens, experts of intermediate size `gemm_n` (the rank's shard) on hidden size `gemm_k`, and
-    `experts=E;topk=k` in notes. It is predicted by the same engine ops as aiconfigurator's MoE rows
-    and scored, never fitted (the MoE terms come from kernel tables)."""
+    `experts=E;topk=k` in notes. It is predicted by the same engine ops as aiconfigurator's MoE rows.
+    An FP8 row fits the chip's FP8 grouped-GEMM compute scale where no kernel-table fit holds it
+    (`calibrate.MOE_FIT`); rows in other formats are scored, not fitted."""
     import numpy as np
 
     from tokenfab.validate import aic_moe
@@ -194,6 +195,8 @@ def test_a_moe_layer_kernel_row_is_the_engines_moe_layer_on_the_stated_shard():
     eff = efficiency_for(chip)
     want = aic_moe.engine_seconds(chip, eff, aic_moe.moe_model(7168, 256, 257, 9), "fp8", np.array([8192.0]), 1, 1)
     assert predict_micro(row, chip, eff) == pytest.approx(float(want[0]) * 1e6)
-    assert row.is_micro and "scored, not fitted" in excluded_from_fit(row, chip)
+    assert row.is_micro and excluded_from_fit(row, chip) is None
+    bf16 = row.model_copy(update={"weight_precision": "bf16", "activation_precision": "bf16"})
+    assert "scored, not fitted" in excluded_from_fit(bf16, chip)
     with pytest.raises(Unpredictable, match="MoE shape"):
         predict_micro(bare, chip, eff)

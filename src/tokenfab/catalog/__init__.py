@@ -98,6 +98,9 @@ def load_model(name: str) -> ModelSpec:
     if origin.get("hf_repo"):
         note = "" if origin.get("verbatim", True) else " (reconstructed, see sources.yaml)"
         spec = spec.model_copy(update={"source": f"hf:{origin['hf_repo']}{note}"})
+    if origin.get("fp8_weight_block") is not None:  # the FP8 release's scales, where the config is the BF16 one
+        spec = ModelSpec.from_mapping(spec.model_dump() | {"fp8_weight_block": origin["fp8_weight_block"]},
+                                      origin=f"models/sources.yaml: {name}")
     return spec
 
 

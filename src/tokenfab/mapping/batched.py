@@ -141,6 +141,8 @@ def _hardware(model: ModelSpec, chips: ChipBatch, system, eff: Efficiency, preci
               phase: str, attention_precision: str | None, roofline: bool = False) -> Hardware:
     """`search.chip_hardware` at tiled fidelity (`roofline`: at roofline fidelity, the attention
     peak derated by the power cap) with (N, P) peaks and fractions."""
+    if model.fp8_weight_block is not None:  # as chip_hardware: the release's block-scaled FP8 kernels
+        eff = eff.for_block_scales()
     peak = np.stack([compute_peak(chips, p)[0] for p in precisions], axis=1)[:, prec_idx]
     frac = np.stack([_fraction(chips, eff, p) for p in precisions], axis=1)[:, prec_idx]
     has_fp8 = chips.peak("fp8") > 0

@@ -238,13 +238,17 @@ def attention_precision_for(model: ModelSpec, chip: ChipSpec, kv_precision: str,
 
 def chip_hardware(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficiency, precisions,
                   kv_names=None, prec_idx=0, phase: str = "prefill", attention_precision: str | None = None,
-                  fidelity: str = "roofline") -> Hardware:
+                  fidelity: str = "roofline", checkpoint_scales: bool = True) -> Hardware:
     """The one description of "this chip at these precisions" every engine user times ops with
     (mapping search, attention-FFN split, serving step tables, diffusion and recommendation):
     the matrix peak and achievable fraction of each weight precision (`prec_idx` picks one per
     point), the attention peak of `phase` (`attention_precision_for`), the bf16 path of weights
     kept bf16, the vector and special-function peaks, and at `fidelity="tiled"` the chip's tiled
-    description with its power-capped fractions."""
+    description with its power-capped fractions. A model whose FP8 release is block-scaled
+    (`ModelSpec.fp8_weight_block`) runs its FP8 GEMMs on the block-scaled kernels
+    (`Efficiency.for_block_scales`) unless `checkpoint_scales` is False (training picks its own recipe)."""
+    if checkpoint_scales and model.fp8_weight_block is not None:
+        eff = eff.for_block_scales()
     precisions = tuple(precisions)
     kv_names = tuple(kv_names) if kv_names is not None else tuple(kv_precision_for(chip, p, None) for p in precisions)
     pick = lambda xs: np.asarray(xs, dtype=float)[prec_idx]  # noqa: E731

@@ -17,6 +17,9 @@ from pydantic import Field
 from tokenfab.specs.base import Spec
 
 
+MOE_COMPUTE_SCALE_MAX = 4.0
+"""Largest accepted FP8 MoE compute scale: above 1 only where a chip's block-scaled dense GEMMs are slower
+than its fused-MoE kernels (`Efficiency.for_block_scales` re-expresses the per-tensor scale against them)."""
 MOE_STREAM_SCALE_MAX = 10.0
 """Largest accepted MoE weight-stream scale (a ratio to the dense GEMM's stream fraction; the fit
 keeps the product under the copy fraction)."""
@@ -78,13 +81,29 @@ class Efficiency(Spec):
     B200 in ~6 µs), so by default (False) a low-precision GEMM's fixed cost is at most the bf16
     GEMM's plus one kernel launch (`gemm_fixed_s`). The quantization's memory pass, which grows with
     M x K, is charged apart where fitted (`lowp_act_quant_bytes`)."""
+    block_gemm_compute_frac: float | None = Field(default=None, gt=0, le=1)
+    """`lowp_gemm_compute_frac` of block-scaled FP8 GEMMs (DeepSeek-style fine-grained scales: one per
+    1 x 128 group of activations, one per 128 x 128 block of weights; `ModelSpec.fp8_weight_block`). On
+    matrix units without block-scaled MMA (Hopper, CDNA3) each 128-deep K slice is accumulated apart and
+    rescaled in FP32 on the vector units (DeepGEMM's "promotion"), costing issue slots and registers a
+    per-tensor kernel spends on MMAs: measured H100/H200 0.55-0.60 against 0.72 per-tensor (aiconfigurator
+    fp8_block tables), MI300X ~0.28 against ~0.44 (aiter's tuned block-scale GEMMs). Blackwell's MMA
+    takes the scales itself (B200 0.67 both). None = `lowp_gemm_compute_frac` (no difference)."""
+    block_gemm_hbm_frac: float | None = Field(default=None, gt=0, le=1)
+    """`lowp_gemm_hbm_frac` of block-scaled FP8 GEMMs (the scales are a second, strided stream);
+    None = `lowp_gemm_hbm_frac`."""
+    block_gemm_fixed_us: float | None = Field(default=None, ge=0)
+    """`lowp_gemm_fixed_us` of block-scaled FP8 GEMMs; None = `lowp_gemm_fixed_us`."""
+    block_act_quant_bytes: float | None = Field(default=None, ge=0, le=16)
+    """`lowp_act_quant_bytes` of block-scaled FP8 GEMMs (per-token-group scales, one pass); None =
+    `lowp_act_quant_bytes`."""
     moe_gemm_compute_scale: float | None = Field(default=None, gt=0, le=1)
     """Share of the dense BF16 GEMM compute fraction (`gemm_frac`) a grouped expert GEMM (MoE
     `ragged` GEMMs) sustains: ragged per-expert tiles, the grouped scheduler and per-group problem
     setup cost throughput a dense GEMM of the same FLOPs does not pay. Fitted on aiconfigurator's
     measured TensorRT-LLM fused-MoE tables (`tokenfab calibrate --source aiconfigurator`); None = 1
     (the grouped GEMM runs at the dense fraction, the engine as before)."""
-    lowp_moe_gemm_compute_scale: float | None = Field(default=None, gt=0, le=1)
+    lowp_moe_gemm_compute_scale: float | None = Field(default=None, gt=0, le=MOE_COMPUTE_SCALE_MAX)
     """`moe_gemm_compute_scale` of FP8/INT8 expert GEMMs; None = `moe_gemm_compute_scale`."""
     fp4_moe_gemm_compute_scale: float | None = Field(default=None, gt=0, le=1)
     """`moe_gemm_compute_scale` of 4-bit-weight expert GEMMs; None = `lowp_moe_gemm_compute_scale`."""
@@ -189,6 +208,35 @@ class Efficiency(Spec):
             lowp, fp4 = min(lowp, cap), min(fp4, cap)
         return {"bf16": bf16, "lowp": lowp, "fp4": fp4}[kernel] * 1e-6
 
+    def for_block_scales(self) -> "Efficiency":
+        """This Efficiency for a model whose FP8 weights carry block scales (`ModelSpec.fp8_weight_block`):
+        the dense FP8/INT8 GEMM class takes the block-scaled kernels' fields where they are set; the
+        4-bit class keeps its own values. Grouped expert GEMMs run the fused-MoE kernels, whose terms
+        are fitted apart (`lowp_moe_*`: on NVIDIA on per-tensor and block-scaled MoE tables together, on
+        AMD on aiter's block-scaled fused-MoE tables, in both as scales of the per-tensor dense
+        fractions): they are re-expressed against the block-scaled dense fractions, so the grouped
+        GEMMs' fractions do not move."""
+        pairs = (("lowp_gemm_compute_frac", "block_gemm_compute_frac"), ("lowp_gemm_hbm_frac", "block_gemm_hbm_frac"),
+                 ("lowp_gemm_fixed_us", "block_gemm_fixed_us"), ("lowp_act_quant_bytes", "block_act_quant_bytes"))
+        update = {lowp: getattr(self, block) for lowp, block in pairs if getattr(self, block) is not None}
+        if not update:
+            return self
+        # The 4-bit class falls back to the FP8/INT8 one where unfitted: pin it at its own values first.
+        update |= {"fp4_gemm_compute_frac": self.gemm_frac("fp4"), "fp4_gemm_hbm_frac": self.gemm_stream_frac("fp4"),
+                   "fp4_gemm_fixed_us": self.gemm_fixed_s("fp4", table_flow=True) * 1e6,
+                   "fp4_act_quant_bytes": self.act_quant_bytes("fp4") if self.lowp_act_quant_bytes is not None
+                   or self.fp4_act_quant_bytes is not None else None}
+        c4, h4, f4 = self.moe_terms("fp4")
+        update |= {"fp4_moe_gemm_compute_scale": c4, "fp4_moe_gemm_stream_scale": h4,
+                   "fp4_moe_layer_fixed_us": f4 * 1e6}
+        old_c, old_h = self.gemm_frac("fp8"), self.gemm_stream_frac("lowp")
+        new = self.model_copy(update=update)
+        new_c, new_h = new.gemm_frac("fp8"), new.gemm_stream_frac("lowp")
+        c, h, _ = self.moe_terms("lowp")
+        update["lowp_moe_gemm_compute_scale"] = min(MOE_COMPUTE_SCALE_MAX, c * old_c / new_c)
+        update["lowp_moe_gemm_stream_scale"] = min(MOE_STREAM_SCALE_MAX, h * old_h / new_h)
+        update["source"] = f"{self.source}; block-scaled FP8 GEMM kernels"
+        return self.model_copy(update=update)
 
     @property
     def has_moe_fit(self) -> bool:
@@ -361,11 +409,11 @@ def _under_framework(eff: Efficiency, calibration: str, framework: str) -> Effic
                                                       "kernels"})
 
 
-_FRACTIONS = ("gemm_compute_frac", "lowp_gemm_compute_frac", "fp4_gemm_compute_frac", "gemm_hbm_frac",
-              "lowp_gemm_hbm_frac", "fp4_gemm_hbm_frac", "attention_compute_frac", "scan_compute_frac", "hbm_frac",
-              "comm_bw_frac", "allreduce_bw_frac", "alltoall_bw_frac")
-_FIXED_COSTS = ("gemm_fixed_us", "lowp_gemm_fixed_us", "fp4_gemm_fixed_us", "kernel_launch_us", "comm_latency_us",
-                "allreduce_latency_us", "alltoall_latency_us", "scaleout_latency_us", "step_overhead_ms",
+_FRACTIONS = ("gemm_compute_frac", "lowp_gemm_compute_frac", "fp4_gemm_compute_frac", "block_gemm_compute_frac",
+              "gemm_hbm_frac", "lowp_gemm_hbm_frac", "fp4_gemm_hbm_frac", "block_gemm_hbm_frac", "attention_compute_frac",
+              "scan_compute_frac", "hbm_frac", "comm_bw_frac", "allreduce_bw_frac", "alltoall_bw_frac")
+_FIXED_COSTS = ("gemm_fixed_us", "lowp_gemm_fixed_us", "fp4_gemm_fixed_us", "block_gemm_fixed_us", "kernel_launch_us",
+                "comm_latency_us", "allreduce_latency_us", "alltoall_latency_us", "scaleout_latency_us", "step_overhead_ms",
                 "moe_layer_fixed_us", "lowp_moe_layer_fixed_us", "fp4_moe_layer_fixed_us", "scan_chunk_us")
 
 

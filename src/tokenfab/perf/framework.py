@@ -141,7 +141,7 @@ def apply_profile(eff: Efficiency, profile: FrameworkProfile, moe: bool = False)
         return eff
     gemm = profile.gemm_quality * (profile.moe_quality if moe else 1.0)
     update: dict[str, object] = {}
-    for field in ("gemm_compute_frac", "lowp_gemm_compute_frac", "fp4_gemm_compute_frac"):
+    for field in ("gemm_compute_frac", "lowp_gemm_compute_frac", "fp4_gemm_compute_frac", "block_gemm_compute_frac"):
         value = getattr(eff, field)
         if value is not None:
             update[field] = _capped(value, gemm)
@@ -158,7 +158,7 @@ def apply_profile(eff: Efficiency, profile: FrameworkProfile, moe: bool = False)
     if profile.step_overhead_ms is not None:
         update["step_overhead_ms"] = profile.step_overhead_ms
     if profile.act_quant_fused:
-        update["lowp_act_quant_bytes"] = update["fp4_act_quant_bytes"] = None
+        update["lowp_act_quant_bytes"] = update["fp4_act_quant_bytes"] = update["block_act_quant_bytes"] = None
     if not profile.cuda_graphs:
         update["kernel_launch_us"] = max(eff.kernel_launch_us, EAGER_KERNEL_LAUNCH_US)
     update["source"] = f"{eff.source}; framework profile {profile.id}"

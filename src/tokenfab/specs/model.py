@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -94,6 +94,12 @@ class ModelSpec(Spec):
     attention_output_gate: bool = False
     """Full-attention layers gate their output with a sigmoid of a second query-sized projection
     (Qwen3-Next gated attention)."""
+    fp8_weight_block: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]] | None = None
+    """Block of weights sharing one scale in the model's published FP8 checkpoint (`weight_block_size`
+    of its `quantization_config`, e.g. (128, 128) for DeepSeek-V3, Kimi-K2, MiniMax-M2 and Qwen's FP8
+    releases; activations then carry one scale per 1 x 128 group); None: per-tensor or per-channel
+    scales, or no FP8 release. Served in FP8, its GEMMs run the block-scaled kernels
+    (`Efficiency.for_block_scales`)."""
     mtp_layers: int = Field(default=0, ge=0)
     """Multi-token-prediction modules shipped with the model (DeepSeek num_nextn_predict_layers);
     the draft cost of speculative decoding uses one decoder layer per draft token either way."""
@@ -347,6 +353,8 @@ class _HFConfig(BaseModel):
     attn_output_gate: bool | None = None
     # vision-language models
     vision_config: dict[str, Any] | None = None
+    # quantized checkpoints
+    quantization_config: dict[str, Any] | None = None
 
     def normalize(self, model_id: str, source: str) -> dict[str, Any]:
         d = _need(self.hidden_size or self.n_embd, "hidden_size")
@@ -404,6 +412,9 @@ class _HFConfig(BaseModel):
             out["vision"] = _vision_section(self.vision_config, d)
         if self.num_nextn_predict_layers:
             out["mtp_layers"] = self.num_nextn_predict_layers
+        q = self.quantization_config or {}
+        if q.get("quant_method") == "fp8" and q.get("weight_block_size"):
+            out["fp8_weight_block"] = tuple(q["weight_block_size"])
         return out
 
     def _sparse_attention(self, out: dict[str, Any]) -> None:

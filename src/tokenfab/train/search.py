@@ -140,9 +140,10 @@ def prepare(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficienc
     base = build_base(model, chip, job, num_chips, stack.schedules)
     # A power-capped design trains at its sustained clock: chip_hardware applies its
     # `microarch.sustained_frac`, and a chip whose training runs sustain less than its kernel tables
-    # its `training_sustained_frac` too (`training_chip`).
+    # its `training_sustained_frac` too (`training_chip`). Training runs its own FP8 recipe, not the
+    # released checkpoint's scales (`checkpoint_scales=False`).
     hw = chip_hardware(model, training_chip(chip), system, eff, (job.precision,), None, 0, "prefill", None,
-                       "roofline")
+                       "roofline", checkpoint_scales=False)
     a = base.a
     keys = np.stack([a["tp"], a["cp"], a["ep"], a["mbs"]])
     uniq, inverse = np.unique(keys, axis=1, return_inverse=True) if len(base) else (np.zeros((4, 0)), np.zeros(0, int))

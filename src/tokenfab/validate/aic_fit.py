@@ -69,10 +69,12 @@ EFFICIENCY_FIELDS = {
     "fp8": ("lowp_gemm_compute_frac", "lowp_gemm_hbm_frac", "lowp_gemm_fixed_us", "lowp_act_quant_bytes"),
     "int8": ("lowp_gemm_compute_frac", "lowp_gemm_hbm_frac", "lowp_gemm_fixed_us", "lowp_act_quant_bytes"),
     "fp4": ("fp4_gemm_compute_frac", "fp4_gemm_hbm_frac", "fp4_gemm_fixed_us", "fp4_act_quant_bytes"),
+    "fp8_block": ("block_gemm_compute_frac", "block_gemm_hbm_frac", "block_gemm_fixed_us", "block_act_quant_bytes"),
     "w4a16": (None, "fp4_gemm_hbm_frac", "fp4_gemm_fixed_us", None),
 }
-"""Which Efficiency fields each fitted precision sets. fp8_block and w8a16 are recorded, not used (the
-engine's fp8 is per-tensor and its int8 is W8A8). int8 (SmoothQuant) sets the low-precision class only
+"""Which Efficiency fields each fitted precision sets. fp8_block sets the block-scaled FP8 class that a
+model with a block-scaled FP8 release runs (`Efficiency.for_block_scales`); w8a16 is recorded, not used
+(the engine's int8 is W8A8). int8 (SmoothQuant) sets the low-precision class only
 on chips without FP8; w4a16 sets the 4-bit class only on chips without FP4 math."""
 MIN_DIM = 512
 """GEMMs with N or K below this are left out of the fit: no LLM linear layer has them (the tables
@@ -507,8 +509,9 @@ def fit_all(root=None, chips: list[str] | None = None, framework: str = "trtllm"
     return out
 
 
-MEMORY_SIDE = ("gemm_hbm_frac", "lowp_gemm_hbm_frac", "fp4_gemm_hbm_frac", "gemm_fixed_us", "lowp_gemm_fixed_us",
-               "fp4_gemm_fixed_us", "allreduce_latency_us", "allreduce_bw_frac")
+MEMORY_SIDE = ("gemm_hbm_frac", "lowp_gemm_hbm_frac", "fp4_gemm_hbm_frac", "block_gemm_hbm_frac", "gemm_fixed_us",
+               "lowp_gemm_fixed_us", "fp4_gemm_fixed_us", "block_gemm_fixed_us", "allreduce_latency_us",
+               "allreduce_bw_frac")
 """Efficiency fields a chip takes from a `SAME_MEMORY_PATH` system's fit: what a small-M GEMM's weight
 stream and fixed cost and a custom all-reduce depend on (the die's memory path, launch, links)."""
 
@@ -520,7 +523,8 @@ def memory_side_of(donor: AicChipFit, chip_id: str) -> AicChipFit:
     chip = catalog.load_chip(chip_id)
     has = {"lowp": bool(chip.fp8_tflops or chip.int8_tops), "fp4": bool(chip.fp4_tflops)}
     keep = {k: v for k, v in donor.applied.items() if k in MEMORY_SIDE
-            and not (k.startswith("lowp") and not has["lowp"]) and not (k.startswith("fp4") and not has["fp4"])}
+            and not (k.startswith(("lowp", "block")) and not has["lowp"])
+            and not (k.startswith("fp4") and not has["fp4"])}
     return AicChipFit(chip_id, donor.system, keep, [], None, None, donor.tables,
                       f"memory-side terms of {donor.chip}'s fit (SAME_MEMORY_PATH: {', '.join(MEMORY_SIDE)})")
 

@@ -43,16 +43,21 @@ import yaml
 
 from tokenfab import catalog
 from tokenfab.perf import comm
-from tokenfab.perf.efficiency import Efficiency, calibration_path, family_default
+from tokenfab.perf.efficiency import MOE_COMPUTE_SCALE_MAX, Efficiency, calibration_path, family_default
 from tokenfab.specs import SpecError
 from tokenfab.validate.fit import levenberg_marquardt, to_bounded, to_unbounded
 from tokenfab.specs.measurement import MeasurementRow
-from tokenfab.validate.micro import Unpredictable, is_custom_allreduce_row, predict_micro, system_for
+from tokenfab.validate.micro import Unpredictable, is_block_scaled, is_custom_allreduce_row, predict_micro, system_for
 
 BOUNDS: dict[str, tuple[float, float]] = {
     "gemm_compute_frac": (0.2, 1.0),
     "lowp_gemm_compute_frac": (0.2, 1.0),
     "fp4_gemm_compute_frac": (0.2, 1.0),
+    # Block-scaled FP8 (per-128 scales applied outside the MMA on Hopper/CDNA3): measured as low as
+    # ~0.25 of the FP8 peak for tuned kernels (aiter on MI300X), so a lower floor than the others.
+    "block_gemm_compute_frac": (0.1, 1.0),
+    # FP8 grouped expert GEMMs (fused-MoE kernels) as a share of the per-tensor dense FP8 fraction.
+    "lowp_moe_gemm_compute_scale": (0.1, MOE_COMPUTE_SCALE_MAX),
     "attention_compute_frac": (0.1, 1.0),
     "hbm_frac": (0.3, 1.0),
     # Launch + prologue of a compiled or graph-replayed kernel is a few µs; eager-framework
@@ -80,18 +85,33 @@ ALLTOALL = ("alltoall_latency_us", "alltoall_bw_frac")
 """Fields only expert dispatch/combine rows inform (None in every family default): fitted only for a
 chip that has such rows, started at NCCL's estimate (its collective steps' latency over the group,
 `comm_bw_frac`), left None otherwise."""
+MOE_FIT = ("lowp_moe_gemm_compute_scale",)
+"""Fields FP8 fused-MoE layer rows inform (`scenario` moe) on a chip whose MoE terms no kernel-table fit
+set (AMD: ROCm/aiter's tuned fused-MoE tables), kept only for a chip whose rows fit it (else None: the
+grouped GEMM at the dense FP8 fraction)."""
+MOE_SCALE_START = 0.5
+"""Start of `lowp_moe_gemm_compute_scale`: at 1 a layer of few tokens per expert can be bound by its
+weight stream and permutation passes, where the rows would show no slope and the sensitivity test
+would call the field uninformed; at 0.5 the grouped GEMMs' compute binds in every shipped row."""
+BLOCK = ("block_gemm_compute_frac",)
+"""Fields only block-scaled FP8 GEMM rows inform (`micro.is_block_scaled`; None in every family default):
+started at the per-tensor FP8 value, kept only for a chip whose rows fit it. Their fixed cost is not
+fitted: the rows are large-M (compute-bound) kernels, which do not pin it down."""
 SAME_SILICON: dict[str, str] = {
     "gb200": "b200",
     "h100-sxm": "h800-sxm",
     "h200-sxm": "h800-sxm",
     "gh200": "h800-sxm",
+    "mi325x": "mi300x",
 }
 """Chip -> chip with the same die and kernel libraries whose fitted kernel fractions stand in where
 the chip's own rows say nothing. GB200 and B200 are the same Blackwell GPU (GB200 at a higher
 power limit, which its higher catalog peaks already carry); H100 SXM, H200, GH200 and H800 are all
-GH100 running the same Hopper kernels (H800 differs only in NVLink). A kernel's achievable share
+GH100 running the same Hopper kernels (H800 differs only in NVLink); MI325X is MI300X's CDNA3 compute
+dies (304 CUs, the same peaks) with HBM3E. A kernel's achievable share
 of the peak is a property of the die and the kernel, so it transfers; link figures do not."""
-TRANSFERABLE = ("gemm_compute_frac", "lowp_gemm_compute_frac", "fp4_gemm_compute_frac", "attention_compute_frac")
+TRANSFERABLE = ("gemm_compute_frac", "lowp_gemm_compute_frac", "fp4_gemm_compute_frac", "block_gemm_compute_frac",
+                "lowp_moe_gemm_compute_scale", "attention_compute_frac")
 """Efficiency fields that may transfer between SAME_SILICON chips (kernel fractions, not links)."""
 PRIOR_WEIGHT = 0.1
 SENSITIVITY = 0.005
@@ -120,6 +140,8 @@ def _start(vendor: str) -> Efficiency:
         base = base.model_copy(update={"lowp_gemm_compute_frac": base.gemm_compute_frac})
     if base.fp4_gemm_compute_frac is None:
         base = base.model_copy(update={"fp4_gemm_compute_frac": base.lowp_gemm_compute_frac})
+    if base.block_gemm_compute_frac is None:  # started at the per-tensor value; kept only where rows fit it
+        base = base.model_copy(update={"block_gemm_compute_frac": base.lowp_gemm_compute_frac})
     return base
 
 
@@ -152,8 +174,19 @@ def _fit_predict(rows, chip, eff) -> np.ndarray:
     return np.array([_fit_value(r, c, eff) for r, c in zip(rows, _chips(rows, chip))], dtype=float)
 
 
+def _stage(row) -> int:
+    """Which fit stage a row belongs to: 0 the chip's plain kernels and links, 1 block-scaled FP8 GEMMs
+    (`BLOCK`), 2 fused-MoE layers (`MOE_FIT`). Rows of stages 1 and 2 inform only their stage's fields."""
+    return 2 if row.scenario == "moe" else (1 if is_block_scaled(row) else 0)
+
+
+STAGE_FIELDS = {1: BLOCK, 2: MOE_FIT}
+
+
 def _with_custom_start(base: Efficiency, rows) -> Efficiency:
     """`base` with the custom all-reduce fields started (when some row measures that kernel)."""
+    if any(r.scenario == "moe" for r in rows) and base.lowp_moe_gemm_compute_scale is None:
+        base = _with(base, {"lowp_moe_gemm_compute_scale": MOE_SCALE_START})
     if any(r.scenario == "alltoall" for r in rows):
         # NCCL's estimate for the rows' typical group (8 ranks: 3 steps) as the start.
         base = _with(base, {"alltoall_latency_us": 3.0 * base.comm_latency_us, "alltoall_bw_frac": base.comm_bw_frac})
@@ -171,14 +204,17 @@ weight-streaming fraction the copy bandwidth of elementwise kernels."""
 
 def _informed(rows, chip, base: Efficiency, held=frozenset()) -> list[str]:
     """Parameters some row's prediction is sensitive to (±10% moves a prediction > 0.5%), GEMM rows
-    left out for the fields whose GEMM term is `held` (`TABLE_OWNED_GEMM_TERMS`)."""
+    left out for the fields whose GEMM term is `held` (`TABLE_OWNED_GEMM_TERMS`); block-scaled GEMM rows
+    and fused-MoE rows (`_stage`) inform only their kernels' own fields (`BLOCK`, `MOE_FIT`): their
+    prologue and scale traffic are their own, not the chip's kernel launch or copy bandwidth."""
     p0 = _fit_predict(rows, chip, base)
     out = []
     for name, (lo, hi) in BOUNDS.items():
         x = getattr(base, name)
         if x is None or name in held:  # None: a custom all-reduce field on a chip without such rows
             continue
-        judge = np.array([not (r.scenario == "gemm" and TABLE_OWNED_GEMM_TERMS.get(name) in held) for r in rows])
+        judge = np.array([not (r.scenario == "gemm" and TABLE_OWNED_GEMM_TERMS.get(name) in held)
+                          and (_stage(r) == 0 or name in STAGE_FIELDS[_stage(r)]) for r in rows])
         for f in (0.9, 1.1):
             v = min(max(x * f, lo), hi)
             p = _fit_predict(rows, chip, _with(base, {name: v}))
@@ -203,8 +239,8 @@ def excluded_from_fit(row: MeasurementRow, chip) -> str | None:
         and chip.scaleup_gb_s >= 200
     if row.scenario == "attention" and fa2 and hopper_or_later:
         return "FlashAttention-2 is a pre-Hopper kernel; not representative of this chip's serving attention"
-    if row.scenario == "moe":
-        return "MoE layer rows are scored, not fitted here (the MoE terms come from kernel tables: validate.aic_moe)"
+    if row.scenario == "moe" and (row.weight_precision or row.activation_precision) != "fp8":
+        return "only FP8 MoE layer rows fit (lowp_moe_gemm_compute_scale); others are scored, not fitted"
     return None
 
 
@@ -262,20 +298,29 @@ def fit_chip(chip_id: str, rows: list[MeasurementRow], label: str, held: dict | 
     before = _predict(usable, chip, base)
     start = _with_custom_start(base, usable)
     names = _informed(usable, chip, start, frozenset(held))
-    x0 = np.array([getattr(start, n) for n in names], dtype=float)
-    if names:
-        z0 = np.array([to_unbounded(x, *BOUNDS[n]) for n, x in zip(names, x0)])
-        z = levenberg_marquardt(lambda zz: _residuals(zz, names, usable, chip, start, meas, x0), z0)
-        fitted = {n: float(np.round(to_bounded(zi, *BOUNDS[n]), 4)) for n, zi in zip(names, z)}
-    else:
-        fitted = {}
+    # In stages (`_stage`): block-scaled GEMM rows and fused-MoE rows inform only their kernels' own fields
+    # (`STAGE_FIELDS`), so those are fitted on them alone after the rest, which the other rows fit as if
+    # those rows were absent.
+    fitted: dict[str, float] = {}
+    own = {n for fields in STAGE_FIELDS.values() for n in fields}
+    for stage in (0, 1, 2):
+        sel = [i for i, r in enumerate(usable) if _stage(r) == stage]
+        stage_names = [n for n in names if (n in STAGE_FIELDS[stage] if stage else n not in own)]
+        if not sel or not stage_names:
+            continue
+        rows_s, meas_s, base_s = [usable[i] for i in sel], meas[sel], _with(start, fitted)
+        x0 = np.array([getattr(base_s, n) for n in stage_names], dtype=float)
+        z0 = np.array([to_unbounded(x, *BOUNDS[n]) for n, x in zip(stage_names, x0)])
+        z = levenberg_marquardt(lambda zz: _residuals(zz, stage_names, rows_s, chip, base_s, meas_s, x0), z0)
+        fitted |= {n: float(np.round(to_bounded(zi, *BOUNDS[n]), 4)) for n, zi in zip(stage_names, z)}
     ids = ",".join(r.id for r in usable)
     values = dict(fitted)
     if "lowp_gemm_compute_frac" not in values:
         values["lowp_gemm_compute_frac"] = family_default(chip.vendor).lowp_gemm_compute_frac
     if "fp4_gemm_compute_frac" not in values:
         values["fp4_gemm_compute_frac"] = family_default(chip.vendor).fp4_gemm_compute_frac
-    for n in CUSTOM_ALLREDUCE + ALLTOALL:  # a start value no row informed is not a measurement: back to NCCL's
+    for n in CUSTOM_ALLREDUCE + ALLTOALL + BLOCK + MOE_FIT:
+        # a start value no row informed is not a measurement: back to the default (NCCL's; per-tensor FP8's)
         if n not in values:
             values[n] = getattr(family_default(chip.vendor), n)
     values["source"] = f"calibrated: {label} rows {ids}"

@@ -12,6 +12,7 @@ import re
 
 import numpy as np
 
+from tokenfab import catalog
 from tokenfab.perf import comm, roofline
 from tokenfab.perf.efficiency import Efficiency
 from tokenfab.specs import ChipSpec, SystemSpec, bytes_per_element
@@ -60,11 +61,20 @@ def _gemm(chip: ChipSpec, eff: Efficiency, m, n, k, precision: str, groups=1.0):
     return float(t), float(bytes_)
 
 
+def is_block_scaled(row) -> bool:
+    """A GEMM or MoE row of a model whose FP8 release is block-scaled (`ModelSpec.fp8_weight_block`)
+    computing in FP8: it times the block-scaled kernels (`Efficiency.for_block_scales`)."""
+    return row.scenario in ("gemm", "moe") and bool(row.model) and _precision(row) == "fp8" \
+        and catalog.load_model(row.model).fp8_weight_block is not None
+
+
 def _gemm_row(row, chip: ChipSpec, eff: Efficiency) -> float:
     if not (row.gemm_m and row.gemm_n and row.gemm_k):
         raise Unpredictable("GEMM shape not stated")
     m, n, k = float(row.gemm_m), float(row.gemm_n), float(row.gemm_k)
     groups = float(row.batch or 1)
+    if is_block_scaled(row):
+        eff = eff.for_block_scales()  # a GEMM of a block-scaled FP8 release (its shapes and scales)
     t, bytes_ = _gemm(chip, eff, m, n, k, _precision(row), groups)
     if row.metric == "tflops":
         return 2.0 * m * n * k * groups / t / 1e12
@@ -211,7 +221,8 @@ _MOE_SHAPE = re.compile(r"\bexperts=(\d+);\s*topk=(\d+)\b")
 def _moe_row(row, chip: ChipSpec, eff: Efficiency) -> float:
     """One rank's MoE layer (routing, permutation, expert GEMMs, un-permutation: `validate.aic_moe.
     MOE_KERNEL_OPS`, as for aiconfigurator's `moe_perf` rows) for `gemm_m` tokens, experts of
-    intermediate size `gemm_n` (the rank's shard) on hidden size `gemm_k`, `experts=E;topk=k` in notes."""
+    intermediate size `gemm_n` (the rank's shard) on hidden size `gemm_k`, `experts=E;topk=k` in notes; a
+    row naming its `model` runs that model's FP8 kernels (block-scaled where its release is)."""
     if row.metric != "latency_us":
         raise Unpredictable(f"moe metric {row.metric} not modelled")
     m = _MOE_SHAPE.search(row.notes or "")
@@ -221,6 +232,8 @@ def _moe_row(row, chip: ChipSpec, eff: Efficiency) -> float:
     from tokenfab.validate import aic_moe
 
     model = aic_moe.moe_model(int(row.gemm_k), int(row.gemm_n), int(m.group(1)), int(m.group(2)))
+    if row.model:  # the layer of a named model: its release's FP8 scales (`ModelSpec.fp8_weight_block`)
+        model = model.model_copy(update={"fp8_weight_block": catalog.load_model(row.model).fp8_weight_block})
     return float(aic_moe.engine_seconds(chip, eff, model, _precision(row), np.array([float(row.gemm_m)]), 1, 1)[0]) * 1e6
 
 
@@ -257,6 +270,8 @@ def predict_micro(row, chip: ChipSpec, eff: Efficiency) -> float:
 def parameters_informed(row) -> tuple[str, ...]:
     """Efficiency fields a microbenchmark row can inform (calibration fits only these)."""
     if row.scenario == "gemm":
+        if is_block_scaled(row):  # its own kernels: their compute fraction, not the chip's plain GEMM, launch or copy
+            return ("block_gemm_compute_frac",)
         if row.metric == "tb_s":
             return ("hbm_frac",)
         return ("gemm_compute_frac", "hbm_frac", "kernel_launch_us")
