@@ -152,5 +152,7 @@ def test_block_and_moe_kernel_rows_fit_only_their_own_fields():
     # The fitted block fraction sits well under the per-tensor one (aiter: ~1,000 of 5,033 FP8 TFLOPS on
     # DeepSeek-V3 shapes at 4K-16K tokens, against 2,750-3,130 for hipBLASLt's per-tensor GEMMs).
     assert 0.1 < full.efficiency.block_gemm_compute_frac < 0.5 * full.efficiency.lowp_gemm_compute_frac
+    # The FP8 fused-MoE rows say nothing of MXFP4's kernels: those keep the dense 4-bit fraction.
+    assert full.efficiency.fp4_moe_gemm_compute_scale == 1.0 and plain.efficiency.fp4_moe_gemm_compute_scale is None
     errs = [abs(r["error_after"]) for r in full.rows if r["id"] >= "M0787"]
     assert len(errs) == 10 and sorted(errs)[len(errs) // 2] < 0.10

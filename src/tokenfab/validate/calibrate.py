@@ -323,6 +323,10 @@ def fit_chip(chip_id: str, rows: list[MeasurementRow], label: str, held: dict | 
         # a start value no row informed is not a measurement: back to the default (NCCL's; per-tensor FP8's)
         if n not in values:
             values[n] = getattr(family_default(chip.vendor), n)
+    if "lowp_moe_gemm_compute_scale" in fitted and chip.fp4_tflops and plain.fp4_moe_gemm_compute_scale is None:
+        # FP8 fused-MoE rows say nothing of the 4-bit kernels (MXFP4/NVFP4 scales are native to the MMA):
+        # they keep the dense 4-bit fraction, as before, instead of falling back to the FP8 scale.
+        values["fp4_moe_gemm_compute_scale"] = 1.0
     values["source"] = f"calibrated: {label} rows {ids}"
     # The file's efficiency holds this fit alone: the kernel-table fit is applied on top when written
     # (`write_calibration`), and its `replaced` values must be this fit's, not its own.
