@@ -73,6 +73,23 @@ def test_a_compute_bound_fp8_gemm_slows_by_the_ratio_of_the_fractions():
     assert float(t_block) == pytest.approx(2 * m ** 3 / 0.54e15 + 4e-6)
 
 
+def test_the_swap_is_idempotent():
+    # chip_hardware applies it to whatever Efficiency it is given, which may already be swapped.
+    eff = efficiency_for(catalog.load_chip("h200-sxm"))
+    once = eff.for_block_scales()
+    assert once.for_block_scales() == once and once != eff
+    assert once.source.count("block-scaled") == 1
+
+
+def test_an_estimate_says_which_fp8_kernels_priced_it():
+    from tokenfab.api import estimate
+
+    r1 = estimate("deepseek-r1", "h200-sxm", precision="fp8", num_chips=8)
+    llama = estimate("llama-3.1-70b", "h200-sxm", precision="fp8", num_chips=8)
+    assert "block-scaled FP8 GEMM kernels" in r1.efficiency_source
+    assert "block-scaled" not in llama.efficiency_source
+
+
 def test_fitted_moe_fractions_are_kept_as_fitted():
     # The MoE scales were fitted against the per-tensor dense fractions on per-tensor and block tables
     # together: re-expressed against the block ones, the grouped GEMM's fractions do not move.

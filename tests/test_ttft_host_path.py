@@ -54,10 +54,12 @@ def test_shipped_profiles_carry_no_unfitted_host_path():
         p = load_framework(name)
         if p.request_host_s(8192) > 0:
             assert "host path" in p.source and "leave-one-source-out" in p.source, name
-    # The reference's kernels are the calibration's (neutral factors); its OpenAI server
-    # (trtllm-serve) has one-client rows from one source only, so no host path yet.
+    # The reference's kernels are the calibration's (neutral factors); its OpenAI server (trtllm-serve)
+    # has a host path since its rows at up to 4 clients came from two sources (2026-12-06).
     assert profile_for("trt-llm").is_neutral
-    assert profile_for("trt-llm").request_host_s(8192) == 0.0
+    assert profile_for("trt-llm").request_host_s(8192) > 0.0
+    # trtllm-bench feeds the executor directly: no server, no host path.
+    assert profile_for("trtllm-bench").request_host_s(8192) == 0.0
 
 
 def test_a_runtime_with_a_connector_qualifier_is_that_runtime():
@@ -219,3 +221,25 @@ def test_a_pinned_per_token_part_fits_the_overhead_alone_against_no_host_path():
             fit.main(["--us-per-token", bad, "--stage", "host"])
     with pytest.raises(SpecError, match="unknown profile trt-lm"):  # a typo fits nothing, silently
         fit.main(["--only", "trt-lm", "--stage", "host"])
+
+
+@pytest.mark.slow
+def test_the_host_fit_takes_rows_up_to_max_clients():
+    """Rows at up to `--max-clients` clients fit the host path (default 4: their little queueing is the
+    closed-loop model's); rows with more are scored only. AIMultiple's gpt-oss-20b sweep on one H200
+    has 1, 4 and 8 clients (D0128, D0131, D0134)."""
+    import importlib.util
+    from pathlib import Path
+
+    from tokenfab import catalog
+    spec = importlib.util.spec_from_file_location("fit_frameworks", Path(__file__).parents[1] / "bench" / "fit_frameworks.py")
+    fit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit)
+    chip = catalog.load_chip("h200-sxm")
+    rows = fit._ttft_at_concurrency([(_row(f"D{i:04d}"), chip) for i in (128, 131, 134)])
+    with override_profiles(fit._neutral_everywhere()):
+        assert fit.fit_host_path("vllm", rows, max_clients=1)["n"] == 1
+        assert fit.HOST_FIT_MAX_CLIENTS == 4 and fit.fit_host_path("vllm", rows)["n"] == 2
+    for bad in ("0", "2000"):
+        with pytest.raises(SpecError, match="--max-clients"):
+            fit.main(["--max-clients", bad, "--stage", "host"])

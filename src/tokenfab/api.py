@@ -256,11 +256,16 @@ def _better(new: Estimate, old: Estimate) -> bool:
 
 
 def efficiency_of(c: ChipSpec, m: ModelSpec, framework: str | None = None):
-    """The chip's efficiency (calibrated, else family defaults) under a serving framework's profile."""
+    """The chip's efficiency (calibrated, else family defaults) under a serving framework's profile, with
+    the block-scaled FP8 kernels where the model's release is block-scaled (`Efficiency.for_block_scales`,
+    which `mapping.search.chip_hardware` applies too: it is idempotent), so the estimate's
+    `efficiency_source` says which FP8 kernels priced it."""
     if framework is None:
-        return efficiency_for(c)
-    from tokenfab.perf.framework import efficiency_under
-    return efficiency_under(c, framework, m.is_moe)
+        eff = efficiency_for(c)
+    else:
+        from tokenfab.perf.framework import efficiency_under
+        eff = efficiency_under(c, framework, m.is_moe)
+    return eff.for_block_scales() if m.fp8_weight_block is not None else eff
 
 
 def _aggregated(m: ModelSpec, c: ChipSpec, traffic: Traffic, space: SearchSpace, system: SystemSpec | None,

@@ -222,20 +222,25 @@ class Efficiency(Spec):
         if not update:
             return self
         # The 4-bit class falls back to the FP8/INT8 one where unfitted: pin it at its own values first.
+        def first(*values):
+            return next((v for v in values if v is not None), None)
+
         update |= {"fp4_gemm_compute_frac": self.gemm_frac("fp4"), "fp4_gemm_hbm_frac": self.gemm_stream_frac("fp4"),
-                   "fp4_gemm_fixed_us": self.gemm_fixed_s("fp4", table_flow=True) * 1e6,
-                   "fp4_act_quant_bytes": self.act_quant_bytes("fp4") if self.lowp_act_quant_bytes is not None
-                   or self.fp4_act_quant_bytes is not None else None}
-        c4, h4, f4 = self.moe_terms("fp4")
+                   "fp4_gemm_fixed_us": first(self.fp4_gemm_fixed_us, self.lowp_gemm_fixed_us, self.gemm_fixed_us,
+                                              self.kernel_launch_us),
+                   "fp4_act_quant_bytes": first(self.fp4_act_quant_bytes, self.lowp_act_quant_bytes)}
+        c4, h4, _ = self.moe_terms("fp4")
         update |= {"fp4_moe_gemm_compute_scale": c4, "fp4_moe_gemm_stream_scale": h4,
-                   "fp4_moe_layer_fixed_us": f4 * 1e6}
+                   "fp4_moe_layer_fixed_us": first(self.fp4_moe_layer_fixed_us, self.lowp_moe_layer_fixed_us,
+                                                   self.moe_layer_fixed_us, 0.0)}
         old_c, old_h = self.gemm_frac("fp8"), self.gemm_stream_frac("lowp")
         new = self.model_copy(update=update)
         new_c, new_h = new.gemm_frac("fp8"), new.gemm_stream_frac("lowp")
         c, h, _ = self.moe_terms("lowp")
         update["lowp_moe_gemm_compute_scale"] = min(MOE_COMPUTE_SCALE_MAX, c * old_c / new_c)
         update["lowp_moe_gemm_stream_scale"] = min(MOE_STREAM_SCALE_MAX, h * old_h / new_h)
-        update["source"] = f"{self.source}; block-scaled FP8 GEMM kernels"
+        tag = "; block-scaled FP8 GEMM kernels"
+        update["source"] = self.source if self.source.endswith(tag) else self.source + tag
         return self.model_copy(update=update)
 
     @property
