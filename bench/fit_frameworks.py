@@ -36,8 +36,8 @@ Host path (second stage, on the TTFT rows at a stated concurrency only): `reques
 through in turn (the shipped `pd_host_passes`, kept). Fitted per profile on its rows at up to
 `HOST_FIT_MAX_CLIENTS` clients (`--max-clients`; the closed-loop model prices their little queueing,
 so the gap is mostly the host path and the prefill; rows with more clients also carry the engine's
-queueing and step-time errors and are scored, not fitted), on the same >= 8 rows from >= 2 sources rule, leave-one-source-out, grid `HOST_OVERHEADS_MS` x
-`HOST_US_PER_TOKEN` (or the per-token part pinned by `--us-per-token`, one parameter left), loss as
+queueing and step-time errors and are scored, not fitted), on the same >= 8 rows from >= 2 sources
+rule, leave-one-source-out, grid `HOST_OVERHEADS_MS` x `HOST_US_PER_TOKEN` (or the per-token part pinned by `--us-per-token`, one parameter left), loss as
 above; proposed only if its LOSO median |error| beats zero host path.
 With fewer rows or one source the in-sample fit is printed for information and the profile keeps 0.
 """

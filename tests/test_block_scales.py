@@ -173,3 +173,17 @@ def test_block_and_moe_kernel_rows_fit_only_their_own_fields():
     assert full.efficiency.fp4_moe_gemm_compute_scale == 1.0 and plain.efficiency.fp4_moe_gemm_compute_scale is None
     errs = [abs(r["error_after"]) for r in full.rows if r["id"] >= "M0787"]
     assert len(errs) == 10 and sorted(errs)[len(errs) // 2] < 0.10
+
+
+def test_a_kernel_row_of_a_model_outside_the_catalog_is_per_tensor():
+    from tokenfab.validate.micro import is_block_scaled
+
+    base = dict(id="X2", source="test", source_ref="test", hardware="h200-sxm", num_chips=1, weight_precision="fp8",
+                activation_precision="fp8", framework="test", scenario="gemm", gemm_m=4096, gemm_n=4096, gemm_k=4096,
+                metric="tflops", per="chip", value=1.0)
+    assert is_block_scaled(MeasurementRow.model_validate(base | {"model": "deepseek-v3"}))
+    assert not is_block_scaled(MeasurementRow.model_validate(base | {"model": "my-inhouse-7b"}))
+    assert not is_block_scaled(MeasurementRow.model_validate(base | {"model": "deepseek-v3", "weight_precision": "bf16",
+                                                                     "activation_precision": "bf16"}))
+    assert not is_block_scaled(MeasurementRow.model_validate(base | {"model": "deepseek-v3", "scenario": "alltoall",
+                                                                     "metric": "latency_us", "message_bytes": 1e6}))

@@ -63,9 +63,13 @@ def _gemm(chip: ChipSpec, eff: Efficiency, m, n, k, precision: str, groups=1.0):
 
 def is_block_scaled(row) -> bool:
     """A GEMM or MoE row of a model whose FP8 release is block-scaled (`ModelSpec.fp8_weight_block`)
-    computing in FP8: it times the block-scaled kernels (`Efficiency.for_block_scales`)."""
-    return row.scenario in ("gemm", "moe") and bool(row.model) and _precision(row) == "fp8" \
-        and catalog.load_model(row.model).fp8_weight_block is not None
+    computing in FP8: it times the block-scaled kernels (`Efficiency.for_block_scales`). A model the
+    catalog does not hold names no release: per-tensor."""
+    if row.scenario not in ("gemm", "moe") or not row.model or _precision(row) != "fp8":
+        return False
+    if row.model not in catalog.model_ids():
+        return False
+    return catalog.load_model(row.model).fp8_weight_block is not None
 
 
 def _gemm_row(row, chip: ChipSpec, eff: Efficiency) -> float:
@@ -232,7 +236,7 @@ def _moe_row(row, chip: ChipSpec, eff: Efficiency) -> float:
     from tokenfab.validate import aic_moe
 
     model = aic_moe.moe_model(int(row.gemm_k), int(row.gemm_n), int(m.group(1)), int(m.group(2)))
-    if row.model:  # the layer of a named model: its release's FP8 scales (`ModelSpec.fp8_weight_block`)
+    if is_block_scaled(row):  # the layer of a named model whose FP8 release is block-scaled
         model = model.model_copy(update={"fp8_weight_block": catalog.load_model(row.model).fp8_weight_block})
     return float(aic_moe.engine_seconds(chip, eff, model, _precision(row), np.array([float(row.gemm_m)]), 1, 1)[0]) * 1e6
 
