@@ -187,3 +187,40 @@ def test_a_kernel_row_of_a_model_outside_the_catalog_is_per_tensor():
                                                                      "activation_precision": "bf16"}))
     assert not is_block_scaled(MeasurementRow.model_validate(base | {"model": "deepseek-v3", "scenario": "alltoall",
                                                                      "metric": "latency_us", "message_bytes": 1e6}))
+
+
+def test_the_batched_search_prices_a_block_release_on_the_block_kernels():
+    """The design search's batched path (`mapping.batched`) swaps in the block-scaled kernels as
+    `chip_hardware` does: DeepSeek-R1's FP8 points on H200 run at the block fraction, Llama's at the
+    per-tensor one."""
+    import numpy as np
+
+    from tokenfab.mapping import batched
+
+    chip = catalog.load_chip("h200-sxm")
+    eff = efficiency_for(chip)
+    cb = batched.ChipBatch.from_specs([chip])
+    system = batched.batch_system(cb)
+    for mid, want in (("deepseek-r1", eff.block_gemm_compute_frac), ("llama-3.1-70b", eff.lowp_gemm_compute_frac)):
+        hw = batched._hardware(catalog.load_model(mid), cb, system, eff, ("fp8",), ("fp8",), np.zeros(1, int),
+                               "prefill", None, roofline=True)
+        assert float(np.asarray(hw.gemm_frac).ravel()[0]) == pytest.approx(want), mid
+
+
+def test_the_batched_search_gives_a_block_release_what_the_scalar_search_gives_it():
+    """One H200 in a batch, DeepSeek-R1 without MTP: the batched path's best deployment is
+    `api.estimate`'s, to the last digit (both price its FP8 GEMMs on the block-scaled kernels)."""
+    from tokenfab import api
+    from tokenfab.mapping import batched
+    from tokenfab.specs.traffic import Traffic
+
+    chip = catalog.load_chip("h200-sxm")
+    model = catalog.load_model("deepseek-r1")
+    traffic = Traffic(input_len=1024, output_len=256, slo_ttft_ms=5000, slo_tpot_ms=100)
+    b = batched.best(model, batched.ChipBatch.from_specs([chip]), efficiency_for(chip), traffic,
+                     kernels="tiled", modes=("aggregated",))
+    e = api.estimate(model, chip, traffic, mode="aggregated", fidelity="tiled", mtp=False)
+    assert b["output_tok_s_per_chip"][0] == pytest.approx(e.output_tok_s_per_chip, rel=1e-9)
+    per_tensor = api.estimate(model.model_copy(update={"fp8_weight_block": None}), chip, traffic,
+                              mode="aggregated", fidelity="tiled", mtp=False)
+    assert e.output_tok_s_per_chip < per_tensor.output_tok_s_per_chip  # H200's block kernels are slower
