@@ -58,7 +58,7 @@ def test_block_kernels_replace_the_fp8_class_only():
     assert (b.gemm_frac("fp4"), b.gemm_stream_frac("fp4"), b.gemm_fixed_s("fp4")) == \
         (EFF.gemm_frac("fp4"), EFF.gemm_stream_frac("fp4"), EFF.gemm_fixed_s("fp4"))
     plain = Efficiency()
-    assert plain.for_block_scales() is plain  # no block fields: nothing changes
+    assert plain.for_block_scales() == plain  # no block fields: nothing changes
 
 
 def test_a_compute_bound_fp8_gemm_slows_by_the_ratio_of_the_fractions():

@@ -216,15 +216,19 @@ class Efficiency(Spec):
         AMD on aiter's block-scaled fused-MoE tables, in both as scales of the per-tensor dense
         fractions): they are re-expressed against the block-scaled dense fractions, so the grouped
         GEMMs' fractions do not move."""
+        return _for_block_scales(self)  # cached: the engine asks once per chip, model and phase
+
+    def _block_scaled(self) -> "Efficiency":
+        """The uncached body of `for_block_scales`."""
         pairs = (("lowp_gemm_compute_frac", "block_gemm_compute_frac"), ("lowp_gemm_hbm_frac", "block_gemm_hbm_frac"),
                  ("lowp_gemm_fixed_us", "block_gemm_fixed_us"), ("lowp_act_quant_bytes", "block_act_quant_bytes"))
         update = {lowp: getattr(self, block) for lowp, block in pairs if getattr(self, block) is not None}
         if not update:
             return self
-        # The 4-bit class falls back to the FP8/INT8 one where unfitted: pin it at its own values first.
         def first(*values):
             return next((v for v in values if v is not None), None)
 
+        # The 4-bit class falls back to the FP8/INT8 one where unfitted: pin it at its own values first.
         update |= {"fp4_gemm_compute_frac": self.gemm_frac("fp4"), "fp4_gemm_hbm_frac": self.gemm_stream_frac("fp4"),
                    "fp4_gemm_fixed_us": first(self.fp4_gemm_fixed_us, self.lowp_gemm_fixed_us, self.gemm_fixed_us,
                                               self.kernel_launch_us),
@@ -262,6 +266,11 @@ class Efficiency(Spec):
             fp4 = lowp if fp4 is None else fp4
             out.append({"bf16": bf16, "lowp": lowp, "fp4": fp4}[kernel])
         return out[0], out[1], out[2] * 1e-6
+
+
+@lru_cache(maxsize=512)
+def _for_block_scales(eff: Efficiency) -> Efficiency:
+    return eff._block_scaled()
 
 
 MOE_FIELDS = tuple(f"{p}{stem}" for stem in ("moe_gemm_compute_scale", "moe_gemm_stream_scale", "moe_layer_fixed_us")

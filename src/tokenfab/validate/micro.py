@@ -9,6 +9,7 @@ call it with candidate parameters. It returns the prediction in the row's metric
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import numpy as np
 
@@ -67,9 +68,13 @@ def is_block_scaled(row) -> bool:
     catalog does not hold names no release: per-tensor."""
     if row.scenario not in ("gemm", "moe") or not row.model or _precision(row) != "fp8":
         return False
-    if row.model not in catalog.model_ids():
-        return False
-    return catalog.load_model(row.model).fp8_weight_block is not None
+    return _release_block(row.model) is not None
+
+
+@lru_cache(maxsize=None)
+def _release_block(model_id: str):
+    """The catalog model's `fp8_weight_block` (None for a model the catalog does not hold)."""
+    return catalog.load_model(model_id).fp8_weight_block if model_id in catalog.model_ids() else None
 
 
 def _gemm_row(row, chip: ChipSpec, eff: Efficiency) -> float:
@@ -237,7 +242,7 @@ def _moe_row(row, chip: ChipSpec, eff: Efficiency) -> float:
 
     model = aic_moe.moe_model(int(row.gemm_k), int(row.gemm_n), int(m.group(1)), int(m.group(2)))
     if is_block_scaled(row):  # the layer of a named model whose FP8 release is block-scaled
-        model = model.model_copy(update={"fp8_weight_block": catalog.load_model(row.model).fp8_weight_block})
+        model = model.model_copy(update={"fp8_weight_block": _release_block(row.model)})
     return float(aic_moe.engine_seconds(chip, eff, model, _precision(row), np.array([float(row.gemm_m)]), 1, 1)[0]) * 1e6
 
 
