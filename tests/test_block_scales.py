@@ -224,3 +224,31 @@ def test_the_batched_search_gives_a_block_release_what_the_scalar_search_gives_i
     per_tensor = api.estimate(model.model_copy(update={"fp8_weight_block": None}), chip, traffic,
                               mode="aggregated", fidelity="tiled", mtp=False)
     assert e.output_tok_s_per_chip < per_tensor.output_tok_s_per_chip  # H200's block kernels are slower
+
+
+def test_int8_points_of_a_block_release_keep_the_per_tensor_kernels():
+    """W8A8 INT8 (per-channel scales) is not block-scaled: a block release served in INT8 on a chip with
+    block-scaled FP8 kernels (MI300X) keeps the FP8/INT8 class's per-tensor terms; in a grid holding
+    both, the FP8 points still take the block compute fraction."""
+    from tokenfab.mapping.search import block_scaled_eff
+
+    chip = catalog.load_chip("mi300x")
+    eff = efficiency_for(chip)
+    system = SystemSpec.for_chip(chip)
+    model = catalog.load_model("qwen3-235b-a22b")
+    assert eff.block_gemm_compute_frac < eff.lowp_gemm_compute_frac
+    assert chip_hardware(model, chip, system, eff, ["int8"]).gemm_frac == pytest.approx(eff.gemm_frac("int8"))
+    both = chip_hardware(model, chip, system, eff, ["fp8", "int8"], prec_idx=[0, 1])
+    assert list(both.gemm_frac) == pytest.approx([eff.block_gemm_compute_frac, eff.gemm_frac("int8")])
+    shared, _ = block_scaled_eff(model, chip, eff, ["fp8", "int8"])
+    assert shared == eff
+
+
+def test_an_int8_estimate_of_a_block_release_is_the_per_tensor_one():
+    from tokenfab import api
+
+    model = catalog.load_model("qwen3-235b-a22b")
+    block = api.estimate(model, "mi300x", precision="int8", num_chips=8)
+    plain = api.estimate(model.model_copy(update={"fp8_weight_block": None}), "mi300x", precision="int8", num_chips=8)
+    assert block.output_tok_s_per_chip == pytest.approx(plain.output_tok_s_per_chip, rel=1e-12)
+    assert "block-scaled" not in block.efficiency_source

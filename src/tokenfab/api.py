@@ -256,16 +256,20 @@ def _better(new: Estimate, old: Estimate) -> bool:
 
 
 def efficiency_of(c: ChipSpec, m: ModelSpec, framework: str | None = None):
-    """The chip's efficiency (calibrated, else family defaults) under a serving framework's profile, with
-    the block-scaled FP8 kernels where the model's release is block-scaled (`Efficiency.for_block_scales`,
-    which `mapping.search.chip_hardware` applies too: it is idempotent), so the estimate's
-    `efficiency_source` says which FP8 kernels priced it."""
+    """The chip's efficiency (calibrated, else family defaults) under a serving framework's profile.
+    (A block-scaled FP8 release's kernels are chosen per point by `mapping.search.chip_hardware`;
+    `efficiency_source` names them for the chosen point.)"""
     if framework is None:
-        eff = efficiency_for(c)
-    else:
-        from tokenfab.perf.framework import efficiency_under
-        eff = efficiency_under(c, framework, m.is_moe)
-    return eff.for_block_scales() if m.fp8_weight_block is not None else eff
+        return efficiency_for(c)
+    from tokenfab.perf.framework import efficiency_under
+    return efficiency_under(c, framework, m.is_moe)
+
+
+def efficiency_source(eff, m: ModelSpec, c: ChipSpec, weight_precision: str) -> str:
+    """Where the efficiency of a point at `weight_precision` comes from: `eff.source`, naming the
+    block-scaled FP8 kernels where they priced it (`mapping.search.block_scaled_eff`)."""
+    from tokenfab.mapping.search import block_scaled_eff
+    return block_scaled_eff(m, c, eff, (weight_precision,))[1](weight_precision).source
 
 
 def _aggregated(m: ModelSpec, c: ChipSpec, traffic: Traffic, space: SearchSpace, system: SystemSpec | None,
@@ -288,7 +292,9 @@ def _aggregated(m: ModelSpec, c: ChipSpec, traffic: Traffic, space: SearchSpace,
             f"pp={int(a['pp'][i])}, {result.precisions[int(a['prec'][i])]}) needs {a['weights_gb'][i]:.1f} GB weights + "
             f"{a['kv_cache_gb'][i]:.1f} GB KV per chip, {short[i]:.1f} GB more than the {c.hbm_gb:g} GB chip leaves free; "
             f"use more chips (--chips), lower precision or shorter sequences")
-    est = _to_estimate(m, c, traffic, result, idx, ok, eff.source).model_copy(update={"fidelity": fidelity})
+    wp = result.precisions[int(result.point(idx)["prec"])]
+    est = _to_estimate(m, c, traffic, result, idx, ok, efficiency_source(eff, m, c, wp)).model_copy(
+        update={"fidelity": fidelity})
     p = result.point(idx)
     pool = {"role": "aggregated", "chip": c.id, "num_chips": p["num_chips"], "instances": 1, "tp": p["tp"],
             "pp": p["pp"], "ep": p["ep"], "dp": p["dp"], "batch": p["batch"],

@@ -14,7 +14,8 @@ import numpy as np
 
 from tokenfab import explain
 from tokenfab.perf.evaluate import op_unit_names
-from tokenfab.api import BOUND_NAMES, WIDE_EP_MAX_CHIPS, Estimate, MemoryBreakdown, efficiency_of, traffic_fields
+from tokenfab.api import (BOUND_NAMES, WIDE_EP_MAX_CHIPS, Estimate, MemoryBreakdown, efficiency_of, efficiency_source,
+                          traffic_fields)
 from tokenfab.mapping import memory, modes
 from tokenfab.mapping.search import SearchSpace
 from tokenfab.specs import ChipSpec, ModelSpec, SpecError, SystemSpec, Traffic
@@ -77,7 +78,8 @@ def disaggregated(m: ModelSpec, prefill_chip: ChipSpec, decode_chip: ChipSpec, t
     n_p, n_d, _ = modes.integer_unit(ratio, pp_["num_chips"], side.chips)
     share = ratio / (1 + ratio)
     ids = tuple(dict.fromkeys((prefill_chip.id,) + side.chip_ids))
-    same_source = p_eff.source == side.efficiency_source
+    p_source = efficiency_source(p_eff, m, prefill_chip, pre.precisions[int(pp_["prec"])])
+    same_source = p_source == side.efficiency_source
     why = explain.disaggregated(side.why, explain.prefill_pool(pre, pc.index, pc.meets_slo,
                                                                pp_["ttft_ms"] + side.step_ms, traffic.slo_ttft_ms))
     pre_units = op_unit_names(pre.extras["prefill_times"], pc.index)
@@ -92,7 +94,7 @@ def disaggregated(m: ModelSpec, prefill_chip: ChipSpec, decode_chip: ChipSpec, t
         meets_slo=pc.meets_slo and side.meets_slo, slo_ttft_ms=traffic.slo_ttft_ms, slo_tpot_ms=traffic.slo_tpot_ms,
         spec_confidence=_worst(prefill_chip.spec_confidence, side.spec_confidence),
         efficiency_source=side.efficiency_source if same_source
-        else f"prefill: {p_eff.source}; decode: {side.efficiency_source}",
+        else f"prefill: {p_source}; decode: {side.efficiency_source}",
         fidelity=fidelity, time_breakdown_ms={"decode": side.breakdown_ms, "prefill": _ms(pre.extras["prefill_times"],
                                                                                           pc.index)},
         unit_breakdown_ms={"decode": side.units[0], "prefill": pre_units[0]},
@@ -130,7 +132,7 @@ def _decode_side(m, chip, traffic, space, max_chips, fidelity, system, framework
         memory=MemoryBreakdown(weights=d["weights_gb"], kv_cache=d["kv_cache_gb"], activations=d["activations_gb"],
                                reserve=memory.capacity_gb(chip.hbm_gb) - used, free=d["free_gb"], capacity=memory.capacity_gb(chip.hbm_gb)),
         bound=BOUND_NAMES[d["bound"]], breakdown_ms=_ms(dec.extras["decode_times"], dc.index), chip_ids=(chip.id,),
-        spec_confidence=chip.spec_confidence, efficiency_source=eff.source,
+        spec_confidence=chip.spec_confidence, efficiency_source=efficiency_source(eff, m, chip, prec),
         why=explain.decode_pool(dec, dc.index, dc.meets_slo, traffic.slo_tpot_ms),
         units=op_unit_names(dec.extras["decode_times"], dc.index))
 
@@ -175,7 +177,7 @@ def _af_side(m, attn_chip, ffn_chip, traffic, space, framework) -> DecodeSide:
         breakdown_ms={"attention_side": d["attention_ms"], "expert_side": d["experts_ms"],
                       "attention_expert_alltoall": d["alltoall_ms"]},
         chip_ids=(attn_chip.id, ffn_chip.id),
-        spec_confidence=_worst(attn_chip.spec_confidence, ffn_chip.spec_confidence), efficiency_source=a_eff.source,
+        spec_confidence=_worst(attn_chip.spec_confidence, ffn_chip.spec_confidence), efficiency_source=efficiency_source(a_eff, m, attn_chip, prec),
         why=explain.af_decode(dec, dc.index, dc.meets_slo, traffic.slo_tpot_ms))
 
 

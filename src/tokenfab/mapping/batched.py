@@ -141,10 +141,13 @@ def _hardware(model: ModelSpec, chips: ChipBatch, system, eff: Efficiency, preci
               phase: str, attention_precision: str | None, roofline: bool = False) -> Hardware:
     """`search.chip_hardware` at tiled fidelity (`roofline`: at roofline fidelity, the attention
     peak derated by the power cap) with (N, P) peaks and fractions."""
-    if model.fp8_weight_block is not None:  # as chip_hardware: the release's block-scaled FP8 kernels
-        eff = eff.for_block_scales()
+    eff_of = lambda p: eff  # noqa: E731
+    if model.fp8_weight_block is not None:  # as `search.block_scaled_eff`: FP8 points on the block kernels
+        block = eff.for_block_scales()
+        eff = eff if "int8" in precisions else block
+        eff_of = lambda p: block if p == "fp8" else eff  # noqa: E731
     peak = np.stack([compute_peak(chips, p)[0] for p in precisions], axis=1)[:, prec_idx]
-    frac = np.stack([_fraction(chips, eff, p) for p in precisions], axis=1)[:, prec_idx]
+    frac = np.stack([_fraction(chips, eff_of(p), p) for p in precisions], axis=1)[:, prec_idx]
     has_fp8 = chips.peak("fp8") > 0
     attn_cols = []
     for kv in kv_names:
