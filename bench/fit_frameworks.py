@@ -373,8 +373,15 @@ def report_host_paths(groups: dict, only, us_per_token: float | None = None,
     return proposals
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments as one line (`error: ...`, exit 2), like every other input error here."""
+
+    def error(self, message):
+        raise SpecError(message)
+
+
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = _Parser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", action="append", type=Path, help="measurement CSV (default: the shipped public.csv)")
     ap.add_argument("--only", action="append", help="fit only these profile ids")
     ap.add_argument("--stage", choices=("all", "kernels", "host"), default="all",

@@ -240,7 +240,7 @@ def test_int8_points_of_a_block_release_keep_the_per_tensor_kernels():
     assert chip_hardware(model, chip, system, eff, ["int8"]).gemm_frac == pytest.approx(eff.gemm_frac("int8"))
     both = chip_hardware(model, chip, system, eff, ["fp8", "int8"], prec_idx=[0, 1])
     assert list(both.gemm_frac) == pytest.approx([eff.block_gemm_compute_frac, eff.gemm_frac("int8")])
-    shared, _ = block_scaled_eff(model, chip, eff, ["fp8", "int8"])
+    shared, _ = block_scaled_eff(model, eff, {"fp8": "fp8", "int8": "int8"})
     assert shared == eff
 
 

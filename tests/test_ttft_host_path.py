@@ -240,6 +240,6 @@ def test_the_host_fit_takes_rows_up_to_max_clients():
     with override_profiles(fit._neutral_everywhere()):
         assert fit.fit_host_path("vllm", rows, max_clients=1)["n"] == 1
         assert fit.HOST_FIT_MAX_CLIENTS == 4 and fit.fit_host_path("vllm", rows)["n"] == 2
-    for bad in ("0", "2000"):
+    for bad in ("0", "2000", "abc"):  # a typo is refused in one line too, not with argparse's usage block
         with pytest.raises(SpecError, match="--max-clients"):
             fit.main(["--max-clients", bad, "--stage", "host"])

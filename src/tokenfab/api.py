@@ -268,8 +268,9 @@ def efficiency_of(c: ChipSpec, m: ModelSpec, framework: str | None = None):
 def efficiency_source(eff, m: ModelSpec, c: ChipSpec, weight_precision: str) -> str:
     """Where the efficiency of a point at `weight_precision` comes from: `eff.source`, naming the
     block-scaled FP8 kernels where they priced it (`mapping.search.block_scaled_eff`)."""
-    from tokenfab.mapping.search import block_scaled_eff
-    return block_scaled_eff(m, c, eff, (weight_precision,))[1](weight_precision).source
+    from tokenfab.mapping.search import block_scaled_eff, compute_precision
+    _, eff_of = block_scaled_eff(m, eff, {weight_precision: compute_precision(c, weight_precision)})
+    return eff_of(weight_precision).source
 
 
 def _aggregated(m: ModelSpec, c: ChipSpec, traffic: Traffic, space: SearchSpace, system: SystemSpec | None,

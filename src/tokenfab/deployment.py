@@ -177,7 +177,8 @@ def _af_side(m, attn_chip, ffn_chip, traffic, space, framework) -> DecodeSide:
         breakdown_ms={"attention_side": d["attention_ms"], "expert_side": d["experts_ms"],
                       "attention_expert_alltoall": d["alltoall_ms"]},
         chip_ids=(attn_chip.id, ffn_chip.id),
-        spec_confidence=_worst(attn_chip.spec_confidence, ffn_chip.spec_confidence), efficiency_source=efficiency_source(a_eff, m, attn_chip, prec),
+        spec_confidence=_worst(attn_chip.spec_confidence, ffn_chip.spec_confidence),
+        efficiency_source=efficiency_source(a_eff, m, attn_chip, prec),
         why=explain.af_decode(dec, dc.index, dc.meets_slo, traffic.slo_tpot_ms))
 
 

@@ -141,11 +141,9 @@ def _hardware(model: ModelSpec, chips: ChipBatch, system, eff: Efficiency, preci
               phase: str, attention_precision: str | None, roofline: bool = False) -> Hardware:
     """`search.chip_hardware` at tiled fidelity (`roofline`: at roofline fidelity, the attention
     peak derated by the power cap) with (N, P) peaks and fractions."""
-    eff_of = lambda p: eff  # noqa: E731
-    if model.fp8_weight_block is not None:  # as `search.block_scaled_eff`: FP8 points on the block kernels
-        block = eff.for_block_scales()
-        eff = eff if "int8" in precisions else block
-        eff_of = lambda p: block if p == "fp8" else eff  # noqa: E731
+    # A block-scaled FP8 release's FP8 points on the block kernels (a chip without FP8 math computes
+    # them in bf16, which the block kernels leave as they are).
+    eff, eff_of = ms.block_scaled_eff(model, eff, {p: p for p in precisions})
     peak = np.stack([compute_peak(chips, p)[0] for p in precisions], axis=1)[:, prec_idx]
     frac = np.stack([_fraction(chips, eff_of(p), p) for p in precisions], axis=1)[:, prec_idx]
     has_fp8 = chips.peak("fp8") > 0

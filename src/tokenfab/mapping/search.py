@@ -236,19 +236,20 @@ def attention_precision_for(model: ModelSpec, chip: ChipSpec, kv_precision: str,
     return "bf16"
 
 
-def block_scaled_eff(model: ModelSpec, chip, eff: Efficiency, precisions, checkpoint_scales: bool = True):
-    """(the Efficiency a grid's ops are timed with, precision -> the Efficiency its GEMM compute fraction
-    comes from) for `model` at these weight precisions. A block-scaled FP8 release
+def block_scaled_eff(model: ModelSpec, eff: Efficiency, computes: dict[str, str], checkpoint_scales: bool = True):
+    """(the Efficiency a grid's ops are timed with, weight precision -> the Efficiency its GEMM compute
+    fraction comes from) for `model` on a grid whose weight precisions compute in `computes`
+    ({weight precision: compute precision}, `compute_precision`). A block-scaled FP8 release
     (`ModelSpec.fp8_weight_block`) computing in FP8 takes the block-scaled kernels
     (`Efficiency.for_block_scales`); INT8 points (W8A8, per-channel scales) keep the per-tensor ones.
     Where a grid holds both, the FP8 points take the block compute fraction and the shared FP8/INT8
-    weight-stream and fixed terms stay per-tensor (one Efficiency times every point's ops)."""
+    weight-stream and fixed terms stay per-tensor (one Efficiency times every point's ops).
+    The one rule for `chip_hardware`, the batched design search and `api.efficiency_source`."""
     if not checkpoint_scales or model.fp8_weight_block is None:
         return eff, lambda p: eff
     block = eff.for_block_scales()
-    computes = {p: compute_precision(chip, p) for p in precisions}
     shared = eff if "int8" in computes.values() else block
-    return shared, lambda p: block if computes.get(p, compute_precision(chip, p)) == "fp8" else shared
+    return shared, lambda p: block if computes[p] == "fp8" else shared
 
 
 def chip_hardware(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Efficiency, precisions,
@@ -264,7 +265,8 @@ def chip_hardware(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Eff
     (`Efficiency.for_block_scales`) unless `checkpoint_scales` is False (training picks its own recipe);
     its INT8 (W8A8) points keep the per-tensor kernels of the FP8/INT8 class (`block_scaled_eff`)."""
     precisions = tuple(precisions)
-    eff, eff_of = block_scaled_eff(model, chip, eff, precisions, checkpoint_scales)
+    computes = {p: compute_precision(chip, p) for p in precisions}
+    eff, eff_of = block_scaled_eff(model, eff, computes, checkpoint_scales)
     kv_names = tuple(kv_names) if kv_names is not None else tuple(kv_precision_for(chip, p, None) for p in precisions)
     pick = lambda xs: np.asarray(xs, dtype=float)[prec_idx]  # noqa: E731
     peak = pick([compute_tflops(chip, p) for p in precisions])
@@ -275,15 +277,14 @@ def chip_hardware(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Eff
         from tokenfab.perf import tiled
         thw = tiled.tiled_hw_for(chip)
         # The tiled model's sustained fraction includes a design's power cap.
-        frac = pick([tiled.achievable_frac(eff_of(p), thw, compute_precision(chip, p)) for p in precisions])
+        frac = pick([tiled.achievable_frac(eff_of(p), thw, computes[p]) for p in precisions])
         bf16_frac = tiled.achievable_frac(eff, thw, "bf16")
     elif fidelity == "roofline":
         # FP8/FP4 GEMMs sustain a different share of their (doubled) peak than BF16 ones, and a
         # power-capped design only its sustained share of that (`microarch.sustained_frac`; catalog
         # chips and designs naming a calibration carry none: their calibration was measured capped).
         held = chip.microarch.sustained_frac if chip.microarch is not None else {}
-        frac = pick([eff_of(p).gemm_frac(compute_precision(chip, p)) * held.get(compute_precision(chip, p), 1.0)
-                     for p in precisions])
+        frac = pick([eff_of(p).gemm_frac(computes[p]) * held.get(computes[p], 1.0) for p in precisions])
         bf16_frac = eff.gemm_frac("bf16") * held.get("bf16", 1.0)
         attn = attn * pick([held.get(attention_precision_for(model, chip, kv, phase, attention_precision), 1.0)
                             for kv in kv_names])

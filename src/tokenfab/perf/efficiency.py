@@ -225,6 +225,7 @@ class Efficiency(Spec):
         update = {lowp: getattr(self, block) for lowp, block in pairs if getattr(self, block) is not None}
         if not update:
             return self
+
         def first(*values):
             return next((v for v in values if v is not None), None)
 
@@ -238,8 +239,8 @@ class Efficiency(Spec):
                    "fp4_moe_layer_fixed_us": first(self.fp4_moe_layer_fixed_us, self.lowp_moe_layer_fixed_us,
                                                    self.moe_layer_fixed_us, 0.0)}
         old_c, old_h = self.gemm_frac("fp8"), self.gemm_stream_frac("lowp")
-        new = self.model_copy(update=update)
-        new_c, new_h = new.gemm_frac("fp8"), new.gemm_stream_frac("lowp")
+        new_c = first(update.get("lowp_gemm_compute_frac"), old_c)
+        new_h = first(update.get("lowp_gemm_hbm_frac"), old_h)
         c, h, _ = self.moe_terms("lowp")
         update["lowp_moe_gemm_compute_scale"] = min(MOE_COMPUTE_SCALE_MAX, c * old_c / new_c)
         update["lowp_moe_gemm_stream_scale"] = min(MOE_STREAM_SCALE_MAX, h * old_h / new_h)
@@ -424,10 +425,12 @@ def _under_framework(eff: Efficiency, calibration: str, framework: str) -> Effic
 
 
 _FRACTIONS = ("gemm_compute_frac", "lowp_gemm_compute_frac", "fp4_gemm_compute_frac", "block_gemm_compute_frac",
-              "gemm_hbm_frac", "lowp_gemm_hbm_frac", "fp4_gemm_hbm_frac", "block_gemm_hbm_frac", "attention_compute_frac",
-              "scan_compute_frac", "hbm_frac", "comm_bw_frac", "allreduce_bw_frac", "alltoall_bw_frac")
+              "gemm_hbm_frac", "lowp_gemm_hbm_frac", "fp4_gemm_hbm_frac", "block_gemm_hbm_frac",
+              "attention_compute_frac", "scan_compute_frac", "hbm_frac", "comm_bw_frac", "allreduce_bw_frac",
+              "alltoall_bw_frac")
 _FIXED_COSTS = ("gemm_fixed_us", "lowp_gemm_fixed_us", "fp4_gemm_fixed_us", "block_gemm_fixed_us", "kernel_launch_us",
-                "comm_latency_us", "allreduce_latency_us", "alltoall_latency_us", "scaleout_latency_us", "step_overhead_ms",
+                "comm_latency_us", "allreduce_latency_us", "alltoall_latency_us", "scaleout_latency_us",
+                "step_overhead_ms",
                 "moe_layer_fixed_us", "lowp_moe_layer_fixed_us", "fp4_moe_layer_fixed_us", "scan_chunk_us")
 
 

@@ -276,29 +276,5 @@ def predict_micro(row, chip: ChipSpec, eff: Efficiency) -> float:
     raise Unpredictable(f"scenario {row.scenario} is not a microbenchmark")
 
 
-def parameters_informed(row) -> tuple[str, ...]:
-    """Efficiency fields a microbenchmark row can inform (calibration fits only these)."""
-    if row.scenario == "gemm":
-        if is_block_scaled(row):  # its own kernels: their compute fraction, not the chip's plain GEMM, launch or copy
-            return ("block_gemm_compute_frac",)
-        if row.metric == "tb_s":
-            return ("hbm_frac",)
-        return ("gemm_compute_frac", "hbm_frac", "kernel_launch_us")
-    if row.scenario == "bandwidth":
-        return ("hbm_frac",)
-    if row.scenario == "attention":
-        return ("hbm_frac",) if row.metric == "tb_s" else ("attention_compute_frac",)
-    if row.scenario == "alltoall":  # expert dispatch/combine kernels have fields of their own
-        return ("alltoall_latency_us", "alltoall_bw_frac")
-    if row.scenario in ("allreduce", "allgather", "reducescatter", "p2p"):
-        small = row.message_bytes is not None and row.message_bytes < (64 << 20)
-        if row.metric == "latency_us" or small:
-            return ("comm_latency_us", "scaleout_latency_us", "comm_bw_frac")
-        return ("comm_bw_frac",)
-    if row.scenario == "op":
-        return ("gemm_compute_frac", "hbm_frac", "kernel_launch_us")
-    return ()
-
-
 def is_finite(x) -> bool:
     return bool(np.isfinite(x)) and x > 0
