@@ -96,9 +96,10 @@ def _fmt(x) -> str:
 
 
 def show(res: dict) -> None:
-    from tokenfab.validate.aic_moe import TOKEN_BANDS
+    from tokenfab.validate.aic_moe import SHARD_BANDS, TOKEN_BANDS
 
     labels = [b[0] for b in TOKEN_BANDS]
+    shard_labels = [b[0] for b in SHARD_BANDS]
     print(f"aiconfigurator-core {res['package_version']}: engine MoE layer / measured (balanced routing); "
           "< 1 = engine faster than measured (optimistic)")
     head = " ".join(f"{b:>8s}" for b in labels)
@@ -112,6 +113,12 @@ def show(res: dict) -> None:
             print(f"{g['system']:10.10s} {g['framework']:7s} {g['moe_dtype']:12s} {g['rows']:6d} "
                   f"{_fmt(g['median_ratio']):>6s} {_fmt(g['median_ratio_experts_only']):>6s} {bands} "
                   f"{_fmt(g['by_layout']['ep=1']):>6s} {_fmt(g['by_layout']['ep>1']):>6s}  {g['kernel_source']}")
+    print(f"\nFastest kernel per key by a rank's expert width (moe_intermediate / moe_tp; the down projection's "
+          f"K): median ratio (layer)\n{'system':10s} {'fw':7s} {'dtype':12s} "
+          + " ".join(f"{'w ' + b:>9s}" for b in shard_labels))
+    for g in res["fastest"]:
+        print(f"{g['system']:10.10s} {g['framework']:7s} {g['moe_dtype']:12s} "
+              + " ".join(f"{_fmt(g.get('by_shard', {}).get(b)):>9s}" for b in shard_labels))
     print(f"\nPooled over systems (median of per-system medians, fastest kernel per key):\n"
           f"{'fw':7s} {'dtype':12s} {'systems':>7s} {'rows':>7s} {'all':>6s} {head}")
     for p in res["by_framework_dtype"]:

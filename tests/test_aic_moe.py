@@ -108,6 +108,7 @@ def test_ratio_bands_and_layouts_of_a_table_measured_at_twice_the_engine_time(tm
     assert {k: v["rows"] for k, v in g["by_tokens"].items()} == {"1-8": 2, "16-128": 1, ">=3072": 1}
     assert g["by_tokens"][">=3072"]["median_ratio"] == pytest.approx(0.5, abs=1e-4)
     assert g["by_layout"] == {"ep=1": pytest.approx(0.5, abs=1e-4), "ep>1": None}
+    assert g["by_shard"] == {"<=256": pytest.approx(0.5, abs=1e-4)}  # 512 wide, moe_tp 2: 256 per rank
     assert g["median_ratio_experts_only"] < g["median_ratio"]  # routing and permutes are part of the layer
 
 
@@ -152,3 +153,18 @@ def test_shipped_h200_tables_score_qwen3_tp8_within_a_factor_of_two():
     assert {r["num_tokens"] for r in bf16} == {1, 8, 64, 512, 4096}
     assert all(0.5 < r["ratio"] < 2.0 for r in bf16)
     assert np.all(np.isfinite(pred["layer_s"])) and np.all(pred["layer_s"] > 0)
+
+
+def test_gemm_k_bench_refuses_bad_arguments_in_one_line(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("aic_gemm_k", Path(__file__).parents[1] / "bench" / "aic_gemm_k.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    for argv in (["--min-m", "0"], ["--min-m", "many"], ["--bogus"]):
+        with pytest.raises(SystemExit) as e:
+            bench.main(argv)
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("aic_gemm_k: ") and "\n" not in err

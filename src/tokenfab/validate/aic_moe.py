@@ -192,6 +192,14 @@ def predict(rows: MoeRows | dict, chip: ChipSpec, eff) -> dict:
     return {"layer_s": layer, "experts_s": experts}
 
 
+SHARD_BANDS: tuple[tuple[str, int, int], ...] = (("<=256", 1, 256), ("257-768", 257, 768), (">768", 769, 1 << 30))
+"""Bands of a rank's expert width, moe_intermediate / moe_tp (`summarize`'s `by_shard`): TP-sharded
+experts are narrow (DeepSeek-V3 at moe_tp 8: 256), whole ones wide (DeepSeek-V3 at EP: 2048). Their
+down projection has K = that width: block-scaled FP8 layers on Hopper run ~0.9x the engine's time at
+<= 256 and ~1.2x at > 768 (H100/H200 TensorRT-LLM tables, 2026-12-06), a short-K effect the dense
+GEMM model does not carry."""
+
+
 def band_of(tokens) -> np.ndarray:
     """`TOKEN_BANDS` label of each token count."""
     return aic.band_labels(tokens, TOKEN_BANDS)
@@ -205,12 +213,13 @@ def _median(x) -> float | None:
 
 def summarize(rows: MoeRows, pred: dict) -> list[dict]:
     """Per (kernel_source, dtype): rows, median predicted/measured (layer and experts only) overall, per
-    `TOKEN_BANDS` band and per layout (experts whole on a rank, ep = 1, or spread, ep > 1), and the
-    versions the rows come from."""
+    `TOKEN_BANDS` band, per layout (experts whole on a rank, ep = 1, or spread, ep > 1), per
+    `SHARD_BANDS` band of a rank's expert width (`by_shard`), and the versions the rows come from."""
     c = rows.columns
     ratio = pred["layer_s"] / c["latency_s"]
     ratio_x = pred["experts_s"] / c["latency_s"]
     bands = band_of(c["num_tokens"])
+    shards = aic.band_labels(c["inter_size"] / np.maximum(c["moe_tp_size"], 1), SHARD_BANDS)
     out = []
     pairs = sorted(set(zip(c["kernel_source"].tolist(), c["moe_dtype"].tolist())))
     for ks, dt in pairs:
@@ -226,6 +235,8 @@ def summarize(rows: MoeRows, pred: dict) -> list[dict]:
                     "engine_precision": MOE_DTYPES[dt], "rows": int(sel.sum()), "median_ratio": _median(ratio[sel]),
                     "median_ratio_experts_only": _median(ratio_x[sel]), "by_tokens": by_band,
                     "by_layout": {"ep=1": _median(ratio[ep1]), "ep>1": _median(ratio[sel & ~ep1])},
+                    "by_shard": {label: _median(ratio[sel & (shards == label)]) for label, _, _ in SHARD_BANDS
+                                 if (sel & (shards == label)).any()},
                     "versions": sorted(set(c["version"][sel].tolist()), key=aic.version_key)})
     return out
 
