@@ -239,6 +239,17 @@ def test_requests_per_client_opening_wave_and_scheduler_flags_are_read_from_the_
     assert (prefill_chunk_tokens(vllm), prefill_chunk_tokens(trt)) == (16384, 2048)
 
 
+def test_an_llmperf_run_that_states_no_request_count_completes_its_default_ten():
+    from tokenfab.validate.operating_point import LLMPERF_DEFAULT_REQUESTS, opening_wave_share, requests_per_client
+    bare, counted = _rows(_line("A", framework="trt-llm", batch=8, notes="Harness: LLMPerf (token_benchmark_ray)"),
+                          _line("B", framework="trt-llm", batch=8, notes="LLMPerf, --num-prompts 80"))
+    assert LLMPERF_DEFAULT_REQUESTS == 10
+    # 8 clients start at once: 8 of the 10 requests are the opening wave.
+    assert requests_per_client(bare, 8) == pytest.approx(1.25) and opening_wave_share(bare, 8) == pytest.approx(0.8)
+    assert requests_per_client(bare, 20) == 1.0  # more clients than requests: every request is in the wave
+    assert requests_per_client(counted, 8) == 10  # a stated count wins
+
+
 def test_reading_new_requests_every_30_steps_lengthens_the_predicted_ttft_only():
     base = dict(framework="sglang", batch=32, hardware="h100-sxm", num_chips=1, input_len=1000, output_len=1000,
                 metric="ttft_ms_mean", per="system")

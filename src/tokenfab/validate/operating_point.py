@@ -141,9 +141,17 @@ _CHUNK = {"sglang": re.compile(r"--chunked-prefill-size[ =](\d+)\b", re.I),
 token budget, TensorRT-LLM's `max_num_tokens`)."""
 
 
+_LLMPERF = re.compile(r"\bllmperf\b|token_benchmark_ray", re.I)
+LLMPERF_DEFAULT_REQUESTS = 10
+"""Requests an LLMPerf run completes unless told otherwise (ray-project/llmperf `token_benchmark_ray.py`:
+`--max-num-completed-requests`, default 10). Its launcher starts all `--num-concurrent-requests`
+clients at once, so at 8 clients 8 of the 10 requests are the opening wave."""
+
+
 def requests_per_client(row, concurrency: int) -> float | None:
     """Requests each of the row's closed-loop clients sends (`--num-prompts` over the concurrency,
-    or the printout's successful requests), where its notes say; None where they do not."""
+    or the printout's successful requests), where its notes say; an LLMPerf run that states no count
+    completes its default `LLMPERF_DEFAULT_REQUESTS`; None otherwise."""
     text = row.notes or ""
     m = _PROMPTS_PER_CLIENT.search(text)
     if m:
@@ -152,6 +160,8 @@ def requests_per_client(row, concurrency: int) -> float | None:
         m = pat.search(text)
         if m and concurrency > 0:
             return max(int(m.group(1)) / concurrency, 1.0)
+    if _LLMPERF.search(text) and concurrency > 0:
+        return max(LLMPERF_DEFAULT_REQUESTS / concurrency, 1.0)
     return None
 
 
