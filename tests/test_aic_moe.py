@@ -85,15 +85,15 @@ def test_engine_charge_of_one_small_shape_is_its_bytes_at_the_hbm_rate():
 
 def test_expert_parallel_layout_is_the_engines_tp_times_ep_group():
     # moe_tp 1 x moe_ep 2 is the engine's tp 2, ep 2, dp 1: each rank holds 8/2 = 4 whole experts (width 512,
-    # gate+up n 1024). One token's 2 pairs: lam = 1·2/2 = 1 per rank, the busiest of 2 ranks
-    # m = 1 + sqrt(2·1·ln 2) = 2.17741; experts hit on it 4·(1-(1-2/8)) = 1. Bytes:
+    # gate+up n 1024). One token's 2 pairs under the tables' balanced routing: m = 1·2/2 = 1 row on each
+    # rank (no busiest rank), on min(4, 1) = 1 expert. Bytes:
     #   up 1024·1024·2 + m·2048·2, down 1024·512·2 + m·1536·2, act m·512·2·3, routing 8·8 + 8m,
     #   permute (1 + m)·1024·2, unpermute m·1024·2 + 1024·2  =  3,149,888 + 14,344·m
+    # (the serving graph's random routing charges the busiest of 2 ranks, m = 1 + sqrt(2·1·ln 2)).
     chip = catalog.load_chip("h100-sxm")
     model = aic_moe.moe_model(1024, 512, 8, 2)
-    m = 1.0 + np.sqrt(2.0 * np.log(2.0))
     ep2 = aic_moe.engine_seconds(chip, BARE, model, "bf16", [1.0], 1, 2)
-    assert ep2[0] == pytest.approx((3_149_888 + 14_344 * m) / (chip.hbm_tb_s * 1e12), rel=1e-9)
+    assert ep2[0] == pytest.approx((3_149_888 + 14_344 * 1.0) / (chip.hbm_tb_s * 1e12), rel=1e-9)
 
 
 def test_ratio_bands_and_layouts_of_a_table_measured_at_twice_the_engine_time(tmp_path):
@@ -168,3 +168,30 @@ def test_gemm_k_bench_refuses_bad_arguments_in_one_line(capsys):
         assert e.value.code == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("aic_gemm_k: ") and "\n" not in err
+
+
+def test_the_tables_balanced_routing_hits_every_expert_once_tokens_times_top_k_reach_them():
+    """aiconfigurator's `balanced_logits` sends token i to experts (i + j * 32) mod 256 (DeepSeek-V3:
+    256 experts, top-8, stride 32): at 32 tokens all 256 experts get one row, at 8 tokens 64 experts do,
+    and 8 EP ranks share them evenly. A served router's random routing hits 256 (1 - (1 - 8/256)^32) =
+    163 experts at 32 tokens and loads the busiest EP rank above the mean."""
+    from tokenfab.graph.ops import StepShape
+    from tokenfab.graph.transformer import step_ops
+
+    model = aic_moe.moe_model(7168, 2048, 256, 8)
+
+    def up(tokens, ep, routing):
+        one = np.ones(1)
+        s = StepShape(phase="decode", tokens=tokens * one, seqs=tokens * one, ctx=one, kv_len=one, tp=8 * one,
+                      dp=one, ep=ep * one, w_bytes=one, a_bytes=2 * one, kv_bytes=2 * one, moe_routing=routing)
+        op = {o.name: o for o in step_ops(model, s)}["experts_up"]
+        return float(np.ravel(op.groups)[0]), float(np.ravel(op.m)[0])
+
+    served = up(32, 1, "random")
+    assert served[0] == pytest.approx(256 * (1 - (1 - 8 / 256) ** 32), rel=1e-9)  # ~163 experts
+    assert served[0] * served[1] == pytest.approx(32 * 8)  # every row still lands somewhere
+    assert up(32, 1, "balanced") == (256.0, 1.0)
+    assert up(8, 1, "balanced") == (64.0, 1.0)
+    assert up(64, 8, "balanced") == (32.0, 2.0)  # 512 pairs over 8 ranks: 64 rows on each rank's 32 experts
+    busiest = up(64, 8, "random")
+    assert busiest[0] * busiest[1] > 64.0  # the busiest rank carries more than the mean

@@ -45,6 +45,10 @@ class StepShape:
     """Images / video clips whose vision encoder runs in this step (prefill of a VLM)."""
     vision_patches: np.ndarray | float = 0.0
     """ViT patches per item (an item attends within itself)."""
+    moe_routing: Literal["random", "balanced"] = "random"
+    """How tokens pick experts (`graph.transformer._moe_ops`): "random", as a served router does (experts
+    hit at random, the busiest EP rank above the mean), or "balanced", as aiconfigurator's kernel
+    collectors force it (every expert and EP rank an equal share: what their MoE tables time)."""
 
 
 @dataclass(frozen=True)

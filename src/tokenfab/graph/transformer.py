@@ -210,9 +210,17 @@ def _moe_ops(model: ModelSpec, s: StepShape, count: int) -> list[Op]:
     # Token-expert assignments landing on one EP rank: mean, and the busiest of `ep` ranks
     # (Gaussian approximation of the maximum of ep Poisson loads).
     lam = group_tokens * k_top / s.ep
-    lam_max = lam + np.sqrt(2.0 * lam * np.log(np.maximum(s.ep, 1.0)))
-    # Experts on that chip that receive at least one token (their weights must be read).
-    active = e_chip * (1.0 - (1.0 - k_top / E) ** group_tokens)
+    if s.moe_routing == "balanced":
+        # aiconfigurator's `balanced_logits` (collector/{trtllm,sglang,vllm}/collect_moe.py): token i goes to
+        # experts (i + j * stride) mod E, stride = ceil(E / k), spread evenly over [0, stride) below stride
+        # tokens, so every expert gets tokens * k / E rows once tokens * k >= E, else tokens * k distinct
+        # experts one each, and every EP rank an equal share.
+        lam_max = lam
+        active = np.minimum(e_chip, lam)
+    else:
+        lam_max = lam + np.sqrt(2.0 * lam * np.log(np.maximum(s.ep, 1.0)))
+        # Experts on that chip that receive at least one token (their weights must be read).
+        active = e_chip * (1.0 - (1.0 - k_top / E) ** group_tokens)
     active = np.maximum(active, 1.0)
     m = lam_max / active
     width = model.moe_intermediate_size / etp

@@ -161,13 +161,17 @@ def engine_seconds(chip: ChipSpec, eff, model: ModelSpec, precision: str, tokens
 
     The table's layout is the engine's: a rank holds the step's `tokens` (attention TP, no data
     parallelism: dp = 1) and `moe_tp × moe_ep` ranks share the layer, each with experts/moe_ep experts
-    split `moe_tp` ways (`graph.transformer.moe_layout`: tp = moe_tp·moe_ep, ep = moe_ep)."""
+    split `moe_tp` ways (`graph.transformer.moe_layout`: tp = moe_tp·moe_ep, ep = moe_ep). Tokens pick
+    their experts as the tables' collectors force them (`StepShape.moe_routing` "balanced": every expert
+    hit once tokens × top-k reach them, no busiest EP rank), not as a served router does; priced with the
+    serving graph's random routing (163 of DeepSeek-V3's 256 experts hit at 32 tokens where the tables
+    run all 256), a fit would read their longer weight stream as a slower one."""
     tokens = np.asarray(tokens, float)
     tp = np.asarray(moe_tp, float) * np.asarray(moe_ep, float)
     one = np.ones_like(tokens)
     shape = StepShape(phase="decode", tokens=tokens, seqs=tokens, ctx=one, kv_len=one, tp=tp * one, dp=one,
                       ep=np.asarray(moe_ep, float) * one, w_bytes=bytes_per_element(precision) * one,
-                      a_bytes=2.0 * one, kv_bytes=2.0 * one)
+                      a_bytes=2.0 * one, kv_bytes=2.0 * one, moe_routing="balanced")
     hw = chip_hardware(model, chip, SystemSpec.for_chip(chip), eff, [precision], phase="decode")
     picked = [op for op in step_ops(model, shape) if op.name in ops]
     return np.broadcast_to(total_seconds(time_ops(picked, hw)), tokens.shape).astype(float)
@@ -378,7 +382,7 @@ def parts(rows: MoeRows | dict, chip: ChipSpec, eff) -> dict:
             tp = np.asarray(c["moe_tp_size"][sel], float) * np.asarray(c["moe_ep_size"][sel], float)
             shape = StepShape(phase="decode", tokens=tokens, seqs=tokens, ctx=one, kv_len=one, tp=tp, dp=one,
                               ep=np.asarray(c["moe_ep_size"][sel], float), w_bytes=bytes_per_element(str(p)) * one,
-                              a_bytes=2.0 * one, kv_bytes=2.0 * one)
+                              a_bytes=2.0 * one, kv_bytes=2.0 * one, moe_routing="balanced")
             hw = chip_hardware(model, chip, SystemSpec.for_chip(chip), eff, [str(p)], phase="decode")
             ops = [op for op in step_ops(model, shape) if op.name in MOE_KERNEL_OPS]
             other = [op for op in ops if op.name not in ("experts_up", "experts_down")]
