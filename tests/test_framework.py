@@ -227,9 +227,12 @@ def test_vllm_on_h100_prices_its_own_4bit_moe_kernels_and_trt_llm_keeps_its_own(
     # Everything but the MoE terms is the chip's calibration; without a framework nothing changes.
     base, under = efficiency_for(h100), efficiency_for(h100, "vllm")
     assert under.gemm_compute_frac == base.gemm_compute_frac and under.moe_terms("lowp") == base.moe_terms("lowp")
-    # No SGLang MoE terms cleared the bar on H100; its Gated DeltaNet prefill terms did (below).
+    # No SGLang MoE terms cleared the bar on H100; its Gated DeltaNet prefill terms did (below), and its
+    # block-scaled FP8 GEMMs (DeepGEMM: the next test).
+    from tokenfab.perf.efficiency import BLOCK_GEMM_FIELDS
+
     sglang = efficiency_for(h100, "sglang")
-    assert sglang.model_copy(update={f: getattr(base, f) for f in SCAN_FIELDS}) == base.model_copy(
+    assert sglang.model_copy(update={f: getattr(base, f) for f in SCAN_FIELDS + BLOCK_GEMM_FIELDS}) == base.model_copy(
         update={"source": sglang.source})
     # A copied chip that names the calibration gets the same framework terms.
     copy = h100.model_copy(update={"id": "my-h100", "calibration": "h100-sxm"})
@@ -251,6 +254,26 @@ def test_each_framework_prices_gated_deltanet_prefill_with_its_own_measured_kern
     assert vllm.scan_compute_frac == own["scan_compute_frac"] > 4 * base.scan_compute_frac
     assert efficiency_for(h100, "trt-llm").scan_compute_frac == base.scan_compute_frac
     assert "Gated DeltaNet prefill" in vllm.source and "MoE layer" in vllm.source
+
+
+def test_sglang_prices_block_scaled_fp8_with_its_own_hopper_kernels_and_the_moe_layer_keeps_its_fit():
+    """H200's shipped calibration: SGLang's block-scaled FP8 GEMMs on Hopper (DeepGEMM) run ~13% faster
+    than TensorRT-LLM's at M >= 4096 in aiconfigurator's tables, so its own fit applies under SGLang
+    (`aiconfigurator.framework_gemm`); the fused-MoE terms are re-expressed against whichever block
+    fraction applies, so the grouped expert GEMMs price the same under both."""
+    from tokenfab import catalog
+    from tokenfab.perf.efficiency import BLOCK_GEMM_FIELDS, efficiency_for, framework_kernel_terms
+
+    h200 = catalog.load_chip("h200-sxm")
+    own = framework_kernel_terms("h200-sxm", "sglang", "framework_gemm")
+    assert set(own) <= set(BLOCK_GEMM_FIELDS) and "block_gemm_compute_frac" in own
+    ref, sgl = efficiency_for(h200), efficiency_for(h200, "sglang")
+    assert sgl.block_gemm_compute_frac == own["block_gemm_compute_frac"] > ref.block_gemm_compute_frac
+    assert sgl.lowp_gemm_compute_frac == ref.lowp_gemm_compute_frac  # per-tensor FP8 untouched
+    assert "block-scaled FP8 GEMM" in sgl.source
+    for e in (ref, sgl):  # grouped expert GEMMs: block fraction x re-expressed scale = the MoE fit's product
+        b = e.for_block_scales()
+        assert b.gemm_frac("fp8") * b.moe_terms("lowp")[0] == pytest.approx(e.gemm_frac("fp8") * e.moe_terms("lowp")[0])
 
 
 @pytest.fixture
@@ -302,3 +325,16 @@ def test_a_young_stack_pays_its_maturity_on_the_frameworks_own_moe_terms_too():
     eff = efficiency_for(young, "vllm")
     assert eff.fp4_moe_layer_fixed_us == pytest.approx(own["fp4_moe_layer_fixed_us"] / 0.5)
     assert eff.moe_terms("fp4")[0] == pytest.approx(own["fp4_moe_gemm_compute_scale"])  # a scale, not a fraction
+
+
+def test_framework_gemm_terms_accept_only_block_scaled_gemm_fields(calibration_dir):
+    from tokenfab.perf.efficiency import framework_kernel_terms
+
+    (calibration_dir / "x.yaml").write_text("efficiency: {}\naiconfigurator:\n  framework_gemm:\n    sglang:\n"
+                                            "      applied: {lowp_gemm_compute_frac: 0.9}\n")
+    with pytest.raises(ValueError, match="not block-scaled FP8 GEMM fields"):
+        framework_kernel_terms("x", "sglang", "framework_gemm")
+    (calibration_dir / "y.yaml").write_text("efficiency: {}\naiconfigurator:\n  framework_gemm:\n    sglang:\n"
+                                            "      applied: {block_gemm_compute_frac: 0.61}\n")
+    assert framework_kernel_terms("y", "sglang", "framework_gemm") == {"block_gemm_compute_frac": 0.61}
+    assert framework_kernel_terms("y", "vllm", "framework_gemm") == {}

@@ -323,6 +323,12 @@ def _calibrate_aic(chips, out, dry_run: bool, root, framework: str, fit_compute:
                       (f"scan_compute_frac={g['scan_compute_frac']:g}, scan_chunk_us={g['scan_chunk_us']:g}"
                        if g["applied"] else "(the reference's kept)"),
                       f"{_pct(g['median_ape_before'])} → {_pct(g['median_ape_after'])}", f"{g['signed_median_after']:+.1%}")
+        for pid, sec in (f.framework_gemm or {}).items():  # a framework's own block-scaled FP8 GEMMs
+            for m in sec["fits"]:
+                t.add_row(f.chip, f"gemm {m['precision']} under {pid}", str(m["rows"]),
+                          params(m) if m["applied"] else "(the reference's kept)",
+                          f"{_pct(m['median_ape_reference'])} → {_pct(m['median_ape_own'])}",
+                          f"{m['signed_median_own']:+.1%}")
         for pid, sec in (f.framework_moe or {}).items():  # a framework's own MoE kernels
             for m in sec["fits"]:
                 t.add_row(f.chip, f"moe {m['kernel_class']} under {pid}", str(m["rows"]),

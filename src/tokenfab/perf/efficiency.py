@@ -374,13 +374,16 @@ def efficiency_for(chip, framework: str | None = None) -> Efficiency:
     return with_maturity(eff, getattr(chip, "software_maturity", 1.0))
 
 
-FRAMEWORK_SECTIONS = {"framework_moe": "MoE layer", "framework_gdn": "Gated DeltaNet prefill"}
+FRAMEWORK_SECTIONS = {"framework_moe": "MoE layer", "framework_gdn": "Gated DeltaNet prefill",
+                      "framework_gemm": "block-scaled FP8 GEMM"}
 """Sections of a calibration file's `aiconfigurator` block holding a serving framework's own kernel
 terms (fitted on that framework's measured tables), and what they describe."""
+BLOCK_GEMM_FIELDS = ("block_gemm_compute_frac", "block_gemm_hbm_frac", "block_gemm_fixed_us", "block_act_quant_bytes")
+"""The block-scaled FP8 GEMM class's fields (`Efficiency.for_block_scales`)."""
 
 
 def _section_fields(section: str) -> tuple[str, ...]:
-    return MOE_FIELDS if section == "framework_moe" else SCAN_FIELDS
+    return {"framework_moe": MOE_FIELDS, "framework_gdn": SCAN_FIELDS, "framework_gemm": BLOCK_GEMM_FIELDS}[section]
 
 
 @lru_cache(maxsize=None)

@@ -76,6 +76,8 @@ EFFICIENCY_FIELDS = {
 model with a block-scaled FP8 release runs (`Efficiency.for_block_scales`); w8a16 is recorded, not used
 (the engine's int8 is W8A8). int8 (SmoothQuant) sets the low-precision class only
 on chips without FP8; w4a16 sets the 4-bit class only on chips without FP4 math."""
+GEMM_PARAMS = ("compute_frac", "hbm_frac", "fixed_us", "quant_bytes")
+"""The fitted GEMM parameters, in the order of each `EFFICIENCY_FIELDS` entry."""
 MIN_DIM = 512
 """GEMMs with N or K below this are left out of the fit: no LLM linear layer has them (the tables
 sweep N, K down to 32), and their launch-bound kernels would drag the curve away from real shapes."""
@@ -311,6 +313,9 @@ class AicChipFit:
     framework_moe: dict | None = None
     """Per serving framework with its own MoE kernel tables (`aic_moe.OWN_KERNEL_FRAMEWORKS`): the
     record of `aic_moe.fit_framework` and the MoE fields it applies under that framework's profile."""
+    framework_gemm: dict | None = None
+    """Per serving framework with its own GEMM tables: the record of `fit_framework_gemm` and the
+    block-scaled FP8 GEMM fields it applies under that framework's profile."""
 
 
 def fit_system(root, system: str, framework: str = "trtllm", out_dir=None,
@@ -336,7 +341,7 @@ def fit_system(root, system: str, framework: str = "trtllm", out_dir=None,
                 continue
             if (g.precision == "int8" and chip.fp8_tflops) or (g.precision == "w4a16" and chip.fp4_tflops):
                 continue
-            fields = dict(zip(("compute_frac", "hbm_frac", "fixed_us", "quant_bytes"), EFFICIENCY_FIELDS[g.precision]))
+            fields = dict(zip(GEMM_PARAMS, EFFICIENCY_FIELDS[g.precision]))
             applied.update({f: g.params[nm] for nm, f in fields.items()
                             if f is not None and (fit_compute or nm not in ("compute_frac", "quant_bytes"))})
     if chip_id is not None:  # same die, other links: GEMM curves and the MoE layer, no collectives
@@ -380,6 +385,7 @@ def fit_system(root, system: str, framework: str = "trtllm", out_dir=None,
     return AicChipFit(cid, system, applied, gemm, ar, nccl, tables, nccl_fitted=nccl_fit,
                       moe=None if moe is None else moe[0], gdn=gdn,
                       framework_moe=fit_framework_moe(root, system, chip, eff, applied) or None,
+                      framework_gemm=fit_framework_gemm(root, system, chip, eff, applied) or None,
                       framework_gdn=fit_framework_gdn(root, system, chip, eff, applied) or None)
 
 
@@ -400,6 +406,59 @@ def fit_framework_moe(root, system: str, chip: ChipSpec, eff: Efficiency, applie
         records, fields = aic_moe.fit_framework(rows, chip, under)
         if records:
             out[pid] = {"applied": fields, "tables": rows.tables, "fits": records}
+    return out
+
+
+FRAMEWORK_GEMM_PRECISIONS = ("fp8_block",)
+"""Dense GEMM precisions a serving framework may price with its own kernels (`fit_framework_gemm`): the
+block-scaled FP8 class only. Its fields reach nothing else (`Efficiency.for_block_scales` re-expresses
+the fused-MoE scales against them, so the expert GEMMs keep the MoE fit), where a framework's own
+per-tensor or BF16 fraction would move its MoE layer too."""
+
+
+def fit_framework_gemm(root, system: str, chip: ChipSpec, eff: Efficiency, applied: dict) -> dict:
+    """{framework profile id: {applied, tables, fits}} for every framework in
+    `aic_moe.OWN_KERNEL_FRAMEWORKS` with its own `gemm_perf` table on this system: per
+    `FRAMEWORK_GEMM_PRECISIONS` precision, the reference's fitted values (in `applied`) against a fit
+    of the framework's own rows (`fit_gemm`), the own values kept only where they cut the median
+    |error| of those rows by `aic_moe.OWN_TERMS_MIN_GAIN` or more. Physical, not a per-row knob:
+    SGLang runs DeepGEMM for block-scaled FP8 on Hopper (H200: 0.87x TensorRT-LLM's latency at
+    M >= 4096), vLLM 0.24 a kernel 3.5x slower than TensorRT-LLM's at M <= 256."""
+    from tokenfab.validate import aic_moe
+
+    ref = eff.model_copy(update=applied)
+    out = {}
+    for fw in aic_moe.OWN_KERNEL_FRAMEWORKS:
+        t = aic.load(root, system, "gemm_perf", fw)
+        if t is None:
+            continue
+        fields, records = {}, []
+        for g in fit_gemm(t, chip, ref):
+            if g.precision not in FRAMEWORK_GEMM_PRECISIONS:
+                continue
+            names = dict(zip(GEMM_PARAMS, EFFICIENCY_FIELDS[g.precision]))
+            block = ref.for_block_scales()  # the reference's block-scaled values in the FP8 class's fields
+            theirs = {**current_gemm_params(block, "fp8"), "quant_bytes": block.act_quant_bytes("lowp")}
+            c = t.columns
+            sel = (c["gemm_dtype"] == "fp8_block") & (c["n"] >= MIN_DIM) & (c["k"] >= MIN_DIM)
+            m, n, k = (np.asarray(c[x][sel], float) for x in ("m", "n", "k"))
+            ref_err = gemm_seconds(m, n, k, g.precision, chip, ref, theirs) / c["latency_s"][sel] - 1.0
+            ref_ape = float(np.median(np.abs(ref_err)))
+            # A value at its bound absorbs what the class cannot describe (vLLM 0.24's block-scaled kernel
+            # on Blackwell, 0.54-0.70 off even fitted, runs its fixed cost to 60 us): not kept.
+            # (No quantization pass, quant_bytes 0, is a fused kernel, not a bound.)
+            bounded = any(v >= GEMM_BOUNDS[nm][1] * 0.99 or (nm != "quant_bytes" and v <= GEMM_BOUNDS[nm][0] * 1.01)
+                          for nm, v in g.params.items() if nm in GEMM_BOUNDS)
+            keep = g.median_ape_after < (1.0 - aic_moe.OWN_TERMS_MIN_GAIN) * ref_ape and not bounded
+            if keep:
+                fields.update({f: g.params[nm] for nm, f in names.items() if f is not None})
+            records.append({"precision": g.precision, "rows": g.rows, "params": g.params, "applied": keep,
+                            "at_bound": bounded,
+                            "median_ape_reference": round(ref_ape, 4), "median_ape_own": round(g.median_ape_after, 4),
+                            "signed_median_reference": round(float(np.median(ref_err)), 4),
+                            "signed_median_own": round(g.signed_median_after, 4)})
+        if records:
+            out[aic_moe.FRAMEWORK_PROFILE[fw]] = {"applied": fields, "tables": [t.provenance(root)], "fits": records}
     return out
 
 
@@ -574,6 +633,13 @@ def record(fit: AicChipFit, version: str | None, framework: str, fit_compute: bo
                        "against the reference's terms; applied under that framework's profile only where it "
                        "lowers the median |error| of its rows by a fifth or more (efficiency.framework_kernel_terms)"),
             **fit.framework_gdn}} if fit.framework_gdn else {}),
+        **({"framework_gemm": {
+            "method": ("per serving framework with its own measured GEMM tables: the block-scaled FP8 class "
+                       "(FRAMEWORK_GEMM_PRECISIONS) fitted on its rows as the reference's is (fit_gemm), against "
+                       "the reference's values on the same rows; the own values apply under that framework's "
+                       "profile only where they lower the median |error| of its rows by a fifth or more "
+                       "(aic_moe.OWN_TERMS_MIN_GAIN; efficiency.framework_kernel_terms)"),
+            **fit.framework_gemm}} if fit.framework_gemm else {}),
         **({"framework_moe": {
             "method": ("per serving framework with its own measured MoE kernels: on its fastest measured "
                        "kernel per key, the reference's MoE terms against a fit of its own (as `moe`); the own "
