@@ -91,14 +91,24 @@ def test_an_estimate_says_which_fp8_kernels_priced_it():
 
 
 def test_fitted_moe_fractions_are_kept_as_fitted():
-    # The MoE scales were fitted against the per-tensor dense fractions on per-tensor and block tables
-    # together: re-expressed against the block ones, the grouped GEMM's fractions do not move.
+    # The MoE scales are fitted against the per-tensor dense fractions: re-expressed against the block
+    # ones, the grouped GEMM's fractions are the fit's. Without block-scaled MoE terms (AMD: aiter's
+    # block-scaled fused-MoE rows fit the FP8 class) the FP8 ones serve.
     eff = EFF.model_copy(update={"lowp_moe_gemm_compute_scale": 0.5, "lowp_moe_gemm_stream_scale": 0.9})
     b = eff.for_block_scales()
     c, h, _ = b.moe_terms("lowp")
     assert c == pytest.approx(0.5 * 0.72 / 0.54) and h == pytest.approx(0.9 * 0.8 / 0.64)
     assert b.gemm_frac("fp8") * c == pytest.approx(0.72 * 0.5)
     assert b.gemm_stream_frac("lowp") * h == pytest.approx(0.8 * 0.9)
+    # With them (NVIDIA: TensorRT-LLM's fp8_block fused-MoE rows, fitted apart since 2026-12-06), theirs.
+    blk = eff.model_copy(update={"block_moe_gemm_compute_scale": 0.35, "block_moe_gemm_stream_scale": 0.95,
+                                 "block_moe_layer_fixed_us": 5.0})
+    b = blk.for_block_scales()
+    c, h, f = b.moe_terms("lowp")
+    assert b.gemm_frac("fp8") * c == pytest.approx(0.72 * 0.35)
+    assert b.gemm_stream_frac("lowp") * h == pytest.approx(0.8 * 0.95) and f == pytest.approx(5e-6)
+    assert blk.moe_terms("lowp")[0] == 0.5  # a per-tensor FP8 model keeps the FP8 fit
+    assert b.for_block_scales() == b and b.block_moe_gemm_compute_scale is None  # consumed: idempotent
 
 
 @given(st.floats(0.1, 1.0), st.floats(0.1, 1.0), st.booleans(), st.booleans())

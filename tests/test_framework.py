@@ -271,9 +271,9 @@ def test_sglang_prices_block_scaled_fp8_with_its_own_hopper_kernels_and_the_moe_
     assert sgl.block_gemm_compute_frac == own["block_gemm_compute_frac"] > ref.block_gemm_compute_frac
     assert sgl.lowp_gemm_compute_frac == ref.lowp_gemm_compute_frac  # per-tensor FP8 untouched
     assert "block-scaled FP8 GEMM" in sgl.source
-    for e in (ref, sgl):  # grouped expert GEMMs: block fraction x re-expressed scale = the MoE fit's product
+    for e in (ref, sgl):  # grouped expert GEMMs: block fraction x re-expressed scale = the block MoE fit's product
         b = e.for_block_scales()
-        assert b.gemm_frac("fp8") * b.moe_terms("lowp")[0] == pytest.approx(e.gemm_frac("fp8") * e.moe_terms("lowp")[0])
+        assert b.gemm_frac("fp8") * b.moe_terms("lowp")[0] == pytest.approx(e.gemm_frac("fp8") * e.moe_terms("block")[0])
 
 
 @pytest.fixture

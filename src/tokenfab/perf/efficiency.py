@@ -125,6 +125,16 @@ class Efficiency(Spec):
     `moe_layer_fixed_us`."""
     fp4_moe_layer_fixed_us: float | None = Field(default=None, ge=0)
     """`moe_layer_fixed_us` of a 4-bit-weight MoE layer; None = `lowp_moe_layer_fixed_us`."""
+    block_moe_gemm_compute_scale: float | None = Field(default=None, gt=0, le=1)
+    """`lowp_moe_gemm_compute_scale` of block-scaled FP8 expert GEMMs (a model with
+    `ModelSpec.fp8_weight_block`), as a share of the per-tensor dense FP8 fraction; None =
+    `lowp_moe_gemm_compute_scale`. On Hopper the block-scaled grouped GEMMs pay the same promotion as
+    the dense ones: aiconfigurator's TensorRT-LLM fused-MoE tables fit 0.35 on H100/H200 against 0.64-0.72
+    for per-tensor FP8 (0.66-0.69 against 0.54-0.58 on B200/B300, whose MMA takes the scales)."""
+    block_moe_gemm_stream_scale: float | None = Field(default=None, gt=0, le=MOE_STREAM_SCALE_MAX)
+    """`lowp_moe_gemm_stream_scale` of block-scaled FP8 expert GEMMs; None = `lowp_moe_gemm_stream_scale`."""
+    block_moe_layer_fixed_us: float | None = Field(default=None, ge=0)
+    """`lowp_moe_layer_fixed_us` of a block-scaled FP8 MoE layer; None = `lowp_moe_layer_fixed_us`."""
     attention_compute_frac: float = Field(default=0.60, gt=0, le=1)
     """Fraction of dense peak a fused (flash) attention kernel sustains in prefill."""
     scan_compute_frac: float = Field(default=0.05, gt=0, le=1)
@@ -211,11 +221,12 @@ class Efficiency(Spec):
     def for_block_scales(self) -> "Efficiency":
         """This Efficiency for a model whose FP8 weights carry block scales (`ModelSpec.fp8_weight_block`):
         the dense FP8/INT8 GEMM class takes the block-scaled kernels' fields where they are set; the
-        4-bit class keeps its own values. Grouped expert GEMMs run the fused-MoE kernels, whose terms
-        are fitted apart (`lowp_moe_*`: on NVIDIA on per-tensor and block-scaled MoE tables together, on
-        AMD on aiter's block-scaled fused-MoE tables, in both as scales of the per-tensor dense
-        fractions): they are re-expressed against the block-scaled dense fractions, so the grouped
-        GEMMs' fractions do not move."""
+        4-bit class keeps its own values. Grouped expert GEMMs run the block-scaled fused-MoE kernels,
+        whose terms are fitted apart as scales of the per-tensor dense fractions (`block_moe_*`: on
+        NVIDIA on TensorRT-LLM's fp8_block MoE tables; where unset, `lowp_moe_*`: on AMD aiter's
+        block-scaled fused-MoE tables): they take the FP8 MoE class's place, re-expressed against the
+        block-scaled dense fractions, so the grouped GEMMs' fractions are the fit's. The block fields
+        are consumed (None in the result), so a second swap changes nothing."""
         return _for_block_scales(self)  # cached: the engine asks once per chip, model and phase
 
     def _block_scaled(self) -> "Efficiency":
@@ -223,7 +234,8 @@ class Efficiency(Spec):
         pairs = (("lowp_gemm_compute_frac", "block_gemm_compute_frac"), ("lowp_gemm_hbm_frac", "block_gemm_hbm_frac"),
                  ("lowp_gemm_fixed_us", "block_gemm_fixed_us"), ("lowp_act_quant_bytes", "block_act_quant_bytes"))
         update = {lowp: getattr(self, block) for lowp, block in pairs if getattr(self, block) is not None}
-        if not update:
+        block_moe = any(getattr(self, f) is not None for f in BLOCK_MOE_FIELDS)
+        if not update and not block_moe:
             return self
 
         def first(*values):
@@ -241,9 +253,14 @@ class Efficiency(Spec):
         old_c, old_h = self.gemm_frac("fp8"), self.gemm_stream_frac("lowp")
         new_c = first(update.get("lowp_gemm_compute_frac"), old_c)
         new_h = first(update.get("lowp_gemm_hbm_frac"), old_h)
-        c, h, _ = self.moe_terms("lowp")
+        # The block-scaled fused-MoE terms (the FP8 ones where unfitted), fitted as scales of the
+        # per-tensor dense values: re-expressed against the block-scaled dense values now in their place.
+        c, h, f = self.moe_terms("block")
         update["lowp_moe_gemm_compute_scale"] = min(MOE_COMPUTE_SCALE_MAX, c * old_c / new_c)
         update["lowp_moe_gemm_stream_scale"] = min(MOE_STREAM_SCALE_MAX, h * old_h / new_h)
+        update["lowp_moe_layer_fixed_us"] = f * 1e6
+        # The block fields are consumed: they now sit in the FP8 class's, and a second swap finds none.
+        update |= {f: None for f in BLOCK_GEMM_FIELDS + BLOCK_MOE_FIELDS}
         tag = "; block-scaled FP8 GEMM kernels"
         update["source"] = self.source if self.source.endswith(tag) else self.source + tag
         return self.model_copy(update=update)
@@ -255,7 +272,8 @@ class Efficiency(Spec):
 
     def moe_terms(self, kernel: str) -> tuple[float, float, float]:
         """(compute scale, weight-stream scale, fixed seconds per MoE layer) of grouped expert GEMMs of
-        kernel class `kernel` (bf16, lowp, fp4); unfitted: (1, 1, 0)."""
+        kernel class `kernel` (bf16, lowp, fp4; block: block-scaled FP8, as scales of the per-tensor
+        dense values); unfitted: (1, 1, 0)."""
         out = []
         for stem, default in (("moe_gemm_compute_scale", 1.0), ("moe_gemm_stream_scale", 1.0),
                               ("moe_layer_fixed_us", 0.0)):
@@ -265,7 +283,9 @@ class Efficiency(Spec):
             lowp = bf16 if lowp is None else lowp
             fp4 = getattr(self, "fp4_" + stem)
             fp4 = lowp if fp4 is None else fp4
-            out.append({"bf16": bf16, "lowp": lowp, "fp4": fp4}[kernel])
+            block = getattr(self, "block_" + stem)
+            block = lowp if block is None else block
+            out.append({"bf16": bf16, "lowp": lowp, "fp4": fp4, "block": block}[kernel])
         return out[0], out[1], out[2] * 1e-6
 
 
@@ -275,8 +295,10 @@ def _for_block_scales(eff: Efficiency) -> Efficiency:
 
 
 MOE_FIELDS = tuple(f"{p}{stem}" for stem in ("moe_gemm_compute_scale", "moe_gemm_stream_scale", "moe_layer_fixed_us")
-                   for p in ("", "lowp_", "fp4_"))
+                   for p in ("", "lowp_", "fp4_", "block_"))
 """The grouped expert GEMM / MoE layer fields (`Efficiency.moe_terms`)."""
+BLOCK_MOE_FIELDS = tuple(f for f in MOE_FIELDS if f.startswith("block_"))
+"""The block-scaled FP8 fused-MoE fields (`Efficiency.for_block_scales` swaps them in)."""
 SCAN_FIELDS = ("scan_compute_frac", "scan_chunk_us")
 """The chunked linear-attention prefill fields (`perf.kinds` `scan` ops)."""
 
@@ -434,7 +456,8 @@ _FRACTIONS = ("gemm_compute_frac", "lowp_gemm_compute_frac", "fp4_gemm_compute_f
 _FIXED_COSTS = ("gemm_fixed_us", "lowp_gemm_fixed_us", "fp4_gemm_fixed_us", "block_gemm_fixed_us", "kernel_launch_us",
                 "comm_latency_us", "allreduce_latency_us", "alltoall_latency_us", "scaleout_latency_us",
                 "step_overhead_ms",
-                "moe_layer_fixed_us", "lowp_moe_layer_fixed_us", "fp4_moe_layer_fixed_us", "scan_chunk_us")
+                "moe_layer_fixed_us", "lowp_moe_layer_fixed_us", "fp4_moe_layer_fixed_us", "block_moe_layer_fixed_us",
+                "scan_chunk_us")
 
 
 @lru_cache(maxsize=256)

@@ -338,14 +338,18 @@ def stream_scale_max(eff, kernel_class: str) -> float:
     """Largest MoE weight-stream scale of `kernel_class` on a chip: the copy fraction (`hbm_frac`)
     over the dense GEMM's stream fraction (at least 1): the grouped expert GEMM streams at most as
     fast as a plain copy."""
-    return max(1.0, eff.hbm_frac / eff.gemm_stream_frac(kernel_class))
-MOE_CLASS_DTYPES = {"bf16": ("bfloat16",), "lowp": ("fp8", "fp8_block"), "fp4": ("nvfp4",)}
+    return max(1.0, eff.hbm_frac / eff.gemm_stream_frac("lowp" if kernel_class == "block" else kernel_class))
+MOE_CLASS_DTYPES = {"bf16": ("bfloat16",), "lowp": ("fp8",), "block": ("fp8_block",), "fp4": ("nvfp4",)}
 """aiconfigurator dtypes fitted per kernel class. On chips without FP4 math the 4-bit class is
-fitted on the weight-only rows (`w4a16_mxfp4`, `int4_wo`) instead, as `aic_fit` does for GEMMs."""
+fitted on the weight-only rows (`w4a16_mxfp4`, `int4_wo`) instead, as `aic_fit` does for GEMMs.
+Block-scaled FP8 is a class of its own (since 2026-12-06; it was fitted with per-tensor FP8): on
+Hopper its grouped GEMMs reach half the per-tensor ones' compute scale (H200 0.36 against 0.64),
+as the dense block-scaled GEMMs do (`Efficiency.block_gemm_compute_frac`); both are priced at the
+per-tensor dense values (`parts`: fp8_block -> fp8), so the block scales are shares of those."""
 WEIGHT_ONLY_DTYPES = ("w4a16_mxfp4", "int4_wo")
 MOE_FIT_FIELDS = {c: tuple(f"{'' if c == 'bf16' else c + '_'}{stem}" for stem in
                            ("moe_gemm_compute_scale", "moe_gemm_stream_scale", "moe_layer_fixed_us"))
-                  for c in ("bf16", "lowp", "fp4")}
+                  for c in ("bf16", "lowp", "block", "fp4")}
 """Efficiency fields each class's (compute_scale, stream_scale, fixed_us) set."""
 NO_FINALIZE_KERNELS = ("moe_torch_flow_min_latency",)
 """TensorRT-LLM kernels whose rows stop before the finalize (`do_finalize=False`, the min-latency path
