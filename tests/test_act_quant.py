@@ -54,6 +54,24 @@ def test_a_tensorrt_engine_fuses_the_pass_away():
     assert apply_profile(eff, load_framework("vllm")).act_quant_bytes("lowp") == 6.0
 
 
+def test_a_fitted_fused_moe_layer_holds_its_own_quantization():
+    """aiconfigurator's fused-MoE tables time the FP8 activation quantization inside the layer, and the
+    MoE fit prices no pass of its own: a serving step charges none on the fitted expert GEMMs. Without
+    a MoE fit, and in training (Transformer Engine quantizes apart: `quant_apart`), the pass is paid."""
+    base = Efficiency(hbm_frac=0.8, lowp_act_quant_bytes=6.0)
+    fitted = base.model_copy(update={"lowp_moe_gemm_compute_scale": 1.0, "lowp_moe_gemm_stream_scale": 1.0,
+                                     "lowp_moe_layer_fixed_us": 0.0})
+    ragged = {"ragged": True}
+    no_pass = Efficiency(hbm_frac=0.8).model_copy(update={"lowp_moe_gemm_compute_scale": 1.0,
+                                                          "lowp_moe_gemm_stream_scale": 1.0,
+                                                          "lowp_moe_layer_fixed_us": 0.0})
+    assert _seconds(fitted, "fp8", 1.0, ragged) == _seconds(no_pass, "fp8", 1.0, ragged)
+    paid = _seconds(fitted, "fp8", 1.0, {**ragged, "quant_apart": True}) - _seconds(fitted, "fp8", 1.0, ragged)
+    assert paid * 1e6 == pytest.approx(75.1, abs=0.1)
+    unfitted = _seconds(base, "fp8", 1.0, ragged) - _seconds(Efficiency(hbm_frac=0.8), "fp8", 1.0, ragged)
+    assert unfitted * 1e6 == pytest.approx(75.1, abs=0.1)
+
+
 def test_more_quantization_bytes_never_make_a_gemm_faster():
     lo = Efficiency(hbm_frac=0.8, lowp_act_quant_bytes=1.0)
     hi = lo.model_copy(update={"lowp_act_quant_bytes": 9.0})

@@ -242,6 +242,9 @@ def micro_batch_times(model, hw, seq_len: int, tp, cp, ep, mbs, attention_backwa
                       kv_len=np.full_like(tp, S), tp=tp, dp=np.where(ep > 1, ep / tp, 1.0), ep=ep,
                       w_bytes=w_bytes, a_bytes=2.0, kv_bytes=2.0)
     ops = training_ops(model, shape, cp, fp8=w_bytes < 2.0, mtp=mtp, lora=frozen)
+    # Transformer Engine quantizes each GEMM's inputs in a pass of its own, fused-MoE layers included
+    # (`perf.evaluate.time_ops`: an inference MoE fit holds its quantization inside the layer).
+    ops = [dataclasses.replace(op, meta={**op.meta, "quant_apart": True}) if op.kind == "gemm" else op for op in ops]
     bwd = [b for op in ops if op.kind == "gemm" for b in backward_gemm_ops(op, frozen)]
     if unfused_attention:
         ops = ops + [unfused_score_op(model, shape, cp, mtp)]
