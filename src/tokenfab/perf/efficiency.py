@@ -253,12 +253,15 @@ class Efficiency(Spec):
         old_c, old_h = self.gemm_frac("fp8"), self.gemm_stream_frac("lowp")
         new_c = first(update.get("lowp_gemm_compute_frac"), old_c)
         new_h = first(update.get("lowp_gemm_hbm_frac"), old_h)
-        # The block-scaled fused-MoE terms (the FP8 ones where unfitted), fitted as scales of the
-        # per-tensor dense values: re-expressed against the block-scaled dense values now in their place.
-        c, h, f = self.moe_terms("block")
-        update["lowp_moe_gemm_compute_scale"] = min(MOE_COMPUTE_SCALE_MAX, c * old_c / new_c)
-        update["lowp_moe_gemm_stream_scale"] = min(MOE_STREAM_SCALE_MAX, h * old_h / new_h)
-        update["lowp_moe_layer_fixed_us"] = f * 1e6
+        if self.has_moe_fit:
+            # The block-scaled fused-MoE terms (the FP8 ones where unfitted), fitted as scales of the
+            # per-tensor dense values: re-expressed against the block-scaled dense values now in their
+            # place. (Without a MoE fit the grouped GEMMs run at the dense block-scaled values, and no
+            # fitted layer holds a quantization: `perf.evaluate.time_ops`.)
+            c, h, f = self.moe_terms("block")
+            update["lowp_moe_gemm_compute_scale"] = min(MOE_COMPUTE_SCALE_MAX, c * old_c / new_c)
+            update["lowp_moe_gemm_stream_scale"] = min(MOE_STREAM_SCALE_MAX, h * old_h / new_h)
+            update["lowp_moe_layer_fixed_us"] = f * 1e6
         # The block fields are consumed: they now sit in the FP8 class's, and a second swap finds none.
         update |= {f: None for f in BLOCK_GEMM_FIELDS + BLOCK_MOE_FIELDS}
         tag = "; block-scaled FP8 GEMM kernels"

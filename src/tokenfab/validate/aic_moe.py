@@ -199,9 +199,9 @@ def predict(rows: MoeRows | dict, chip: ChipSpec, eff) -> dict:
 SHARD_BANDS: tuple[tuple[str, int, int], ...] = (("<=256", 1, 256), ("257-768", 257, 768), (">768", 769, 1 << 30))
 """Bands of a rank's expert width, moe_intermediate / moe_tp (`summarize`'s `by_shard`): TP-sharded
 experts are narrow (DeepSeek-V3 at moe_tp 8: 256), whole ones wide (DeepSeek-V3 at EP: 2048). Their
-down projection has K = that width: block-scaled FP8 layers on Hopper run ~0.9x the engine's time at
-<= 256 and ~1.2x at > 768 (H100/H200 TensorRT-LLM tables, 2026-12-06), a short-K effect the dense
-GEMM model does not carry."""
+down projection has K = that width, and the engine's block-scaled FP8 layer on H200 comes to ~0.85 of
+the measured time at <= 256 and ~1.2 at > 768 (TensorRT-LLM tables, 2026-12-06): a short-K effect the
+dense GEMM model does not carry (`bench/aic_gemm_k.py`)."""
 
 
 def band_of(tokens) -> np.ndarray:
