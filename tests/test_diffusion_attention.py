@@ -101,3 +101,28 @@ def test_dit_attention_exps_follow_the_head_dim(model_id, head_dim, expect_exps)
         assert total > 0
     else:
         assert total == 0
+
+
+def test_an_llm_attending_at_head_dim_64_pays_the_unhidden_exponentials_in_prefill_only():
+    """gpt-oss attends at head dim 64: its prefill charges (1 - 64/128) of an exponential per score on
+    the multi-function units, as the diffusion graphs do (aiconfigurator's context-attention tables:
+    head dim 64 runs at 0.82 of head dim 128's rate on H100/H200); head dim 128 and decode pay none."""
+    import numpy as np
+
+    from tokenfab import catalog
+    from tokenfab.graph.ops import StepShape
+    from tokenfab.graph.transformer import step_ops
+
+    def shape(phase, tokens):
+        one = np.ones(1)
+        return StepShape(phase=phase, tokens=tokens * one, seqs=one, ctx=(tokens / 2) * one, kv_len=tokens * one,
+                         tp=one, dp=one, ep=one, w_bytes=2 * one, a_bytes=2 * one, kv_bytes=2 * one)
+
+    oss = catalog.load_model("gpt-oss-20b")
+    ops = {o.name: o for o in step_ops(oss, shape("prefill", 1024.0))}
+    cores = [o for o in ops.values() if o.kind == "attention"]
+    scores = sum(o.count * float(np.ravel(o.sfu_ops)[0]) for o in cores)
+    assert float(np.ravel(ops["attention_exps"].sfu_ops)[0]) == pytest.approx(scores * (1 - 64 / 128))
+    assert "attention_exps" not in {o.name for o in step_ops(oss, shape("decode", 1.0))}
+    llama = catalog.load_model("llama-3.1-8b")
+    assert "attention_exps" not in {o.name for o in step_ops(llama, shape("prefill", 1024.0))}

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokenfab.graph.ops import Op
-from tokenfab.graph.transformer import BF16_GEMM, SOFTMAX_FLOPS_PER_SCORE, SOFTMAX_SFU_PER_SCORE
+from tokenfab.graph.transformer import (BF16_GEMM, CALIBRATED_ATTENTION_HEAD_DIM, SOFTMAX_FLOPS_PER_SCORE,  # noqa: F401
+                                        SOFTMAX_SFU_PER_SCORE, small_head_exps)
 from tokenfab.graph.registry import register_family
 from tokenfab.specs import ModelSpec
 
@@ -232,25 +233,6 @@ SDXL FP8 at `--quant-level {3.0|4.0}`): level 3, every convolution and linear la
 FP16 below level 4. At every level ModelOpt's `filter_func` keeps conv_in, conv_out, conv_shortcut,
 time_emb_proj and add_embedding in FP16."""
 
-CALIBRATED_ATTENTION_HEAD_DIM = 128.0
-"""Head dimension the chips' attention fractions stand for: one softmax exponential per 4 x 128 = 512
-matrix FLOPs, hidden inside the calibrated rate (FA3-class kernels at head dim 128)."""
-
-
-def small_head_exps(scores, head_dim: float):
-    """Softmax exponentials of a head-dim-`head_dim` attention that do not hide under its matrix work.
-
-    FlashAttention-3's forward sweep on H100 SXM5 (Shah et al., arXiv 2407.08608, Figure 5, FP16,
-    no causal mask, 16k tokens: 497 / 648 / 756 TFLOPS at head dim 64 / 128 / 256) fits time per
-    score = 4 d FLOPs at 907 TFLOPS (92% of the 989 peak) + 0.23 ps, within 1.4% at all three: the
-    MMAs and the exponential (3.86 T/s on the multi-function units: 0.26 ps) add, they do not overlap.
-    A fraction calibrated at head dim 128 folds that fixed term into a per-FLOP rate (one exponential
-    per 512 FLOPs); applied to a head-dim-d kernel's 4 d FLOPs per score it charges only d / 128 of the
-    exponential, so the other (1 - d / 128) per score is timed here, on the multi-function units
-    (an estimate: FA3's fit, not a measurement of the UNet's own TensorRT kernels): at d = 64,
-    256 FLOPs at 563 (0.57 x 989) + 0.5 / 3.86 T/s = 438 TFLOPS, 0.78 of head dim 128's rate, where
-    FA3 measures 497 / 648 = 0.77 (16k tokens), 476 / 638 = 0.75 (4k), 392 / 565 = 0.69 (1k)."""
-    return np.asarray(scores, float) * max(0.0, 1.0 - head_dim / CALIBRATED_ATTENTION_HEAD_DIM)
 
 
 UNET_FP16_CONVS = ("conv_in", "conv_out", "shortcut")

@@ -61,6 +61,28 @@ def _kv_heads_per_chip(model: ModelSpec, tp):
     return np.maximum(model.num_kv_heads / tp, 1.0)
 
 
+CALIBRATED_ATTENTION_HEAD_DIM = 128.0
+"""Head dimension the chips' attention fractions stand for: one softmax exponential per 4 x 128 = 512
+matrix FLOPs, hidden inside the calibrated rate (FA3-class kernels at head dim 128)."""
+
+
+def small_head_exps(scores, head_dim: float):
+    """Softmax exponentials of a head-dim-`head_dim` attention that do not hide under its matrix work.
+
+    FlashAttention-3's forward sweep on H100 SXM5 (Shah et al., arXiv 2407.08608, Figure 5, FP16,
+    no causal mask, 16k tokens: 497 / 648 / 756 TFLOPS at head dim 64 / 128 / 256) fits time per
+    score = 4 d FLOPs at 907 TFLOPS (92% of the 989 peak) + 0.23 ps, within 1.4% at all three: the
+    MMAs and the exponential (3.86 T/s on the multi-function units: 0.26 ps) add, they do not overlap.
+    A fraction calibrated at head dim 128 folds that fixed term into a per-FLOP rate (one exponential
+    per 512 FLOPs); applied to a head-dim-d kernel's 4 d FLOPs per score it charges only d / 128 of the
+    exponential, so the other (1 - d / 128) per score is timed here, on the multi-function units
+    (an estimate: FA3's fit; aiconfigurator's TensorRT-LLM context-attention tables at prompts of 8K and more
+    agree: head dim 64 reaches 0.82 of head dim 128's rate on H100/H200, 0.79 on B200): at d = 64,
+    256 FLOPs at 563 (0.57 x 989) + 0.5 / 3.86 T/s = 438 TFLOPS, 0.78 of head dim 128's rate, where
+    FA3 measures 497 / 648 = 0.77 (16k tokens), 476 / 638 = 0.75 (4k), 392 / 565 = 0.69 (1k)."""
+    return np.asarray(scores, float) * max(0.0, 1.0 - head_dim / CALIBRATED_ATTENTION_HEAD_DIM)
+
+
 def _attention_ops(model: ModelSpec, s: StepShape) -> list[Op]:
     # Softmax-attention layers only: a hybrid model's linear-attention layers are added by its
     # family module (graph/linear_attention.py).
@@ -76,10 +98,18 @@ def _attention_ops(model: ModelSpec, s: StepShape) -> list[Op]:
                       k=d, w_bytes=s.w_bytes, a_bytes=s.a_bytes))
         ops.append(Op("o_proj", "gemm", L, m=T, n=d, k=hc * model.v_head_dim, w_bytes=s.w_bytes, a_bytes=s.a_bytes))
     n_sliding = model.num_sliding_layers
+    cores = []
     if L - n_sliding:
-        ops.append(_attention_core(model, s, hc, L - n_sliding, window=None))
+        cores.append(_attention_core(model, s, hc, L - n_sliding, window=None))
     if n_sliding:
-        ops.append(_attention_core(model, s, hc, n_sliding, window=model.sliding_window))
+        cores.append(_attention_core(model, s, hc, n_sliding, window=model.sliding_window))
+    ops += cores
+    if s.phase == "prefill" and model.attention != "mla" and model.head_dim < CALIBRATED_ATTENTION_HEAD_DIM:
+        # A small head dim's softmax exponentials the head-dim-128 fraction leaves out, serialized with
+        # the MMAs (`small_head_exps`; gpt-oss attends at head dim 64), as the diffusion graphs charge them.
+        exps = sum(c.count * small_head_exps(np.asarray(c.sfu_ops) / SOFTMAX_SFU_PER_SCORE, model.head_dim)
+                   for c in cores)
+        ops.append(Op("attention_exps", "stream", 1, bytes_=0.0, kernels=0.0, sfu_ops=exps))
     ops.append(Op("allreduce_attn", "allreduce", L, bytes_=T * d * s.a_bytes, group=s.tp))
     return ops
 
