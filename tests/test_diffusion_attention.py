@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tokenfab import catalog
-from tokenfab.graph.diffusion import GenShape, small_head_exps, unet_forward_ops
+from tokenfab.graph.diffusion import GenShape, unet_forward_ops
+from tokenfab.graph.transformer import small_head_exps
 from tokenfab.mapping import workloads
 from tokenfab.specs.requests import GenerationRequest
 

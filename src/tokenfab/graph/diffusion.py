@@ -36,8 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tokenfab.graph.ops import Op
-from tokenfab.graph.transformer import (BF16_GEMM, CALIBRATED_ATTENTION_HEAD_DIM, SOFTMAX_FLOPS_PER_SCORE,  # noqa: F401
-                                        SOFTMAX_SFU_PER_SCORE, small_head_exps)
+from tokenfab.graph.transformer import BF16_GEMM, SOFTMAX_FLOPS_PER_SCORE, SOFTMAX_SFU_PER_SCORE, small_head_exps
 from tokenfab.graph.registry import register_family
 from tokenfab.specs import ModelSpec
 
