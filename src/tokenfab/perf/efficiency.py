@@ -231,9 +231,9 @@ class Efficiency(Spec):
 
     def _block_scaled(self) -> "Efficiency":
         """The uncached body of `for_block_scales`."""
-        pairs = (("lowp_gemm_compute_frac", "block_gemm_compute_frac"), ("lowp_gemm_hbm_frac", "block_gemm_hbm_frac"),
-                 ("lowp_gemm_fixed_us", "block_gemm_fixed_us"), ("lowp_act_quant_bytes", "block_act_quant_bytes"))
-        update = {lowp: getattr(self, block) for lowp, block in pairs if getattr(self, block) is not None}
+        # Each block field's FP8/INT8 counterpart is its name with `lowp_` for `block_`.
+        update = {block.replace("block_", "lowp_", 1): getattr(self, block) for block in BLOCK_GEMM_FIELDS
+                  if getattr(self, block) is not None}
         block_moe = any(getattr(self, f) is not None for f in BLOCK_MOE_FIELDS)
         if not update and not block_moe:
             return self

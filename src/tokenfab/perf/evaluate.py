@@ -125,17 +125,17 @@ def time_ops(ops: list[Op], hw: Hardware) -> list[OpTime]:
                                            kv_resident=None if geo is None else kv_res)
             bound = np.where(cb, 0, 1)
         elif op.kind == "gemm":
-            g_eff, g_fixed, quant = eff, 0.0, None
+            g_eff, g_fixed, quant_held = eff, 0.0, False
             if op.meta.get("ragged") and eff.has_moe_fit:  # grouped expert GEMMs: fitted MoE terms
                 g_eff, frac, g_fixed = roofline.moe_gemm_terms(op.w_bytes, eff, frac, bool(op.meta.get("moe_layer")))
                 # The fitted layer already holds its activation quantization: the fused-MoE tables time it
                 # inside the layer (`validate.aic_moe`), and the fit prices no pass of its own. Training's
                 # FP8 recipe quantizes apart (`quant_apart`, set by `train.layer`): it keeps the pass.
-                quant = None if op.meta.get("quant_apart") else 0.0
+                quant_held = not op.meta.get("quant_apart")
             t, cb = roofline.gemm_time_s(op.m, op.n, op.k, peak, hw.hbm_tb_s, op.w_bytes,
                                          op.a_bytes, hw.cores, g_eff, batch=op.groups, compute_frac=frac,
                                          ragged=bool(op.meta.get("ragged", False)))
-            t = t + g_fixed + (act_quant_s(op, peak, hw) if quant is None else quant)
+            t = t + g_fixed + (0.0 if quant_held else act_quant_s(op, peak, hw))
             bound = np.where(cb, 0, 1)
         elif op.kind == "attention":
             t, cb = roofline.attention_time_s(op.flops, op.bytes, hw.attention_tflops, hw.hbm_tb_s, eff)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tokenfab.perf import comm, roofline
-from tokenfab.perf.efficiency import Efficiency
+from tokenfab.perf.efficiency import BLOCK_GEMM_FIELDS, Efficiency
 from tokenfab.specs import ChipSpec, SystemSpec
 from tokenfab.validate import aiconfigurator as aic
 from tokenfab.validate.fit import levenberg_marquardt, to_bounded, to_unbounded
@@ -69,7 +69,7 @@ EFFICIENCY_FIELDS = {
     "fp8": ("lowp_gemm_compute_frac", "lowp_gemm_hbm_frac", "lowp_gemm_fixed_us", "lowp_act_quant_bytes"),
     "int8": ("lowp_gemm_compute_frac", "lowp_gemm_hbm_frac", "lowp_gemm_fixed_us", "lowp_act_quant_bytes"),
     "fp4": ("fp4_gemm_compute_frac", "fp4_gemm_hbm_frac", "fp4_gemm_fixed_us", "fp4_act_quant_bytes"),
-    "fp8_block": ("block_gemm_compute_frac", "block_gemm_hbm_frac", "block_gemm_fixed_us", "block_act_quant_bytes"),
+    "fp8_block": BLOCK_GEMM_FIELDS,
     "w4a16": (None, "fp4_gemm_hbm_frac", "fp4_gemm_fixed_us", None),
 }
 """Which Efficiency fields each fitted precision sets. fp8_block sets the block-scaled FP8 class that a
@@ -151,6 +151,15 @@ def _m_bins(m, err) -> dict:
     return out
 
 
+def gemm_rows(table: aic.Table, dtype: str, min_dim: int = MIN_DIM):
+    """(mask, m, n, k, measured seconds) of the table's `dtype` rows with N, K >= `min_dim`: the rows
+    a GEMM fit scores (`fit_gemm`, `fit_framework_gemm`)."""
+    c = table.columns
+    sel = (c["gemm_dtype"] == dtype) & (c["n"] >= min_dim) & (c["k"] >= min_dim)
+    m, n, k = (np.asarray(c[x][sel], float) for x in ("m", "n", "k"))
+    return sel, m, n, k, c["latency_s"][sel]
+
+
 def fit_gemm(table: aic.Table, chip: ChipSpec, eff: Efficiency, fit_compute: bool = True,
              min_dim: int = MIN_DIM) -> list[GemmFit]:
     """One GemmFit per precision of the table that the chip has a matrix path for.
@@ -158,15 +167,12 @@ def fit_gemm(table: aic.Table, chip: ChipSpec, eff: Efficiency, fit_compute: boo
     `fit_compute=False` keeps the compute fraction the chip has now (e.g. fitted on best-shape
     microbenchmarks) and fits only the weight-streaming fraction and the fixed cost: the small-M,
     decode-sized regime."""
-    c = table.columns
     out = []
     for dtype, prec in aic.GEMM_DTYPES.items():
-        sel = (c["gemm_dtype"] == dtype) & (c["n"] >= min_dim) & (c["k"] >= min_dim)
+        sel, m, n, k, meas = gemm_rows(table, dtype, min_dim)
         if not sel.any() or not chip.peak_tflops(PEAK_PRECISION[prec]):
             continue
-        fit_rows = ((c["m"] <= SERVING_M[0]) | (c["m"] >= SERVING_M[1]))[sel]
-        m, n, k = (np.asarray(c[x][sel], float) for x in ("m", "n", "k"))
-        meas = c["latency_s"][sel]
+        fit_rows = (m <= SERVING_M[0]) | (m >= SERVING_M[1])
         start = current_gemm_params(eff, prec)  # the engine now: no quantization pass (quant_bytes 0)
         names = [nm for nm in GEMM_BOUNDS if ((fit_compute and prec not in WEIGHT_ONLY) or nm != "compute_frac")
                  and (nm != "quant_bytes" or (fit_compute and prec in QUANT_BYTES_START))]
@@ -439,10 +445,8 @@ def fit_framework_gemm(root, system: str, chip: ChipSpec, eff: Efficiency, appli
             names = dict(zip(GEMM_PARAMS, EFFICIENCY_FIELDS[g.precision]))
             block = ref.for_block_scales()  # the reference's block-scaled values in the FP8 class's fields
             theirs = {**current_gemm_params(block, "fp8"), "quant_bytes": block.act_quant_bytes("lowp")}
-            c = t.columns
-            sel = (c["gemm_dtype"] == "fp8_block") & (c["n"] >= MIN_DIM) & (c["k"] >= MIN_DIM)
-            m, n, k = (np.asarray(c[x][sel], float) for x in ("m", "n", "k"))
-            ref_err = gemm_seconds(m, n, k, g.precision, chip, ref, theirs) / c["latency_s"][sel] - 1.0
+            _, m, n, k, meas = gemm_rows(t, "fp8_block")
+            ref_err = gemm_seconds(m, n, k, g.precision, chip, ref, theirs) / meas - 1.0
             ref_ape = float(np.median(np.abs(ref_err)))
             # A value at its bound absorbs what the class cannot describe (vLLM 0.24's block-scaled kernel
             # on Blackwell, 0.54-0.70 off even fitted, runs its fixed cost to 60 us): not kept.

@@ -243,6 +243,9 @@ def _moe_row(row, chip: ChipSpec, eff: Efficiency) -> float:
     model = aic_moe.moe_model(int(row.gemm_k), int(row.gemm_n), int(m.group(1)), int(m.group(2)))
     if is_block_scaled(row):  # the layer of a named model whose FP8 release is block-scaled
         model = model.model_copy(update={"fp8_weight_block": _release_block(row.model)})
+    # Priced under the kernel tables' balanced routing (`aic_moe.engine_seconds`). The shipped rows
+    # (aiter's tuned fused-MoE configs, 4K-16K tokens on 128-256 experts) hit every expert with equal
+    # loads under random routing too, so the two agree there.
     return float(aic_moe.engine_seconds(chip, eff, model, _precision(row), np.array([float(row.gemm_m)]), 1, 1)[0]) * 1e6
 
 
