@@ -244,3 +244,27 @@ def test_af_pools_price_each_side_on_its_own_chip():
 def test_af_needs_a_moe_model():
     r = runner.invoke(app, ["estimate", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--mode", "af-disaggregated"])
     assert r.exit_code == 2 and "experts" in r.output
+
+
+def test_prefill_pool_keeps_each_ops_unit_codes_aligned_with_its_context_parallel_points():
+    # A VLM prompt of 30 images (~9.7K tokens) outgrows one forward's token budget, so the prefill pool
+    # also searches context-parallel splits and joins their points. Ops with vector work (the ViT's)
+    # carry per-point unit codes, which must be joined with the seconds (they were not: the
+    # disaggregated estimate failed with a numpy shape mismatch).
+    traffic = Traffic(input_len=2048, output_len=512, images=30)
+    pool = modes.prefill_pool(api.resolve_model("qwen2.5-vl-7b"), api.resolve_chip("h100-sxm"),
+                              *_pool_args(traffic))
+    for t in pool.extras["prefill_times"]:
+        assert np.shape(t.units) in ((), np.shape(t.seconds)), t.name
+    est = api.estimate("qwen2.5-vl-7b", "h100-sxm", traffic, mode="disaggregated")
+    assert est.mode == "disaggregated" and np.isfinite(est.output_tok_s_per_chip)
+
+
+def _pool_args(traffic):
+    from tokenfab.mapping.search import SearchSpace
+    from tokenfab.perf.efficiency import efficiency_for
+    from tokenfab.specs import SystemSpec
+    from tokenfab.specs.cache import KV_TIERS as tiers
+
+    chip = api.resolve_chip("h100-sxm")
+    return (SystemSpec.for_chip(chip), efficiency_for(chip), traffic, SearchSpace(), 8, tiers["ssd"], 50.0)

@@ -74,9 +74,13 @@ def prefill_pool(model: ModelSpec, chip: ChipSpec, system: SystemSpec, eff: Effi
     degrees = [cp for cp in CP_DEGREES if cp == 1 or new > budget]
     parts = [_prefill_points(p, chip, traffic, tier, link_gb_s, budget, new, cp) for cp in degrees]
     arrays = {key: np.concatenate([a[key] for a, _ in parts]) for key in parts[0][0]}
-    times = [dataclasses.replace(t, seconds=np.concatenate([np.broadcast_to(ts[i].seconds, a["tp"].shape)
-                                                            for a, ts in parts]),
-                                 bound=np.concatenate([np.broadcast_to(ts[i].bound, a["tp"].shape) for a, ts in parts]))
+    def joined(i: int, field: str):
+        return np.concatenate([np.broadcast_to(getattr(ts[i], field), a["tp"].shape) for a, ts in parts])
+
+    # Every per-point field joins the context-parallel parts (the unit codes too: a part's own array
+    # alone would no longer line up with the joined seconds).
+    times = [dataclasses.replace(t, seconds=joined(i, "seconds"), bound=joined(i, "bound"),
+                                 unit=None if t.unit is None else joined(i, "units"))
              for i, t in enumerate(parts[0][1])]
     out = GridResult(arrays, p.precisions, p.kv_names)
     out.extras = {"prefill_times": times}
