@@ -180,7 +180,8 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
     ensure_env_operators()
     m, c = resolve_model(model), resolve_chip(chip).require_buildable()
     if m.kind != "llm":
-        raise SpecError(f"{m.id} is a {m.kind} model: use tokenfab.api.estimate_any or tokenfab.mapping.workloads")
+        raise SpecError(f"{m.id} is a {m.kind} model; this takes language models (`tokenfab estimate -m {m.id}`, "
+                        f"or tokenfab.api.estimate_any, prices it)")
     if mode not in MODES:
         raise SpecError(f"mode {mode!r} is not one of {', '.join(MODES)}")
     from tokenfab.specs.cache import KV_TIERS
@@ -190,9 +191,13 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
     if kv_tier not in KV_TIERS:
         raise SpecError(f"KV tier {kv_tier!r} is not one of {', '.join(KV_TIERS)}")
     from tokenfab.graph.requests import request_shape
-    if request_shape(m, traffic).input_len + traffic.output_len > m.max_context:
-        raise SpecError(f"input {traffic.input_len} + output {traffic.output_len} tokens exceed {m.id}'s context of "
-                        f"{m.max_context} tokens")
+    rq = request_shape(m, traffic)
+    if rq.input_len + traffic.output_len > m.max_context:
+        media = f" + {rq.media_tokens} image/video" if rq.media_tokens else ""
+        raise SpecError(f"input {traffic.input_len}{media} + output {traffic.output_len} tokens exceed {m.id}'s "
+                        f"context of {m.max_context} tokens")
+    if ep and ep > 1 and not m.is_moe:
+        raise SpecError(f"--ep {ep}: {m.id} is dense (no experts to spread)")
     if m.is_moe and ep and ep > m.num_experts * 2:
         raise SpecError(f"--ep {ep} exceeds {m.id}'s {m.num_experts} experts × 2 (one redundant copy each)")
     traffic = with_mtp(m, traffic, mtp, mtp_acceptance)

@@ -48,13 +48,29 @@ def handle_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except (SpecError, UserError, ValueError) as exc:
-            print_error(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            print_error(_error_line(exc))
             raise typer.Exit(code=2) from None
         except OSError as exc:  # a path that is a folder, too long, unreadable, missing...
             print_error(_os_error_line(exc))
             raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+def _error_line(exc: Exception) -> str:
+    """One line for a user-facing error. A pydantic validation error names the fields and what each
+    must be ("mode: Input should be less than or equal to 1"), not the internal model it checks
+    ("1 validation error for Tri")."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        parts = []
+        for e in exc.errors():
+            loc = ".".join(str(x) for x in e.get("loc", ()) if x != "__root__")
+            parts.append(f"{loc}: {e['msg']}" if loc else e["msg"])
+        return "; ".join(parts[:3]) + (f" (and {len(parts) - 3} more)" if len(parts) > 3 else "")
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _os_error_line(exc: OSError) -> str:

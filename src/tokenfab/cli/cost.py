@@ -41,7 +41,7 @@ def tco(
     economics: Optional[Path] = _ECON_FILE,
     preset: Optional[str] = _PRESET,
     rental_usd_per_hour: Optional[float] = typer.Option(None, "--rental-usd-per-hour", help="Rent instead of own."),
-    price_usd: Optional[float] = typer.Option(None, "--price-usd", help="Chip price, replacing the catalog's."),
+    price_usd: Optional[float] = typer.Option(None, "--price-usd", min=0.0, help="Chip price, USD, replacing the catalog's (at most $1e9)."),
     currency: Optional[str] = _CURRENCY,
     set_: Optional[list[str]] = _SET,
     as_json: bool = _JSON,
@@ -53,6 +53,8 @@ def tco(
     inputs = _resolve(economics, preset, set_, rental_usd_per_chip_hour=rental_usd_per_hour, currency=currency)
     spec = load_chip(chip)
     econ = inputs.economics
+    if price_usd is not None and price_usd > 1e9:  # past any chip: a typo, and $inf at 1.8e308
+        raise UserError(f"--price-usd {price_usd:g} is more than $1e9 a chip")
     cost = chip_hour_cost(spec, econ, price_usd=price_usd)
     quote = inputs.data.market_rental.get(spec.id)
     out: dict[str, Any] = {"chip": spec.id, "currency": econ.currency, "cny_per_usd": econ.cny_per_usd,
@@ -263,9 +265,9 @@ def build_vs_buy(
     nre_basis: str = typer.Option("ibs", "--nre-basis", help="ibs (IBS design cost by node) or team (--npv)."),
     vendor_margin: Optional[float] = typer.Option(None, "--vendor-margin", help="Vendor gross margin (default: "
                                                   "implied by its price and fab cost) (--npv)."),
-    vendor_decline: float = typer.Option(0.30, "--vendor-decline", help="Vendor's yearly fall in cost per unit "
+    vendor_decline: float = typer.Option(0.30, "--vendor-decline", min=0.0, max=0.9, help="Vendor's yearly fall in cost per unit "
                                          "of performance (roadmap) (--npv)."),
-    partner_markup: Optional[float] = typer.Option(None, "--partner-markup", help="ASIC-partner markup on the "
+    partner_markup: Optional[float] = typer.Option(None, "--partner-markup", min=0.0, help="ASIC-partner markup on the "
                                                    "custom unit cost (--npv)."),
     software_reuse: float = typer.Option(0.0, "--software-reuse", help="Share of the software stack reused from "
                                          "an earlier generation (--npv)."),
@@ -334,6 +336,14 @@ def _npv(result, inputs: CostInputs, vendor, fleet: float, draws: int, seed: int
     return out
 
 
+def _with_nre(r: dict) -> str:
+    """The unit cost ratio with the build cost, or why there is none (no ASIC bought in the horizon)."""
+    v = r["unit_compute_cost_ratio_with_nre"]
+    if v is None or not math.isfinite(v):
+        return f"no ASIC is bought within the {r['horizon_years']:g} y horizon to carry the build cost"
+    return f"{v:.0%} with the build cost"
+
+
 def _print_npv(r: dict, econ: Economics) -> None:
     console.print(f"[bold]NPV of building[/] at {r['units_per_year'] * r['horizon_years']:,.0f} vendor-chip "
                   f"equivalents over {r['horizon_years']:g} y ({r['draws']:,} draws, seed {r['seed']}): mean "
@@ -342,7 +352,7 @@ def _print_npv(r: dict, econ: Economics) -> None:
     console.print(f"break-even purchases p10/p50/p90: {_count(r['break_even_units_p10'])} / "
                   f"{_count(r['break_even_units_p50'])} / {_count(r['break_even_units_p90'])}; launch p50 "
                   f"{r['launch_years_p50']:.1f} y; unit compute cost vs vendor at launch {r['unit_compute_cost_ratio']:.0%}"
-                  f" ({r['unit_compute_cost_ratio_with_nre']:.0%} with the build cost)")
+                  f" ({_with_nre(r)})")
     t = Table(title="NPV sensitivity (others at their mode)")
     for h in ("input", "low → NPV", "high → NPV"):
         t.add_column(h)

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
 def estimate(
     model: str = typer.Option(..., "--model", "-m", help="Model id (see `tokenfab catalog models`) or config.json path."),
     chip: str = typer.Option(..., "--chip", "-c", help="Chip id (see `tokenfab catalog chips`) or chip YAML path."),
-    chips: Optional[int] = typer.Option(None, "--chips", min=1, help="Number of chips (searched)."),
+    chips: Optional[int] = typer.Option(None, "--chips", min=1, max=o.MAX_CHIP_COUNT, help="Number of chips (searched)."),
     tp: Optional[int] = typer.Option(None, "--tp", min=1, help="Tensor parallelism (searched)."),
     pp: Optional[int] = typer.Option(None, "--pp", min=1, help="Pipeline parallelism (searched)."),
     ep: Optional[int] = typer.Option(None, "--ep", min=1, help="Expert parallelism: 1, dp or tp×dp (searched)."),
@@ -33,7 +33,7 @@ def estimate(
     isl: Optional[int] = o.Isl, osl: Optional[int] = o.Osl,
     slo_ttft_ms: Optional[float] = o.SloTtft, slo_tpot_ms: Optional[float] = o.SloTpot,
     prefix_hit: float = o.PrefixHit,
-    max_chips: Optional[int] = typer.Option(None, "--max-chips", min=1, help="Largest chip count the search tries (besides the chip's scale-up domain) [64; 4,096 for a chip that cannot hold the model on 64, such as an SRAM-only design]."),
+    max_chips: Optional[int] = typer.Option(None, "--max-chips", min=1, max=o.MAX_CHIP_COUNT, help="Largest chip count the search tries (besides the chip's scale-up domain) [64; 4,096 for a chip that cannot hold the model on 64, such as an SRAM-only design]."),
     fidelity: o.Fidelity = o.FidelityOpt,
     economics: Optional[Path] = o.EconomicsFile, rental_usd_per_hour: Optional[float] = o.Rental,
     market_rental: bool = o.MarketRental,
@@ -54,6 +54,7 @@ def estimate(
     recommendation models get their own estimate (seconds and $ per video; samples/s)."""
     _check_precision(precision, kv_precision)
     _check_precision(attention_precision, None, "--attention-precision")
+    o.check_rental(rental_usd_per_hour, market_rental)
     if tokens_per_day is not None and not tokens_per_day > 0:  # checked before the search runs
         raise ValueError(f"--tokens-per-day must be a positive number of output tokens, got {tokens_per_day:g}")
     traffic, workload = _requests(model, o.traffic_from(isl, osl, slo_ttft_ms, slo_tpot_ms, prefix_hit), settings)
@@ -84,7 +85,7 @@ def compare(
     slo_ttft_ms: Optional[float] = o.SloTtft, slo_tpot_ms: Optional[float] = o.SloTpot,
     prefix_hit: float = o.PrefixHit,
     precision: Optional[str] = typer.Option(None, "--precision", help="Fix the weight precision (searched: bf16, fp8)."),
-    max_chips: Optional[int] = typer.Option(None, "--max-chips", min=1, help="Largest chip count the search tries [64; 4,096 for a chip that cannot hold the model on 64]."),
+    max_chips: Optional[int] = typer.Option(None, "--max-chips", min=1, max=o.MAX_CHIP_COUNT, help="Largest chip count the search tries [64; 4,096 for a chip that cannot hold the model on 64]."),
     fidelity: o.Fidelity = o.FidelityOpt,
     html: Optional[Path] = typer.Option(None, "--html", help="Write a self-contained plotly report to this file."),
     economics: Optional[Path] = o.EconomicsFile, rental_usd_per_hour: Optional[float] = o.Rental,
@@ -110,6 +111,7 @@ def compare(
     Diffusion and recommendation models get their own tables (per video; samples/s). With --train:
     the best training mapping per (model, chip), its days, chip-hours and $ per trillion tokens."""
     ids, chip_ids = id_list(models, "--models"), id_list(chips, "--chips")
+    o.check_rental(rental_usd_per_hour, market_rental)
     if train:
         if pairs:
             raise ValueError("--pairs ranks serving pools; it does not go with --train")
@@ -126,6 +128,10 @@ def compare(
     else:
         estimates, failures = api.compare(ids, chip_ids, traffic, precision=precision,
                                           max_chips=max_chips, fidelity=fidelity.value, workload=workload, **kw)
+    if failures and not estimates:  # nothing to compare: one line (the first reason), no report
+        f = failures[0]
+        more = f" (and {len(failures) - 1} more pairs)" if len(failures) > 1 else ""
+        raise ValueError(f"no pair could be estimated: {f['model']} on {f['chip']}: {f['error']}{more}")
     econ = o.economics_from(economics, rental_usd_per_hour)
     rows = [api.with_cost(e, econ, market_rental) for e in estimates]
     if pairs:
@@ -287,6 +293,12 @@ def _deployment_kwargs(mode, mtp, mtp_acceptance, attention_precision, kv_tier, 
     """LLM deployment options as `api.estimate` keywords (only those set, so other kinds ignore them)."""
     if mode not in api.MODES:
         raise ValueError(f"--mode {mode!r} is not one of {', '.join(api.MODES)}")
+    from tokenfab.specs.cache import KV_TIERS
+    if kv_tier not in KV_TIERS:  # checked here: compare would otherwise fail every row and still exit 0
+        raise ValueError(f"--kv-tier {kv_tier!r} is not one of {', '.join(KV_TIERS)}")
+    if framework is not None:
+        from tokenfab.perf.framework import load_framework
+        load_framework(framework)  # an unknown name: one line listing the known ones
     kw = {"mode": mode, "kv_tier": kv_tier, "overlap": overlap}
     for key, value in (("mtp", mtp), ("mtp_acceptance", mtp_acceptance), ("attention_precision", attention_precision),
                        ("prefill_chip", prefill_chip), ("decode_chip", decode_chip), ("ffn_chip", ffn_chip),

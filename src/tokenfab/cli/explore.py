@@ -10,6 +10,7 @@ from rich.table import Table
 
 from tokenfab.cli import options as o
 from tokenfab.cli.common import UserError, console, err_console, handle_errors, print_json, reject_empty
+from tokenfab.specs import SpecError
 
 
 def register(app: typer.Typer) -> None:
@@ -74,10 +75,13 @@ def design(
         raise UserError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
     if fidelity is not None and fidelity not in ("tiled", "roofline"):
         raise UserError(f"--fidelity must be tiled or roofline, got {fidelity!r}")
-    for name, value in (("--population", population), ("--batch", batch), ("--workers", workers),
-                        ("--max-chips", max_chips)):
+    for name, value in (("--batch", batch), ("--workers", workers), ("--max-chips", max_chips)):
         if value is not None and value < 1:
             raise UserError(f"{name} must be at least 1")
+    if population is not None and population < 2:
+        raise UserError(f"--population must be at least 2 (NSGA-II breeds pairs), got {population}")
+    if seed < 0:
+        raise UserError(f"--seed must be a non-negative integer, got {seed}")
     from tokenfab.explore.search import SCREEN_MAX
     if screen is not None and not 0 <= screen <= SCREEN_MAX:
         raise UserError(f"--screen must be between 0 and {SCREEN_MAX}, got {screen}")
@@ -90,10 +94,23 @@ def design(
                        max_chips=max_chips, fidelity=fidelity, executor=executor, workers=workers,
                        ray_address=ray_address, storage=storage, study_name=study_name, resume=resume,
                        economics=econ, screen=screen)
+    new_storage = storage is not None and "://" not in storage and not Path(storage).exists()
+    done = []  # trials finished: a storage holding any is kept whatever follows
+
+    def update(name: str, ev: dict) -> None:
+        if ev.get("done"):
+            done.append(ev["done"])
+        bar.update(name, ev)
+
     try:
         with _Progress(enabled=not quiet) as bar:
             report = design_study(workload, space, cfg, variant=variant, with_sensitivity=not no_sensitivity,
-                                  baseline=baseline, progress=bar.update)
+                                  baseline=baseline, progress=update)
+    except (SpecError, UserError, ValueError):
+        if new_storage and not done:  # rejected input: leave no storage behind that this run created
+            for leftover in (Path(storage), Path(storage + ".tokenfab-lock"), Path(storage + ".lock")):
+                leftover.unlink(missing_ok=True)
+        raise
     except KeyboardInterrupt:
         hint = (f"finished trials are kept in {storage}: run the same command with --resume to continue"
                 if storage else "nothing was kept (no --storage)")

@@ -10,6 +10,10 @@ import typer
 from tokenfab.specs import Traffic
 from tokenfab.specs.traffic import CHAT, DEFAULT_SCENARIO
 
+MAX_CHIP_COUNT = 1_048_576
+"""Largest chip count a command takes (a million chips: past any cluster built or planned; a larger
+number is a typo, and numpy's fixed-width integers would overflow on it)."""
+
 Isl = typer.Option(None, "--isl", min=1, help=f"Input (prompt) length of every request, tokens (default "
                    f"{CHAT.input_len}: {DEFAULT_SCENARIO}, not the `chat` traffic profile of simulate and plan).")
 Osl = typer.Option(None, "--osl", min=1, help=f"Output length of every request, tokens (default {CHAT.output_len}: "
@@ -52,6 +56,12 @@ def traffic_from(isl: Optional[int], osl: Optional[int], slo_ttft_ms: Optional[f
 EconomicsFile = typer.Option(None, "--economics", help="YAML file overriding the economics behind $/Mtok.")
 Rental = typer.Option(None, "--rental-usd-per-hour", help="Price $/Mtok at this rental price per chip-hour instead of owned TCO.")
 MarketRental = typer.Option(False, "--market-rental", help="Price $/Mtok at each chip's dated market rental quote (shipped cost data).")
+
+
+def check_rental(rental_usd_per_hour, market_rental: bool) -> None:
+    """One line for two prices asked at once: a rental price given and each chip's market quote."""
+    if rental_usd_per_hour is not None and market_rental:
+        raise ValueError("--rental-usd-per-hour and --market-rental each set the chip-hour price: give one")
 
 
 def economics_from(economics_file, rental_usd_per_hour):

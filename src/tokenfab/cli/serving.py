@@ -18,6 +18,7 @@ from tokenfab.cli.common import (
     print_json,
     split_csv,
 )
+from tokenfab.cli.options import MAX_CHIP_COUNT
 from tokenfab.specs.traffic import CHAT
 
 _PROFILES_HELP = ("Built-in profile (chat, code, rag, summarization: lengths drawn per request, so chat "
@@ -57,7 +58,7 @@ def simulate(
     requests: Optional[int] = typer.Option(None, "--requests", "-n", min=1, max=MAX_SIM_REQUESTS,
                                            help="Requests to simulate (2000; a trace: all; at most 1,000,000, "
                                                 "~1.7 GB of memory)."),
-    replicas: int = typer.Option(1, "--replicas", min=1, help="Copies of the deployment behind the router."),
+    replicas: int = typer.Option(1, "--replicas", min=1, help="Copies of the deployment behind the router (at most 10,000)."),
     mode: str = typer.Option("auto", "--mode", help=_MODE_HELP),
     prefill_chip: Optional[str] = typer.Option(None, "--prefill-chip", help=_PREFILL_CHIP_HELP),
     decode_chip: Optional[str] = typer.Option(None, "--decode-chip", help=_DECODE_CHIP_HELP),
@@ -68,7 +69,7 @@ def simulate(
                                          "--mode disaggregated (conflicts with --mode aggregated)."),
     router: str = typer.Option("least_outstanding", "--router", help="least_outstanding or round_robin."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the synthetic workload."),
-    chips: Optional[int] = typer.Option(None, "--chips", min=1, help="Chips per replica (chosen by the mapping search)."),
+    chips: Optional[int] = typer.Option(None, "--chips", min=1, max=MAX_CHIP_COUNT, help="Chips per replica (chosen by the mapping search)."),
     tp: Optional[int] = typer.Option(None, "--tp", min=1, help="Tensor parallelism (searched)."),
     batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Max sequences running per engine (the mapping's batch)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="Weight precision (searched)."),
@@ -108,6 +109,8 @@ def simulate(
     if rate is not None and not rate > 0:
         raise ValueError(f"--rate must be a positive number of requests/s, got {rate:g}")
     pd = dep.parse_disagg(disagg)
+    if replicas > dep.MAX_INSTANCES:
+        raise ValueError(f"--replicas takes at most {dep.MAX_INSTANCES:,} copies, got {replicas}")
     _check_mode(mode, pd, prefill_chip, decode_chip)
     m, c = api.resolve_model(model), api.resolve_chip(chip)
     pc = api.resolve_chip(prefill_chip) if prefill_chip is not None else None
@@ -210,6 +213,8 @@ def plan(
             counts = tuple(int(x) for x in split_csv(chips))
         except ValueError:
             raise ValueError(f"--chips expects whole numbers, got {','.join(chips)}") from None
+        if any(n < 1 or n > MAX_CHIP_COUNT for n in counts):
+            raise ValueError(f"--chips takes chip counts per replica from 1 to {MAX_CHIP_COUNT}, got {','.join(chips)}")
     progress = None if json_out else (lambda label: err_console.print(f"[dim]searching {label}[/]", highlight=False))
     pc = api.resolve_chip(prefill_chip) if prefill_chip is not None else None
     dc = api.resolve_chip(decode_chip) if decode_chip is not None else None

@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
 def train(
     model: str = typer.Option(..., "--model", "-m", help="Model id or config.json path."),
     chip: str = typer.Option(..., "--chip", "-c", help="Chip id or chip YAML path."),
-    chips: int = typer.Option(..., "--chips", min=1, help="Chips available (the search may leave some idle)."),
+    chips: int = typer.Option(..., "--chips", min=1, max=o.MAX_CHIP_COUNT, help="Chips available (the search may leave some idle)."),
     tokens: Optional[float] = typer.Option(None, "--tokens", help="Training tokens of the run (e.g. 14.8e12); "
                                            "required unless --rl."),
     seq_len: int = typer.Option(4096, "--seq-len", min=1, help="Tokens per training sequence."),

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tokenfab.specs.base import SpecError
 from tokenfab.specs.economics import (
-    YIELD_MODELS, FabData, MemoryTech, PackageSpec, PackagingTech, ProcessNode,
+    MAX_MEMORY_STACKS, YIELD_MODELS, FabData, MemoryTech, PackageSpec, PackagingTech, ProcessNode,
 )
 
 ArrayLike = Any  # float or numpy array
@@ -274,14 +274,14 @@ def package_cost(spec: PackageSpec, fab: FabData, *, yield_model: str | None = N
                  margin: float | None = None) -> PackageCost:
     """Unit cost of one package with its breakdown; raises `SpecError` for a design that cannot be built."""
     node = resolve_node(spec.node, fab)
-    memory = _lookup(fab.memory, spec.memory, "memory", "--hbm-gen") if spec.memory else None
+    memory = _lookup(fab.memory, spec.memory, "memory") if spec.memory else None
     gb, stacks = _memory_amount(spec, memory)
     each = spec.compute_die_mm2 / spec.chiplets * (1 + spec.chiplet_area_overhead_frac if spec.chiplets > 1 else 1)
     if each > fab.reticle_limit_mm2:
         need = math.ceil(spec.compute_die_mm2 / fab.reticle_limit_mm2)
         raise SpecError(f"die of {each:.0f} mm² exceeds the reticle limit of {fab.reticle_limit_mm2:.0f} mm²; "
                         f"split it into chiplets (at least {need})")
-    packaging = (_lookup(fab.packaging, spec.packaging, "packaging", "--packaging") if spec.packaging
+    packaging = (_lookup(fab.packaging, spec.packaging, "packaging") if spec.packaging
                  else _auto_packaging(each * spec.chiplets, stacks, memory, fab))
     model = yield_model or fab.yield_model
     if model not in YIELD_MODELS:
@@ -323,14 +323,14 @@ def resolve_node(name: str, fab: FabData) -> ProcessNode:
         names = [node.id, *node.aliases]
         if any(_norm(n) == key or _norm(n).replace(" ", "") == squeezed for n in names):
             return node
-    raise SpecError(f"unknown process node {name!r}; known: {', '.join(fab.nodes)} (pass --node)")
+    raise SpecError(f"unknown process node {name!r}; known: {', '.join(fab.nodes)}")
 
 
-def _lookup(table: dict, key: str, kind: str, flag: str):
+def _lookup(table: dict, key: str, kind: str):
     try:
         return table[key.lower()]
     except KeyError:
-        raise SpecError(f"unknown {kind} {key!r}; known: {', '.join(table)} ({flag})") from None
+        raise SpecError(f"unknown {kind} {key!r}; known: {', '.join(table)}") from None
 
 
 def _memory_amount(spec: PackageSpec, memory: MemoryTech | None) -> tuple[float, int]:
@@ -355,13 +355,16 @@ def _memory_amount(spec: PackageSpec, memory: MemoryTech | None) -> tuple[float,
         stacks = math.ceil(gb / per_stack) if per_stack else 0
     else:
         gb = max(gb, stacks * per_stack)
+    if stacks > MAX_MEMORY_STACKS:
+        raise SpecError(f"{gb:g} GB of {memory.id} takes {stacks} stacks of {per_stack:g} GB: a package bonds at most "
+                        f"{MAX_MEMORY_STACKS}")
     return float(gb), int(stacks)
 
 
 def _auto_packaging(silicon_mm2: float, stacks: int, memory: MemoryTech | None, fab: FabData) -> PackagingTech:
     """Organic substrate without stacked memory; otherwise the first interposer package that fits."""
     if not (memory and memory.on_package and stacks):
-        return _lookup(fab.packaging, "organic", "packaging", "--packaging")
+        return _lookup(fab.packaging, "organic", "packaging")
     for pid in ("cowos-s", "cowos-l"):
         p = fab.packaging.get(pid)
         if p is None:
@@ -413,7 +416,7 @@ def package_spec_for_chip(chip, fab: FabData, **changes: Any) -> PackageSpec:
     }
     if memory is None and "memory" not in changes:
         raise SpecError(f"chip {chip.id}: memory type {chip.memory_type!r} is not in the fab data "
-                        f"(known: {', '.join(fab.memory)}; pass --hbm-gen)")
+                        f"(known: {', '.join(fab.memory)})")
     data.update(changes)
     return PackageSpec.from_mapping(data, origin=f"chip {chip.id}")
 

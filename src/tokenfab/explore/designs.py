@@ -165,3 +165,26 @@ def neighbours(p: Parameter, value: Any) -> tuple[Any, Any]:
             up = v + 1
     cast = (lambda x: int(x)) if p.is_integer else (lambda x: x)
     return (cast(down) if down >= lo - 1e-9 else None), (cast(up) if up <= hi + 1e-9 else None)
+
+
+def check_ranges(base: ChipDesign, space: DesignSpace) -> None:
+    """One line for a parameter no value of which the design schema takes: each of its end values
+    (low and high, or every choice), set alone on the base with the fixed values, is rejected for
+    that very field (e.g. `memory.hbm_stacks` from -4 to -1). A search over it could only return
+    invalid designs. Values rejected for another field (an interaction: fewer PHYs than stacks) are
+    left to the search, where another point may pair them validly."""
+    data = base_mapping(base, space)
+    for path, p in space.parameters.items():
+        ends = list(p.choices) if p.is_choice else [p.low, p.high]
+        leaf = path.split(".")[-1]
+        errors = []
+        for v in ends:
+            if not p.is_choice and float(v).is_integer():
+                v = int(v)
+            design, _, err = build_design(data, {path: v})
+            if design is not None or err is None or leaf not in err:
+                break
+            errors.append(err)
+        else:
+            raise SpecError(f"space {space.name}: parameter {path}: no value the design takes "
+                            f"({errors[0].removeprefix('invalid design: ')})")

@@ -148,7 +148,11 @@ def design_study(workload: str | Path, space: str | Path | None = None, cfg: Sea
         raise SpecError(f"workload {wl.name} names no default design space; pass --space SPACE.yaml")
     sp, sp_path = load_space(space_name, relative_to=wl_path.parent)
     base_design = load_base_design(sp, sp_path)
+    from tokenfab.explore.designs import check_ranges
+    check_ranges(base_design, sp)
     var = load_variant(wl, variant, relative_to=wl_path.parent) if variant else None
+    from tokenfab.catalog import load_chip
+    load_chip(baseline or wl.baseline)  # an unknown baseline: one line before the search, not after it
     ex = make_executor(cfg.executor, cfg.workers, cfg.ray_address)
     server = _server_usd(cfg)
     try:

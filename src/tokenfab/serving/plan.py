@@ -30,7 +30,7 @@ from tokenfab.serving.deployment import (
     from_estimate,
 )
 from tokenfab.serving.metrics import percentile, request_latencies, summarize
-from tokenfab.serving.simulator import Deployment, simulate
+from tokenfab.serving.simulator import Deployment, check_fits, simulate
 from tokenfab.serving.steptime import Mapping
 from tokenfab.serving.traffic import TrafficProfile, Workload, generate
 from tokenfab.specs import ChipSpec, ModelSpec, SpecError
@@ -189,11 +189,19 @@ def _candidate_mappings(model, chip, mean_in, mean_out, slo_ttft_ms, slo_tpot_ms
     data-parallel ranks of a mapping are independent replicas, so a mapping is reduced to one
     rank (tp × pp chips): the fleet step adds replicas, and the simulated unit stays small."""
     seen: dict[Mapping, None] = {}
+
+    def pick(n, tp=None) -> Mapping:
+        return Mapping.from_estimate(choose_estimate(model, chip, mean_in, mean_out, slo_ttft_ms, slo_tpot_ms, hit,
+                                                     num_chips=n, tp=tp, precision=precision, max_chips=64,
+                                                     mode="aggregated", mtp=mtp, mtp_acceptance=mtp_acceptance))
+
     for n in chip_counts:
         try:
-            m = Mapping.from_estimate(choose_estimate(model, chip, mean_in, mean_out, slo_ttft_ms, slo_tpot_ms, hit,
-                                                      num_chips=n, precision=precision, max_chips=64,
-                                                      mode="aggregated", mtp=mtp, mtp_acceptance=mtp_acceptance))
+            m = pick(n)
+            if n is not None and m.ep == 1 and m.dp > 1:
+                # The best use of n chips is n / (tp × pp) independent replicas, which the fleet step
+                # adds anyway: a replica of n chips is the one sharded over all n (tensor parallel).
+                m = pick(n, tp=n)
         except SpecError:
             continue
         if m.ep == 1 and m.dp > 1:
@@ -266,16 +274,23 @@ def plan(model: ModelSpec, chip: ChipSpec, profile: TrafficProfile, slo_ttft_ms:
     if chosen is None and one_pool:
         chosen = choose_estimate(model, chip, mean_in, mean_out, slo_ttft_ms, slo_tpot_ms, hit, precision=precision,
                                  mode="aggregated", **kw)
-    rows = []
+    rows, unfit = [], []
     for what, disagg, budget in options:
         if isinstance(what, Mapping):
             d = build_deployment(model, chip, unit, mapping=what, disagg=disagg, token_budget=budget)
         else:
             d = from_estimate(model, what, unit, disagg=disagg, token_budget=budget)
+        try:  # a candidate whose engine cannot hold the workload's longest request could never serve it
+            check_fits(unit, d)
+        except SpecError as e:
+            unfit.append(f"{d.label}: {e}")
+            continue
         if progress:
             progress(f"{d.label}, chunk {budget} tokens")
         s = max_rate(d, unit, slo_ttft_ms, slo_tpot_ms, pct, rel_tol, min_requests=requests)
         rows.append(_row(d, s, mean_in, mean_out, pct))
+    if not rows:
+        raise SpecError(f"no candidate deployment holds the workload's longest request ({unfit[0]})")
     feasible = [r for r in rows if r["feasible"]]
     best = max(feasible, key=lambda r: (r["rate_per_chip_rps"], -r["chips_per_unit"])) if feasible else None
     best_agg = max((r for r in feasible if r["mode"] == "aggregated"), key=lambda r: r["rate_per_chip_rps"], default=None)

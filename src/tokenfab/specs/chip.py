@@ -107,7 +107,7 @@ class ChipSpec(Spec):
     """Foundry and node of the compute die(s) (e.g. `TSMC 4N`)."""
     die_area_mm2: float | None = Field(default=None, gt=0)
     """Total compute-die area, mm² (sum over compute dies)."""
-    price_usd: float | None = Field(default=None, gt=0)
+    price_usd: float | None = Field(default=None, gt=0, le=1e9)
     """Typical purchase price per chip, USD (midpoint of the sourced range)."""
     price_includes_system: bool = False
     """True when `price_usd` is a share of a whole system (a GB200 NVL72 rack / 72: host CPUs, NICs,

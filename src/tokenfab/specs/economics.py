@@ -155,7 +155,7 @@ class Economics(Sourced):
     """Colocation (space, cooling, power delivery) per kW of provisioned IT power, USD/month."""
     ops_usd_per_chip_year: float = Field(ge=0)
     """Operations (staff, maintenance, support contracts) per chip, USD/year."""
-    rental_usd_per_chip_hour: float | None = Field(default=None, gt=0)
+    rental_usd_per_chip_hour: float | None = Field(default=None, gt=0, le=1e6)
     """Rental price per chip-hour; when set it replaces the owned cost, USD/h."""
     currency: Literal["USD", "CNY"] = "USD"
     """Currency in which results are shown (inputs stay in USD)."""
@@ -273,6 +273,9 @@ class FabData(Sourced):
 
     @model_validator(mode="after")
     def _check_ids(self) -> "FabData":
+        if self.edge_exclusion_mm >= self.wafer_diameter_mm / 2:
+            raise ValueError(f"edge_exclusion_mm {self.edge_exclusion_mm:g} leaves nothing of a "
+                             f"{self.wafer_diameter_mm:g} mm wafer (it must be under the radius)")
         for kind, table in (("nodes", self.nodes), ("memory", self.memory), ("packaging", self.packaging)):
             for key, item in table.items():
                 if item.id != key:
@@ -362,6 +365,10 @@ class CostData(Spec):
             raise SpecError(f"unknown economics preset {name!r}; known: {', '.join(sorted(self.presets))}") from None
 
 
+MAX_MEMORY_STACKS = 32
+"""Most memory stacks a package bonds (four times B200's eight: past any interposer built)."""
+
+
 class PackageSpec(Spec):
     """One accelerator package to be costed: compute silicon, memory and packaging."""
 
@@ -375,8 +382,8 @@ class PackageSpec(Spec):
     """Process node id or alias (e.g. `tsmc-n5`, `TSMC 4N`)."""
     memory: str | None = None
     """Memory technology id (e.g. `hbm3`); None for a package without memory."""
-    memory_stacks: int = Field(default=0, ge=0, le=32)
-    """Memory stacks bonded in the package (HBM)."""
+    memory_stacks: int = Field(default=0, ge=0, le=MAX_MEMORY_STACKS)
+    """Memory stacks bonded in the package (HBM); also the bound on stacks a `memory_gb` implies."""
     memory_gb: float | None = Field(default=None, ge=0)
     """Memory capacity, GB (None: stacks × GB per stack)."""
     packaging: str | None = None
