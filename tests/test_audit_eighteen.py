@@ -150,3 +150,14 @@ def test_plan_skips_a_candidate_whose_engine_cannot_hold_the_longest_request():
     # leave too little KV cache, and that candidate is skipped instead of failing the plan.
     one_chip = [c for c in out["candidates"] if c["chips_per_unit"] == 1]
     assert out["feasible"] and 0 < len(one_chip) < 3
+
+
+@pytest.mark.parametrize("args, needle", [(("chip", ""), "empty"), (("estimate", "-m", "", "-c", "h100-sxm"), "unknown model")])
+def test_an_empty_id_is_named_not_read_as_the_current_folder(args, needle):
+    one_line_error(invoke(*args), needle)
+
+
+def test_a_binary_file_where_yaml_goes_names_the_file(tmp_path):
+    f = tmp_path / "chip.yaml"
+    f.write_bytes(b"\xff\xfe\x00binary")
+    one_line_error(invoke("chip", f), "chip.yaml", "not a text")

@@ -88,6 +88,8 @@ def _chip_from_file(path: Path) -> ChipSpec:
 @lru_cache(maxsize=None)
 def load_model(name: str) -> ModelSpec:
     """A model by catalog id or config.json path (file or folder)."""
+    if not str(name).strip():  # "" is the current folder to Path: never a model
+        raise _unknown("model", name, model_ids())
     if _is_path(name) or Path(name).is_dir():
         return ModelSpec.from_config_file(name)
     path = _dir("models") / f"{name}.json"

@@ -59,16 +59,14 @@ def handle_errors(fn: Callable) -> Callable:
 
 def _error_line(exc: Exception) -> str:
     """One line for a user-facing error. A pydantic validation error names the fields and what each
-    must be ("mode: Input should be less than or equal to 1"), not the internal model it checks
-    ("1 validation error for Tri")."""
+    must be (`specs.base.format_validation_error`: "slo_ttft_ms: Input should be greater than 0"), not
+    the internal model it checks ("1 validation error for Traffic")."""
     from pydantic import ValidationError
 
+    from tokenfab.specs.base import format_validation_error
+
     if isinstance(exc, ValidationError):
-        parts = []
-        for e in exc.errors():
-            loc = ".".join(str(x) for x in e.get("loc", ()) if x != "__root__")
-            parts.append(f"{loc}: {e['msg']}" if loc else e["msg"])
-        return "; ".join(parts[:3]) + (f" (and {len(parts) - 3} more)" if len(parts) > 3 else "")
+        return format_validation_error(exc)
     text = str(exc)
     return text.splitlines()[0] if text else type(exc).__name__
 

@@ -41,10 +41,14 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def load_yaml(path: Path) -> Any:
     """Read YAML, turning I/O and syntax errors into `SpecError`."""
+    if not str(path).strip() or str(path) == ".":
+        raise SpecError("an empty name where a file or id goes")
     try:
         text = path.read_text()
     except OSError as exc:
         raise SpecError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a text (YAML) file") from None
     try:
         return yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader (libyaml's when built)
     except yaml.YAMLError as exc:
