@@ -161,3 +161,15 @@ def test_a_binary_file_where_yaml_goes_names_the_file(tmp_path):
     f = tmp_path / "chip.yaml"
     f.write_bytes(b"\xff\xfe\x00binary")
     one_line_error(invoke("chip", f), "chip.yaml", "not a text")
+
+
+@pytest.mark.parametrize("args, option, mode", [
+    (("compare", "--tokens", "1e12"), "--tokens", "--train"),
+    (("build-vs-buy", "--model", "llama-3.1-8b", "--chip", "h20", "--vendor-decline", 0.5), "--vendor-decline", "--npv"),
+    (("train", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--chips", 8, "--tokens", "1e12", "--mlperf-batch", 5),
+     "--mlperf-batch", "--mlperf"),
+])
+def test_an_option_of_a_mode_without_its_mode_is_refused_not_ignored(args, option, mode):
+    # Each option's help ties it to its mode ("--train: ...", "... (--npv)"); typed without the mode
+    # it used to be dropped without a word.
+    one_line_error(invoke(*args), option, f"only with {mode}")

@@ -7,6 +7,7 @@ import functools
 import json
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -104,9 +105,29 @@ class _FlagsWithoutMetavar:
         return params
 
 
+_NEEDS = (re.compile(r"^(--[a-z][\w-]*): "), re.compile(r"\((--[a-z][\w-]*)\)\.?\s*$"))
+"""How an option's help says it belongs to a mode: "--train: ..." or "... (--npv)"."""
+
+
+def _check_needs(cmd, ctx) -> None:
+    """An option typed on the command line whose help ties it to a mode flag (`_NEEDS`) that is off
+    is refused in one line ("--draws needs --npv"): it would otherwise be ignored without a word."""
+    flags = {opt: p for p in cmd.params for opt in getattr(p, "opts", ())}
+    for param in cmd.params:
+        # By name: typer may carry its own copy of click's ParameterSource enum.
+        if getattr(ctx.get_parameter_source(param.name), "name", None) != "COMMANDLINE":
+            continue
+        text = getattr(param, "help", None) or ""
+        for pat in _NEEDS:
+            m = pat.search(text)
+            mode = flags.get(m.group(1)) if m else None
+            if mode is not None and mode is not param and not ctx.params.get(mode.name):
+                raise typer.BadParameter(f"only with {m.group(1)}", param_hint=f"'{param.opts[0]}'")
+
+
 class Command(_FlagsWithoutMetavar, TyperCommand):
     """Every command of the app (see `App`): no path option is given as "" (it would mean the
-    current folder), no number option takes inf or nan."""
+    current folder), no number option takes inf or nan, no option of a mode goes without its mode."""
 
     def parse_args(self, ctx, args):
         paths = {opt for p in self.params if getattr(getattr(p, "type_descriptor", None), "is_path", False)
@@ -125,6 +146,7 @@ class Command(_FlagsWithoutMetavar, TyperCommand):
             values = value if isinstance(value, (list, tuple)) else [value]
             if any(isinstance(v, float) and not math.isfinite(v) for v in values):
                 raise typer.BadParameter("must be a finite number", param_hint=f"'{param.opts[0]}'")
+        _check_needs(self, ctx)
         _check_outputs(ctx.params)
         return super().invoke(ctx)
 
