@@ -173,3 +173,12 @@ def test_an_option_of_a_mode_without_its_mode_is_refused_not_ignored(args, optio
     # Each option's help ties it to its mode ("--train: ...", "... (--npv)"); typed without the mode
     # it used to be dropped without a word.
     one_line_error(invoke(*args), option, f"only with {mode}")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("estimate", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--chips", 16, "--max-chips", 4), "--max-chips"),
+    (("chip", "h100-sxm", "--isl", 5), "--model"),
+])
+def test_options_that_contradict_or_lack_their_subject_are_refused(args, needle):
+    # Both used to run as if the option had not been given.
+    one_line_error(invoke(*args), needle)

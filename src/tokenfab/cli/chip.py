@@ -39,6 +39,8 @@ def chip(
     from tokenfab.design.summary import chip_summary
 
     traffic = None
+    if model is None and any(v is not None for v in (isl, osl, slo_ttft_ms, slo_tpot_ms)):
+        raise ValueError("--isl, --osl and the SLOs shape the --model's traffic: give --model too")
     if model is not None:
         from tokenfab import api
 

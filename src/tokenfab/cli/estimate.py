@@ -55,6 +55,8 @@ def estimate(
     _check_precision(precision, kv_precision)
     _check_precision(attention_precision, None, "--attention-precision")
     o.check_rental(rental_usd_per_hour, market_rental)
+    if chips is not None and max_chips is not None and chips > max_chips:
+        raise ValueError(f"--chips {chips} is more than --max-chips {max_chips}: give one, or a larger --max-chips")
     if tokens_per_day is not None and not tokens_per_day > 0:  # checked before the search runs
         raise ValueError(f"--tokens-per-day must be a positive number of output tokens, got {tokens_per_day:g}")
     traffic, workload = _requests(model, o.traffic_from(isl, osl, slo_ttft_ms, slo_tpot_ms, prefix_hit), settings)
