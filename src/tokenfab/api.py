@@ -196,10 +196,7 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
         media = f" + {rq.media_tokens} image/video" if rq.media_tokens else ""
         raise SpecError(f"input {traffic.input_len}{media} + output {traffic.output_len} tokens exceed {m.id}'s "
                         f"context of {m.max_context} tokens")
-    if ep and ep > 1 and not m.is_moe:
-        raise SpecError(f"--ep {ep}: {m.id} is dense (no experts to spread)")
-    if m.is_moe and ep and ep > m.num_experts * 2:
-        raise SpecError(f"--ep {ep} exceeds {m.id}'s {m.num_experts} experts × 2 (one redundant copy each)")
+    m.check_expert_parallel(ep, copies=2)
     traffic = with_mtp(m, traffic, mtp, mtp_acceptance)
     hetero = prefill_chip is not None or decode_chip is not None or ffn_chip is not None
     if ffn_chip is not None and mode not in ("auto", "af-disaggregated"):

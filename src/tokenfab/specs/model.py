@@ -145,6 +145,18 @@ class ModelSpec(Spec):
         """True when the model has routed experts."""
         return self.num_experts > 0
 
+    def check_expert_parallel(self, ep: int | None, copies: int = 1) -> None:
+        """One line where `ep` ranks cannot hold this model's experts: a dense model has none to
+        spread, and a MoE model at most `copies` per expert (serving may replicate each expert once:
+        2; training spreads them: 1)."""
+        if not ep or ep <= 1:
+            return
+        if not self.is_moe:
+            raise SpecError(f"--ep {ep}: {self.id} is dense (no experts to spread)")
+        if ep > self.num_experts * copies:
+            extra = f" × {copies} (one redundant copy each)" if copies > 1 else ""
+            raise SpecError(f"--ep {ep} exceeds {self.id}'s {self.num_experts} experts{extra}")
+
     @property
     def num_moe_layers(self) -> int:
         """Layers whose MLP is a mixture of experts."""

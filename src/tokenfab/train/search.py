@@ -28,7 +28,7 @@ import numpy as np
 
 from tokenfab.mapping.search import chip_hardware
 from tokenfab.perf.efficiency import Efficiency
-from tokenfab.specs import ChipSpec, ModelSpec, SpecError, SystemSpec
+from tokenfab.specs import ChipSpec, ModelSpec, SystemSpec
 from tokenfab.train import memory, schedule
 from tokenfab.train.collectives import members_per_domain, ring_seconds
 from tokenfab.train.flops import model_flops_per_token
@@ -75,10 +75,7 @@ def build_base(model: ModelSpec, chip: ChipSpec, job: TrainingJob, num_chips: in
                schedules: tuple[str, ...] = SCHEDULES) -> Base:
     """Every valid base point on at most `num_chips` chips, with the job's fixed degrees and, unless
     the job fixes one, the pipeline `schedules` the training software implements."""
-    if job.ep and job.ep > 1 and not model.is_moe:
-        raise SpecError(f"--ep {job.ep}: {model.id} is dense (no experts to spread)")
-    if job.ep and model.is_moe and job.ep > model.num_experts:
-        raise SpecError(f"--ep {job.ep} exceeds {model.id}'s {model.num_experts} experts")
+    model.check_expert_parallel(job.ep)
     dom = chip.scaleup_domain
     S = job.seq_len
     tps = [job.tp] if job.tp else [t for t in POW2 if t <= dom and model.num_heads % t == 0]
