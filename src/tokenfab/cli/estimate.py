@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def estimate(
+    ctx: typer.Context,
     model: str = typer.Option(..., "--model", "-m", help="Model id (see `tokenfab catalog models`) or config.json path."),
     chip: str = typer.Option(..., "--chip", "-c", help="Chip id (see `tokenfab catalog chips`) or chip YAML path."),
     chips: Optional[int] = typer.Option(None, "--chips", min=1, max=o.MAX_CHIP_COUNT, help="Number of chips (searched)."),
@@ -59,6 +60,7 @@ def estimate(
         raise ValueError(f"--chips {chips} is more than --max-chips {max_chips}: give one, or a larger --max-chips")
     if tokens_per_day is not None and not tokens_per_day > 0:  # checked before the search runs
         raise ValueError(f"--tokens-per-day must be a positive number of output tokens, got {tokens_per_day:g}")
+    _check_llm_only(ctx, model)
     traffic, workload = _requests(model, o.traffic_from(isl, osl, slo_ttft_ms, slo_tpot_ms, prefix_hit), settings)
     est = api.estimate_any(model, chip, traffic, workload=workload, num_chips=chips, tp=tp, pp=pp, ep=ep,
                            batch=batch, precision=precision, kv_precision=kv_precision, max_chips=max_chips,
@@ -230,6 +232,28 @@ def _print_train_compare(rows: list[dict], failures: list[dict], job, chips_per_
         console.print(f"[red]{escape(f['model'])} on {escape(f['chip'])}:[/] {escape(f['error'])}")
 
 
+LLM_ONLY = ("tp", "pp", "ep", "batch", "kv_precision", "isl", "osl", "slo_ttft_ms", "slo_tpot_ms", "prefix_hit",
+            "fidelity", "mode", "prefill_chip", "decode_chip", "ffn_chip", "mtp", "mtp_acceptance",
+            "attention_precision", "kv_tier", "overlap", "tokens_per_day")
+"""`estimate` options that only an LLM deployment has: a diffusion or recommendation model's request
+goes in --set (`GenerationRequest` / `RecsysRequest` fields)."""
+
+
+def _check_llm_only(ctx: typer.Context, model_id) -> None:
+    """Refuse, in one line, LLM-only options typed for a diffusion or recommendation model: its
+    estimate has no such knob, and the option would be dropped without a word."""
+    typed = [p.opts[0] for p in ctx.command.params if p.name in LLM_ONLY
+             and getattr(ctx.get_parameter_source(p.name), "name", None) == "COMMANDLINE"]
+    if not typed:
+        return
+    kind = api.resolve_model(model_id).kind
+    if kind != "llm":
+        from tokenfab.specs.requests import GenerationRequest, RecsysRequest
+        target = GenerationRequest if kind == "diffusion" else RecsysRequest
+        raise ValueError(f"{', '.join(typed)} only for LLMs: {model_id} is a {kind} model (its request: "
+                         f"--set KEY=VALUE with {', '.join(target.model_fields)})")
+
+
 def _requests(model_id, traffic, settings):
     """(Traffic, workload request) with the --set fields applied to the one the model uses."""
     from tokenfab.specs import SpecError, Traffic
@@ -288,6 +312,12 @@ def _print_workloads(rows: list[dict]) -> None:
                       f"{r['latency_ms']:.1f}", f"{r['samples_s_per_chip']:,.0f}",
                       _fmt_usd(r.get("usd_per_million_samples")), r["bound"], style=None if r["meets_slo"] else "red")
         console.print(t)
+    for r in rows:
+        if not r["meets_slo"]:
+            limit = (f"{r['slo_latency_s']:g} s" if r["kind"] == "diffusion" else f"{r['slo_latency_ms']:g} ms")
+            got = (f"{r['latency_s']:,.2f} s" if r["kind"] == "diffusion" else f"{r['latency_ms']:,.2f} ms")
+            console.print(f"[red]{escape(r['model'])} on {escape(r['chip'])}: no deployment meets the {limit} latency "
+                          f"SLO[/]; the row shows the fastest ({got}).", highlight=False)
 
 
 def _deployment_kwargs(mode, mtp, mtp_acceptance, attention_precision, kv_tier, overlap,

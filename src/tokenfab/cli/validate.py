@@ -205,6 +205,13 @@ def calibrate(
     chip_ids = id_list(chips, "--chip")
     for cid in chip_ids or []:
         catalog.check_chip_id(cid)
+    if source == "aiconfigurator" and data:
+        raise ValueError("--data is for --source microbench: the aiconfigurator fit reads kernel tables (--aic-data)")
+    if source == "microbench":
+        given = [name for name, on in (("--aic-data", aic_data is not None), ("--aic-framework", aic_framework != "trtllm"),
+                                       ("--gemm-compute", gemm_compute != "fit")) if on]
+        if given:
+            raise ValueError(f"{', '.join(given)} only with --source aiconfigurator")
     if source == "aiconfigurator":
         if gemm_compute not in ("keep", "fit"):
             raise ValueError(f"--gemm-compute {gemm_compute!r} is not one of keep, fit")

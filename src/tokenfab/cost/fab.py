@@ -343,6 +343,9 @@ def _memory_amount(spec: PackageSpec, memory: MemoryTech | None) -> tuple[float,
         if spec.memory_stacks or spec.memory_gb:
             raise SpecError("memory_stacks/memory_gb given without a memory technology (--hbm-gen)")
         return 0.0, 0
+    if spec.memory_gb is not None and spec.memory_gb <= 0:
+        raise SpecError(f"{memory.id}: memory capacity must be above 0 GB, got {spec.memory_gb:g} "
+                        "(a package without memory takes no memory technology)")
     if not memory.on_package:
         return float(spec.memory_gb or 0.0), 0
     per_stack = memory.gb_per_stack or 0.0

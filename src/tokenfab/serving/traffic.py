@@ -333,6 +333,8 @@ def _number(path: Path, lineno: int, row: dict, field: str, integer: bool, minim
     if field not in row or row[field] in ("", None):
         raise SpecError(f"{path}:{lineno}: missing {field}")
     raw = row[field]
+    if isinstance(raw, bool):  # JSON true/false: float() would read them as 1 and 0
+        raise SpecError(f"{path}:{lineno}: {field} {json.dumps(raw)} is not a number")
     try:
         v = float(raw)
     except (TypeError, ValueError):
