@@ -352,7 +352,8 @@ def test_gh200_runs_the_gemm_curves_of_its_die():
 
 def test_h20_takes_the_memory_side_of_h100s_fit_but_not_its_compute():
     """H20 is the GH100 die with HBM3 and NVLink like H100 SXM, its tensor path cut 6.7x: it takes
-    H100's fitted weight-stream fractions, GEMM fixed costs and custom all-reduce (`SAME_MEMORY_PATH`),
+    H100's fitted weight-stream fractions, GEMM and fused-MoE fixed costs and custom all-reduce
+    (`SAME_MEMORY_PATH`),
     and keeps the attention fraction fitted on its own kernel rows (FlashMLA, FA3 on H20)."""
     from tokenfab.perf.efficiency import efficiency_for
     from tokenfab.validate.aic_fit import MEMORY_SIDE
@@ -364,6 +365,15 @@ def test_h20_takes_the_memory_side_of_h100s_fit_but_not_its_compute():
         assert f in MEMORY_SIDE and getattr(h20, f) == pytest.approx(getattr(h100, f)), f
     assert h20.lowp_gemm_compute_frac != pytest.approx(h100.lowp_gemm_compute_frac)
     assert h20.attention_compute_frac > 0.8  # its own FlashMLA/FA3 rows, not H100's
+    # A fused-MoE layer: the expert weight streams and the layer's fixed cost are H100's (same die,
+    # launch and memory path); its compute scales, shares of a compute fraction the cut tensor path
+    # changes, are not taken.
+    for kernel in ("bf16", "lowp"):
+        _, stream20, fixed20 = h20.moe_terms(kernel)
+        _, stream100, fixed100 = h100.moe_terms(kernel)
+        assert (stream20, fixed20) == pytest.approx((stream100, fixed100)), kernel
+        assert fixed20 > 10e-6  # ~17 us a layer on H100's TensorRT-LLM tables
+    assert h20.moe_gemm_compute_scale is None and h100.moe_gemm_compute_scale is not None
 
 
 def test_cli_table_shows_the_moe_fits_and_each_frameworks_own(tmp_path, monkeypatch):

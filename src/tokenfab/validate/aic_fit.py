@@ -574,9 +574,14 @@ def fit_all(root=None, chips: list[str] | None = None, framework: str = "trtllm"
 
 MEMORY_SIDE = ("gemm_hbm_frac", "lowp_gemm_hbm_frac", "fp4_gemm_hbm_frac", "block_gemm_hbm_frac", "gemm_fixed_us",
                "lowp_gemm_fixed_us", "fp4_gemm_fixed_us", "block_gemm_fixed_us", "allreduce_latency_us",
-               "allreduce_bw_frac")
+               "allreduce_bw_frac", "moe_gemm_stream_scale", "lowp_moe_gemm_stream_scale", "fp4_moe_gemm_stream_scale",
+               "block_moe_gemm_stream_scale", "moe_layer_fixed_us", "lowp_moe_layer_fixed_us", "fp4_moe_layer_fixed_us",
+               "block_moe_layer_fixed_us")
 """Efficiency fields a chip takes from a `SAME_MEMORY_PATH` system's fit: what a small-M GEMM's weight
-stream and fixed cost and a custom all-reduce depend on (the die's memory path, launch, links)."""
+stream and fixed cost and a custom all-reduce depend on (the die's memory path, launch, links), and the
+same two sides of a fused-MoE layer: its grouped GEMMs' weight-stream scales and the layer's fixed cost
+(routing kernels' serial latency, expert-offset scan, grouped-GEMM setup). The MoE compute scales stay
+unset: they are shares of a compute fraction, which the cut tensor path changes."""
 
 
 def memory_side_of(donor: AicChipFit, chip_id: str) -> AicChipFit:

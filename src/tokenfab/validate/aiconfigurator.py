@@ -57,8 +57,8 @@ SAME_MEMORY_PATH: dict[str, str] = {
 (`aic_fit.MEMORY_SIDE`: weight-streaming HBM fractions, fixed costs per GEMM, custom all-reduce alpha
 and beta), not its compute fractions. H20 is the GH100 die with HBM3 and NVLink 4 like H100 SXM, its
 tensor path cut to 148 dense BF16 TFLOPS: a small-M GEMM streams weights and pays launch and
-prologue as H100's does, while its large GEMMs reach another share of another peak (fitted on its
-own kernel rows)."""
+prologue as H100's does, and so does a fused-MoE layer's expert weight stream and fixed cost, while its
+large GEMMs reach another share of another peak (fitted on its own kernel rows)."""
 KERNEL_TABLES: dict[str, str] = {
     "gemm_perf": "gemm",
     "custom_allreduce_perf": "comm",
