@@ -279,3 +279,25 @@ def test_tensorrt_llm_batch_waiting_is_read_from_its_config_and_holds_prompts_ba
     assert batch_wait(sgl) == (0.0, float("inf")) and batch_wait(plain) == (0.0, float("inf"))
     r_plain, r_held = _results(_line("C", **base), _line("A", notes=flags, **base)).values()
     assert r_held.predicted > r_plain.predicted + 200  # ~25 decode steps of ~25 ms on average
+
+
+def test_a_stated_token_budget_prices_offline_and_caps_server_rows():
+    """A row whose config states the server's token budget (TensorRT-LLM's max_num_tokens) is priced
+    with it: offline (the queue always full, every forward filled to the budget) at that budget; a
+    server row's search over budgets stops at it (fewer tokens run when fewer wait). The MLPerf
+    Llama-3.1-405B offline rows at TP2 x PP2 ran 1,536 where the engine's default is 8,192: smaller
+    chunks spread a long prompt over more rounds and the pipeline waits less."""
+    from tokenfab.validate.operating_point import stated_chunk_tokens
+
+    base = dict(framework="trt-llm", scenario="offline", model="llama-3.1-405b", hardware="b200", num_chips="4",
+                tp="2", pp="2", dp="1", weight_precision="fp4", activation_precision="fp4", kv_precision="fp8",
+                input_len="9400", output_len="650", metric="output_tok_s", value="800")
+    plain, stated = _rows(_line("A", **base), _line("B", **base, notes="runtime max_num_tokens=1536"))
+    assert (stated_chunk_tokens(plain), stated_chunk_tokens(stated)) == (None, 1536)
+    res = _results(_line("A", **base), _line("B", **base, notes="runtime max_num_tokens=1536"))
+    assert res["B"].predicted > 1.1 * res["A"].predicted  # the pipeline straggles less
+    server = dict(base, scenario="server", model="llama-3.1-8b", hardware="h100-sxm", num_chips="1", tp="1", pp="1",
+                  weight_precision="fp8", activation_precision="fp8", input_len="1000", output_len="300",
+                  slo_ttft_ms="2000", slo_tpot_ms="100")
+    free, capped = _results(_line("C", **server), _line("D", **server, notes="runtime max_num_tokens=1024")).values()
+    assert "chunk 1024 tok" in capped.detail and "chunk 1024 tok" not in free.detail

@@ -159,7 +159,8 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
              mtp_acceptance: float | None = None, kv_tier: str = "ssd",
              attention_precision: str | None = None, overlap: bool = False,
              ffn_chip: str | ChipSpec | None = None, framework: str | None = None,
-             auto_modes: tuple[str, ...] = ("aggregated", "disaggregated", "af-disaggregated")) -> Estimate:
+             auto_modes: tuple[str, ...] = ("aggregated", "disaggregated", "af-disaggregated"),
+             prefill_chunk_tokens: int | None = None) -> Estimate:
     """The best deployment (highest output tok/s per chip meeting the SLOs) over what is left free.
 
     `mode`: `auto` tries aggregated serving, prefill/decode disaggregation and, for MoE models,
@@ -172,6 +173,8 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
     (`with_mtp`). `overlap`: credit the two-micro-batch overlap of MoE communication with compute
     (off by default: see `SearchSpace.overlap`). `framework`: the serving software's profile
     (`catalog/frameworks.yaml`; None: the calibration as it is, TensorRT-LLM-like).
+    `prefill_chunk_tokens`: the server's token budget of one forward (TensorRT-LLM's runtime
+    `max_num_tokens`, vLLM's `max_num_batched_tokens`, SGLang's chunked-prefill size; None: 8,192).
 
     Raises SpecError when no mapping fits in memory, saying how much is missing. Diffusion and
     recommendation models have no prefill/decode: use `estimate_any` (what the CLI calls), or
@@ -213,7 +216,7 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
         num_chips=(num_chips,) if num_chips else None, tp=(tp,) if tp else None, pp=(pp,) if pp else None,
         ep=(ep,) if ep else None, batch=(batch,) if batch else None,
         precisions=(precision,) if precision else None, kv_precision=kv_precision,
-        attention_precision=attention_precision, overlap=bool(overlap),
+        attention_precision=attention_precision, overlap=bool(overlap), prefill_chunk_tokens=prefill_chunk_tokens,
     )
     from tokenfab import deployment
     pc = resolve_chip(prefill_chip).require_buildable() if prefill_chip is not None else c

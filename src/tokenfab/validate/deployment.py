@@ -49,6 +49,7 @@ from tokenfab.validate.operating_point import (
     OperatingPoint,
     operating_point,
     predict_closed_loop,
+    stated_chunk_tokens,
 )
 
 PERCENTILE_METRICS = ("ttft_ms_p50", "ttft_ms_p90", "tpot_ms_p50", "tpot_ms_p90")
@@ -99,6 +100,7 @@ def _best_estimate(row, model, chip, traffic: Traffic, n: int, **deployment):
     aggregated pool of the row's `n` chips at its stated layout."""
     kwargs = deployment or dict(num_chips=n, batch=row.batch if row.scenario in ("decode", "prefill") else None,
                                 max_chips=n, mode="aggregated")
+    kwargs = {**kwargs, "prefill_chunk_tokens": stated_chunk_tokens(row)}
     best, errors = None, []
     for prec in _precisions(row, chip):
         try:
@@ -180,7 +182,7 @@ def _server(row, model, chip, traffic: Traffic, n: int):
     is shared by rows of the same search (`_SERVER_CACHE`): read it, do not change it."""
     key = (model.model_dump_json(), chip.model_dump_json(), efficiency_under(chip, row.framework, model.is_moe),
            traffic, n, _precisions(row, chip), row.tp, row.pp, row.ep, row.kv_precision, _queue_shape(row),
-           _output_rel(row))
+           _output_rel(row), stated_chunk_tokens(row))
     if key not in _SERVER_CACHE:
         if len(_SERVER_CACHE) >= _SERVER_CACHE_MAX:
             _SERVER_CACHE.clear()
@@ -191,12 +193,16 @@ def _server(row, model, chip, traffic: Traffic, n: int):
 def _server_search(row, model, chip, traffic: Traffic, n: int):
     """`_server` without the cache."""
     free = traffic.model_copy(update={"slo_ttft_ms": None, "slo_tpot_ms": None})
+    # A stated budget (TensorRT-LLM's max_num_tokens, vLLM's max_num_batched_tokens) caps a forward;
+    # under a latency limit the scheduler runs fewer tokens than the cap when fewer wait.
+    cap = stated_chunk_tokens(row)
+    budgets = CHUNK_BUDGETS if cap is None else tuple(sorted({c for c in CHUNK_BUDGETS if c < cap} | {cap}))
     parts = [_grid(row, model, chip, free, n, _precisions(row, chip), row.tp, row.pp, row.ep, chunk_tokens=c)
-             for c in CHUNK_BUDGETS]
+             for c in budgets]
     if len(parts[0]) == 0:
         raise Unpredictable("no mapping with the stated parallelism")
     res = _concat(parts)
-    res.extras["chunk_tokens"] = np.concatenate([np.full(len(p), c) for p, c in zip(parts, CHUNK_BUDGETS)])
+    res.extras["chunk_tokens"] = np.concatenate([np.full(len(p), c) for p, c in zip(parts, budgets)])
     a = res.arrays
     cv, r99 = _queue_shape(row)
     # The p99 TTFT (a bisection per point) only where it can decide: points that fit, meet the

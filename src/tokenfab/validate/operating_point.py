@@ -205,13 +205,19 @@ def batch_wait(row) -> tuple[float, float]:
     return float(m.group(1)), (ratio * prefill_chunk_tokens(row) if ratio > 0 else math.inf)
 
 
-def prefill_chunk_tokens(row) -> int:
-    """Tokens of one prefill step where the row's server command sets them (SGLang's
-    `--chunked-prefill-size`, vLLM's `--max-num-batched-tokens`, TensorRT-LLM's `max_num_tokens`),
-    else `TOKEN_BUDGET` (8192, the default of vLLM and TensorRT-LLM)."""
+def stated_chunk_tokens(row) -> int | None:
+    """Tokens of one prefill step where the row's server command or config sets them (SGLang's
+    `--chunked-prefill-size`, vLLM's `--max-num-batched-tokens`, TensorRT-LLM's `max_num_tokens`:
+    the first such statement in the notes), else None."""
     pattern = _CHUNK.get(profile_for(row.framework).id)  # the runtime, through the profiles' aliases
     m = pattern.search(row.notes or "") if pattern else None
-    return int(m.group(1)) if m else TOKEN_BUDGET
+    return int(m.group(1)) if m else None
+
+
+def prefill_chunk_tokens(row) -> int:
+    """`stated_chunk_tokens`, else `TOKEN_BUDGET` (8192, the default of vLLM and TensorRT-LLM)."""
+    stated = stated_chunk_tokens(row)
+    return TOKEN_BUDGET if stated is None else stated
 
 
 def _runs_sglang(row) -> bool:
