@@ -47,6 +47,10 @@ def estimate(
     mtp: Optional[bool] = o.Mtp, mtp_acceptance: Optional[float] = o.MtpAcceptance,
     attention_precision: Optional[str] = o.AttentionPrecision, kv_tier: str = o.KvTier, overlap: bool = o.Overlap,
     framework: Optional[str] = o.Framework,
+    token_budget: Optional[int] = typer.Option(None, "--token-budget", min=1, max=1_048_576,
+                                               help="Tokens one forward of the server runs at most (TensorRT-LLM's "
+                                               "max_num_tokens, vLLM's max_num_batched_tokens, SGLang's chunked-"
+                                               "prefill size) [8,192]."),
     tokens_per_day: Optional[float] = typer.Option(None, "--tokens-per-day", help="Output tokens per day to serve: "
                                                    "adds the fleet (chips per pool) and $/day."),
     json_out: bool = o.Json,
@@ -66,7 +70,8 @@ def estimate(
                            batch=batch, precision=precision, kv_precision=kv_precision, max_chips=max_chips,
                            fidelity=fidelity.value, **_deployment_kwargs(mode, mtp, mtp_acceptance, attention_precision,
                                                                          kv_tier, overlap, prefill_chip, decode_chip,
-                                                                         ffn_chip, framework))
+                                                                         ffn_chip, framework),
+                           **({"prefill_chunk_tokens": token_budget} if token_budget else {}))
     if getattr(est, "kind", "llm") != "llm":
         row = api.with_cost(est, o.economics_from(economics, rental_usd_per_hour), market_rental)
     else:
@@ -234,7 +239,7 @@ def _print_train_compare(rows: list[dict], failures: list[dict], job, chips_per_
 
 LLM_ONLY = ("tp", "pp", "ep", "batch", "kv_precision", "isl", "osl", "slo_ttft_ms", "slo_tpot_ms", "prefix_hit",
             "fidelity", "mode", "prefill_chip", "decode_chip", "ffn_chip", "mtp", "mtp_acceptance",
-            "attention_precision", "kv_tier", "overlap", "tokens_per_day")
+            "attention_precision", "kv_tier", "overlap", "tokens_per_day", "token_budget")
 """`estimate` options that only an LLM deployment has: a diffusion or recommendation model's request
 goes in --set (`GenerationRequest` / `RecsysRequest` fields)."""
 
