@@ -94,3 +94,22 @@ def write_aic_table(root, system: str, folder: str, framework: str, version: str
         w.writeheader()
         for r in rows:
             w.writerow(r)
+
+
+def cli_invoke(*args):
+    """Run the CLI with string arguments (typer's test runner, stderr kept apart)."""
+    from typer.testing import CliRunner
+
+    from tokenfab.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def one_line_error(r, *needles):
+    """A rejected command: exit code 2 and one line on stderr starting `error: `, holding each needle."""
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]

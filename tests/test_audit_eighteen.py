@@ -5,25 +5,10 @@ input the tool takes is answered, never turned into an internal error."""
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_invoke as invoke
+from conftest import one_line_error
 
-from tokenfab.cli import app
-
-runner = CliRunner()
 HUGE = str(2**64)
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(r, *needles):
-    assert r.exit_code == 2, r.output
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -4,26 +4,11 @@ a JSON boolean read as a number, a memory capacity of zero. Each is one line on 
 import json
 
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_invoke as invoke
+from conftest import one_line_error
 
-from tokenfab.cli import app
 from tokenfab.serving.traffic import read_trace
 from tokenfab.specs import SpecError
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(r, *needles):
-    assert r.exit_code == 2, r.output
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.mark.parametrize("model, extra, named", [

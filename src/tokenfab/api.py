@@ -200,6 +200,8 @@ def estimate(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CH
         raise SpecError(f"input {traffic.input_len}{media} + output {traffic.output_len} tokens exceed {m.id}'s "
                         f"context of {m.max_context} tokens")
     m.check_expert_parallel(ep, copies=2)
+    if prefill_chunk_tokens is not None and prefill_chunk_tokens < 1:
+        raise SpecError(f"token budget must be at least 1 token a forward, got {prefill_chunk_tokens}")
     traffic = with_mtp(m, traffic, mtp, mtp_acceptance)
     hetero = prefill_chip is not None or decode_chip is not None or ffn_chip is not None
     if ffn_chip is not None and mode not in ("auto", "af-disaggregated"):
