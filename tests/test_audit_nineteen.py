@@ -16,6 +16,7 @@ from tokenfab.specs import SpecError
     ("sdxl", ("--tp", "2", "--slo-tpot-ms", "30"), ("--tp", "--slo-tpot-ms")),
     ("dlrm-v2", ("--batch", "4"), ("--batch", "recsys", "num_candidates")),
     ("dlrm-v2", ("--mode", "disaggregated"), ("--mode",)),
+    ("sdxl", ("--token-budget", "1024", "--fidelity", "tiled"), ("--token-budget", "--fidelity")),
 ])
 def test_an_llm_option_for_a_diffusion_or_recommendation_model_is_refused_not_dropped(model, extra, named):
     # These estimates have no prompt length, tensor parallelism or TPOT: the table used to come back

@@ -76,18 +76,17 @@ def test_a_smaller_token_budget_lets_a_pipeline_straggle_less_and_the_cli_takes_
     serves more; at PP 1 there is no straggler and the budget changes little."""
     import json
 
-    from typer.testing import CliRunner
+    from conftest import cli_invoke
 
     from tokenfab import api
-    from tokenfab.cli import app
     from tokenfab.specs import Traffic
 
     long = Traffic(input_len=9400, output_len=650, slo_ttft_ms=None, slo_tpot_ms=None)
     kw = dict(num_chips=4, tp=2, pp=2, precision="fp4")
     wide, narrow = (api.estimate("llama-3.1-405b", "b200", long, prefill_chunk_tokens=b, **kw) for b in (8192, 1024))
     assert narrow.output_tok_s_per_chip > 1.2 * wide.output_tok_s_per_chip
-    r = CliRunner().invoke(app, ["estimate", "-m", "llama-3.1-405b", "-c", "b200", "--tp", "2", "--pp", "2",
-                                 "--chips", "4", "--precision", "fp4", "--isl", "9400", "--osl", "650",
-                                 "--slo-ttft-ms", "0", "--slo-tpot-ms", "0", "--token-budget", "1024", "--json"])
+    r = cli_invoke("estimate", "-m", "llama-3.1-405b", "-c", "b200", "--tp", "2", "--pp", "2", "--chips", "4",
+                   "--precision", "fp4", "--isl", "9400", "--osl", "650", "--slo-ttft-ms", "0", "--slo-tpot-ms", "0",
+                   "--token-budget", "1024", "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["output_tok_s_per_chip"] == pytest.approx(narrow.output_tok_s_per_chip, rel=1e-6)

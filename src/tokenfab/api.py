@@ -353,6 +353,11 @@ def _to_estimate(m: ModelSpec, c: ChipSpec, traffic: Traffic, result, i: int, ok
     )
 
 
+WORKLOAD_ARGS = ("num_chips", "precision", "system", "max_chips", "framework")
+"""The `estimate` arguments a diffusion or recommendation estimate takes (`estimate_any`); every
+other one describes an LLM deployment."""
+
+
 def estimate_any(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic = CHAT, workload=None,
                  **kwargs):
     """`estimate` for LLMs; for diffusion and recommendation models the matching
@@ -366,8 +371,7 @@ def estimate_any(model: str | ModelSpec, chip: str | ChipSpec, traffic: Traffic 
     if kwargs.get("framework"):  # a user's name must be a known profile (measurement rows fall back to neutral)
         from tokenfab.perf.framework import load_framework
         load_framework(kwargs["framework"], c.vendor)
-    common = {k: kwargs[k] for k in ("num_chips", "precision", "system", "max_chips", "framework")
-              if kwargs.get(k) is not None}
+    common = {k: kwargs[k] for k in WORKLOAD_ARGS if kwargs.get(k) is not None}
     if m.kind == "diffusion":
         from tokenfab.specs.requests import GenerationRequest
         return workloads.estimate_generation(m, c, workload or GenerationRequest(), **common)

@@ -71,7 +71,7 @@ def estimate(
                            fidelity=fidelity.value, **_deployment_kwargs(mode, mtp, mtp_acceptance, attention_precision,
                                                                          kv_tier, overlap, prefill_chip, decode_chip,
                                                                          ffn_chip, framework),
-                           **({"prefill_chunk_tokens": token_budget} if token_budget else {}))
+                           prefill_chunk_tokens=token_budget)
     if getattr(est, "kind", "llm") != "llm":
         row = api.with_cost(est, o.economics_from(economics, rental_usd_per_hour), market_rental)
     else:
@@ -237,17 +237,17 @@ def _print_train_compare(rows: list[dict], failures: list[dict], job, chips_per_
         console.print(f"[red]{escape(f['model'])} on {escape(f['chip'])}:[/] {escape(f['error'])}")
 
 
-LLM_ONLY = ("tp", "pp", "ep", "batch", "kv_precision", "isl", "osl", "slo_ttft_ms", "slo_tpot_ms", "prefix_hit",
-            "fidelity", "mode", "prefill_chip", "decode_chip", "ffn_chip", "mtp", "mtp_acceptance",
-            "attention_precision", "kv_tier", "overlap", "tokens_per_day", "token_budget")
-"""`estimate` options that only an LLM deployment has: a diffusion or recommendation model's request
-goes in --set (`GenerationRequest` / `RecsysRequest` fields)."""
+WORKLOAD_OPTIONS = {"model", "chip", "chips", "precision", "max_chips", "framework", "economics",
+                    "rental_usd_per_hour", "market_rental", "settings", "json_out"}
+"""`estimate` options a diffusion or recommendation model takes: the model and chip, the arguments
+its estimate reads (`api.WORKLOAD_ARGS`), its request (--set) and the pricing and output. Every other
+option describes an LLM deployment."""
 
 
 def _check_llm_only(ctx: typer.Context, model_id) -> None:
     """Refuse, in one line, LLM-only options typed for a diffusion or recommendation model: its
     estimate has no such knob, and the option would be dropped without a word."""
-    typed = [p.opts[0] for p in ctx.command.params if p.name in LLM_ONLY
+    typed = [p.opts[0] for p in ctx.command.params if p.name not in WORKLOAD_OPTIONS
              and getattr(ctx.get_parameter_source(p.name), "name", None) == "COMMANDLINE"]
     if not typed:
         return
