@@ -83,7 +83,9 @@ from __future__ import annotations
 
 import numpy as np
 
-BISECTION_STEPS = 60
+BISECTION_STEPS = 40
+"""Halvings of [0, admitted clients] that find the mean sequences decoding: 2^-40 of the interval
+(under 1e-6 of a sequence at a million clients), far under any input's precision."""
 
 
 def interp_rows(x, grid, table) -> np.ndarray:
@@ -240,7 +242,7 @@ def closed_loop(clients, input_len, output_len, decode_batches, decode_s, prefil
         # steps (nothing is prefilled while prompts are held).
         more = np.maximum(np.ceil((H - n - isl) / isl - 1e-9), 0.0)  # prompts after the first to flush
         rate = X * (Neff - 1.0) / Neff  # other clients' prompts per second
-        held_steps, held_k = held_batch(rate * td, T, more)
+        held_steps, held_k = held_batch(rate * td, T, more) if holds else (0.0, 1.0)
         for _ in range(2 if holds else 0):  # the prompts that arrive while a batch is prefilled open the next
             start = 1.0 + rate * c1 * held_k * isl
             held_steps, held_k = held_batch(rate * td, T, more, np.where(T > 0, start, 1.0))

@@ -375,11 +375,30 @@ def calibration_path(chip_id: str) -> Path:
     return _calibration_dir() / f"{chip_id}.yaml"
 
 
-def load_calibration(path: Path) -> Efficiency:
-    """The Efficiency of a calibration file: its `efficiency` mapping (the `fit` record is metadata)."""
+@lru_cache(maxsize=128)
+def _calibration_doc(path: str, mtime_ns: int, size: int):
+    """A calibration file parsed once per version (path, modification time, size): `validate` reads
+    each chip's file for its efficiency and for every framework section (~100 reads, 12 ms each)."""
     from tokenfab.specs.base import load_yaml
 
-    data = load_yaml(path)
+    return load_yaml(Path(path))
+
+
+def calibration_doc(path: Path):
+    """The parsed YAML of calibration file `path` (cached per file version; read-only: callers never
+    modify it). A missing or unreadable file raises `load_yaml`'s one-line `SpecError`."""
+    from tokenfab.specs.base import load_yaml
+
+    try:
+        st = path.stat()
+    except OSError:
+        return load_yaml(path)
+    return _calibration_doc(str(path), st.st_mtime_ns, st.st_size)
+
+
+def load_calibration(path: Path) -> Efficiency:
+    """The Efficiency of a calibration file: its `efficiency` mapping (the `fit` record is metadata)."""
+    data = calibration_doc(path)
     if isinstance(data, dict) and "efficiency" in data:
         data = data["efficiency"]
     return Efficiency.from_mapping(data, origin=str(path))
@@ -417,12 +436,10 @@ def framework_kernel_terms(calibration: str, framework: str, section: str) -> di
     kernels in `section` (`FRAMEWORK_SECTIONS`: `aiconfigurator.<section>.<framework>.applied`, written by
     `tokenfab calibrate --source aiconfigurator`); {} where it has none. A section may set only its
     own fields (`MOE_FIELDS`, `SCAN_FIELDS`)."""
-    from tokenfab.specs.base import load_yaml
-
     path = calibration_path(calibration)
     if not path.exists():
         return {}
-    doc = load_yaml(path)
+    doc = calibration_doc(path)
     sec = ((doc.get("aiconfigurator") or {}).get(section) or {}) if isinstance(doc, dict) else {}
     applied = (sec.get(framework) or {}).get("applied") or {}
     bad = set(applied) - set(_section_fields(section))
@@ -526,6 +543,7 @@ def _efficiency(calibration: str, chip_id: str, stack: str) -> Efficiency:
 
 def _clear_caches() -> None:
     _efficiency.cache_clear()
+    _calibration_doc.cache_clear()
     framework_kernel_terms.cache_clear()
     _under_framework.cache_clear()
 
