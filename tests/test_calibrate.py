@@ -197,3 +197,20 @@ def test_chips_without_dispatch_rows_keep_nccls_all_to_all():
     truth = family_default("NVIDIA").model_copy(update={"gemm_compute_frac": 0.7})
     fit = fit_chip("h100-sxm", _synthetic_rows(truth), "synthetic", held={})
     assert fit.efficiency.alltoall_latency_us is None and fit.efficiency.alltoall_bw_frac is None
+
+
+def test_a_calibration_file_is_parsed_once_per_version(tmp_path):
+    """`calibration_doc` caches a parsed file per (path, mtime, size): the same object while the
+    file is unchanged, the new content as soon as it is rewritten (as `tokenfab calibrate` does)."""
+    import os
+
+    from tokenfab.perf.efficiency import calibration_doc
+
+    path = tmp_path / "x.yaml"
+    path.write_text("efficiency: {hbm_frac: 0.8}\n")
+    first = calibration_doc(path)
+    assert calibration_doc(path) is first
+    path.write_text("efficiency: {hbm_frac: 0.75, gemm_compute_frac: 0.7}\n")
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert calibration_doc(path) == {"efficiency": {"hbm_frac": 0.75, "gemm_compute_frac": 0.7}}
