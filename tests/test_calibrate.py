@@ -214,3 +214,24 @@ def test_a_calibration_file_is_parsed_once_per_version(tmp_path):
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     assert calibration_doc(path) == {"efficiency": {"hbm_frac": 0.75, "gemm_compute_frac": 0.7}}
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_a_calibration_override_that_is_not_a_folder_is_refused(tmp_path, monkeypatch, kind):
+    """A typo in `TOKENFAB_CALIBRATION_DIR` is one line and exit 2, not every chip priced at its
+    stack's default without a word."""
+    from conftest import cli_invoke, one_line_error
+
+    from tokenfab.perf.efficiency import efficiency_for
+
+    target = tmp_path / "no-such-folder"
+    if kind == "file":
+        target.write_text("efficiency: {}\n")
+    monkeypatch.setenv("TOKENFAB_CALIBRATION_DIR", str(target))
+    efficiency_for.cache_clear()
+    try:
+        one_line_error(cli_invoke("estimate", "-m", "llama-3.1-8b", "-c", "h100-sxm", "--chips", "1"),
+                       "TOKENFAB_CALIBRATION_DIR", "not a folder")
+    finally:
+        monkeypatch.delenv("TOKENFAB_CALIBRATION_DIR")
+        efficiency_for.cache_clear()

@@ -343,9 +343,15 @@ STACK_OF_VENDOR = {"NVIDIA": "cuda", "AMD": "rocm", "Google": "xla", "Huawei": "
 
 def _calibration_dir() -> Path:
     """The shipped calibration folder, or `$TOKENFAB_CALIBRATION_DIR` (e.g. a held-out fit from
-    `tokenfab calibrate --out DIR`; call `efficiency_for.cache_clear()` after changing it)."""
+    `tokenfab calibrate --out DIR`; call `efficiency_for.cache_clear()` after changing it). An
+    override that is not a folder is a one-line `SpecError`: a typo must not price every chip at its
+    stack's default."""
     override = os.environ.get("TOKENFAB_CALIBRATION_DIR")
     if override:
+        if not Path(override).is_dir():
+            from tokenfab.specs.base import SpecError
+
+            raise SpecError(f"TOKENFAB_CALIBRATION_DIR={override}: not a folder (a `tokenfab calibrate --out` folder)")
         return Path(override)
     return Path(str(resources.files("tokenfab.catalog").joinpath("calibration")))
 
